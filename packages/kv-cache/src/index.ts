@@ -1,1 +1,1 @@
-export {};
+export type { PagedTreeView, TreeQueries } from './plan/paged-tree-view.js';
