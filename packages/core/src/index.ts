@@ -32,3 +32,5 @@ export { f16BitsToF32, f32ToF16Bits, fromF16Array, toF16Array } from './tensor/f
 export { formatShape, shapeSize } from './tensor/tensor.js';
 export type { DeviceTensor, Shape, TensorDescriptor } from './tensor/tensor.js';
 export { assertFinite, assertInteger, describeValue } from './validate/assert.js';
+export { isModelBackend } from './backend/model-ops.js';
+export type { ModelBackend, ModelOps, RopeOptions, RopeStyle, TopKResult } from './backend/model-ops.js';

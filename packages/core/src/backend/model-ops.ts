@@ -1,0 +1,141 @@
+import type { DeviceTensor } from '../tensor/tensor.js';
+import type { Backend } from './backend.js';
+
+/**
+ * How RoPE pairs the dimensions of a head.
+ * - `interleaved`: pairs `(2i, 2i + 1)`, as Meta's Llama, llama2.c and llama.cpp's `llama` architecture do;
+ * - `half`: pairs `(i, i + headDim / 2)` ("rotate half", GPT-NeoX and Hugging Face checkpoints).
+ */
+export type RopeStyle = 'interleaved' | 'half';
+
+/** Options of {@link ModelOps.rope}. */
+export interface RopeOptions {
+  /** Base of the rotation frequencies: pair `i` of a head rotates by `position · theta^(−2i / headDim)`. */
+  readonly theta: number;
+  /** Which dimensions form a rotating pair; `interleaved` when omitted. */
+  readonly style?: RopeStyle;
+}
+
+/** Result of {@link ModelOps.topK}: the `k` largest values of each row, largest first. */
+export interface TopKResult {
+  /** `[rows, k]` column index of each value (ties: the smaller index first). */
+  readonly indices: Int32Array;
+  /** `[rows, k]` the values, descending. */
+  readonly values: Float32Array;
+}
+
+/**
+ * The model ops of the backend contract: what a Llama-family forward pass needs besides tree attention.
+ *
+ * Conventions shared by every op:
+ * - Tensors are dense and row-major. An op that reads a *matrix* `[M, K]` accepts any tensor whose first
+ *   dimension is `M` and whose remaining dimensions multiply to `K` (a `[M, numHeads, headDim]` tensor is
+ *   the matrix `[M, numHeads · headDim]`), so projections write straight into per-head layouts.
+ * - Activations and outputs are f32. Weights (`matmul`'s `weight`, `embedding`'s table, `rmsNorm`'s
+ *   weight) may be f32 or f16 where the backend supports it; they are read as f32.
+ * - Calls enqueue work in order, like the rest of {@link Backend}; the `Promise`-returning ops resolve
+ *   once the result is on the host. Every op validates its arguments before it writes anything and
+ *   throws `InvalidArgumentError` for a wrong shape, dtype or foreign tensor and `DisposedError` for a
+ *   disposed one.
+ * - `out` may be the same tensor as an input only where the op says so.
+ */
+export interface ModelOps {
+  /**
+   * Row lookup: `out[i, :] = table[tokens[i], :]`.
+   * @param table `[vocabSize, dim]`
+   * @param tokens `[rows]` ids, each `0 <= id < vocabSize`
+   * @param out `[rows, dim]` f32
+   * @throws InvalidArgumentError for an id out of range or mismatched shapes.
+   */
+  embedding(table: DeviceTensor, tokens: Int32Array, out: DeviceTensor): void;
+
+  /**
+   * `out = x · weightᵀ`, accumulating each dot product at least in f32.
+   * @param x `[M, K]` f32
+   * @param weight `[N, K]` (the layout of a PyTorch `Linear` weight and of GGUF tensors)
+   * @param out `[M, N]` f32, not aliasing `x`
+   */
+  matmul(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor): void;
+
+  /**
+   * RMSNorm of each row: `out[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + epsilon) · weight`.
+   * @param x `[M, D]` f32
+   * @param weight `[D]`
+   * @param out `[M, D]` f32; may be `x`
+   */
+  rmsNorm(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor, epsilon: number): void;
+
+  /**
+   * Rotary position embedding, in place: every head of row `i` is rotated for position `positions[i]`.
+   * @param x `[M, numHeads, headDim]` f32 (`headDim` even)
+   * @param positions `[M]` absolute positions (`>= 0`) of the rows' tokens
+   */
+  rope(x: DeviceTensor, positions: Int32Array, options: RopeOptions): void;
+
+  /**
+   * The SwiGLU gate: `out = silu(gate) · up` elementwise, `silu(g) = g / (1 + e^(−g))`.
+   * @param gate `[M, H]` f32
+   * @param up `[M, H]` f32
+   * @param out `[M, H]` f32; may be `gate` or `up`
+   */
+  swiglu(gate: DeviceTensor, up: DeviceTensor, out: DeviceTensor): void;
+
+  /** Elementwise `out = a + b` over tensors of equal size (f32); `out` may be `a` or `b`. */
+  add(a: DeviceTensor, b: DeviceTensor, out: DeviceTensor): void;
+
+  /**
+   * Softmax of each row of `x / temperature`.
+   * @param x `[M, N]` f32
+   * @param out `[M, N]` f32; may be `x`
+   * @param temperature `> 0`, 1 when omitted
+   */
+  softmax(x: DeviceTensor, out: DeviceTensor, temperature?: number): void;
+
+  /**
+   * Log-softmax (natural log) of each row: `out[i, j] = x[i, j] − log Σ_j e^(x[i, j])`.
+   * @param x `[M, N]` f32
+   * @param out `[M, N]` f32; may be `x`
+   */
+  logSoftmax(x: DeviceTensor, out: DeviceTensor): void;
+
+  /**
+   * Copies rows: `out[r, :] = x[rows[r], :]`.
+   * @param x `[M, N]` f32
+   * @param rows `[R]` row indices, each `0 <= row < M`
+   * @param out `[R, N]` f32, not aliasing `x`
+   */
+  gatherRows(x: DeviceTensor, rows: Int32Array, out: DeviceTensor): void;
+
+  /**
+   * Column of the largest value of each row (ties: the smaller column; NaN never wins).
+   * @param x `[M, N]` f32
+   * @returns `[M]`
+   */
+  argmax(x: DeviceTensor): Promise<Int32Array>;
+
+  /**
+   * The `k` largest values of each row, largest first (ties: the smaller column first).
+   * @param x `[M, N]` f32
+   * @param k `1 <= k <= N`
+   */
+  topK(x: DeviceTensor, k: number): Promise<TopKResult>;
+}
+
+/**
+ * A backend that also runs the model ops: what `@deft/model` needs. The ops work on the backend's own
+ * tensors (created by `createTensor`), and tree attention's `q` / `out` are ordinary tensors of it.
+ *
+ * @example
+ * ```ts
+ * const backend: ModelBackend = createCpuBackend();
+ * const x = backend.createTensor({ shape: [2, 64], dtype: 'f32' });
+ * backend.ops.rmsNorm(x, normWeight, x, 1e-5);
+ * ```
+ */
+export type ModelBackend = Backend & { readonly ops: ModelOps };
+
+/** True if `backend` carries the model ops ({@link ModelBackend}). */
+export function isModelBackend(backend: Backend): backend is ModelBackend {
+  const ops = (backend as Partial<ModelBackend>).ops;
+  return typeof ops === 'object' && ops !== null && typeof ops.matmul === 'function';
+}
