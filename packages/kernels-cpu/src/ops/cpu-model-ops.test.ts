@@ -1,0 +1,143 @@
+import { type DType, type DeviceTensor, InvalidArgumentError, shapeSize, toF16Array } from '@deft/core';
+import { describe, expect, it } from 'vitest';
+import { createCpuModelOps } from './cpu-model-ops.js';
+
+interface HostTensor extends DeviceTensor {
+  readonly data: Float32Array | Uint16Array;
+}
+
+function tensor(shape: number[], values?: ArrayLike<number>, dtype: DType = 'f32'): HostTensor {
+  const size = shapeSize(shape);
+  const source = values === undefined ? new Float32Array(size) : Float32Array.from(values);
+  const data = dtype === 'f16' ? toF16Array(source) : source;
+  return { shape, dtype, backend: 'cpu', disposed: false, dispose() {}, data };
+}
+
+const ops = createCpuModelOps((value) => (value as HostTensor).data);
+
+function random(seed: number, count: number): Float32Array {
+  let state = seed >>> 0;
+  const values = new Float32Array(count);
+  for (let index = 0; index < count; index++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    values[index] = state / 2 ** 32 - 0.5;
+  }
+  return values;
+}
+
+describe('cpu model ops', () => {
+  it('matmul computes x · Wᵀ for f32 and f16 weights', () => {
+    const [rows, inner, columns] = [3, 7, 5];
+    const xValues = random(1, rows * inner);
+    const weightValues = random(2, columns * inner);
+    const expected = new Float64Array(rows * columns);
+    for (let row = 0; row < rows; row++)
+      for (let column = 0; column < columns; column++)
+        for (let index = 0; index < inner; index++)
+          expected[row * columns + column]! += xValues[row * inner + index]! * weightValues[column * inner + index]!;
+    for (const dtype of ['f32', 'f16'] as const) {
+      const out = tensor([rows, columns]);
+      ops.matmul(tensor([rows, inner], xValues), tensor([columns, inner], weightValues, dtype), out);
+      const tolerance = dtype === 'f32' ? 1e-6 : 2e-3;
+      for (let index = 0; index < expected.length; index++) expect(Math.abs(out.data[index]! - expected[index]!)).toBeLessThan(tolerance);
+    }
+  });
+
+  it('matmul reads trailing dimensions as one and writes into a per-head layout', () => {
+    const x = tensor([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]);
+    const weight = tensor([4, 4], [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    const out = tensor([2, 2, 2]);
+    ops.matmul(x, weight, out);
+    expect(Array.from(out.data)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  it('rejects mismatched shapes, aliasing and bad ids without writing', () => {
+    const out = tensor([2, 3], [9, 9, 9, 9, 9, 9]);
+    expect(() => ops.matmul(tensor([2, 4]), tensor([3, 5]), out)).toThrow(InvalidArgumentError);
+    const square = tensor([2, 2]);
+    expect(() => ops.matmul(square, tensor([2, 2]), square)).toThrow(/must not be the same tensor/);
+    expect(() => ops.embedding(tensor([4, 3]), new Int32Array([1, 4]), out)).toThrow(/out of range/);
+    expect(() => ops.matmul(tensor([2, 4]), tensor([3, 4]), tensor([2, 3], undefined, 'f16'))).toThrow(/f32/);
+    expect(Array.from(out.data)).toEqual([9, 9, 9, 9, 9, 9]);
+  });
+
+  it('embedding and gatherRows copy rows', () => {
+    const table = tensor([3, 2], [0, 1, 10, 11, 20, 21], 'f16');
+    const out = tensor([2, 2]);
+    ops.embedding(table, new Int32Array([2, 0]), out);
+    expect(Array.from(out.data)).toEqual([20, 21, 0, 1]);
+    const gathered = tensor([1, 2]);
+    ops.gatherRows(out, new Int32Array([1]), gathered);
+    expect(Array.from(gathered.data)).toEqual([0, 1]);
+  });
+
+  it('rmsNorm normalises rows in place', () => {
+    const x = tensor([1, 4], [1, 2, 3, 4]);
+    ops.rmsNorm(x, tensor([4], [1, 1, 2, 2]), x, 0);
+    const rms = Math.sqrt((1 + 4 + 9 + 16) / 4);
+    const expected = [1 / rms, 2 / rms, 6 / rms, 8 / rms];
+    for (let index = 0; index < 4; index++) expect(x.data[index]).toBeCloseTo(expected[index]!, 6);
+  });
+
+  it('rope rotates interleaved and half pairs by position · theta^(−2i/d)', () => {
+    const values = random(3, 2 * 2 * 4);
+    const positions = new Int32Array([0, 5]);
+    for (const style of ['interleaved', 'half'] as const) {
+      const x = tensor([2, 2, 4], values);
+      ops.rope(x, positions, { theta: 100, style });
+      for (let row = 0; row < 2; row++) {
+        for (let head = 0; head < 2; head++) {
+          for (let pair = 0; pair < 2; pair++) {
+            const base = (row * 2 + head) * 4;
+            const [first, second] = style === 'interleaved' ? [base + 2 * pair, base + 2 * pair + 1] : [base + pair, base + pair + 2];
+            const angle = positions[row]! * 100 ** (-pair / 2);
+            const a = values[first]!;
+            const b = values[second]!;
+            expect(x.data[first]).toBeCloseTo(a * Math.cos(angle) - b * Math.sin(angle), 6);
+            expect(x.data[second]).toBeCloseTo(a * Math.sin(angle) + b * Math.cos(angle), 6);
+          }
+        }
+      }
+    }
+    expect(() => ops.rope(tensor([1, 1, 3]), new Int32Array([0]), { theta: 10 })).toThrow(/even headDim/);
+  });
+
+  it('swiglu and add are elementwise and may write in place', () => {
+    const gate = tensor([3], [-1, 0, 2]);
+    const up = tensor([3], [2, 3, 4]);
+    ops.swiglu(gate, up, gate);
+    const silu = (value: number) => value / (1 + Math.exp(-value));
+    expect(Array.from(gate.data).map((value) => Number(value.toFixed(5)))).toEqual([silu(-1) * 2, 0, silu(2) * 4].map((value) => Number(value.toFixed(5))));
+    const a = tensor([2], [1, 2]);
+    ops.add(a, tensor([2], [3, 4]), a);
+    expect(Array.from(a.data)).toEqual([4, 6]);
+  });
+
+  it('softmax and logSoftmax agree and sum to one', () => {
+    const x = tensor([2, 5], random(4, 10).map((value) => value * 40));
+    const probabilities = tensor([2, 5]);
+    const logProbabilities = tensor([2, 5]);
+    ops.softmax(x, probabilities);
+    ops.logSoftmax(x, logProbabilities);
+    for (let row = 0; row < 2; row++) {
+      let sum = 0;
+      for (let column = 0; column < 5; column++) {
+        sum += probabilities.data[row * 5 + column]!;
+        expect(Math.log(probabilities.data[row * 5 + column]!)).toBeCloseTo(logProbabilities.data[row * 5 + column]!, 4);
+      }
+      expect(sum).toBeCloseTo(1, 6);
+    }
+    const cold = tensor([1, 2]);
+    ops.softmax(tensor([1, 2], [1, 2]), cold, 0.5);
+    expect(cold.data[1]).toBeCloseTo(1 / (1 + Math.exp(-2)), 6);
+  });
+
+  it('argmax and topK order values, ties to the smaller column, NaN last', async () => {
+    const x = tensor([2, 5], [1, 5, 5, Number.NaN, 2, Number.NaN, -1, -3, -1, -2]);
+    expect(Array.from(await ops.argmax(x))).toEqual([1, 1]);
+    const top = await ops.topK(x, 3);
+    expect(Array.from(top.indices)).toEqual([1, 2, 4, 1, 3, 4]);
+    expect(Array.from(top.values)).toEqual([5, 5, 2, -1, -1, -2]);
+    await expect(ops.topK(x, 6)).rejects.toThrow(InvalidArgumentError);
+  });
+});

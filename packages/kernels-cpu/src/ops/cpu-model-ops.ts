@@ -1,0 +1,167 @@
+import {
+  type DeviceTensor,
+  InvalidArgumentError,
+  type ModelOps,
+  type RopeOptions,
+  type TopKResult,
+  assertFinite,
+  assertInteger,
+  shapeSize,
+} from '@deft/core';
+import { addHost, swigluHost } from './elementwise.js';
+import { embeddingHost, gatherRowsHost } from './gather.js';
+import { matmulHost } from './matmul.js';
+import { rmsNormHost } from './rms-norm.js';
+import { ropeHost } from './rope.js';
+import { logSoftmaxHost, softmaxHost } from './softmax.js';
+import { argmaxHost, topKHost } from './top-k.js';
+import { matrixOf, requireDistinct, requireEqual, requireF32, requireIndices } from './validate-operands.js';
+
+/**
+ * Resolves a tensor of the CPU backend to its host array: `Float32Array` for f32, `Uint16Array` of
+ * binary16 bits for f16. Throws `InvalidArgumentError` for a tensor of another backend and
+ * `DisposedError` for a disposed one.
+ */
+export type CpuTensorData = (tensor: DeviceTensor, argument: string) => Float32Array | Uint16Array;
+
+function f32Data(data: CpuTensorData, tensor: DeviceTensor, argument: string): Float32Array {
+  requireF32(tensor, argument);
+  return data(tensor, argument) as Float32Array;
+}
+
+/**
+ * The model ops of the CPU reference backend over host arrays: exact and simple (float64 sums), the
+ * oracle the GPU backends' ops are tested against. Every op validates all operands before it writes.
+ *
+ * @param data how the backend maps its tensors to host arrays
+ * @throws InvalidArgumentError / DisposedError from each op, as {@link ModelOps} documents.
+ * @example
+ * ```ts
+ * const ops = createCpuModelOps((tensor, argument) => storageOf(tensor, argument));
+ * ops.matmul(x, weight, out);
+ * ```
+ */
+export function createCpuModelOps(data: CpuTensorData): ModelOps {
+  return {
+    embedding(table, tokens, out) {
+      const tableView = matrixOf(table, 'table');
+      const outView = matrixOf(out, 'out');
+      requireF32(out, 'out');
+      requireEqual('out', 'rows', tokens.length, outView.rows, out);
+      requireEqual('out', 'row width', tableView.columns, outView.columns, out);
+      requireIndices('tokens', tokens, tableView.rows);
+      embeddingHost(data(table, 'table'), tokens, f32Data(data, out, 'out'), tableView.columns);
+    },
+
+    matmul(x, weight, out) {
+      const xView = matrixOf(x, 'x');
+      const weightView = matrixOf(weight, 'weight');
+      const outView = matrixOf(out, 'out');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('weight', 'inner dimension', xView.columns, weightView.columns, weight);
+      requireEqual('out', 'rows', xView.rows, outView.rows, out);
+      requireEqual('out', 'columns', weightView.rows, outView.columns, out);
+      requireDistinct(x, out, 'x', 'out');
+      const xData = f32Data(data, x, 'x');
+      const weightData = data(weight, 'weight');
+      matmulHost(xData, weightData, f32Data(data, out, 'out'), xView.rows, xView.columns, weightView.rows);
+    },
+
+    rmsNorm(x, weight, out, epsilon) {
+      const xView = matrixOf(x, 'x');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('weight', 'size', xView.columns, shapeSize(weight.shape), weight);
+      requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
+      assertFinite('epsilon', epsilon);
+      const xData = f32Data(data, x, 'x');
+      rmsNormHost(xData, data(weight, 'weight'), f32Data(data, out, 'out'), xView.rows, xView.columns, epsilon);
+    },
+
+    rope(x, positions, options: RopeOptions) {
+      requireF32(x, 'x');
+      if (x.shape.length !== 3) {
+        throw new InvalidArgumentError('x must be [rows, numHeads, headDim] for rope', {
+          argument: 'x',
+          expected: '[rows, numHeads, headDim]',
+          actual: x.shape,
+        });
+      }
+      const [rows, numHeads, headDim] = x.shape as [number, number, number];
+      if (headDim % 2 !== 0) {
+        throw new InvalidArgumentError(`rope needs an even headDim, got ${headDim}`, { argument: 'x', expected: 'even headDim', actual: headDim });
+      }
+      requireEqual('positions', 'length', rows, positions.length, x);
+      requireIndices('positions', positions, 2 ** 31 - 1);
+      if (!(typeof options.theta === 'number' && options.theta > 0 && Number.isFinite(options.theta))) {
+        throw new InvalidArgumentError('rope theta must be a finite number > 0', { argument: 'options.theta', expected: '> 0', actual: options.theta });
+      }
+      const style = options.style ?? 'interleaved';
+      if (style !== 'interleaved' && style !== 'half') {
+        throw new InvalidArgumentError(`unknown rope style ${String(style)}`, { argument: 'options.style', expected: "'interleaved' | 'half'", actual: style });
+      }
+      ropeHost(f32Data(data, x, 'x'), positions, rows, numHeads, headDim, options.theta, style);
+    },
+
+    swiglu(gate, up, out) {
+      for (const [tensor, name] of [[gate, 'gate'], [up, 'up'], [out, 'out']] as const) requireF32(tensor, name);
+      requireEqual('up', 'size', shapeSize(gate.shape), shapeSize(up.shape), up);
+      requireEqual('out', 'size', shapeSize(gate.shape), shapeSize(out.shape), out);
+      swigluHost(f32Data(data, gate, 'gate'), f32Data(data, up, 'up'), f32Data(data, out, 'out'));
+    },
+
+    add(a, b, out) {
+      for (const [tensor, name] of [[a, 'a'], [b, 'b'], [out, 'out']] as const) requireF32(tensor, name);
+      requireEqual('b', 'size', shapeSize(a.shape), shapeSize(b.shape), b);
+      requireEqual('out', 'size', shapeSize(a.shape), shapeSize(out.shape), out);
+      addHost(f32Data(data, a, 'a'), f32Data(data, b, 'b'), f32Data(data, out, 'out'));
+    },
+
+    softmax(x, out, temperature = 1) {
+      const view = matrixOf(x, 'x');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
+      if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
+        throw new InvalidArgumentError('temperature must be a finite number > 0', { argument: 'temperature', expected: '> 0', actual: temperature });
+      }
+      softmaxHost(f32Data(data, x, 'x'), f32Data(data, out, 'out'), view.rows, view.columns, temperature);
+    },
+
+    logSoftmax(x, out) {
+      const view = matrixOf(x, 'x');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
+      logSoftmaxHost(f32Data(data, x, 'x'), f32Data(data, out, 'out'), view.rows, view.columns);
+    },
+
+    gatherRows(x, rows, out) {
+      const view = matrixOf(x, 'x');
+      const outView = matrixOf(out, 'out');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('out', 'rows', rows.length, outView.rows, out);
+      requireEqual('out', 'row width', view.columns, outView.columns, out);
+      requireDistinct(x, out, 'x', 'out');
+      requireIndices('rows', rows, view.rows);
+      gatherRowsHost(f32Data(data, x, 'x'), rows, f32Data(data, out, 'out'), view.columns);
+    },
+
+    async argmax(x) {
+      const view = matrixOf(x, 'x');
+      return argmaxHost(f32Data(data, x, 'x'), view.rows, view.columns);
+    },
+
+    async topK(x, k): Promise<TopKResult> {
+      const view = matrixOf(x, 'x');
+      const xData = f32Data(data, x, 'x');
+      assertInteger('k', k, 1);
+      if (k > view.columns) {
+        throw new InvalidArgumentError(`k = ${k} exceeds the row width ${view.columns}`, { argument: 'k', expected: `<= ${view.columns}`, actual: k });
+      }
+      return topKHost(xData, view.rows, view.columns, k);
+    },
+  };
+}
