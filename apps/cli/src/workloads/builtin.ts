@@ -1,7 +1,7 @@
 import type { Workload, WorkloadNode } from './workload.js';
 
-/** Llama-3-8B attention: 32 query heads, 8 KV heads, head dim 128, fp16 KV, 16-token pages. */
-const LLAMA3_8B = { heads: 32, kvHeads: 8, headDim: 128, dtype: 'f16', pageSize: 16, seed: 1 } as const;
+/** Llama-3-8B attention: 32 query heads, 8 KV heads, head dim 128, fp16 KV, 16-token pages (seed 1). */
+export const LLAMA3_8B = { heads: 32, kvHeads: 8, headDim: 128, dtype: 'f16', pageSize: 16, seed: 1 } as const;
 
 function fewShot(branches: number): Workload {
   const nodes: WorkloadNode[] = [{ parent: -1, tokens: 4000 }];

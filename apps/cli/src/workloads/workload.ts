@@ -21,3 +21,6 @@ export interface Workload {
   readonly nodes: readonly WorkloadNode[];
   readonly queries?: readonly (readonly [number, number])[];
 }
+
+/** The attention shape and storage settings of a workload, without its tree. */
+export type WorkloadShape = Pick<Workload, 'heads' | 'kvHeads' | 'headDim' | 'dtype' | 'pageSize' | 'seed'>;
