@@ -1,0 +1,335 @@
+import {
+  type AttentionShape,
+  DisposedError,
+  type DType,
+  type DeviceTensor,
+  InvalidArgumentError,
+  type KVStorage,
+  type ModelBackend,
+  isModelBackend,
+} from '@deft/core';
+import { type LlamaConfig, validateLlamaConfig } from '../config/llama-config.js';
+import { type LlamaCheckpoint, validateLlamaWeights } from '../weights/llama-weights.js';
+import type { ForwardBatch, ForwardResult } from './forward-batch.js';
+
+/** Options of {@link LlamaModel.create}. */
+export interface LlamaModelOptions {
+  /** Element type of the weights on the device (`f32` default; `f16` halves their memory). */
+  readonly weightDtype?: DType;
+}
+
+/** Options of {@link LlamaModel.createKVStorage}. */
+export interface ModelKVStorageOptions {
+  readonly numPages: number;
+  /** Tokens per page (16 by default). */
+  readonly pageSize?: number;
+  /** KV element type (`f32` default). */
+  readonly dtype?: DType;
+}
+
+interface LayerTensors {
+  readonly attentionNorm: DeviceTensor;
+  readonly query: DeviceTensor;
+  readonly key: DeviceTensor;
+  readonly value: DeviceTensor;
+  readonly attentionOutput: DeviceTensor;
+  readonly ffnNorm: DeviceTensor;
+  readonly ffnGate: DeviceTensor;
+  readonly ffnDown: DeviceTensor;
+  readonly ffnUp: DeviceTensor;
+}
+
+function requireInt32Array(argument: string, value: unknown, length?: number): Int32Array {
+  if (!(value instanceof Int32Array) || (length !== undefined && value.length !== length)) {
+    throw new InvalidArgumentError(
+      `${argument} must be an Int32Array${length === undefined ? '' : ` of length ${length}`}`,
+      { argument, expected: length === undefined ? 'Int32Array' : `Int32Array[${length}]`, actual: value instanceof Int32Array ? value.length : typeof value },
+    );
+  }
+  return value;
+}
+
+/**
+ * A Llama-family decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or separate output head)
+ * running on any {@link ModelBackend}. Attention goes through the paged KV cache and a tree-attention
+ * plan, so one {@link LlamaModel.forward} serves many queries at once: every live leaf, a whole
+ * speculative token tree, or the causal prefill of a prompt or a new branch.
+ *
+ * Owns its weight tensors: `dispose()` frees them (idempotent); use after dispose throws `DisposedError`.
+ *
+ * @example
+ * ```ts
+ * const model = LlamaModel.create(createCpuBackend(), await loadLlama2cCheckpoint('stories260K.bin'));
+ * const storage = model.createKVStorage({ numPages: 64 });
+ * const { logits } = await model.forward({ tokens, positions, slots, storage, plan: backend.preparePlan(plan) });
+ * ```
+ */
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly backend: ModelBackend;
+  private readonly tokenEmbedding: DeviceTensor;
+  private readonly finalNorm: DeviceTensor;
+  private readonly output: DeviceTensor;
+  private readonly layers: readonly LayerTensors[];
+  private readonly owned: DeviceTensor[];
+  private isDisposed = false;
+
+  private constructor(backend: ModelBackend, config: LlamaConfig, tensors: { tokenEmbedding: DeviceTensor; finalNorm: DeviceTensor; output: DeviceTensor; layers: LayerTensors[]; owned: DeviceTensor[] }) {
+    this.backend = backend;
+    this.config = config;
+    this.tokenEmbedding = tensors.tokenEmbedding;
+    this.finalNorm = tensors.finalNorm;
+    this.output = tensors.output;
+    this.layers = tensors.layers;
+    this.owned = tensors.owned;
+  }
+
+  /**
+   * Uploads a checkpoint's weights to the backend.
+   *
+   * @throws InvalidArgumentError for an inconsistent config or weights, or a backend without model ops.
+   * @example
+   * ```ts
+   * const model = LlamaModel.create(backend, checkpoint, { weightDtype: 'f16' });
+   * ```
+   */
+  static create(backend: ModelBackend, checkpoint: LlamaCheckpoint, options: LlamaModelOptions = {}): LlamaModel {
+    if (!isModelBackend(backend)) {
+      const name = (backend as { name?: unknown } | null)?.name;
+      throw new InvalidArgumentError(`backend ${String(name)} has no model ops; use a backend that implements ModelBackend`, {
+        argument: 'backend',
+        expected: 'ModelBackend (with ops)',
+        actual: name,
+      });
+    }
+    const { config, weights } = checkpoint;
+    validateLlamaConfig(config);
+    validateLlamaWeights(config, weights);
+    const weightDtype = options.weightDtype ?? 'f32';
+    if (weightDtype !== 'f32' && weightDtype !== 'f16') {
+      throw new InvalidArgumentError("weightDtype must be 'f32' or 'f16'", { argument: 'options.weightDtype', expected: "'f32' | 'f16'", actual: weightDtype });
+    }
+    const owned: DeviceTensor[] = [];
+    const upload = (data: Float32Array, shape: number[], dtype: DType = weightDtype): DeviceTensor => {
+      const tensor = backend.createTensor({ shape, dtype });
+      owned.push(tensor);
+      backend.uploadTensor(tensor, data);
+      return tensor;
+    };
+    try {
+      const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize } = config;
+      const tokenEmbedding = upload(weights.tokenEmbedding, [vocabSize, dim]);
+      const layers = weights.layers.map((layer) => ({
+        attentionNorm: upload(layer.attentionNorm, [dim], 'f32'),
+        query: upload(layer.query, [numHeads * headDim, dim]),
+        key: upload(layer.key, [numKvHeads * headDim, dim]),
+        value: upload(layer.value, [numKvHeads * headDim, dim]),
+        attentionOutput: upload(layer.attentionOutput, [dim, numHeads * headDim]),
+        ffnNorm: upload(layer.ffnNorm, [dim], 'f32'),
+        ffnGate: upload(layer.ffnGate, [hiddenDim, dim]),
+        ffnDown: upload(layer.ffnDown, [dim, hiddenDim]),
+        ffnUp: upload(layer.ffnUp, [hiddenDim, dim]),
+      }));
+      const finalNorm = upload(weights.finalNorm, [dim], 'f32');
+      const output = weights.output === undefined ? tokenEmbedding : upload(weights.output, [vocabSize, dim]);
+      return new LlamaModel(backend, config, { tokenEmbedding, finalNorm, output, layers, owned });
+    } catch (error) {
+      for (const tensor of owned) tensor.dispose();
+      throw error;
+    }
+  }
+
+  /** True once {@link LlamaModel.dispose} ran. */
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  /**
+   * The attention shape to plan with for a KV dtype.
+   * @example
+   * ```ts
+   * planTreeAttention(view, queries, { shape: model.attentionShape('f32') });
+   * ```
+   */
+  attentionShape(kvDtype: DType = 'f32'): AttentionShape {
+    const { numHeads, numKvHeads, headDim } = this.config;
+    return { numHeads, numKvHeads, headDim, kvDtype };
+  }
+
+  /**
+   * Allocates a paged KV store shaped for this model on its backend (`numLayers` layers,
+   * `[numPages, pageSize, numKvHeads, headDim]` each for K and V).
+   * @example
+   * ```ts
+   * const storage = model.createKVStorage({ numPages: 256, pageSize: 16, dtype: 'f16' });
+   * ```
+   */
+  createKVStorage(options: ModelKVStorageOptions): KVStorage {
+    this.requireLive();
+    return this.backend.createKVStorage({
+      numLayers: this.config.numLayers,
+      numPages: options.numPages,
+      pageSize: options.pageSize ?? 16,
+      numKvHeads: this.config.numKvHeads,
+      headDim: this.config.headDim,
+      dtype: options.dtype ?? 'f32',
+    });
+  }
+
+  /**
+   * Runs the model over a batch of new tokens: writes their K and V into `storage` at `slots` (every
+   * layer) and returns the logits of the requested rows. Everything is validated before the KV cache is
+   * written.
+   *
+   * @throws InvalidArgumentError for mismatched lengths, an id out of the vocabulary, a negative position,
+   *   a slot outside the storage, a plan whose query count is not the batch size, or a storage of another
+   *   shape; DisposedError after dispose.
+   * @example
+   * ```ts
+   * const { logits } = await model.forward({ tokens, positions, slots, storage, plan, outputRows: new Int32Array([tokens.length - 1]) });
+   * ```
+   */
+  async forward(batch: ForwardBatch): Promise<ForwardResult> {
+    this.requireLive();
+    const rows = this.validateBatch(batch);
+    const { backend, config } = this;
+    const { ops } = backend;
+    const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize } = config;
+    const count = batch.tokens.length;
+    const temporaries: DeviceTensor[] = [];
+    const tensor = (shape: number[]): DeviceTensor => {
+      const created = backend.createTensor({ shape, dtype: 'f32' });
+      temporaries.push(created);
+      return created;
+    };
+    try {
+      const hidden = tensor([count, dim]);
+      const normed = tensor([count, dim]);
+      const query = tensor([count, numHeads, headDim]);
+      const key = tensor([count, numKvHeads, headDim]);
+      const value = tensor([count, numKvHeads, headDim]);
+      const attention = tensor([count, numHeads, headDim]);
+      const projected = tensor([count, dim]);
+      const gate = tensor([count, hiddenDim]);
+      const up = tensor([count, hiddenDim]);
+      const scale = 1 / Math.sqrt(headDim);
+      const rope = { theta: config.ropeTheta, style: config.ropeStyle };
+      ops.embedding(this.tokenEmbedding, batch.tokens, hidden);
+      this.layers.forEach((layer, index) => {
+        ops.rmsNorm(hidden, layer.attentionNorm, normed, config.normEpsilon);
+        ops.matmul(normed, layer.query, query);
+        ops.matmul(normed, layer.key, key);
+        ops.matmul(normed, layer.value, value);
+        ops.rope(query, batch.positions, rope);
+        ops.rope(key, batch.positions, rope);
+        backend.writeKV(batch.storage, index, batch.slots, key, value);
+        backend.treeAttention({ storage: batch.storage, layer: index, plan: batch.plan, q: query, out: attention, scale });
+        ops.matmul(attention, layer.attentionOutput, projected);
+        ops.add(hidden, projected, hidden);
+        ops.rmsNorm(hidden, layer.ffnNorm, normed, config.normEpsilon);
+        ops.matmul(normed, layer.ffnGate, gate);
+        ops.matmul(normed, layer.ffnUp, up);
+        ops.swiglu(gate, up, gate);
+        ops.matmul(gate, layer.ffnDown, projected);
+        ops.add(hidden, projected, hidden);
+      });
+      let last = hidden;
+      if (batch.outputRows !== undefined) {
+        last = tensor([rows, dim]);
+        ops.gatherRows(hidden, batch.outputRows, last);
+      }
+      const finalHidden = tensor([rows, dim]);
+      ops.rmsNorm(last, this.finalNorm, finalHidden, config.normEpsilon);
+      const logits = tensor([rows, vocabSize]);
+      ops.matmul(finalHidden, this.output, logits);
+      if (batch.output === 'log-probabilities') ops.logSoftmax(logits, logits);
+      return { logits: await backend.downloadTensor(logits), rows };
+    } finally {
+      for (const temporary of temporaries) temporary.dispose();
+    }
+  }
+
+  /** Frees the weight tensors (idempotent). */
+  dispose(): void {
+    if (this.isDisposed) return;
+    this.isDisposed = true;
+    for (const tensor of this.owned) tensor.dispose();
+  }
+
+  private requireLive(): void {
+    if (this.isDisposed) throw new DisposedError('LlamaModel');
+  }
+
+  /** Validates a batch; returns the number of output rows. */
+  private validateBatch(batch: ForwardBatch): number {
+    const tokens = requireInt32Array('batch.tokens', batch.tokens);
+    const count = tokens.length;
+    if (count === 0) {
+      throw new InvalidArgumentError('batch.tokens is empty; a forward pass needs at least one token', { argument: 'batch.tokens', expected: '>= 1 token', actual: 0 });
+    }
+    requireInt32Array('batch.positions', batch.positions, count);
+    const slots = requireInt32Array('batch.slots', batch.slots, count);
+    const { vocabSize, numLayers, numKvHeads, headDim } = this.config;
+    for (let index = 0; index < count; index++) {
+      const token = tokens[index]!;
+      if (token < 0 || token >= vocabSize) {
+        throw new InvalidArgumentError(`batch.tokens[${index}] = ${token} is outside the vocabulary [0, ${vocabSize})`, {
+          argument: `batch.tokens[${index}]`,
+          expected: `0 <= id < ${vocabSize}`,
+          actual: token,
+        });
+      }
+      if (batch.positions[index]! < 0) {
+        throw new InvalidArgumentError(`batch.positions[${index}] must be >= 0`, { argument: `batch.positions[${index}]`, expected: '>= 0', actual: batch.positions[index] });
+      }
+    }
+    const descriptor = batch.storage.descriptor;
+    if (descriptor.numLayers !== numLayers || descriptor.numKvHeads !== numKvHeads || descriptor.headDim !== headDim) {
+      throw new InvalidArgumentError(
+        `batch.storage is shaped for ${descriptor.numLayers} layers × ${descriptor.numKvHeads} KV heads × ${descriptor.headDim}, the model needs ${numLayers} × ${numKvHeads} × ${headDim}; create it with model.createKVStorage`,
+        { argument: 'batch.storage', expected: { numLayers, numKvHeads, headDim }, actual: { numLayers: descriptor.numLayers, numKvHeads: descriptor.numKvHeads, headDim: descriptor.headDim } },
+      );
+    }
+    const numSlots = descriptor.numPages * descriptor.pageSize;
+    for (let index = 0; index < count; index++) {
+      const slot = slots[index]!;
+      if (slot < 0 || slot >= numSlots) {
+        throw new InvalidArgumentError(`batch.slots[${index}] = ${slot} is outside the storage's ${numSlots} slots`, {
+          argument: `batch.slots[${index}]`,
+          expected: `0 <= slot < ${numSlots}`,
+          actual: slot,
+        });
+      }
+    }
+    if (batch.plan.plan.numQueries !== count) {
+      throw new InvalidArgumentError(`batch.plan has ${batch.plan.plan.numQueries} queries but the batch has ${count} tokens; plan one query per new token, in batch order`, {
+        argument: 'batch.plan',
+        expected: count,
+        actual: batch.plan.plan.numQueries,
+      });
+    }
+    if (batch.plan.plan.pageSize !== descriptor.pageSize) {
+      throw new InvalidArgumentError(`batch.plan was built for page size ${batch.plan.plan.pageSize}, the storage uses ${descriptor.pageSize}`, {
+        argument: 'batch.plan',
+        expected: descriptor.pageSize,
+        actual: batch.plan.plan.pageSize,
+      });
+    }
+    if (batch.outputRows === undefined) return count;
+    const outputRows = requireInt32Array('batch.outputRows', batch.outputRows);
+    if (outputRows.length === 0) {
+      throw new InvalidArgumentError('batch.outputRows is empty; omit it for all rows', { argument: 'batch.outputRows', expected: '>= 1 row', actual: 0 });
+    }
+    for (let index = 0; index < outputRows.length; index++) {
+      const row = outputRows[index]!;
+      if (row < 0 || row >= count) {
+        throw new InvalidArgumentError(`batch.outputRows[${index}] = ${row} is outside the batch [0, ${count})`, {
+          argument: `batch.outputRows[${index}]`,
+          expected: `0 <= row < ${count}`,
+          actual: row,
+        });
+      }
+    }
+    return outputRows.length;
+  }
+}

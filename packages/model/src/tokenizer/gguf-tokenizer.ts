@@ -1,0 +1,60 @@
+import { UnsupportedError } from '@deft/core';
+import { ModelFormatError } from '../errors/model-format-error.js';
+import { type TokenKind, Tokenizer } from './tokenizer.js';
+
+const KINDS: Record<number, TokenKind> = { 1: 'normal', 2: 'unknown', 3: 'control', 4: 'user-defined', 5: 'unused', 6: 'byte' };
+
+/**
+ * Builds the tokenizer described by GGUF metadata (`tokenizer.ggml.*`). Only the SentencePiece
+ * vocabulary (`tokenizer.ggml.model = "llama"`) is supported; `▁` in pieces becomes a space.
+ *
+ * @param metadata the GGUF metadata key-value pairs
+ * @param name the file name, for messages
+ * @returns the tokenizer, or `undefined` when the file carries no vocabulary
+ * @throws UnsupportedError for another tokenizer model (e.g. `gpt2` BPE); ModelFormatError for malformed arrays.
+ * @example
+ * ```ts
+ * const tokenizer = tokenizerFromGgufMetadata(parsed.metadata, 'model.gguf');
+ * ```
+ */
+export function tokenizerFromGgufMetadata(metadata: Readonly<Record<string, unknown>>, name = 'gguf'): Tokenizer | undefined {
+  const model = metadata['tokenizer.ggml.model'];
+  if (model === undefined || model === 'no_vocab') return undefined;
+  if (model !== 'llama') {
+    throw new UnsupportedError(`${name} uses the "${String(model)}" tokenizer; only SentencePiece ("llama") vocabularies are supported`, {
+      argument: 'tokenizer.ggml.model',
+      expected: 'llama',
+      actual: model,
+    });
+  }
+  const tokens = metadata['tokenizer.ggml.tokens'];
+  if (!Array.isArray(tokens) || tokens.some((token) => typeof token !== 'string')) {
+    throw new ModelFormatError(`${name} has no string array tokenizer.ggml.tokens`, { argument: 'tokenizer.ggml.tokens', expected: 'string[]', actual: typeof tokens });
+  }
+  const size = tokens.length;
+  const scores = metadata['tokenizer.ggml.scores'] ?? new Array<number>(size).fill(0);
+  const types = metadata['tokenizer.ggml.token_type'] ?? new Array<number>(size).fill(1);
+  for (const [key, array] of [['tokenizer.ggml.scores', scores], ['tokenizer.ggml.token_type', types]] as const) {
+    if (!Array.isArray(array) || array.length !== size) {
+      throw new ModelFormatError(`${name}: ${key} must be an array of ${size} numbers`, { argument: key, expected: size, actual: Array.isArray(array) ? array.length : typeof array });
+    }
+  }
+  const numberOr = (key: string, fallback: number): number => {
+    const value = metadata[key];
+    return typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : fallback;
+  };
+  const booleanOr = (key: string, fallback: boolean): boolean => {
+    const value = metadata[key];
+    return typeof value === 'boolean' ? value : fallback;
+  };
+  return new Tokenizer({
+    pieces: (tokens as string[]).map((token) => token.replaceAll('\u2581', ' ')),
+    scores: (scores as unknown[]).map(Number),
+    kinds: (types as unknown[]).map((type) => KINDS[Number(type)] ?? 'normal'),
+    bosId: numberOr('tokenizer.ggml.bos_token_id', 1),
+    eosId: numberOr('tokenizer.ggml.eos_token_id', 2),
+    unknownId: numberOr('tokenizer.ggml.unknown_token_id', -1),
+    addSpacePrefix: booleanOr('tokenizer.ggml.add_space_prefix', true),
+    addBos: booleanOr('tokenizer.ggml.add_bos_token', true),
+  });
+}
