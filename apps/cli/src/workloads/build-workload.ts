@@ -58,6 +58,11 @@ export function buildWorkload(workload: Workload): BuiltWorkload {
     nodeIds,
     numSlots,
     tokenSlots,
-    shape: { numHeads: workload.heads, numKvHeads: workload.kvHeads, headDim: workload.headDim, kvDtype: workload.dtype },
+    shape: {
+      numHeads: workload.heads,
+      numKvHeads: workload.kvHeads,
+      headDim: workload.headDim,
+      kvDtype: workload.dtype,
+    },
   };
 }

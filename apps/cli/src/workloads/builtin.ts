@@ -1,7 +1,14 @@
 import type { Workload, WorkloadNode } from './workload.js';
 
 /** Llama-3-8B attention: 32 query heads, 8 KV heads, head dim 128, fp16 KV, 16-token pages (seed 1). */
-export const LLAMA3_8B = { heads: 32, kvHeads: 8, headDim: 128, dtype: 'f16', pageSize: 16, seed: 1 } as const;
+export const LLAMA3_8B = {
+  heads: 32,
+  kvHeads: 8,
+  headDim: 128,
+  dtype: 'f16',
+  pageSize: 16,
+  seed: 1,
+} as const;
 
 function fewShot(branches: number): Workload {
   const nodes: WorkloadNode[] = [{ parent: -1, tokens: 4000 }];
@@ -33,7 +40,10 @@ function beam(width: number, depth: number, stepTokens: number): Workload {
     // Beam-like: each level keeps `width` beams, forked from the first half of the previous level.
     for (let beamIndex = 0; beamIndex < width; beamIndex++) {
       next.push(nodes.length);
-      nodes.push({ parent: frontier[beamIndex % Math.max(1, Math.ceil(frontier.length / 2))]!, tokens: stepTokens });
+      nodes.push({
+        parent: frontier[beamIndex % Math.max(1, Math.ceil(frontier.length / 2))]!,
+        tokens: stepTokens,
+      });
     }
     frontier = next;
   }
@@ -57,7 +67,13 @@ export const BUILTIN_WORKLOADS: readonly Workload[] = [
 ];
 
 /** The five workloads the DeFT paper's kernels are compared on. */
-export const PAPER_WORKLOAD_NAMES = ['few-shot-b20', 'few-shot-b50', 'sd-t64', 'sd-t256', 'reasoning'] as const;
+export const PAPER_WORKLOAD_NAMES = [
+  'few-shot-b20',
+  'few-shot-b50',
+  'sd-t64',
+  'sd-t256',
+  'reasoning',
+] as const;
 
 /** A built-in workload by name, or `undefined`. */
 export function findBuiltinWorkload(name: string): Workload | undefined {

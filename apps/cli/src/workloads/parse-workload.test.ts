@@ -50,7 +50,14 @@ describe('parseWorkload', () => {
   });
 
   it('keeps explicit queries and page size', () => {
-    const workload = parseWorkload({ ...valid, pageSize: 1, queries: [[0, 39], [3, 0]] });
+    const workload = parseWorkload({
+      ...valid,
+      pageSize: 1,
+      queries: [
+        [0, 39],
+        [3, 0],
+      ],
+    });
     expect(workload.pageSize).toBe(1);
     expect(workloadQueries(workload)).toEqual([
       [0, 39],
@@ -59,7 +66,8 @@ describe('parseWorkload', () => {
   });
 
   it('accepts every built-in workload', () => {
-    for (const builtin of BUILTIN_WORKLOADS) expect(parseWorkload(JSON.parse(JSON.stringify(builtin)))).toEqual(builtin);
+    for (const builtin of BUILTIN_WORKLOADS)
+      expect(parseWorkload(JSON.parse(JSON.stringify(builtin)))).toEqual(builtin);
   });
 
   const cases: [string, unknown, string, RegExp][] = [
@@ -76,30 +84,85 @@ describe('parseWorkload', () => {
     ['nodes not an array', withField('nodes', {}), 'nodes', /must be an array/],
     ['no nodes', withNodes([]), 'nodes', /at least the root/],
     ['root with a parent', withNodes([{ parent: 0, tokens: 3 }]), 'nodes[0].parent', /must be -1/],
-    ['second root', withNodes([{ parent: -1, tokens: 3 }, { parent: -1, tokens: 3 }]), 'nodes[1].parent', /only node 0/],
+    [
+      'second root',
+      withNodes([
+        { parent: -1, tokens: 3 },
+        { parent: -1, tokens: 3 },
+      ]),
+      'nodes[1].parent',
+      /only node 0/,
+    ],
     ['missing tokens', withNodes([{ parent: -1 }]), 'nodes[0].tokens', /is missing/],
-    ['missing parent', withNodes([{ parent: -1, tokens: 1 }, { tokens: 1 }]), 'nodes[1].parent', /is missing/],
+    [
+      'missing parent',
+      withNodes([{ parent: -1, tokens: 1 }, { tokens: 1 }]),
+      'nodes[1].parent',
+      /is missing/,
+    ],
     ['fractional tokens', withNodes([{ parent: -1, tokens: 2.5 }]), 'nodes[0].tokens', /integer >= 1/],
-    ['zero tokens', withNodes([{ parent: -1, tokens: 1 }, { parent: 0, tokens: 0 }]), 'nodes[1].tokens', /integer >= 1/],
-    ['parent out of range', withNodes([{ parent: -1, tokens: 1 }, { parent: 5, tokens: 1 }]), 'nodes[1].parent', /not a node index/],
-    ['node field typo', withNodes([{ parent: -1, tokens: 1, token: 2 }]), 'nodes[0].token', /not a node field/],
+    [
+      'zero tokens',
+      withNodes([
+        { parent: -1, tokens: 1 },
+        { parent: 0, tokens: 0 },
+      ]),
+      'nodes[1].tokens',
+      /integer >= 1/,
+    ],
+    [
+      'parent out of range',
+      withNodes([
+        { parent: -1, tokens: 1 },
+        { parent: 5, tokens: 1 },
+      ]),
+      'nodes[1].parent',
+      /not a node index/,
+    ],
+    [
+      'node field typo',
+      withNodes([{ parent: -1, tokens: 1, token: 2 }]),
+      'nodes[0].token',
+      /not a node field/,
+    ],
     [
       'parent after its child',
-      withNodes([{ parent: -1, tokens: 1 }, { parent: 2, tokens: 1 }, { parent: 0, tokens: 1 }]),
+      withNodes([
+        { parent: -1, tokens: 1 },
+        { parent: 2, tokens: 1 },
+        { parent: 0, tokens: 1 },
+      ]),
       'nodes[1].parent',
       /comes after node 1/,
     ],
     [
       'a cycle',
-      withNodes([{ parent: -1, tokens: 1 }, { parent: 2, tokens: 1 }, { parent: 1, tokens: 1 }]),
+      withNodes([
+        { parent: -1, tokens: 1 },
+        { parent: 2, tokens: 1 },
+        { parent: 1, tokens: 1 },
+      ]),
       'nodes[1].parent',
       /cycle \(1 -> 2 -> 1\)/,
     ],
-    ['a self loop', withNodes([{ parent: -1, tokens: 1 }, { parent: 1, tokens: 1 }]), 'nodes[1].parent', /cycle/],
+    [
+      'a self loop',
+      withNodes([
+        { parent: -1, tokens: 1 },
+        { parent: 1, tokens: 1 },
+      ]),
+      'nodes[1].parent',
+      /cycle/,
+    ],
     ['empty queries', withField('queries', []), 'queries', /must not be empty/],
     ['query not a pair', withField('queries', [[1]]), 'queries[0]', /pair/],
     ['query node out of range', withField('queries', [[9, 0]]), 'queries[0][0]', /node index/],
-    ['query position past the node', withField('queries', [[1, 3]]), 'queries[0][1]', /position inside node 1 \(0 \.\. 2\)/],
+    [
+      'query position past the node',
+      withField('queries', [[1, 3]]),
+      'queries[0][1]',
+      /position inside node 1 \(0 \.\. 2\)/,
+    ],
     ['negative query position', withField('queries', [[1, -1]]), 'queries[0][1]', /position/],
   ];
 

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, describeValue } from '@deft/core';
+import { describeValue, InvalidArgumentError } from '@deft/core';
 import type { Workload, WorkloadNode } from './workload.js';
 
 /** Tokens per page when a workload does not say. */
@@ -40,20 +40,32 @@ export function parseWorkload(value: unknown): Workload {
   if (!isRecord(value)) fail('workload', 'must be a JSON object', 'object', value);
   for (const key of Object.keys(value)) {
     if (!KNOWN_FIELDS.has(key)) {
-      fail(key, `is not a workload field (expected one of ${[...KNOWN_FIELDS].join(', ')})`, 'no such field', key);
+      fail(
+        key,
+        `is not a workload field (expected one of ${[...KNOWN_FIELDS].join(', ')})`,
+        'no such field',
+        key,
+      );
     }
   }
   const name = value.name;
-  if (typeof name !== 'string' || name.trim() === '') fail('name', 'must be a non-empty string', 'string', name);
+  if (typeof name !== 'string' || name.trim() === '')
+    fail('name', 'must be a non-empty string', 'string', name);
   const heads = integerField(value, 'heads', 1, MAX_DIMENSION);
   const kvHeads = integerField(value, 'kvHeads', 1, MAX_DIMENSION);
   if (heads % kvHeads !== 0) {
-    fail('kvHeads', `must divide heads (${heads}) for grouped-query attention`, `a divisor of ${heads}`, kvHeads);
+    fail(
+      'kvHeads',
+      `must divide heads (${heads}) for grouped-query attention`,
+      `a divisor of ${heads}`,
+      kvHeads,
+    );
   }
   const headDim = integerField(value, 'headDim', 1, MAX_DIMENSION);
   const dtype = value.dtype;
   if (dtype !== 'f32' && dtype !== 'f16') fail('dtype', 'must be "f32" or "f16"', '"f32" | "f16"', dtype);
-  const pageSize = value.pageSize === undefined ? DEFAULT_PAGE_SIZE : integerField(value, 'pageSize', 1, MAX_DIMENSION);
+  const pageSize =
+    value.pageSize === undefined ? DEFAULT_PAGE_SIZE : integerField(value, 'pageSize', 1, MAX_DIMENSION);
   const seed = integerField(value, 'seed', 0, 2 ** 32 - 1);
   const nodes = parseNodes(value.nodes);
   const queries = value.queries === undefined ? undefined : parseQueries(value.queries, nodes);
@@ -122,7 +134,8 @@ function parseNodes(value: unknown): WorkloadNode[] {
     const field = `nodes[${index}]`;
     if (!isRecord(entry)) fail(field, 'must be an object { parent, tokens }', 'object', entry);
     for (const key of Object.keys(entry)) {
-      if (key !== 'parent' && key !== 'tokens') fail(`${field}.${key}`, 'is not a node field (parent, tokens)', 'no such field', key);
+      if (key !== 'parent' && key !== 'tokens')
+        fail(`${field}.${key}`, 'is not a node field (parent, tokens)', 'no such field', key);
     }
     if (entry.parent === undefined) fail(`${field}.parent`, 'is missing', 'integer', undefined);
     if (entry.tokens === undefined) fail(`${field}.tokens`, 'is missing', 'integer >= 1', undefined);
@@ -131,16 +144,28 @@ function parseNodes(value: unknown): WorkloadNode[] {
       fail(`${field}.parent`, 'must be an integer node index (-1 for the root)', 'integer', parent);
     }
     if (index === 0 && parent !== -1) fail(`${field}.parent`, 'must be -1: node 0 is the root', -1, parent);
-    if (index > 0 && parent === -1) fail(`${field}.parent`, 'is -1 but only node 0 may be the root', '0 .. ' + (index - 1), parent);
+    if (index > 0 && parent === -1)
+      fail(`${field}.parent`, 'is -1 but only node 0 may be the root', `0 .. ${index - 1}`, parent);
     if (parent < -1 || parent >= count) {
-      fail(`${field}.parent`, `is ${parent}, not a node index (0 .. ${count - 1})`, `0 .. ${count - 1}`, parent);
+      fail(
+        `${field}.parent`,
+        `is ${parent}, not a node index (0 .. ${count - 1})`,
+        `0 .. ${count - 1}`,
+        parent,
+      );
     }
     const tokens = entry.tokens;
     if (typeof tokens !== 'number' || !Number.isInteger(tokens) || tokens < 1) {
       fail(`${field}.tokens`, 'must be an integer >= 1', 'integer >= 1', tokens);
     }
     treeTokens += tokens;
-    if (treeTokens > MAX_TREE_TOKENS) fail(`${field}.tokens`, `brings the tree above ${MAX_TREE_TOKENS} tokens`, `<= ${MAX_TREE_TOKENS} in all`, tokens);
+    if (treeTokens > MAX_TREE_TOKENS)
+      fail(
+        `${field}.tokens`,
+        `brings the tree above ${MAX_TREE_TOKENS} tokens`,
+        `<= ${MAX_TREE_TOKENS} in all`,
+        tokens,
+      );
     parents[index] = parent;
     nodes.push({ parent, tokens });
   });
@@ -181,24 +206,47 @@ function parseNodes(value: unknown): WorkloadNode[] {
 }
 
 function parseQueries(value: unknown, nodes: readonly WorkloadNode[]): (readonly [number, number])[] {
-  if (!Array.isArray(value)) fail('queries', 'must be an array of [nodeIndex, position] pairs', 'array', value);
-  if (value.length === 0) fail('queries', 'must not be empty (leave it out for every leaf at its last token)', 'non-empty array', value);
+  if (!Array.isArray(value))
+    fail('queries', 'must be an array of [nodeIndex, position] pairs', 'array', value);
+  if (value.length === 0)
+    fail(
+      'queries',
+      'must not be empty (leave it out for every leaf at its last token)',
+      'non-empty array',
+      value,
+    );
   return value.map((entry: unknown, index) => {
     const field = `queries[${index}]`;
-    if (!Array.isArray(entry) || entry.length !== 2) fail(field, 'must be a [nodeIndex, position] pair', '[integer, integer]', entry);
+    if (!Array.isArray(entry) || entry.length !== 2)
+      fail(field, 'must be a [nodeIndex, position] pair', '[integer, integer]', entry);
     const [node, position] = entry as unknown[];
     if (typeof node !== 'number' || !Number.isInteger(node) || node < 0 || node >= nodes.length) {
-      fail(`${field}[0]`, `must be a node index (0 .. ${nodes.length - 1})`, `0 .. ${nodes.length - 1}`, node);
+      fail(
+        `${field}[0]`,
+        `must be a node index (0 .. ${nodes.length - 1})`,
+        `0 .. ${nodes.length - 1}`,
+        node,
+      );
     }
     const tokens = nodes[node]!.tokens;
     if (typeof position !== 'number' || !Number.isInteger(position) || position < 0 || position >= tokens) {
-      fail(`${field}[1]`, `must be a position inside node ${node} (0 .. ${tokens - 1})`, `0 .. ${tokens - 1}`, position);
+      fail(
+        `${field}[1]`,
+        `must be a position inside node ${node} (0 .. ${tokens - 1})`,
+        `0 .. ${tokens - 1}`,
+        position,
+      );
     }
     return [node, position] as const;
   });
 }
 
-function integerField(record: Record<string, unknown>, field: string, minimum: number, maximum: number): number {
+function integerField(
+  record: Record<string, unknown>,
+  field: string,
+  minimum: number,
+  maximum: number,
+): number {
   const value = record[field];
   if (value === undefined) fail(field, 'is missing', `integer ${minimum} .. ${maximum}`, value);
   if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum || value > maximum) {

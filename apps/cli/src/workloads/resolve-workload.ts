@@ -2,16 +2,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '@deft/core';
 import { UsageError } from '../errors/usage-error.js';
-import { BUILTIN_WORKLOADS, LLAMA3_8B, findBuiltinWorkload } from './builtin.js';
+import { BUILTIN_WORKLOADS, findBuiltinWorkload, LLAMA3_8B } from './builtin.js';
 import { parseWorkloadJson } from './parse-workload.js';
 import {
-  REASONING_TASKS,
-  type ReasoningTask,
-  SPECULATIVE_TREE_SIZES,
   datasetAvailable,
   datasetDirectory,
   loadReasoningTree,
   loadSpeculativeRecord,
+  REASONING_TASKS,
+  type ReasoningTask,
+  SPECULATIVE_TREE_SIZES,
 } from './replay/deft-dataset.js';
 import { reasoningTreeAtStep, widestStep } from './replay/reasoning-tree.js';
 import { speculativeStep } from './replay/speculative-record.js';
@@ -56,19 +56,28 @@ export function resolveWorkload(name: string, options: ResolveOptions): Workload
   if (name.startsWith('sd:')) return resolveSpeculative(name, options);
   const file = path.resolve(options.cwd, name);
   if (!existsSync(file)) {
-    throw new UsageError(`unknown workload '${name}': use ${HELP_TEXT}`, { argument: 'workload', actual: name });
+    throw new UsageError(`unknown workload '${name}': use ${HELP_TEXT}`, {
+      argument: 'workload',
+      actual: name,
+    });
   }
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`cannot read workload file ${name}: ${(error as Error).message}`, { argument: 'workload', cause: error });
+    throw new UsageError(`cannot read workload file ${name}: ${(error as Error).message}`, {
+      argument: 'workload',
+      cause: error,
+    });
   }
   try {
     return parseWorkloadJson(text);
   } catch (error) {
     if (InvalidArgumentError.isInstance(error)) {
-      throw new UsageError(`workload ${name}: ${error.message}`, { argument: error.argument ?? 'workload', cause: error });
+      throw new UsageError(`workload ${name}: ${error.message}`, {
+        argument: error.argument ?? 'workload',
+        cause: error,
+      });
     }
     throw error;
   }
@@ -77,22 +86,32 @@ export function resolveWorkload(name: string, options: ResolveOptions): Workload
 function resolveReasoning(name: string, options: ResolveOptions): Workload {
   const [, task, treeText = '0', stepText, ...rest] = name.split(':');
   if (!(REASONING_TASKS as readonly string[]).includes(task ?? '') || rest.length > 0) {
-    throw new UsageError(`unknown workload '${name}': reasoning trees are tot:{${REASONING_TASKS.join(',')}}[:TREE[:STEP]]`, {
-      argument: 'workload',
-      actual: name,
-    });
+    throw new UsageError(
+      `unknown workload '${name}': reasoning trees are tot:{${REASONING_TASKS.join(',')}}[:TREE[:STEP]]`,
+      {
+        argument: 'workload',
+        actual: name,
+      },
+    );
   }
   requireDataset(name);
   const treeIndex = parseIndex(treeText, 'tree', name);
   const tree = loadReasoningTree(task as ReasoningTask, treeIndex);
-  if (tree === undefined) throw new UsageError(`workload '${name}': ${task}ToT.json has no tree ${treeIndex}`, { argument: 'workload' });
-  const step = stepText !== undefined ? parseIndex(stepText, 'step', name) : (options.step ?? widestStep(tree));
+  if (tree === undefined)
+    throw new UsageError(`workload '${name}': ${task}ToT.json has no tree ${treeIndex}`, {
+      argument: 'workload',
+    });
+  const step =
+    stepText !== undefined ? parseIndex(stepText, 'step', name) : (options.step ?? widestStep(tree));
   const workload = reasoningTreeAtStep(tree, step, LLAMA3_8B, `tot:${task}:${treeIndex}`);
   if (workload === undefined) {
-    throw new UsageError(`workload '${name}': no node is live at step ${step} (steps run 1 .. ${tree.lastStep})`, {
-      argument: 'step',
-      actual: step,
-    });
+    throw new UsageError(
+      `workload '${name}': no node is live at step ${step} (steps run 1 .. ${tree.lastStep})`,
+      {
+        argument: 'step',
+        actual: step,
+      },
+    );
   }
   return workload;
 }
@@ -114,7 +133,10 @@ function resolveSpeculative(name: string, options: ResolveOptions): Workload {
     return speculativeStep(record, run, step, LLAMA3_8B, `sd:apps${size}`);
   } catch (error) {
     if (InvalidArgumentError.isInstance(error)) {
-      throw new UsageError(`workload '${name}': ${error.message}`, { argument: error.argument ?? 'workload', cause: error });
+      throw new UsageError(`workload '${name}': ${error.message}`, {
+        argument: error.argument ?? 'workload',
+        cause: error,
+      });
     }
     throw error;
   }
@@ -131,7 +153,10 @@ function requireDataset(name: string): void {
 
 function parseIndex(text: string, what: string, name: string): number {
   if (!/^\d+$/.test(text)) {
-    throw new UsageError(`workload '${name}': ${what} must be an integer >= 0, got '${text}'`, { argument: what, actual: text });
+    throw new UsageError(`workload '${name}': ${what} must be an integer >= 0, got '${text}'`, {
+      argument: what,
+      actual: text,
+    });
   }
   return Number(text);
 }

@@ -71,7 +71,11 @@ export function summarizeWorkload(workload: Workload): WorkloadSummary {
     queries: queries.length,
     uniqueVisibleTokens,
     pathTokens,
-    kvBytesPerToken: kvBytesPerToken({ numKvHeads: workload.kvHeads, headDim: workload.headDim, dtype: workload.dtype }),
+    kvBytesPerToken: kvBytesPerToken({
+      numKvHeads: workload.kvHeads,
+      headDim: workload.headDim,
+      dtype: workload.dtype,
+    }),
   };
 }
 

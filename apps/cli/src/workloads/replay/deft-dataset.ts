@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ReasoningTree, parseReasoningTree } from './reasoning-tree.js';
-import { type SpeculativeRecord, parseSpeculativeRecord } from './speculative-record.js';
+import { parseReasoningTree, type ReasoningTree } from './reasoning-tree.js';
+import { parseSpeculativeRecord, type SpeculativeRecord } from './speculative-record.js';
 
 /** Reasoning tasks of the dataset: `tot:<task>` reads `<task>ToT.json`. */
 export const REASONING_TASKS = ['docmerge', 'keyword', 'set128', 'sorting128'] as const;
@@ -44,7 +44,9 @@ function readJson(file: string): unknown {
 export function datasetFile(fileName: string, directory = datasetDirectory()): string {
   const file = path.join(directory, fileName);
   if (!existsSync(file)) {
-    throw new Error(`${fileName} not found in ${directory} (set DEFT_DATASET_DIR to the deft-dataset folder)`);
+    throw new Error(
+      `${fileName} not found in ${directory} (set DEFT_DATASET_DIR to the deft-dataset folder)`,
+    );
   }
   return file;
 }
@@ -56,7 +58,11 @@ export function reasoningTreeCount(task: ReasoningTask, directory = datasetDirec
 }
 
 /** Tree `index` of a reasoning task (`undefined` when the file has fewer trees). */
-export function loadReasoningTree(task: ReasoningTask, index: number, directory = datasetDirectory()): ReasoningTree | undefined {
+export function loadReasoningTree(
+  task: ReasoningTask,
+  index: number,
+  directory = datasetDirectory(),
+): ReasoningTree | undefined {
   const trees = readJson(datasetFile(`${task}ToT.json`, directory));
   if (!Array.isArray(trees) || trees[index] === undefined) return undefined;
   return parseReasoningTree(trees[index]);

@@ -4,7 +4,13 @@ import { LLAMA3_8B } from '../builtin.js';
 import { parseWorkload } from '../parse-workload.js';
 import { summarizeWorkload } from '../workload-summary.js';
 import { datasetAvailable, datasetDirectory, loadReasoningTree } from './deft-dataset.js';
-import { liveNodeCount, parseReasoningTree, reasoningTreeAtStep, replayReasoningTree, widestStep } from './reasoning-tree.js';
+import {
+  liveNodeCount,
+  parseReasoningTree,
+  reasoningTreeAtStep,
+  replayReasoningTree,
+  widestStep,
+} from './reasoning-tree.js';
 
 // A prompt of 5 tokens (steps -4 .. 0); node 1 decodes steps 1..3 and branches into 3 and 4 (steps 4..);
 // node 2 decodes steps 1..2 and is dropped (no children); node 4 is dropped after step 5.
@@ -73,16 +79,21 @@ describe('reasoning-tree replay', () => {
   it('replays every step as a valid workload', () => {
     const steps = [...replayReasoningTree(tree, LLAMA3_8B, 't')];
     expect(steps.map((entry) => entry.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    for (const { workload } of steps) expect(parseWorkload(JSON.parse(JSON.stringify(workload)))).toEqual(workload);
+    for (const { workload } of steps)
+      expect(parseWorkload(JSON.parse(JSON.stringify(workload)))).toEqual(workload);
     expect(steps.map(({ workload }) => workload.queries!.length)).toEqual([2, 2, 1, 2, 2, 1, 1]);
   });
 
   it('rejects malformed records naming the field', () => {
     const bad = (data: unknown) => () => parseReasoningTree({ data });
     expect(bad({ 1: record.data[1] })).toThrow(/data\.0/);
-    expect(bad({ ...record.data, 1: { ...record.data[1], value: 2.5 } })).toThrow(/data\.1\.value must be an integer/);
+    expect(bad({ ...record.data, 1: { ...record.data[1], value: 2.5 } })).toThrow(
+      /data\.1\.value must be an integer/,
+    );
     expect(bad({ ...record.data, 2: { ...record.data[2], children: [1] } })).toThrow(InvalidArgumentError);
-    expect(bad({ ...record.data, 2: { ...record.data[2], children: [9] } })).toThrow(/data\.9 is listed as a child/);
+    expect(bad({ ...record.data, 2: { ...record.data[2], children: [9] } })).toThrow(
+      /data\.9 is listed as a child/,
+    );
   });
 });
 
@@ -107,4 +118,5 @@ describe.skipIf(!datasetAvailable())('reasoning trees of the DeFT dataset', () =
   });
 });
 
-if (!datasetAvailable()) console.warn(`skipping dataset replay tests: no DeFT dataset at ${datasetDirectory()}`);
+if (!datasetAvailable())
+  console.warn(`skipping dataset replay tests: no DeFT dataset at ${datasetDirectory()}`);

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, describeValue } from '@deft/core';
+import { describeValue, InvalidArgumentError } from '@deft/core';
 import type { Workload, WorkloadNode, WorkloadShape } from '../workload.js';
 
 /** One node of a recorded reasoning tree, renumbered in depth-first pre-order (the root is node 0). */
@@ -52,8 +52,11 @@ export function parseReasoningTree(record: unknown): ReasoningTree {
     if (value < 1) throw invalid(`${field}.value`, 'must be >= 1 token', entry.value);
     const start = integer(entry.start, `${field}.start`);
     const end = integer(entry.end, `${field}.end`);
-    if (!Array.isArray(entry.children)) throw invalid(`${field}.children`, 'must be an array of node ids', entry.children);
-    const children = entry.children.map((child: unknown, index: number) => integer(child, `${field}.children[${index}]`));
+    if (!Array.isArray(entry.children))
+      throw invalid(`${field}.children`, 'must be an array of node ids', entry.children);
+    const children = entry.children.map((child: unknown, index: number) =>
+      integer(child, `${field}.children[${index}]`),
+    );
     byId.set(id, { value, start, end, children });
   }
   const root = byId.get(0);
@@ -65,15 +68,24 @@ export function parseReasoningTree(record: unknown): ReasoningTree {
   const stack: { id: number; parent: number }[] = [{ id: 0, parent: -1 }];
   while (stack.length > 0) {
     const { id, parent } = stack.pop()!;
-    if (seen.has(id)) throw invalid(`data.${id}`, 'is reached twice (a cycle or a node with two parents)', id);
+    if (seen.has(id))
+      throw invalid(`data.${id}`, 'is reached twice (a cycle or a node with two parents)', id);
     seen.add(id);
     const entry = byId.get(id);
     if (entry === undefined) throw invalid(`data.${id}`, 'is listed as a child but not defined', id);
     const index = nodes.length;
-    nodes.push({ parent, tokens: entry.value, start: entry.start, end: entry.end, children: [], recordId: id });
+    nodes.push({
+      parent,
+      tokens: entry.value,
+      start: entry.start,
+      end: entry.end,
+      children: [],
+      recordId: id,
+    });
     childLists.push([]);
     if (parent >= 0) childLists[parent]!.push(index);
-    for (let child = entry.children.length - 1; child >= 0; child--) stack.push({ id: entry.children[child]!, parent: index });
+    for (let child = entry.children.length - 1; child >= 0; child--)
+      stack.push({ id: entry.children[child]!, parent: index });
   }
   let lastStep = 0;
   const finished = nodes.map((node, index) => {
@@ -168,7 +180,8 @@ export function* replayReasoningTree(
 }
 
 function integer(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalid(field, 'must be an integer', value);
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    throw invalid(field, 'must be an integer', value);
   return value;
 }
 
@@ -177,5 +190,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function invalid(field: string, problem: string, actual: unknown): InvalidArgumentError {
-  return new InvalidArgumentError(`${field} ${problem}, got ${describeValue(actual)}`, { argument: field, actual });
+  return new InvalidArgumentError(`${field} ${problem}, got ${describeValue(actual)}`, {
+    argument: field,
+    actual,
+  });
 }

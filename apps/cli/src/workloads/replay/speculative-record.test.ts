@@ -3,7 +3,12 @@ import { LLAMA3_8B } from '../builtin.js';
 import { parseWorkload } from '../parse-workload.js';
 import { summarizeWorkload } from '../workload-summary.js';
 import { datasetAvailable, datasetDirectory, loadSpeculativeRecord } from './deft-dataset.js';
-import { CHARACTERS_PER_TOKEN, parseSpeculativeRecord, replaySpeculativeRun, speculativeStep } from './speculative-record.js';
+import {
+  CHARACTERS_PER_TOKEN,
+  parseSpeculativeRecord,
+  replaySpeculativeRun,
+  speculativeStep,
+} from './speculative-record.js';
 
 const record = {
   Tree_ID: 1,
@@ -40,16 +45,22 @@ describe('speculative-record replay', () => {
   });
 
   it('replays every verification step', () => {
-    const prefixes = [...replaySpeculativeRun(parsed, 0, LLAMA3_8B, 'sd')].map(({ workload }) => workload.nodes[0]!.tokens);
+    const prefixes = [...replaySpeculativeRun(parsed, 0, LLAMA3_8B, 'sd')].map(
+      ({ workload }) => workload.nodes[0]!.tokens,
+    );
     expect(prefixes).toEqual([10, 12, 15]);
   });
 
   it('rejects malformed records and out-of-range steps', () => {
-    expect(() => parseSpeculativeRecord({ ...record, Tree_Structure: [[0, 1]] })).toThrow(/Tree_Structure\[0\] has no parent/);
-    expect(() => parseSpeculativeRecord({ ...record, Records: [{ prompt: 'a', Accept_length: [1.5] }] })).toThrow(
-      /Records\[0\]\.Accept_length/,
+    expect(() => parseSpeculativeRecord({ ...record, Tree_Structure: [[0, 1]] })).toThrow(
+      /Tree_Structure\[0\] has no parent/,
     );
-    expect(() => speculativeStep(parsed, 0, 3, LLAMA3_8B, 'sd')).toThrow(/step must be a verification step 0 \.\. 2/);
+    expect(() =>
+      parseSpeculativeRecord({ ...record, Records: [{ prompt: 'a', Accept_length: [1.5] }] }),
+    ).toThrow(/Records\[0\]\.Accept_length/);
+    expect(() => speculativeStep(parsed, 0, 3, LLAMA3_8B, 'sd')).toThrow(
+      /step must be a verification step 0 \.\. 2/,
+    );
     expect(() => speculativeStep(parsed, 1, 0, LLAMA3_8B, 'sd')).toThrow(/record must be a run index/);
   });
 });
@@ -64,4 +75,5 @@ describe.skipIf(!datasetAvailable())('speculative records of the DeFT dataset', 
   });
 });
 
-if (!datasetAvailable()) console.warn(`skipping dataset replay tests: no DeFT dataset at ${datasetDirectory()}`);
+if (!datasetAvailable())
+  console.warn(`skipping dataset replay tests: no DeFT dataset at ${datasetDirectory()}`);

@@ -1,4 +1,4 @@
-import { InvalidArgumentError, describeValue } from '@deft/core';
+import { describeValue, InvalidArgumentError } from '@deft/core';
 import type { Workload, WorkloadNode, WorkloadShape } from '../workload.js';
 
 /** Characters per token used to estimate a prompt's length: the records hold the prompt text only. */
@@ -45,7 +45,11 @@ export function parseSpeculativeRecord(value: unknown): SpeculativeRecord {
     throw invalid('Tree_Structure', 'must be a non-empty array of choice paths', structure);
   }
   const paths = structure.map((path: unknown, index: number) => {
-    if (!Array.isArray(path) || path.length === 0 || !path.every((choice) => Number.isInteger(choice) && choice >= 0)) {
+    if (
+      !Array.isArray(path) ||
+      path.length === 0 ||
+      !path.every((choice) => Number.isInteger(choice) && choice >= 0)
+    ) {
       throw invalid(`Tree_Structure[${index}]`, 'must be a non-empty array of choice indices', path);
     }
     return path as number[];
@@ -61,20 +65,26 @@ export function parseSpeculativeRecord(value: unknown): SpeculativeRecord {
     let parent = -1;
     if (path.length > 1) {
       const found = indexOfPath.get(path.slice(0, -1).join(','));
-      if (found === undefined) throw invalid(`Tree_Structure[${original}]`, 'has no parent path in the tree', path);
+      if (found === undefined)
+        throw invalid(`Tree_Structure[${original}]`, 'has no parent path in the tree', path);
       parent = found;
     }
     indexOfPath.set(key, candidateParents.length);
     candidateParents.push(parent);
   }
   const records = value.Records;
-  if (!Array.isArray(records) || records.length === 0) throw invalid('Records', 'must be a non-empty array', records);
+  if (!Array.isArray(records) || records.length === 0)
+    throw invalid('Records', 'must be a non-empty array', records);
   const runs = records.map((run: unknown, index: number) => {
     const field = `Records[${index}]`;
     if (!isRecord(run)) throw invalid(field, 'must be an object', run);
     if (typeof run.prompt !== 'string') throw invalid(`${field}.prompt`, 'must be a string', run.prompt);
     const lengths = run.Accept_length;
-    if (!Array.isArray(lengths) || lengths.length === 0 || !lengths.every((length) => Number.isInteger(length) && length >= 0)) {
+    if (
+      !Array.isArray(lengths) ||
+      lengths.length === 0 ||
+      !lengths.every((length) => Number.isInteger(length) && length >= 0)
+    ) {
       throw invalid(`${field}.Accept_length`, 'must be a non-empty array of integers >= 0', lengths);
     }
     return {
@@ -116,7 +126,8 @@ export function speculativeStep(
     { parent: -1, tokens: prefix },
     { parent: 0, tokens: 1 },
   ];
-  for (const parent of record.candidateParents) nodes.push({ parent: parent < 0 ? 1 : parent + 2, tokens: 1 });
+  for (const parent of record.candidateParents)
+    nodes.push({ parent: parent < 0 ? 1 : parent + 2, tokens: 1 });
   const queries = nodes.slice(1).map((_, index) => [index + 1, 0] as const);
   return { name: `${name}:${run}:${step}`, ...shape, nodes, queries };
 }
@@ -136,7 +147,8 @@ export function* replaySpeculativeRun(
   name: string,
 ): Generator<{ step: number; workload: Workload }> {
   const steps = record.runs[run]?.acceptLengths.length ?? 0;
-  for (let step = 0; step < steps; step++) yield { step, workload: speculativeStep(record, run, step, shape, name) };
+  for (let step = 0; step < steps; step++)
+    yield { step, workload: speculativeStep(record, run, step, shape, name) };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -144,5 +156,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function invalid(field: string, problem: string, actual: unknown): InvalidArgumentError {
-  return new InvalidArgumentError(`${field} ${problem}, got ${describeValue(actual)}`, { argument: field, actual });
+  return new InvalidArgumentError(`${field} ${problem}, got ${describeValue(actual)}`, {
+    argument: field,
+    actual,
+  });
 }

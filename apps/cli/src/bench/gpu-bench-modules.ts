@@ -1,0 +1,52 @@
+import type { PlanStrategy } from '@deft/core';
+import type { Progress } from '../cli/progress.js';
+import type { Workload } from '../workloads/workload.js';
+import type { BenchRow } from './bench-result.js';
+
+/** GPU backends `deft bench` can hand the work to. */
+export type GpuBackendName = 'cuda' | 'webgpu';
+
+/** What `deft bench` passes to a GPU bench module. */
+export interface GpuBenchOptions {
+  readonly workloads: readonly Workload[];
+  readonly strategies: readonly PlanStrategy[];
+  readonly repetitions: number;
+  readonly progress: Progress;
+}
+
+/** What a GPU bench module returns. */
+export interface GpuBenchOutcome {
+  readonly device: string;
+  readonly rows: readonly BenchRow[];
+  /** Extra lines to print under the table (floors, notes). */
+  readonly notes?: readonly string[];
+}
+
+/** A loaded GPU bench, or why it cannot run here. */
+export type GpuBenchLoad =
+  | { readonly available: true; readonly run: (options: GpuBenchOptions) => Promise<GpuBenchOutcome> }
+  | { readonly available: false; readonly reason: string };
+
+const MODULES: Record<GpuBackendName, { readonly path: string; readonly exportName: string }> = {
+  cuda: { path: '../gpu/cuda-bench.js', exportName: 'runCudaBench' },
+  webgpu: { path: '../gpu/webgpu-bench.js', exportName: 'runWebGpuBench' },
+};
+
+/**
+ * Loads the bench module of a GPU backend (`src/gpu/`). A module that is missing or does not export its
+ * entry point is reported as unavailable with the reason, never thrown.
+ */
+export async function loadGpuBench(backend: GpuBackendName): Promise<GpuBenchLoad> {
+  const { path, exportName } = MODULES[backend];
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(/* @vite-ignore */ path)) as Record<string, unknown>;
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    return { available: false, reason: `its bench module could not be loaded (${message})` };
+  }
+  const run = module[exportName];
+  if (typeof run !== 'function')
+    return { available: false, reason: `its bench module has no ${exportName}()` };
+  return { available: true, run: run as (options: GpuBenchOptions) => Promise<GpuBenchOutcome> };
+}

@@ -1,0 +1,71 @@
+import type { PlanStrategy } from '@deft/core';
+import { createCpuBackend } from '@deft/kernels-cpu';
+import { planWorkload } from '../attention/plan-workload.js';
+import { randomAttentionInputs } from '../attention/random-inputs.js';
+import { createAttentionSession } from '../attention/run-attention.js';
+import type { Progress } from '../cli/progress.js';
+import { formatMicroseconds } from '../format/format-number.js';
+import { buildWorkload } from '../workloads/build-workload.js';
+import type { Workload } from '../workloads/workload.js';
+import type { BenchRow } from './bench-result.js';
+import { withSequenceRatios } from './sequence-ratios.js';
+
+/** What the CPU bench measures. */
+export interface CpuBenchOptions {
+  readonly workloads: readonly Workload[];
+  /** Strategies to run; `sequence` should be among them for the ratios. */
+  readonly strategies: readonly PlanStrategy[];
+  /** Timed runs per (workload, strategy), after one untimed warm-up run when > 1. */
+  readonly repetitions: number;
+  readonly progress: Progress;
+}
+
+/** Description of the CPU backend's timings, printed with every CPU report. */
+export const CPU_TIMING_NOTE =
+  'CPU timings are of the float64 reference backend (a correctness oracle, not a fast kernel): compare strategies by KV bytes, not by time';
+
+/**
+ * Runs every workload through every strategy on the CPU reference backend: one KV cache per workload,
+ * one plan per strategy, `repetitions` timed layers each.
+ *
+ * @example
+ * ```ts
+ * const { rows, device } = await runCpuBench({ workloads, strategies: PLAN_STRATEGIES, repetitions: 1, progress });
+ * ```
+ */
+export async function runCpuBench(options: CpuBenchOptions): Promise<{ rows: BenchRow[]; device: string }> {
+  const backend = createCpuBackend();
+  const rows: Omit<BenchRow, 'vsSequence'>[] = [];
+  try {
+    for (const workload of options.workloads) {
+      const built = buildWorkload(workload);
+      const inputs = randomAttentionInputs(built);
+      const session = createAttentionSession(backend, built, inputs);
+      try {
+        for (const strategy of options.strategies) {
+          options.progress.start(`${workload.name} ${strategy}`);
+          const timed = planWorkload(built, strategy);
+          if (options.repetitions > 1) await session.run(timed.plan, 1);
+          const { layerMicroseconds } = await session.run(timed.plan, options.repetitions);
+          const sorted = [...layerMicroseconds].sort((a, b) => a - b);
+          const median = sorted[Math.floor(sorted.length / 2)]!;
+          rows.push({
+            workload: workload.name,
+            strategy,
+            numChunks: timed.plan.numChunks,
+            numPartials: timed.plan.numPartials,
+            io: timed.plan.io,
+            planMicroseconds: timed.planMicroseconds,
+            layerMicroseconds: { median, min: sorted[0]!, runs: sorted.length },
+          });
+          options.progress.done(formatMicroseconds(median));
+        }
+      } finally {
+        session.dispose();
+      }
+    }
+    return { rows: withSequenceRatios(rows), device: backend.capabilities.device };
+  } finally {
+    backend.dispose();
+  }
+}
