@@ -34,7 +34,7 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, nam
     if (offset + 8 > bytes.byteLength) fail(`is truncated at piece ${pieces.length}`, `${vocabSize ?? 'more'} pieces`, pieces.length);
     const score = view.getFloat32(offset, true);
     const length = view.getInt32(offset + 4, true);
-    if (length < 0 || length > maxTokenLength) fail(`has a piece of invalid length ${length} at id ${pieces.length}`, `0..${maxTokenLength}`, length);
+    if (length < 0) fail(`has a piece of negative length ${length} at id ${pieces.length}`, '>= 0', length);
     if (offset + 8 + length > bytes.byteLength) fail(`is truncated at piece ${pieces.length}`, `${vocabSize ?? 'more'} pieces`, pieces.length);
     pieces.push(decoder.decode(bytes.subarray(offset + 8, offset + 8 + length)));
     scores.push(score);
