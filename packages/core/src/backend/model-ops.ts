@@ -1,5 +1,6 @@
 import type { DeviceTensor } from '../tensor/tensor.js';
 import type { Backend } from './backend.js';
+import type { KVStorage } from './kv-storage.js';
 
 /**
  * How RoPE pairs the dimensions of a head.
@@ -119,6 +120,17 @@ export interface ModelOps {
    * @param k `1 <= k <= N`
    */
   topK(x: DeviceTensor, k: number): Promise<TopKResult>;
+
+  /**
+   * Copies the K and V of slot `source[i]` to slot `target[i]` in every layer of a KV store (the token
+   * moves of a speculative commit into partly filled pages). Sources and targets must be disjoint and
+   * targets distinct, so the copies may run in any order.
+   * @param source `[count]` slots to read
+   * @param target `[count]` slots to write
+   * @throws InvalidArgumentError for a slot outside the storage, different lengths, a repeated target or
+   *   a slot that is both a source and a target.
+   */
+  copyKVSlots(storage: KVStorage, source: Int32Array, target: Int32Array): void;
 }
 
 /**

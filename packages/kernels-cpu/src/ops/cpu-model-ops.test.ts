@@ -1,4 +1,4 @@
-import { type DType, type DeviceTensor, InvalidArgumentError, shapeSize, toF16Array } from '@deft/core';
+import { type DType, type DeviceTensor, InvalidArgumentError, type KVStorage, shapeSize, toF16Array } from '@deft/core';
 import { describe, expect, it } from 'vitest';
 import { createCpuModelOps } from './cpu-model-ops.js';
 
@@ -13,7 +13,28 @@ function tensor(shape: number[], values?: ArrayLike<number>, dtype: DType = 'f32
   return { shape, dtype, backend: 'cpu', disposed: false, dispose() {}, data };
 }
 
-const ops = createCpuModelOps((value) => (value as HostTensor).data);
+const ops = createCpuModelOps({
+  tensorData: (value) => (value as HostTensor).data,
+  kvLayers: (storage) => storage as unknown as HostStorage,
+});
+
+interface HostStorage extends KVStorage {
+  keys(layer: number): Float32Array;
+  values(layer: number): Float32Array;
+}
+
+function storage(numLayers: number, numSlots: number, rowSize: number): HostStorage {
+  const keys = Array.from({ length: numLayers }, (_, layer) => Float32Array.from({ length: numSlots * rowSize }, (_, index) => layer * 1000 + index));
+  const values = keys.map((array) => array.map((value) => -value));
+  return {
+    backend: 'cpu',
+    disposed: false,
+    dispose() {},
+    descriptor: { numLayers, numPages: numSlots, pageSize: 1, numKvHeads: 1, headDim: rowSize, dtype: 'f32' },
+    keys: (layer) => keys[layer]!,
+    values: (layer) => values[layer]!,
+  };
+}
 
 function random(seed: number, count: number): Float32Array {
   let state = seed >>> 0;
@@ -139,5 +160,17 @@ describe('cpu model ops', () => {
     expect(Array.from(top.indices)).toEqual([1, 2, 4, 1, 3, 4]);
     expect(Array.from(top.values)).toEqual([5, 5, 2, -1, -1, -2]);
     await expect(ops.topK(x, 6)).rejects.toThrow(InvalidArgumentError);
+  });
+
+  it('copyKVSlots copies K and V rows in every layer and rejects overlapping copies', () => {
+    const kv = storage(2, 6, 2);
+    ops.copyKVSlots(kv, new Int32Array([4, 1]), new Int32Array([0, 5]));
+    for (let layer = 0; layer < 2; layer++) {
+      expect(Array.from(kv.keys(layer).subarray(0, 2))).toEqual([layer * 1000 + 8, layer * 1000 + 9]);
+      expect(Array.from(kv.keys(layer).subarray(10, 12))).toEqual([layer * 1000 + 2, layer * 1000 + 3]);
+      expect(Array.from(kv.values(layer).subarray(10, 12))).toEqual([-(layer * 1000 + 2), -(layer * 1000 + 3)]);
+    }
+    expect(() => ops.copyKVSlots(kv, new Int32Array([1, 2]), new Int32Array([2, 3]))).toThrow(/disjoint/);
+    expect(() => ops.copyKVSlots(kv, new Int32Array([1]), new Int32Array([6]))).toThrow(/out of range/);
   });
 });

@@ -1,6 +1,8 @@
 import {
   type DeviceTensor,
   InvalidArgumentError,
+  type KVStorage,
+  type KVStorageDescriptor,
   type ModelOps,
   type RopeOptions,
   type TopKResult,
@@ -24,6 +26,19 @@ import { matrixOf, requireDistinct, requireEqual, requireF32, requireIndices } f
  */
 export type CpuTensorData = (tensor: DeviceTensor, argument: string) => Float32Array | Uint16Array;
 
+/** The host arrays of a CPU KV store: per layer, K and V `[numSlots, numKvHeads, headDim]`. */
+export interface CpuKVLayers {
+  readonly descriptor: KVStorageDescriptor;
+  keys(layer: number): Float32Array | Uint16Array;
+  values(layer: number): Float32Array | Uint16Array;
+}
+
+/** How the CPU model ops reach a backend's memory. Both resolvers throw for foreign or disposed objects. */
+export interface CpuOperandAccess {
+  readonly tensorData: CpuTensorData;
+  readonly kvLayers: (storage: KVStorage, argument: string) => CpuKVLayers;
+}
+
 function f32Data(data: CpuTensorData, tensor: DeviceTensor, argument: string): Float32Array {
   requireF32(tensor, argument);
   return data(tensor, argument) as Float32Array;
@@ -33,15 +48,16 @@ function f32Data(data: CpuTensorData, tensor: DeviceTensor, argument: string): F
  * The model ops of the CPU reference backend over host arrays: exact and simple (float64 sums), the
  * oracle the GPU backends' ops are tested against. Every op validates all operands before it writes.
  *
- * @param data how the backend maps its tensors to host arrays
+ * @param access how the backend maps its tensors and KV stores to host arrays
  * @throws InvalidArgumentError / DisposedError from each op, as {@link ModelOps} documents.
  * @example
  * ```ts
- * const ops = createCpuModelOps((tensor, argument) => storageOf(tensor, argument));
+ * const ops = createCpuModelOps({ tensorData: (tensor) => ownTensor(tensor).data, kvLayers: (storage) => ownStorage(storage) });
  * ops.matmul(x, weight, out);
  * ```
  */
-export function createCpuModelOps(data: CpuTensorData): ModelOps {
+export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
+  const data = access.tensorData;
   return {
     embedding(table, tokens, out) {
       const tableView = matrixOf(table, 'table');
@@ -162,6 +178,39 @@ export function createCpuModelOps(data: CpuTensorData): ModelOps {
         throw new InvalidArgumentError(`k = ${k} exceeds the row width ${view.columns}`, { argument: 'k', expected: `<= ${view.columns}`, actual: k });
       }
       return topKHost(xData, view.rows, view.columns, k);
+    },
+
+    copyKVSlots(storage, source, target) {
+      const layers = access.kvLayers(storage, 'storage');
+      const { numPages, pageSize, numLayers, numKvHeads, headDim } = layers.descriptor;
+      const numSlots = numPages * pageSize;
+      requireIndices('source', source, numSlots);
+      requireIndices('target', target, numSlots);
+      if (source.length !== target.length) {
+        throw new InvalidArgumentError(`target must hold ${source.length} slots like source, got ${target.length}`, { argument: 'target', expected: source.length, actual: target.length });
+      }
+      const sources = new Set(source);
+      const targets = new Set<number>();
+      for (let index = 0; index < target.length; index++) {
+        const slot = target[index]!;
+        if (targets.has(slot) || sources.has(slot)) {
+          throw new InvalidArgumentError(`target[${index}] = ${slot} repeats a target or is also a source; copies must be disjoint`, {
+            argument: `target[${index}]`,
+            expected: 'a distinct slot that is not a source',
+            actual: slot,
+          });
+        }
+        targets.add(slot);
+      }
+      const rowSize = numKvHeads * headDim;
+      for (let layer = 0; layer < numLayers; layer++) {
+        for (const array of [layers.keys(layer), layers.values(layer)]) {
+          for (let index = 0; index < source.length; index++) {
+            const from = source[index]! * rowSize;
+            array.copyWithin(target[index]! * rowSize, from, from + rowSize);
+          }
+        }
+      }
     },
   };
 }
