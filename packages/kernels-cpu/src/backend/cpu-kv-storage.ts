@@ -1,0 +1,59 @@
+import type { KVStorage, KVStorageDescriptor } from '@deft/core';
+import { DisposedError } from '@deft/core';
+
+/** One layer of K or V: `[numPages, pageSize, numKvHeads, headDim]`, f32 values or binary16 bits. */
+export type CpuKVArray = Float32Array | Uint16Array;
+
+/**
+ * Paged KV storage of the CPU backend: per layer, K and V each a typed array laid out
+ * `[numPages, pageSize, numKvHeads, headDim]` (`Float32Array` for f32, binary16 bits in a `Uint16Array`
+ * for f16), zero-initialised. Equivalently `[numSlots, numKvHeads, headDim]` with `slot = page * pageSize + offset`.
+ */
+export class CpuKVStorage implements KVStorage {
+  readonly backend = 'cpu';
+  readonly descriptor: KVStorageDescriptor;
+  /** @internal The backend that created the storage. */
+  readonly owner: object;
+  #keys: CpuKVArray[] | undefined;
+  #values: CpuKVArray[] | undefined;
+
+  constructor(owner: object, descriptor: KVStorageDescriptor) {
+    this.owner = owner;
+    this.descriptor = Object.freeze({ ...descriptor });
+    const size = descriptor.numPages * descriptor.pageSize * descriptor.numKvHeads * descriptor.headDim;
+    const make = (): CpuKVArray =>
+      descriptor.dtype === 'f16' ? new Uint16Array(size) : new Float32Array(size);
+    this.#keys = Array.from({ length: descriptor.numLayers }, make);
+    this.#values = Array.from({ length: descriptor.numLayers }, make);
+  }
+
+  get disposed(): boolean {
+    return this.#keys === undefined;
+  }
+
+  /** Slots of the storage: `numPages × pageSize`. */
+  get numSlots(): number {
+    return this.descriptor.numPages * this.descriptor.pageSize;
+  }
+
+  /** K of `layer`, `[numSlots, numKvHeads, headDim]`. @throws DisposedError after dispose. */
+  keys(layer: number): CpuKVArray {
+    if (this.#keys === undefined) throw new DisposedError('CPU KV storage');
+    return this.#keys[layer]!;
+  }
+
+  /** V of `layer`, `[numSlots, numKvHeads, headDim]`. @throws DisposedError after dispose. */
+  values(layer: number): CpuKVArray {
+    if (this.#values === undefined) throw new DisposedError('CPU KV storage');
+    return this.#values[layer]!;
+  }
+
+  dispose(): void {
+    this.#keys = undefined;
+    this.#values = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

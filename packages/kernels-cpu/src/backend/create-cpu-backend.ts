@@ -1,0 +1,474 @@
+import {
+  type AttentionShape,
+  BACKEND_CONTRACT_VERSION,
+  type BackendCapabilities,
+  BackendError,
+  type DeviceTensor,
+  DisposedError,
+  describeValue,
+  f32ToF16Bits,
+  formatShape,
+  InvalidArgumentError,
+  isDType,
+  type KVStorage,
+  type KVStorageDescriptor,
+  type ModelBackend,
+  PLAN_STRATEGIES,
+  type PreparedPlan,
+  shapeSize,
+  type TensorDescriptor,
+  type TreeAttentionArgs,
+  type TreeAttentionPlan,
+  validatePlan,
+} from '@deft/core';
+import { computePartialStates } from '../attention/compute-partial-states.js';
+import { reducePartialStates } from '../attention/reduce-partial-states.js';
+import { createCpuModelOps } from '../ops/cpu-model-ops.js';
+import { f16Table } from '../ops/f16-table.js';
+import { CpuKVStorage } from './cpu-kv-storage.js';
+import { CpuPreparedPlan } from './cpu-prepared-plan.js';
+import { CpuTensor } from './cpu-tensor.js';
+
+/** Options of {@link createCpuBackend}. */
+export interface CpuBackendOptions {
+  /**
+   * Throw a `BackendError` (leaving `out` untouched) when tree attention produces a non-finite value,
+   * so NaN never passes silently. Default `true`.
+   */
+  readonly checkFinite?: boolean;
+}
+
+/**
+ * The CPU reference backend: a {@link ModelBackend} (tree attention and the model ops) whose tensors and
+ * KV storage are host typed arrays.
+ */
+export type CpuBackend = ModelBackend & { readonly name: 'cpu' };
+
+function invalid(argument: string, message: string, expected: unknown, actual: unknown): never {
+  throw new InvalidArgumentError(`${argument} ${message}`, { argument, expected, actual });
+}
+
+function checkInteger(argument: string, value: unknown, minimum: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
+    invalid(
+      argument,
+      `must be an integer >= ${minimum}, got ${describeValue(value)}`,
+      `integer >= ${minimum}`,
+      value,
+    );
+  }
+  return value;
+}
+
+/**
+ * Creates the pure-TypeScript reference backend. Tree attention computes each (chunk, query, head)
+ * partial state with float64 accumulation (`lse` in base 2), then merges each query's partials with
+ * {@link mergeAttentionStates} over the plan's per-query CSR. f32 KV is stored in `Float32Array`s,
+ * f16 KV as binary16 bits in `Uint16Array`s. Work runs synchronously inside each call.
+ *
+ * @throws Each method throws `InvalidArgumentError` for malformed arguments (before changing anything)
+ * and `DisposedError` once the backend (or the tensor, storage or plan passed) is disposed.
+ * @example
+ * ```ts
+ * const backend = createCpuBackend();
+ * const storage = backend.createKVStorage({ numLayers: 1, numPages: 8, pageSize: 16, numKvHeads: 2, headDim: 64, dtype: 'f16' });
+ * backend.writeKV(storage, 0, slots, k, v);
+ * const q = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
+ * backend.uploadTensor(q, queries);
+ * const out = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
+ * backend.treeAttention({ storage, layer: 0, plan: backend.preparePlan(plan), q, out, scale: 1 / 8 });
+ * const result = await backend.downloadTensor(out);
+ * ```
+ */
+export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
+  const checkFinite = options.checkFinite ?? true;
+  const owner = {};
+  const owned = new Set<{ dispose(): void }>();
+  let disposed = false;
+
+  const ensureAlive = (): void => {
+    if (disposed) throw new DisposedError('CPU backend');
+  };
+  const ownTensor = (argument: string, tensor: unknown): CpuTensor => {
+    if (!(tensor instanceof CpuTensor) || tensor.owner !== owner) {
+      invalid(argument, 'must be a tensor created by this CPU backend', 'CpuTensor', tensor);
+    }
+    if (tensor.disposed) throw new DisposedError(`${argument} (CPU tensor)`);
+    return tensor;
+  };
+  const ownStorage = (storage: unknown, argument = 'storage'): CpuKVStorage => {
+    if (!(storage instanceof CpuKVStorage) || storage.owner !== owner) {
+      invalid(argument, 'must be a KV storage created by this CPU backend', 'CpuKVStorage', storage);
+    }
+    if (storage.disposed) throw new DisposedError(`${argument} (CPU KV storage)`);
+    return storage;
+  };
+  const checkLayer = (storage: CpuKVStorage, layer: unknown): number => {
+    const value = checkInteger('layer', layer, 0);
+    if (value >= storage.descriptor.numLayers) {
+      invalid(
+        'layer',
+        `must be below the storage's ${storage.descriptor.numLayers} layers`,
+        `< ${storage.descriptor.numLayers}`,
+        value,
+      );
+    }
+    return value;
+  };
+  const checkSlots = (storage: CpuKVStorage, slots: unknown): Int32Array => {
+    if (!(slots instanceof Int32Array)) invalid('slots', 'must be an Int32Array', 'Int32Array', slots);
+    const numSlots = storage.numSlots;
+    for (let index = 0; index < slots.length; index++) {
+      const slot = slots[index]!;
+      if (slot < 0 || slot >= numSlots)
+        invalid(
+          `slots[${index}]`,
+          `must be a slot of the storage (0 <= slot < ${numSlots})`,
+          `< ${numSlots}`,
+          slot,
+        );
+    }
+    return slots;
+  };
+  const hostValues = (argument: string, value: unknown, length: number): Float32Array | Uint16Array => {
+    let data: Float32Array | Uint16Array;
+    if (value instanceof Float32Array) data = value;
+    else if (value instanceof CpuTensor) data = ownTensor(argument, value).data;
+    else
+      invalid(
+        argument,
+        'must be a Float32Array or a tensor of this backend',
+        'Float32Array | CpuTensor',
+        value,
+      );
+    if (data.length !== length) {
+      invalid(
+        argument,
+        `must hold ${length} values ([slots.length, numKvHeads, headDim])`,
+        length,
+        data.length,
+      );
+    }
+    return data;
+  };
+  const track = <T extends { dispose(): void }>(object: T): T => {
+    owned.add(object);
+    const dispose = object.dispose.bind(object);
+    Object.defineProperty(object, 'dispose', {
+      value: () => {
+        owned.delete(object);
+        dispose();
+      },
+    });
+    return object;
+  };
+
+  const capabilities: BackendCapabilities = Object.freeze({
+    kvDtypes: Object.freeze(['f32', 'f16'] as const),
+    strategies: PLAN_STRATEGIES,
+    device: 'CPU (reference, float64 accumulation)',
+  });
+
+  const backend: CpuBackend = {
+    contractVersion: BACKEND_CONTRACT_VERSION,
+    name: 'cpu',
+    capabilities,
+    get disposed() {
+      return disposed;
+    },
+
+    createTensor(descriptor: TensorDescriptor): DeviceTensor {
+      ensureAlive();
+      if (typeof descriptor !== 'object' || descriptor === null || !Array.isArray(descriptor.shape)) {
+        invalid('descriptor.shape', 'must be an array of dimensions', 'number[]', descriptor?.shape);
+      }
+      descriptor.shape.forEach((dimension, index) => {
+        checkInteger(`descriptor.shape[${index}]`, dimension, 0);
+      });
+      if (!isDType(descriptor.dtype))
+        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
+      return track(new CpuTensor(owner, descriptor.shape, descriptor.dtype, shapeSize(descriptor.shape)));
+    },
+
+    uploadTensor(tensor: DeviceTensor, data: Float32Array): void {
+      ensureAlive();
+      const target = ownTensor('tensor', tensor);
+      if (!(data instanceof Float32Array)) invalid('data', 'must be a Float32Array', 'Float32Array', data);
+      if (data.length !== target.data.length) {
+        invalid(
+          'data',
+          `must hold ${target.data.length} values for shape ${formatShape(target.shape)}`,
+          target.data.length,
+          data.length,
+        );
+      }
+      writeConverted(target.data, 0, data, 0, data.length);
+    },
+
+    async downloadTensor(tensor: DeviceTensor): Promise<Float32Array> {
+      ensureAlive();
+      return toFloat32(ownTensor('tensor', tensor).data);
+    },
+
+    createKVStorage(descriptor: KVStorageDescriptor): KVStorage {
+      ensureAlive();
+      if (typeof descriptor !== 'object' || descriptor === null)
+        invalid('descriptor', 'must be a KVStorageDescriptor', 'object', descriptor);
+      checkInteger('descriptor.numLayers', descriptor.numLayers, 1);
+      checkInteger('descriptor.numPages', descriptor.numPages, 1);
+      checkInteger('descriptor.pageSize', descriptor.pageSize, 1);
+      checkInteger('descriptor.numKvHeads', descriptor.numKvHeads, 1);
+      checkInteger('descriptor.headDim', descriptor.headDim, 1);
+      if (!isDType(descriptor.dtype))
+        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
+      return track(new CpuKVStorage(owner, descriptor));
+    },
+
+    writeKV(
+      storage: KVStorage,
+      layer: number,
+      slots: Int32Array,
+      k: Float32Array | DeviceTensor,
+      v: Float32Array | DeviceTensor,
+    ): void {
+      ensureAlive();
+      const target = ownStorage(storage);
+      checkLayer(target, layer);
+      checkSlots(target, slots);
+      const rowSize = target.descriptor.numKvHeads * target.descriptor.headDim;
+      const keys = hostValues('k', k, slots.length * rowSize);
+      const values = hostValues('v', v, slots.length * rowSize);
+      const keyStore = target.keys(layer);
+      const valueStore = target.values(layer);
+      for (let index = 0; index < slots.length; index++) {
+        writeConverted(keyStore, slots[index]! * rowSize, keys, index * rowSize, rowSize);
+        writeConverted(valueStore, slots[index]! * rowSize, values, index * rowSize, rowSize);
+      }
+    },
+
+    async readKV(
+      storage: KVStorage,
+      layer: number,
+      slots: Int32Array,
+    ): Promise<{ k: Float32Array; v: Float32Array }> {
+      ensureAlive();
+      const source = ownStorage(storage);
+      checkLayer(source, layer);
+      checkSlots(source, slots);
+      const rowSize = source.descriptor.numKvHeads * source.descriptor.headDim;
+      const k = new Float32Array(slots.length * rowSize);
+      const v = new Float32Array(slots.length * rowSize);
+      for (let index = 0; index < slots.length; index++) {
+        writeConverted(k, index * rowSize, source.keys(layer), slots[index]! * rowSize, rowSize);
+        writeConverted(v, index * rowSize, source.values(layer), slots[index]! * rowSize, rowSize);
+      }
+      return { k, v };
+    },
+
+    copyPages(storage: KVStorage, source: Int32Array, target: Int32Array): void {
+      ensureAlive();
+      const kv = ownStorage(storage);
+      const { numPages, pageSize, numKvHeads, headDim, numLayers } = kv.descriptor;
+      if (!(source instanceof Int32Array))
+        invalid('source', 'must be an Int32Array of page indices', 'Int32Array', source);
+      if (!(target instanceof Int32Array) || target.length !== source.length) {
+        invalid('target', `must be an Int32Array of ${source.length} page indices`, source.length, target);
+      }
+      const isTarget = new Uint8Array(numPages);
+      for (let index = 0; index < source.length; index++) {
+        const from = source[index]!;
+        const to = target[index]!;
+        if (from < 0 || from >= numPages)
+          invalid(`source[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, from);
+        if (to < 0 || to >= numPages)
+          invalid(`target[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, to);
+        if (isTarget[to] === 1)
+          invalid(`target[${index}]`, 'must not repeat a target page', 'distinct pages', to);
+        isTarget[to] = 1;
+      }
+      const pageElements = pageSize * numKvHeads * headDim;
+      for (let layer = 0; layer < numLayers; layer++) {
+        for (const array of [kv.keys(layer), kv.values(layer)]) {
+          // Read every source page before writing, so a page that is both a source and a target is copied as it was.
+          const snapshot = Array.from(source, (page) =>
+            array.slice(page * pageElements, (page + 1) * pageElements),
+          );
+          snapshot.forEach((page, index) => {
+            array.set(page, target[index]! * pageElements);
+          });
+        }
+      }
+    },
+
+    preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape): PreparedPlan {
+      ensureAlive();
+      validatePlan(plan);
+      if (shape !== undefined) {
+        if (typeof shape !== 'object' || shape === null)
+          invalid('shape', 'must be an AttentionShape', 'AttentionShape', shape);
+        checkInteger('shape.numHeads', shape.numHeads, 1);
+        checkInteger('shape.numKvHeads', shape.numKvHeads, 1);
+        checkInteger('shape.headDim', shape.headDim, 1);
+        if (shape.numHeads % shape.numKvHeads !== 0) {
+          invalid(
+            'shape.numKvHeads',
+            `must divide numHeads (${shape.numHeads})`,
+            `a divisor of ${shape.numHeads}`,
+            shape.numKvHeads,
+          );
+        }
+        if (!isDType(shape.kvDtype))
+          invalid('shape.kvDtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", shape.kvDtype);
+      }
+      return track(new CpuPreparedPlan(owner, plan, shape));
+    },
+
+    treeAttention(args: TreeAttentionArgs): void {
+      ensureAlive();
+      if (typeof args !== 'object' || args === null)
+        invalid('args', 'must be TreeAttentionArgs', 'object', args);
+      const storage = ownStorage(args.storage);
+      const layer = checkLayer(storage, args.layer);
+      const prepared = args.plan;
+      if (!(prepared instanceof CpuPreparedPlan) || prepared.owner !== owner) {
+        invalid(
+          'plan',
+          'must be a plan prepared by this CPU backend (backend.preparePlan(plan))',
+          'CpuPreparedPlan',
+          prepared,
+        );
+      }
+      if (prepared.disposed) throw new DisposedError('plan (prepared plan)');
+      const plan = prepared.plan;
+      const q = ownTensor('q', args.q);
+      const out = ownTensor('out', args.out);
+      const { numKvHeads, headDim, pageSize } = storage.descriptor;
+      for (const [name, tensor] of [
+        ['q', q],
+        ['out', out],
+      ] as const) {
+        if (tensor.dtype !== 'f32') invalid(`${name}.dtype`, "must be 'f32'", 'f32', tensor.dtype);
+        const [rows, heads, dimension] = tensor.shape;
+        if (
+          tensor.shape.length !== 3 ||
+          rows !== plan.numQueries ||
+          dimension !== headDim ||
+          heads === undefined ||
+          heads % numKvHeads !== 0 ||
+          heads < 1
+        ) {
+          invalid(
+            `${name}.shape`,
+            `must be [numQueries=${plan.numQueries}, numHeads (a multiple of ${numKvHeads}), headDim=${headDim}]`,
+            `[${plan.numQueries}, k * ${numKvHeads}, ${headDim}]`,
+            formatShape(tensor.shape),
+          );
+        }
+      }
+      const numHeads = q.shape[1]!;
+      if (out.shape[1] !== numHeads)
+        invalid(
+          'out.shape',
+          `must equal q.shape ${formatShape(q.shape)}`,
+          formatShape(q.shape),
+          formatShape(out.shape),
+        );
+      if (prepared.shape !== undefined) {
+        const expected = prepared.shape;
+        if (
+          expected.numHeads !== numHeads ||
+          expected.numKvHeads !== numKvHeads ||
+          expected.headDim !== headDim
+        ) {
+          invalid(
+            'plan',
+            `was prepared for ${expected.numHeads} heads / ${expected.numKvHeads} KV heads / head dim ${expected.headDim}, not ${numHeads} / ${numKvHeads} / ${headDim}`,
+            expected,
+            { numHeads, numKvHeads, headDim },
+          );
+        }
+      }
+      if (typeof args.scale !== 'number' || !Number.isFinite(args.scale))
+        invalid('scale', 'must be a finite number', 'finite number', args.scale);
+      validatePlan(plan, { numSlots: storage.numSlots, pageSize, numQueries: plan.numQueries });
+
+      const states = computePartialStates(plan, {
+        q: q.data as Float32Array,
+        k: storage.keys(layer),
+        v: storage.values(layer),
+        numHeads,
+        numKvHeads,
+        headDim,
+        scale: args.scale,
+      });
+      const result = new Float32Array(out.data.length);
+      reducePartialStates(plan, states, result);
+      if (checkFinite) {
+        for (let index = 0; index < result.length; index++) {
+          if (!Number.isFinite(result[index]!)) {
+            throw new BackendError(
+              'cpu',
+              `tree attention produced a non-finite value at output element ${index}; check q and the KV written to the pages`,
+              {
+                argument: 'out',
+                actual: result[index],
+              },
+            );
+          }
+        }
+      }
+      (out.data as Float32Array).set(result);
+    },
+
+    ops: createCpuModelOps({
+      tensorData: (tensor, argument) => {
+        ensureAlive();
+        return ownTensor(argument, tensor).data;
+      },
+      kvLayers: (storage, argument) => {
+        ensureAlive();
+        return ownStorage(storage, argument);
+      },
+    }),
+
+    async synchronize(): Promise<void> {
+      ensureAlive();
+    },
+
+    dispose(): void {
+      if (disposed) return;
+      disposed = true;
+      for (const object of [...owned]) object.dispose();
+      owned.clear();
+    },
+  };
+  return backend;
+}
+
+/** Copies `length` values between f32 arrays and binary16-bit arrays, converting as needed. */
+function writeConverted(
+  target: Float32Array | Uint16Array,
+  targetOffset: number,
+  source: Float32Array | Uint16Array,
+  sourceOffset: number,
+  length: number,
+): void {
+  const sourceIsHalf = source instanceof Uint16Array;
+  const targetIsHalf = target instanceof Uint16Array;
+  if (sourceIsHalf === targetIsHalf) {
+    target.set(source.subarray(sourceOffset, sourceOffset + length), targetOffset);
+  } else if (targetIsHalf) {
+    for (let index = 0; index < length; index++)
+      target[targetOffset + index] = f32ToF16Bits(source[sourceOffset + index]!);
+  } else {
+    const table = f16Table();
+    for (let index = 0; index < length; index++)
+      target[targetOffset + index] = table[source[sourceOffset + index]!]!;
+  }
+}
+
+function toFloat32(data: Float32Array | Uint16Array): Float32Array {
+  const result = new Float32Array(data.length);
+  writeConverted(result, 0, data, 0, data.length);
+  return result;
+}

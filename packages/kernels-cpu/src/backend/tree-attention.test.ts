@@ -1,0 +1,143 @@
+import { type Backend, type DType, PLAN_STRATEGIES, type PlanStrategy, validatePlan } from '@deft/core';
+import { planTreeAttention } from '@deft/kv-cache';
+import { RANDOM_TREE_KINDS, type RandomTreeCase, randomTreeCase, SeededRandom } from '@deft/kv-cache/testing';
+import { describe, expect, it } from 'vitest';
+import { directTreeAttention } from '../reference/direct-tree-attention.js';
+import { createCpuBackend } from './create-cpu-backend.js';
+
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  let difference = 0;
+  let norm = 0;
+  for (let index = 0; index < expected.length; index++) {
+    expect(Number.isFinite(actual[index]!), `output ${index} is ${actual[index]}`).toBe(true);
+    difference += (actual[index]! - expected[index]!) ** 2;
+    norm += expected[index]! ** 2;
+  }
+  return Math.sqrt(difference) / Math.max(Math.sqrt(norm), 1e-30);
+}
+
+interface Heads {
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+}
+
+async function runCase(
+  backend: Backend,
+  testCase: RandomTreeCase,
+  heads: Heads,
+  dtype: DType,
+  strategies: readonly PlanStrategy[],
+  chunkSize?: number,
+): Promise<number> {
+  const { view, queries, numSlots, pageSize } = testCase;
+  const { numHeads, numKvHeads, headDim } = heads;
+  const random = new SeededRandom(numSlots * 31 + queries.nodes.length);
+  const k = random.float32Array(numSlots * numKvHeads * headDim);
+  const v = random.float32Array(numSlots * numKvHeads * headDim);
+  const numQueries = queries.nodes.length;
+  const qValues = random.float32Array(numQueries * numHeads * headDim).map((value) => value * 3);
+  const scale = 1 / Math.sqrt(headDim);
+  const expected = directTreeAttention({
+    view,
+    queries,
+    q: qValues,
+    k,
+    v,
+    numHeads,
+    numKvHeads,
+    headDim,
+    scale,
+  });
+
+  const storage = backend.createKVStorage({
+    numLayers: 2,
+    numPages: numSlots / pageSize,
+    pageSize,
+    numKvHeads,
+    headDim,
+    dtype,
+  });
+  const allSlots = Int32Array.from({ length: numSlots }, (_, slot) => slot);
+  backend.writeKV(storage, 1, allSlots, k, v);
+  const q = backend.createTensor({ shape: [numQueries, numHeads, headDim], dtype: 'f32' });
+  backend.uploadTensor(q, qValues);
+  const out = backend.createTensor({ shape: [numQueries, numHeads, headDim], dtype: 'f32' });
+  let worst = 0;
+  for (const strategy of strategies) {
+    const plan = planTreeAttention(view, queries, {
+      strategy,
+      shape: { ...heads, kvDtype: dtype },
+      ...(chunkSize === undefined ? {} : { chunkSize }),
+    });
+    validatePlan(plan, { numSlots, pageSize, numQueries });
+    const prepared = backend.preparePlan(plan, { ...heads, kvDtype: dtype });
+    backend.treeAttention({ storage, layer: 1, plan: prepared, q, out, scale });
+    const error = relativeError(await backend.downloadTensor(out), expected);
+    worst = Math.max(worst, error);
+    expect(error, `${testCase.description}, ${strategy}, ${dtype}`).toBeLessThan(
+      dtype === 'f32' ? 1e-6 : 2e-3,
+    );
+    prepared.dispose();
+  }
+  storage.dispose();
+  q.dispose();
+  out.dispose();
+  return worst;
+}
+
+describe('CPU tree attention matches the direct path-by-path reference', () => {
+  const backend = createCpuBackend();
+  const headChoices: Heads[] = [
+    { numHeads: 4, numKvHeads: 2, headDim: 8 },
+    { numHeads: 3, numKvHeads: 3, headDim: 5 },
+    { numHeads: 4, numKvHeads: 1, headDim: 16 },
+  ];
+
+  for (const pageSize of [1, 16]) {
+    it(`every strategy and kind, f32 KV, pageSize ${pageSize}`, async () => {
+      let worst = 0;
+      for (let seed = 0; seed < 36; seed++) {
+        const testCase = randomTreeCase(seed, { pageSize });
+        const heads = headChoices[seed % headChoices.length]!;
+        worst = Math.max(worst, await runCase(backend, testCase, heads, 'f32', PLAN_STRATEGIES));
+      }
+      console.log(`pageSize ${pageSize}: worst f32 relative error ${worst.toExponential(2)}`);
+    });
+  }
+
+  it('every strategy with tiny and odd chunk sizes (empty masks, chunks of 1 token)', async () => {
+    for (let seed = 100; seed < 112; seed++) {
+      const testCase = randomTreeCase(seed, { pageSize: seed % 2 === 0 ? 16 : 5 });
+      await runCase(backend, testCase, headChoices[0]!, 'f32', PLAN_STRATEGIES, seed % 3 === 0 ? 1 : 7);
+    }
+  });
+
+  it('f16 KV within 2e-3', async () => {
+    for (let seed = 200; seed < 212; seed++) {
+      const testCase = randomTreeCase(seed, { kind: RANDOM_TREE_KINDS[seed % RANDOM_TREE_KINDS.length]! });
+      await runCase(backend, testCase, headChoices[seed % headChoices.length]!, 'f16', [
+        'deft-flatten',
+        'sequence',
+      ]);
+    }
+  });
+
+  it('IO model: deft-flatten reads unique KV once, sequence reads Σ path lengths', () => {
+    for (let seed = 0; seed < 24; seed++) {
+      const { view, queries } = randomTreeCase(seed);
+      const shape = { numHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' as const };
+      const flat = planTreeAttention(view, queries, { shape });
+      expect(flat.io.kvBytesRead).toBe(flat.io.uniqueKvBytes);
+      const sequence = planTreeAttention(view, queries, { strategy: 'sequence', shape });
+      let pathTokens = 0;
+      for (let query = 0; query < queries.nodes.length; query++) {
+        pathTokens += queries.positions[query]! + 1;
+        for (let node = view.parent[queries.nodes[query]!]!; node !== -1; node = view.parent[node]!)
+          pathTokens += view.tokenCount[node]!;
+      }
+      expect(sequence.io.tokensRead).toBe(pathTokens);
+      expect(sequence.io.kvBytesRead).toBe(pathTokens * 2 * 2 * 64 * 2);
+    }
+  });
+});
