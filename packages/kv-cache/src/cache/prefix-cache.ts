@@ -115,9 +115,14 @@ export class PrefixCache implements PageReclaimer {
    * @param tokens - `[n]` token ids of the new sequence.
    * @param limit - Most tokens to match (default `tokens.length`). A decoder that needs the logits of the last
    *   prompt token passes `tokens.length - 1` so at least that token is computed again.
+   * @param options - `touch: false` looks without marking anything used (default `true`).
    * @throws InvalidArgumentError unless `limit` is an integer >= 0.
    */
-  match(tokens: ArrayLike<number>, limit: number = tokens.length): PrefixMatch {
+  match(
+    tokens: ArrayLike<number>,
+    limit: number = tokens.length,
+    options: { readonly touch?: boolean } = {},
+  ): PrefixMatch {
     assertInteger('limit', limit, 0);
     const pageSize = this.pool.pageSize;
     const end = Math.min(limit, tokens.length);
@@ -156,7 +161,8 @@ export class PrefixCache implements PageReclaimer {
       }
       break;
     }
-    for (let index = path.length - 1; index >= 0; index--) this.touch(path[index]!);
+    if (options.touch !== false)
+      for (let index = path.length - 1; index >= 0; index--) this.touch(path[index]!);
     return { pages: Int32Array.from(pages), tokenCount: position };
   }
 

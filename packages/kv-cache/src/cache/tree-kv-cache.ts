@@ -520,6 +520,7 @@ export class TreeKVCache {
       );
     }
     const order = tree.dfsOrder();
+    this.checkAttachCapacity(tree, order, options);
     let reusedTokens = 0;
     try {
       for (const id of order) {
@@ -576,6 +577,39 @@ export class TreeKVCache {
   }
 
   // ---- tree following ----
+
+  /** Throws `CapacityError` before anything changes (the prefix cache's order included) if the tree cannot fit. */
+  private checkAttachCapacity(tree: TokenTree, order: Int32Array, options: AttachOptions): void {
+    const pageSize = this.pageSize;
+    let needed = 0;
+    let exclusiveReused = 0;
+    for (const id of order) {
+      const count = tree.tokenCount(id);
+      let reused = 0;
+      if (id === tree.root && this.prefixCache !== null && count > 0) {
+        const limit = options.maxReusedTokens ?? count - 1;
+        assertInteger('maxReusedTokens', limit, 0);
+        const match = this.prefixCache.match(tree.tokens(id), Math.min(limit, count), { touch: false });
+        reused = match.tokenCount;
+        // reused pages only the prefix cache holds stop being reclaimable once the root holds them
+        for (const page of match.pages) if (this.pool.refcount(page) === 1) exclusiveReused++;
+      }
+      const fill = reused % pageSize;
+      const rest = count - reused;
+      if (rest <= 0) continue;
+      needed +=
+        fill === 0
+          ? Math.ceil(rest / pageSize)
+          : 1 + Math.ceil(Math.max(0, rest - (pageSize - fill)) / pageSize);
+    }
+    const available = this.pool.available - exclusiveReused;
+    if (needed > this.pool.freeCount && needed > available) {
+      throw new CapacityError(
+        `cannot attach the tree: its ${tree.totalTokens} tokens need ${needed} KV page(s) but only ${available} can be had; finish other requests or use a larger pool`,
+        { argument: 'tree', expected: `<= ${available} pages`, actual: needed },
+      );
+    }
+  }
 
   private checkTreeChange(change: TreeChange): void {
     if (change.type === 'append') {
@@ -690,6 +724,7 @@ export class TreeKVCache {
       this.parentColumn.fill(NONE, this.idLimit, node + 1);
       this.tokenCountColumn.fill(0, this.idLimit, node + 1);
       this.idLimit = node + 1;
+      this.pagesDirty = true; // pageIndptr grows with the ids
     }
     this.parentColumn[node] = parent;
     this.firstChildColumn[node] = NONE;
