@@ -2,7 +2,7 @@ import { PagePool } from '@deft/kv-cache';
 import { TokenTree } from '@deft/tree';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadGgufModel } from '../loaders/gguf-model.js';
-import { cpuModelBackend } from '../test-support/cpu-model-backend.js';
+import { createCpuBackend } from '@deft/kernels-cpu';
 import { hasStories260K, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
 import { TreeModelRunner } from '../tree/tree-model-runner.js';
 import { LlamaModel } from './llama-model.js';
@@ -14,8 +14,8 @@ type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 async function loadLlamaCpp(): Promise<{ llama: Llama } | { reason: string }> {
   if (!hasStories260K) return { reason: stories260KSkipReason };
   try {
-    const { getLlama } = await import('node-llama-cpp');
-    return { llama: await getLlama({ build: 'never', gpu: false, logLevel: 'error', maxThreads: 2 }) };
+    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+    return { llama: await getLlama({ build: 'never', gpu: false, logLevel: LlamaLogLevel.error, maxThreads: 2 }) };
   } catch (error) {
     return { reason: `node-llama-cpp has no usable prebuilt CPU binary here: ${(error as Error).message}` };
   }
@@ -43,12 +43,13 @@ describe.skipIf(skipReason !== undefined)('stories260K against llama.cpp', () =>
       for (const text of TEXTS) expect(tokenizer.encode(text, { bos: false })).toEqual(Array.from(reference.tokenize(text)));
       const prompt = tokenizer.encode(TEXTS[0]!);
       const expected: number[] = [];
-      for await (const token of context.getSequence().evaluate(prompt, { temperature: 0 })) {
-        expected.push(token);
+      const promptTokens = prompt as unknown as Parameters<typeof reference.detokenize>[0];
+      for await (const token of context.getSequence().evaluate([...promptTokens], { temperature: 0 })) {
+        expected.push(token as unknown as number);
         if (expected.length === GREEDY_TOKENS) break;
       }
 
-      const backend = cpuModelBackend();
+      const backend = createCpuBackend();
       const model = LlamaModel.create(backend, gguf);
       const pool = new PagePool({ numPages: 16, pageSize: 16 });
       const tree = TokenTree.create(prompt);

@@ -3,7 +3,7 @@ import { PagePool } from '@deft/kv-cache';
 import { TokenTree } from '@deft/tree';
 import { describe, expect, it } from 'vitest';
 import { loadLlama2cCheckpoint } from '../loaders/llama2c-checkpoint.js';
-import { cpuModelBackend } from '../test-support/cpu-model-backend.js';
+import { createCpuBackend } from '@deft/kernels-cpu';
 import { hasStories260K, type Stories260KGolden, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
 import { TreeModelRunner } from '../tree/tree-model-runner.js';
 import { LlamaModel } from './llama-model.js';
@@ -19,7 +19,7 @@ describe.skipIf(!hasStories260K)('stories260K golden', () => {
 
   it('matches the first-step top-5 logits and the 30-token greedy continuation', async () => {
     const golden = JSON.parse(readFileSync(stories260K.golden, 'utf8')) as Stories260KGolden;
-    const backend = cpuModelBackend();
+    const backend = createCpuBackend();
     const model = LlamaModel.create(backend, await loadLlama2cCheckpoint(stories260K.weights));
     const pool = new PagePool({ numPages: 16, pageSize: 16 });
     const storage = model.createKVStorage({ numPages: pool.numPages, pageSize: pool.pageSize });
