@@ -2,8 +2,8 @@ export type { LlamaConfig } from './config/llama-config.js';
 export { validateLlamaConfig } from './config/llama-config.js';
 export { ModelFormatError } from './errors/model-format-error.js';
 export type { ForwardBatch, ForwardResult } from './forward/forward-batch.js';
-export { LlamaModel } from './forward/llama-model.js';
 export type { LlamaModelOptions, ModelKVStorageOptions } from './forward/llama-model.js';
+export { LlamaModel } from './forward/llama-model.js';
 export type { ByteSource } from './loaders/byte-source.js';
 export { bytesSource, openFileSource } from './loaders/byte-source.js';
 export type { GgufModel } from './loaders/gguf-model.js';
@@ -11,7 +11,12 @@ export { loadGgufModel, parseGgufModel } from './loaders/gguf-model.js';
 export { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from './loaders/llama2c-checkpoint.js';
 export { tokenizerFromGgufMetadata } from './tokenizer/gguf-tokenizer.js';
 export { loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizer/llama2c-tokenizer.js';
+export type {
+  EncodeOptions,
+  TokenizerVocabulary,
+  TokenKind,
+  TokenTextStream,
+} from './tokenizer/tokenizer.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
-export type { EncodeOptions, TokenKind, TokenizerVocabulary, TokenTextStream } from './tokenizer/tokenizer.js';
 export type { LlamaCheckpoint, LlamaLayerWeights, LlamaWeights } from './weights/llama-weights.js';
 export { validateLlamaWeights } from './weights/llama-weights.js';

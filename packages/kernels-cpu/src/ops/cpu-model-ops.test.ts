@@ -1,4 +1,11 @@
-import { type DType, type DeviceTensor, InvalidArgumentError, type KVStorage, shapeSize, toF16Array } from '@deft/core';
+import {
+  type DeviceTensor,
+  type DType,
+  InvalidArgumentError,
+  type KVStorage,
+  shapeSize,
+  toF16Array,
+} from '@deft/core';
 import { describe, expect, it } from 'vitest';
 import { createCpuModelOps } from './cpu-model-ops.js';
 
@@ -24,7 +31,9 @@ interface HostStorage extends KVStorage {
 }
 
 function storage(numLayers: number, numSlots: number, rowSize: number): HostStorage {
-  const keys = Array.from({ length: numLayers }, (_, layer) => Float32Array.from({ length: numSlots * rowSize }, (_, index) => layer * 1000 + index));
+  const keys = Array.from({ length: numLayers }, (_, layer) =>
+    Float32Array.from({ length: numSlots * rowSize }, (_, index) => layer * 1000 + index),
+  );
   const values = keys.map((array) => array.map((value) => -value));
   return {
     backend: 'cpu',
@@ -55,12 +64,14 @@ describe('cpu model ops', () => {
     for (let row = 0; row < rows; row++)
       for (let column = 0; column < columns; column++)
         for (let index = 0; index < inner; index++)
-          expected[row * columns + column]! += xValues[row * inner + index]! * weightValues[column * inner + index]!;
+          expected[row * columns + column]! +=
+            xValues[row * inner + index]! * weightValues[column * inner + index]!;
     for (const dtype of ['f32', 'f16'] as const) {
       const out = tensor([rows, columns]);
       ops.matmul(tensor([rows, inner], xValues), tensor([columns, inner], weightValues, dtype), out);
       const tolerance = dtype === 'f32' ? 1e-6 : 2e-3;
-      for (let index = 0; index < expected.length; index++) expect(Math.abs(out.data[index]! - expected[index]!)).toBeLessThan(tolerance);
+      for (let index = 0; index < expected.length; index++)
+        expect(Math.abs(out.data[index]! - expected[index]!)).toBeLessThan(tolerance);
     }
   });
 
@@ -110,7 +121,10 @@ describe('cpu model ops', () => {
         for (let head = 0; head < 2; head++) {
           for (let pair = 0; pair < 2; pair++) {
             const base = (row * 2 + head) * 4;
-            const [first, second] = style === 'interleaved' ? [base + 2 * pair, base + 2 * pair + 1] : [base + pair, base + pair + 2];
+            const [first, second] =
+              style === 'interleaved'
+                ? [base + 2 * pair, base + 2 * pair + 1]
+                : [base + pair, base + pair + 2];
             const angle = positions[row]! * 100 ** (-pair / 2);
             const a = values[first]!;
             const b = values[second]!;
@@ -128,14 +142,19 @@ describe('cpu model ops', () => {
     const up = tensor([3], [2, 3, 4]);
     ops.swiglu(gate, up, gate);
     const silu = (value: number) => value / (1 + Math.exp(-value));
-    expect(Array.from(gate.data).map((value) => Number(value.toFixed(5)))).toEqual([silu(-1) * 2, 0, silu(2) * 4].map((value) => Number(value.toFixed(5))));
+    expect(Array.from(gate.data).map((value) => Number(value.toFixed(5)))).toEqual(
+      [silu(-1) * 2, 0, silu(2) * 4].map((value) => Number(value.toFixed(5))),
+    );
     const a = tensor([2], [1, 2]);
     ops.add(a, tensor([2], [3, 4]), a);
     expect(Array.from(a.data)).toEqual([4, 6]);
   });
 
   it('softmax and logSoftmax agree and sum to one', () => {
-    const x = tensor([2, 5], random(4, 10).map((value) => value * 40));
+    const x = tensor(
+      [2, 5],
+      random(4, 10).map((value) => value * 40),
+    );
     const probabilities = tensor([2, 5]);
     const logProbabilities = tensor([2, 5]);
     ops.softmax(x, probabilities);
@@ -144,7 +163,10 @@ describe('cpu model ops', () => {
       let sum = 0;
       for (let column = 0; column < 5; column++) {
         sum += probabilities.data[row * 5 + column]!;
-        expect(Math.log(probabilities.data[row * 5 + column]!)).toBeCloseTo(logProbabilities.data[row * 5 + column]!, 4);
+        expect(Math.log(probabilities.data[row * 5 + column]!)).toBeCloseTo(
+          logProbabilities.data[row * 5 + column]!,
+          4,
+        );
       }
       expect(sum).toBeCloseTo(1, 6);
     }
@@ -168,7 +190,10 @@ describe('cpu model ops', () => {
     for (let layer = 0; layer < 2; layer++) {
       expect(Array.from(kv.keys(layer).subarray(0, 2))).toEqual([layer * 1000 + 8, layer * 1000 + 9]);
       expect(Array.from(kv.keys(layer).subarray(10, 12))).toEqual([layer * 1000 + 2, layer * 1000 + 3]);
-      expect(Array.from(kv.values(layer).subarray(10, 12))).toEqual([-(layer * 1000 + 2), -(layer * 1000 + 3)]);
+      expect(Array.from(kv.values(layer).subarray(10, 12))).toEqual([
+        -(layer * 1000 + 2),
+        -(layer * 1000 + 3),
+      ]);
     }
     expect(() => ops.copyKVSlots(kv, new Int32Array([1, 2]), new Int32Array([2, 3]))).toThrow(/disjoint/);
     expect(() => ops.copyKVSlots(kv, new Int32Array([1]), new Int32Array([6]))).toThrow(/out of range/);

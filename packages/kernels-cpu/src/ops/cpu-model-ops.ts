@@ -1,14 +1,14 @@
 import {
+  assertFinite,
+  assertInteger,
   type DeviceTensor,
   InvalidArgumentError,
   type KVStorage,
   type KVStorageDescriptor,
   type ModelOps,
   type RopeOptions,
-  type TopKResult,
-  assertFinite,
-  assertInteger,
   shapeSize,
+  type TopKResult,
 } from '@deft/core';
 import { addHost, swigluHost } from './elementwise.js';
 import { embeddingHost, gatherRowsHost } from './gather.js';
@@ -92,7 +92,14 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
       assertFinite('epsilon', epsilon);
       const xData = f32Data(data, x, 'x');
-      rmsNormHost(xData, data(weight, 'weight'), f32Data(data, out, 'out'), xView.rows, xView.columns, epsilon);
+      rmsNormHost(
+        xData,
+        data(weight, 'weight'),
+        f32Data(data, out, 'out'),
+        xView.rows,
+        xView.columns,
+        epsilon,
+      );
     },
 
     rope(x, positions, options: RopeOptions) {
@@ -106,29 +113,51 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       }
       const [rows, numHeads, headDim] = x.shape as [number, number, number];
       if (headDim % 2 !== 0) {
-        throw new InvalidArgumentError(`rope needs an even headDim, got ${headDim}`, { argument: 'x', expected: 'even headDim', actual: headDim });
+        throw new InvalidArgumentError(`rope needs an even headDim, got ${headDim}`, {
+          argument: 'x',
+          expected: 'even headDim',
+          actual: headDim,
+        });
       }
       requireEqual('positions', 'length', rows, positions.length, x);
       requireIndices('positions', positions, 2 ** 31 - 1);
       if (!(typeof options.theta === 'number' && options.theta > 0 && Number.isFinite(options.theta))) {
-        throw new InvalidArgumentError('rope theta must be a finite number > 0', { argument: 'options.theta', expected: '> 0', actual: options.theta });
+        throw new InvalidArgumentError('rope theta must be a finite number > 0', {
+          argument: 'options.theta',
+          expected: '> 0',
+          actual: options.theta,
+        });
       }
       const style = options.style ?? 'interleaved';
       if (style !== 'interleaved' && style !== 'half') {
-        throw new InvalidArgumentError(`unknown rope style ${String(style)}`, { argument: 'options.style', expected: "'interleaved' | 'half'", actual: style });
+        throw new InvalidArgumentError(`unknown rope style ${String(style)}`, {
+          argument: 'options.style',
+          expected: "'interleaved' | 'half'",
+          actual: style,
+        });
       }
       ropeHost(f32Data(data, x, 'x'), positions, rows, numHeads, headDim, options.theta, style);
     },
 
     swiglu(gate, up, out) {
-      for (const [tensor, name] of [[gate, 'gate'], [up, 'up'], [out, 'out']] as const) requireF32(tensor, name);
+      for (const [tensor, name] of [
+        [gate, 'gate'],
+        [up, 'up'],
+        [out, 'out'],
+      ] as const)
+        requireF32(tensor, name);
       requireEqual('up', 'size', shapeSize(gate.shape), shapeSize(up.shape), up);
       requireEqual('out', 'size', shapeSize(gate.shape), shapeSize(out.shape), out);
       swigluHost(f32Data(data, gate, 'gate'), f32Data(data, up, 'up'), f32Data(data, out, 'out'));
     },
 
     add(a, b, out) {
-      for (const [tensor, name] of [[a, 'a'], [b, 'b'], [out, 'out']] as const) requireF32(tensor, name);
+      for (const [tensor, name] of [
+        [a, 'a'],
+        [b, 'b'],
+        [out, 'out'],
+      ] as const)
+        requireF32(tensor, name);
       requireEqual('b', 'size', shapeSize(a.shape), shapeSize(b.shape), b);
       requireEqual('out', 'size', shapeSize(a.shape), shapeSize(out.shape), out);
       addHost(f32Data(data, a, 'a'), f32Data(data, b, 'b'), f32Data(data, out, 'out'));
@@ -140,7 +169,11 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       requireF32(out, 'out');
       requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
       if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
-        throw new InvalidArgumentError('temperature must be a finite number > 0', { argument: 'temperature', expected: '> 0', actual: temperature });
+        throw new InvalidArgumentError('temperature must be a finite number > 0', {
+          argument: 'temperature',
+          expected: '> 0',
+          actual: temperature,
+        });
       }
       softmaxHost(f32Data(data, x, 'x'), f32Data(data, out, 'out'), view.rows, view.columns, temperature);
     },
@@ -175,7 +208,11 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       const xData = f32Data(data, x, 'x');
       assertInteger('k', k, 1);
       if (k > view.columns) {
-        throw new InvalidArgumentError(`k = ${k} exceeds the row width ${view.columns}`, { argument: 'k', expected: `<= ${view.columns}`, actual: k });
+        throw new InvalidArgumentError(`k = ${k} exceeds the row width ${view.columns}`, {
+          argument: 'k',
+          expected: `<= ${view.columns}`,
+          actual: k,
+        });
       }
       return topKHost(xData, view.rows, view.columns, k);
     },
@@ -187,18 +224,24 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       requireIndices('source', source, numSlots);
       requireIndices('target', target, numSlots);
       if (source.length !== target.length) {
-        throw new InvalidArgumentError(`target must hold ${source.length} slots like source, got ${target.length}`, { argument: 'target', expected: source.length, actual: target.length });
+        throw new InvalidArgumentError(
+          `target must hold ${source.length} slots like source, got ${target.length}`,
+          { argument: 'target', expected: source.length, actual: target.length },
+        );
       }
       const sources = new Set(source);
       const targets = new Set<number>();
       for (let index = 0; index < target.length; index++) {
         const slot = target[index]!;
         if (targets.has(slot) || sources.has(slot)) {
-          throw new InvalidArgumentError(`target[${index}] = ${slot} repeats a target or is also a source; copies must be disjoint`, {
-            argument: `target[${index}]`,
-            expected: 'a distinct slot that is not a source',
-            actual: slot,
-          });
+          throw new InvalidArgumentError(
+            `target[${index}] = ${slot} repeats a target or is also a source; copies must be disjoint`,
+            {
+              argument: `target[${index}]`,
+              expected: 'a distinct slot that is not a source',
+              actual: slot,
+            },
+          );
         }
         targets.add(slot);
       }

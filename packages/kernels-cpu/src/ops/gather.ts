@@ -11,7 +11,12 @@ import { readRowAsF32 } from './f16-table.js';
  * embeddingHost(table, new Int32Array([1, 403]), out, 64);
  * ```
  */
-export function embeddingHost(table: Float32Array | Uint16Array, tokens: Int32Array, out: Float32Array, width: number): void {
+export function embeddingHost(
+  table: Float32Array | Uint16Array,
+  tokens: Int32Array,
+  out: Float32Array,
+  width: number,
+): void {
   const row = new Float32Array(width);
   for (let index = 0; index < tokens.length; index++) {
     readRowAsF32(table, tokens[index]! * width, width, row);

@@ -29,6 +29,7 @@ export function rmsNormHost(
       sumOfSquares += value * value;
     }
     const inverse = 1 / Math.sqrt(sumOfSquares / width + epsilon);
-    for (let index = 0; index < width; index++) out[base + index] = x[base + index]! * inverse * scale[index]!;
+    for (let index = 0; index < width; index++)
+      out[base + index] = x[base + index]! * inverse * scale[index]!;
   }
 }

@@ -8,7 +8,13 @@
  * softmaxHost(logits, probabilities, 1, 512, 0.8);
  * ```
  */
-export function softmaxHost(x: Float32Array, out: Float32Array, rows: number, columns: number, temperature: number): void {
+export function softmaxHost(
+  x: Float32Array,
+  out: Float32Array,
+  rows: number,
+  columns: number,
+  temperature: number,
+): void {
   for (let row = 0; row < rows; row++) {
     const base = row * columns;
     let maximum = Number.NEGATIVE_INFINITY;

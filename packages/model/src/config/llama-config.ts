@@ -49,19 +49,39 @@ function positiveInteger(config: LlamaConfig, field: keyof LlamaConfig): number 
  * ```
  */
 export function validateLlamaConfig(config: LlamaConfig): void {
-  for (const field of ['dim', 'hiddenDim', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'vocabSize', 'contextLength'] as const) {
+  for (const field of [
+    'dim',
+    'hiddenDim',
+    'numLayers',
+    'numHeads',
+    'numKvHeads',
+    'headDim',
+    'vocabSize',
+    'contextLength',
+  ] as const) {
     positiveInteger(config, field);
   }
   const fail = (field: string, expected: unknown, actual: unknown, message: string): never => {
     throw new InvalidArgumentError(message, { argument: `config.${field}`, expected, actual });
   };
   if (config.numHeads * config.headDim !== config.dim) {
-    fail('headDim', config.dim / config.numHeads, config.headDim, `config.headDim × numHeads must equal dim (${config.dim})`);
+    fail(
+      'headDim',
+      config.dim / config.numHeads,
+      config.headDim,
+      `config.headDim × numHeads must equal dim (${config.dim})`,
+    );
   }
   if (config.numHeads % config.numKvHeads !== 0) {
-    fail('numKvHeads', `a divisor of ${config.numHeads}`, config.numKvHeads, 'config.numKvHeads must divide numHeads');
+    fail(
+      'numKvHeads',
+      `a divisor of ${config.numHeads}`,
+      config.numKvHeads,
+      'config.numKvHeads must divide numHeads',
+    );
   }
-  if (config.headDim % 2 !== 0) fail('headDim', 'even', config.headDim, 'config.headDim must be even for RoPE');
+  if (config.headDim % 2 !== 0)
+    fail('headDim', 'even', config.headDim, 'config.headDim must be even for RoPE');
   if (!(config.normEpsilon > 0 && Number.isFinite(config.normEpsilon))) {
     fail('normEpsilon', '> 0', config.normEpsilon, 'config.normEpsilon must be a finite number > 0');
   }
@@ -69,6 +89,11 @@ export function validateLlamaConfig(config: LlamaConfig): void {
     fail('ropeTheta', '> 0', config.ropeTheta, 'config.ropeTheta must be a finite number > 0');
   }
   if (config.ropeStyle !== 'interleaved' && config.ropeStyle !== 'half') {
-    fail('ropeStyle', "'interleaved' | 'half'", config.ropeStyle, "config.ropeStyle must be 'interleaved' or 'half'");
+    fail(
+      'ropeStyle',
+      "'interleaved' | 'half'",
+      config.ropeStyle,
+      "config.ropeStyle must be 'interleaved' or 'half'",
+    );
   }
 }

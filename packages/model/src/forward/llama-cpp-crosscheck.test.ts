@@ -1,8 +1,8 @@
+import { createCpuBackend } from '@deft/kernels-cpu';
 import { PagePool } from '@deft/kv-cache';
 import { TokenTree } from '@deft/tree';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadGgufModel } from '../loaders/gguf-model.js';
-import { createCpuBackend } from '@deft/kernels-cpu';
 import { hasStories260K, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
 import { TreeModelRunner } from '../tree/tree-model-runner.js';
 import { LlamaModel } from './llama-model.js';
@@ -15,7 +15,9 @@ async function loadLlamaCpp(): Promise<{ llama: Llama } | { reason: string }> {
   if (!hasStories260K) return { reason: stories260KSkipReason };
   try {
     const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    return { llama: await getLlama({ build: 'never', gpu: false, logLevel: LlamaLogLevel.error, maxThreads: 2 }) };
+    return {
+      llama: await getLlama({ build: 'never', gpu: false, logLevel: LlamaLogLevel.error, maxThreads: 2 }),
+    };
   } catch (error) {
     return { reason: `node-llama-cpp has no usable prebuilt CPU binary here: ${(error as Error).message}` };
   }
@@ -26,7 +28,12 @@ const skipReason = 'reason' in loaded ? loaded.reason : undefined;
 if (skipReason !== undefined) console.warn(`skipped: ${skipReason}`);
 
 const GREEDY_TOKENS = 100;
-const TEXTS = ['Once upon a time', 'Lily and Ben went to the park. They saw a big dog!', 'Héllo wörld 😀\n  two  spaces', 'The end.'];
+const TEXTS = [
+  'Once upon a time',
+  'Lily and Ben went to the park. They saw a big dog!',
+  'Héllo wörld 😀\n  two  spaces',
+  'The end.',
+];
 
 describe.skipIf(skipReason !== undefined)('stories260K against llama.cpp', () => {
   const llama = 'llama' in loaded ? loaded.llama : undefined;
@@ -40,7 +47,8 @@ describe.skipIf(skipReason !== undefined)('stories260K against llama.cpp', () =>
     const reference = await llama!.loadModel({ modelPath: stories260K.gguf });
     const context = await reference.createContext({ contextSize: 128, batchSize: 64, threads: 1 });
     try {
-      for (const text of TEXTS) expect(tokenizer.encode(text, { bos: false })).toEqual(Array.from(reference.tokenize(text)));
+      for (const text of TEXTS)
+        expect(tokenizer.encode(text, { bos: false })).toEqual(Array.from(reference.tokenize(text)));
       const prompt = tokenizer.encode(TEXTS[0]!);
       const expected: number[] = [];
       const promptTokens = prompt as unknown as Parameters<typeof reference.detokenize>[0];
@@ -53,7 +61,12 @@ describe.skipIf(skipReason !== undefined)('stories260K against llama.cpp', () =>
       const model = LlamaModel.create(backend, gguf);
       const pool = new PagePool({ numPages: 16, pageSize: 16 });
       const tree = TokenTree.create(prompt);
-      const runner = new TreeModelRunner({ model, tree, pool, storage: model.createKVStorage({ numPages: 16 }) });
+      const runner = new TreeModelRunner({
+        model,
+        tree,
+        pool,
+        storage: model.createKVStorage({ numPages: 16 }),
+      });
       const generated: number[] = [];
       let step = await runner.evaluate();
       while (generated.length < GREEDY_TOKENS) {

@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { createCpuBackend } from '@deft/kernels-cpu';
 import { PagePool } from '@deft/kv-cache';
 import { TokenTree } from '@deft/tree';
 import { describe, expect, it } from 'vitest';
 import { loadLlama2cCheckpoint } from '../loaders/llama2c-checkpoint.js';
-import { createCpuBackend } from '@deft/kernels-cpu';
-import { hasStories260K, type Stories260KGolden, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
+import {
+  hasStories260K,
+  type Stories260KGolden,
+  stories260K,
+  stories260KSkipReason,
+} from '../test-support/shared-models.js';
 import { TreeModelRunner } from '../tree/tree-model-runner.js';
 import { LlamaModel } from './llama-model.js';
 
@@ -28,9 +33,11 @@ describe.skipIf(!hasStories260K)('stories260K golden', () => {
 
     let step = await runner.evaluate({ output: 'logits' });
     const logits = step.row(tree.root)!;
-    const top = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!).slice(0, 5);
+    const top = Array.from(logits.keys())
+      .sort((a, b) => logits[b]! - logits[a]!)
+      .slice(0, 5);
     expect(top).toEqual(golden.firstStepTop5.map(([id]) => id));
-    golden.firstStepTop5.forEach(([id, value]) => expect(Math.abs(logits[id]! - value)).toBeLessThan(1e-3));
+    for (const [id, value] of golden.firstStepTop5) expect(Math.abs(logits[id]! - value)).toBeLessThan(1e-3);
 
     const generated: number[] = [];
     for (let index = 0; index < golden.greedyNext30.length; index++) {

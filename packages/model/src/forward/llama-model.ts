@@ -1,12 +1,12 @@
 import {
   type AttentionShape,
+  type DeviceTensor,
   DisposedError,
   type DType,
-  type DeviceTensor,
   InvalidArgumentError,
+  isModelBackend,
   type KVStorage,
   type ModelBackend,
-  isModelBackend,
 } from '@deft/core';
 import { type LlamaConfig, validateLlamaConfig } from '../config/llama-config.js';
 import { type LlamaCheckpoint, validateLlamaWeights } from '../weights/llama-weights.js';
@@ -43,7 +43,11 @@ function requireInt32Array(argument: string, value: unknown, length?: number): I
   if (!(value instanceof Int32Array) || (length !== undefined && value.length !== length)) {
     throw new InvalidArgumentError(
       `${argument} must be an Int32Array${length === undefined ? '' : ` of length ${length}`}`,
-      { argument, expected: length === undefined ? 'Int32Array' : `Int32Array[${length}]`, actual: value instanceof Int32Array ? value.length : typeof value },
+      {
+        argument,
+        expected: length === undefined ? 'Int32Array' : `Int32Array[${length}]`,
+        actual: value instanceof Int32Array ? value.length : typeof value,
+      },
     );
   }
   return value;
@@ -74,7 +78,17 @@ export class LlamaModel {
   private readonly owned: DeviceTensor[];
   private isDisposed = false;
 
-  private constructor(backend: ModelBackend, config: LlamaConfig, tensors: { tokenEmbedding: DeviceTensor; finalNorm: DeviceTensor; output: DeviceTensor; layers: LayerTensors[]; owned: DeviceTensor[] }) {
+  private constructor(
+    backend: ModelBackend,
+    config: LlamaConfig,
+    tensors: {
+      tokenEmbedding: DeviceTensor;
+      finalNorm: DeviceTensor;
+      output: DeviceTensor;
+      layers: LayerTensors[];
+      owned: DeviceTensor[];
+    },
+  ) {
     this.backend = backend;
     this.config = config;
     this.tokenEmbedding = tensors.tokenEmbedding;
@@ -93,21 +107,32 @@ export class LlamaModel {
    * const model = LlamaModel.create(backend, checkpoint, { weightDtype: 'f16' });
    * ```
    */
-  static create(backend: ModelBackend, checkpoint: LlamaCheckpoint, options: LlamaModelOptions = {}): LlamaModel {
+  static create(
+    backend: ModelBackend,
+    checkpoint: LlamaCheckpoint,
+    options: LlamaModelOptions = {},
+  ): LlamaModel {
     if (!isModelBackend(backend)) {
       const name = (backend as { name?: unknown } | null)?.name;
-      throw new InvalidArgumentError(`backend ${String(name)} has no model ops; use a backend that implements ModelBackend`, {
-        argument: 'backend',
-        expected: 'ModelBackend (with ops)',
-        actual: name,
-      });
+      throw new InvalidArgumentError(
+        `backend ${String(name)} has no model ops; use a backend that implements ModelBackend`,
+        {
+          argument: 'backend',
+          expected: 'ModelBackend (with ops)',
+          actual: name,
+        },
+      );
     }
     const { config, weights } = checkpoint;
     validateLlamaConfig(config);
     validateLlamaWeights(config, weights);
     const weightDtype = options.weightDtype ?? 'f32';
     if (weightDtype !== 'f32' && weightDtype !== 'f16') {
-      throw new InvalidArgumentError("weightDtype must be 'f32' or 'f16'", { argument: 'options.weightDtype', expected: "'f32' | 'f16'", actual: weightDtype });
+      throw new InvalidArgumentError("weightDtype must be 'f32' or 'f16'", {
+        argument: 'options.weightDtype',
+        expected: "'f32' | 'f16'",
+        actual: weightDtype,
+      });
     }
     const owned: DeviceTensor[] = [];
     const upload = (data: Float32Array, shape: number[], dtype: DType = weightDtype): DeviceTensor => {
@@ -223,7 +248,14 @@ export class LlamaModel {
         ops.rope(query, batch.positions, rope);
         ops.rope(key, batch.positions, rope);
         backend.writeKV(batch.storage, index, batch.slots, key, value);
-        backend.treeAttention({ storage: batch.storage, layer: index, plan: batch.plan, q: query, out: attention, scale });
+        backend.treeAttention({
+          storage: batch.storage,
+          layer: index,
+          plan: batch.plan,
+          q: query,
+          out: attention,
+          scale,
+        });
         ops.matmul(attention, layer.attentionOutput, projected);
         ops.add(hidden, projected, hidden);
         ops.rmsNorm(hidden, layer.ffnNorm, normed, config.normEpsilon);
@@ -265,7 +297,11 @@ export class LlamaModel {
     const tokens = requireInt32Array('batch.tokens', batch.tokens);
     const count = tokens.length;
     if (count === 0) {
-      throw new InvalidArgumentError('batch.tokens is empty; a forward pass needs at least one token', { argument: 'batch.tokens', expected: '>= 1 token', actual: 0 });
+      throw new InvalidArgumentError('batch.tokens is empty; a forward pass needs at least one token', {
+        argument: 'batch.tokens',
+        expected: '>= 1 token',
+        actual: 0,
+      });
     }
     requireInt32Array('batch.positions', batch.positions, count);
     const slots = requireInt32Array('batch.slots', batch.slots, count);
@@ -273,61 +309,96 @@ export class LlamaModel {
     for (let index = 0; index < count; index++) {
       const token = tokens[index]!;
       if (token < 0 || token >= vocabSize) {
-        throw new InvalidArgumentError(`batch.tokens[${index}] = ${token} is outside the vocabulary [0, ${vocabSize})`, {
-          argument: `batch.tokens[${index}]`,
-          expected: `0 <= id < ${vocabSize}`,
-          actual: token,
-        });
+        throw new InvalidArgumentError(
+          `batch.tokens[${index}] = ${token} is outside the vocabulary [0, ${vocabSize})`,
+          {
+            argument: `batch.tokens[${index}]`,
+            expected: `0 <= id < ${vocabSize}`,
+            actual: token,
+          },
+        );
       }
       if (batch.positions[index]! < 0) {
-        throw new InvalidArgumentError(`batch.positions[${index}] must be >= 0`, { argument: `batch.positions[${index}]`, expected: '>= 0', actual: batch.positions[index] });
+        throw new InvalidArgumentError(`batch.positions[${index}] must be >= 0`, {
+          argument: `batch.positions[${index}]`,
+          expected: '>= 0',
+          actual: batch.positions[index],
+        });
       }
     }
     const descriptor = batch.storage.descriptor;
-    if (descriptor.numLayers !== numLayers || descriptor.numKvHeads !== numKvHeads || descriptor.headDim !== headDim) {
+    if (
+      descriptor.numLayers !== numLayers ||
+      descriptor.numKvHeads !== numKvHeads ||
+      descriptor.headDim !== headDim
+    ) {
       throw new InvalidArgumentError(
         `batch.storage is shaped for ${descriptor.numLayers} layers × ${descriptor.numKvHeads} KV heads × ${descriptor.headDim}, the model needs ${numLayers} × ${numKvHeads} × ${headDim}; create it with model.createKVStorage`,
-        { argument: 'batch.storage', expected: { numLayers, numKvHeads, headDim }, actual: { numLayers: descriptor.numLayers, numKvHeads: descriptor.numKvHeads, headDim: descriptor.headDim } },
+        {
+          argument: 'batch.storage',
+          expected: { numLayers, numKvHeads, headDim },
+          actual: {
+            numLayers: descriptor.numLayers,
+            numKvHeads: descriptor.numKvHeads,
+            headDim: descriptor.headDim,
+          },
+        },
       );
     }
     const numSlots = descriptor.numPages * descriptor.pageSize;
     for (let index = 0; index < count; index++) {
       const slot = slots[index]!;
       if (slot < 0 || slot >= numSlots) {
-        throw new InvalidArgumentError(`batch.slots[${index}] = ${slot} is outside the storage's ${numSlots} slots`, {
-          argument: `batch.slots[${index}]`,
-          expected: `0 <= slot < ${numSlots}`,
-          actual: slot,
-        });
+        throw new InvalidArgumentError(
+          `batch.slots[${index}] = ${slot} is outside the storage's ${numSlots} slots`,
+          {
+            argument: `batch.slots[${index}]`,
+            expected: `0 <= slot < ${numSlots}`,
+            actual: slot,
+          },
+        );
       }
     }
     if (batch.plan.plan.numQueries !== count) {
-      throw new InvalidArgumentError(`batch.plan has ${batch.plan.plan.numQueries} queries but the batch has ${count} tokens; plan one query per new token, in batch order`, {
-        argument: 'batch.plan',
-        expected: count,
-        actual: batch.plan.plan.numQueries,
-      });
+      throw new InvalidArgumentError(
+        `batch.plan has ${batch.plan.plan.numQueries} queries but the batch has ${count} tokens; plan one query per new token, in batch order`,
+        {
+          argument: 'batch.plan',
+          expected: count,
+          actual: batch.plan.plan.numQueries,
+        },
+      );
     }
     if (batch.plan.plan.pageSize !== descriptor.pageSize) {
-      throw new InvalidArgumentError(`batch.plan was built for page size ${batch.plan.plan.pageSize}, the storage uses ${descriptor.pageSize}`, {
-        argument: 'batch.plan',
-        expected: descriptor.pageSize,
-        actual: batch.plan.plan.pageSize,
-      });
+      throw new InvalidArgumentError(
+        `batch.plan was built for page size ${batch.plan.plan.pageSize}, the storage uses ${descriptor.pageSize}`,
+        {
+          argument: 'batch.plan',
+          expected: descriptor.pageSize,
+          actual: batch.plan.plan.pageSize,
+        },
+      );
     }
     if (batch.outputRows === undefined) return count;
     const outputRows = requireInt32Array('batch.outputRows', batch.outputRows);
     if (outputRows.length === 0) {
-      throw new InvalidArgumentError('batch.outputRows is empty; omit it for all rows', { argument: 'batch.outputRows', expected: '>= 1 row', actual: 0 });
+      throw new InvalidArgumentError('batch.outputRows is empty; omit it for all rows', {
+        argument: 'batch.outputRows',
+        expected: '>= 1 row',
+        actual: 0,
+      });
     }
     for (let index = 0; index < outputRows.length; index++) {
       const row = outputRows[index]!;
       if (row < 0 || row >= count) {
-        throw new InvalidArgumentError(`batch.outputRows[${index}] = ${row} is outside the batch [0, ${count})`, {
-          argument: `batch.outputRows[${index}]`,
-          expected: `0 <= row < ${count}`,
-          actual: row,
-        });
+        throw new InvalidArgumentError(
+          `batch.outputRows[${index}] = ${row} is outside the batch [0, ${count})`,
+          {
+            argument: `batch.outputRows[${index}]`,
+            expected: `0 <= row < ${count}`,
+            actual: row,
+          },
+        );
       }
     }
     return outputRows.length;

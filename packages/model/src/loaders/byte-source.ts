@@ -35,7 +35,8 @@ export function bytesSource(bytes: Uint8Array, name = 'buffer'): ByteSource {
     name,
     size: bytes.byteLength,
     async read(offset, length) {
-      if (offset < 0 || offset + length > bytes.byteLength) throw truncated(name, offset, length, bytes.byteLength);
+      if (offset < 0 || offset + length > bytes.byteLength)
+        throw truncated(name, offset, length, bytes.byteLength);
       return bytes.subarray(offset, offset + length);
     },
     async close() {},
@@ -46,12 +47,15 @@ export function bytesSource(bytes: Uint8Array, name = 'buffer'): ByteSource {
 function rethrowMissing(error: unknown, path: string): never {
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {
-    throw new NotFoundError(`model file ${path} does not exist; check the path (relative paths resolve from ${process.cwd()})`, {
-      argument: 'path',
-      expected: 'an existing file',
-      actual: path,
-      cause: error,
-    });
+    throw new NotFoundError(
+      `model file ${path} does not exist; check the path (relative paths resolve from ${process.cwd()})`,
+      {
+        argument: 'path',
+        expected: 'an existing file',
+        actual: path,
+        cause: error,
+      },
+    );
   }
   throw error;
 }

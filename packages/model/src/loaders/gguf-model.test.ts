@@ -29,33 +29,48 @@ describe('GGUF models', () => {
   it('decodes f16 tensors to within binary16 rounding', async () => {
     const checkpoint = syntheticCheckpoint(false, 2);
     const model = await parseGgufModel(writeGgufCheckpoint(checkpoint, { matrixType: 1 }));
-    expect(maxDifference(model.weights.layers[1]!.query, checkpoint.weights.layers[1]!.query)).toBeLessThan(2 ** -11);
+    expect(maxDifference(model.weights.layers[1]!.query, checkpoint.weights.layers[1]!.query)).toBeLessThan(
+      2 ** -11,
+    );
     expect(maxDifference(model.weights.output!, checkpoint.weights.output!)).toBeLessThan(2 ** -11);
-    expect(maxDifference(model.weights.layers[0]!.query, checkpoint.weights.layers[0]!.query)).toBeGreaterThan(0);
+    expect(
+      maxDifference(model.weights.layers[0]!.query, checkpoint.weights.layers[0]!.query),
+    ).toBeGreaterThan(0);
   });
 
   it('throws typed errors for missing, truncated, quantized and foreign files', async () => {
     const directory = mkdtempSync(path.join(tmpdir(), 'deft-gguf-'));
-    await expect(loadGgufModel(path.join(directory, 'missing.gguf'))).rejects.toSatisfy(NotFoundError.isInstance);
+    await expect(loadGgufModel(path.join(directory, 'missing.gguf'))).rejects.toSatisfy(
+      NotFoundError.isInstance,
+    );
     const bytes = writeGgufCheckpoint(syntheticCheckpoint());
     const truncatedFile = path.join(directory, 'truncated.gguf');
     writeFileSync(truncatedFile, bytes.subarray(0, bytes.length - 100));
     await expect(loadGgufModel(truncatedFile)).rejects.toSatisfy(ModelFormatError.isInstance);
     await expect(parseGgufModel(bytes.subarray(0, 40))).rejects.toSatisfy(ModelFormatError.isInstance);
-    await expect(parseGgufModel(new TextEncoder().encode('not a gguf file at all'))).rejects.toThrow(/not a readable GGUF/);
+    await expect(parseGgufModel(new TextEncoder().encode('not a gguf file at all'))).rejects.toThrow(
+      /not a readable GGUF/,
+    );
     const quantized = writeGgufCheckpoint(syntheticCheckpoint(), { matrixType: 8 });
-    await expect(parseGgufModel(quantized)).rejects.toThrow(/Q8_0; supported tensor types are F32, F16 and BF16/);
+    await expect(parseGgufModel(quantized)).rejects.toThrow(
+      /Q8_0; supported tensor types are F32, F16 and BF16/,
+    );
     await expect(parseGgufModel(quantized)).rejects.toSatisfy(UnsupportedError.isInstance);
     const gpt2 = writeGgufCheckpoint(syntheticCheckpoint(), { architecture: 'gpt2' });
     await expect(parseGgufModel(gpt2)).rejects.toThrow(/architecture "gpt2"/);
-    const noHeads = writeGgufCheckpoint(syntheticCheckpoint(), { metadata: { 'llama.attention.head_count': { type: 'string', value: 'two' } } });
+    const noHeads = writeGgufCheckpoint(syntheticCheckpoint(), {
+      metadata: { 'llama.attention.head_count': { type: 'string', value: 'two' } },
+    });
     await expect(parseGgufModel(noHeads)).rejects.toThrow(/llama.attention.head_count/);
   });
 
   describe.skipIf(!hasStories260K)('stories260K', () => {
     if (!hasStories260K) console.warn(`skipped: ${stories260KSkipReason}`);
     it('holds the same weights as the llama2.c checkpoint', async () => {
-      const [gguf, checkpoint] = await Promise.all([loadGgufModel(stories260K.gguf), loadLlama2cCheckpoint(stories260K.weights)]);
+      const [gguf, checkpoint] = await Promise.all([
+        loadGgufModel(stories260K.gguf),
+        loadLlama2cCheckpoint(stories260K.weights),
+      ]);
       expect({ ...gguf.config, normEpsilon: 1e-5 }).toEqual(checkpoint.config);
       const bytesOf = (array: Float32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
       const same = (a: Float32Array, b: Float32Array) => bytesOf(a).equals(bytesOf(b));
@@ -63,7 +78,10 @@ describe('GGUF models', () => {
       expect(same(gguf.weights.finalNorm, checkpoint.weights.finalNorm)).toBe(true);
       expect(gguf.weights.output).toBeUndefined();
       gguf.weights.layers.forEach((layer, index) => {
-        for (const key of Object.keys(layer) as (keyof typeof layer)[]) expect(same(layer[key], checkpoint.weights.layers[index]![key]), `${key} of layer ${index}`).toBe(true);
+        for (const key of Object.keys(layer) as (keyof typeof layer)[])
+          expect(same(layer[key], checkpoint.weights.layers[index]![key]), `${key} of layer ${index}`).toBe(
+            true,
+          );
       });
       expect(gguf.tokenizer?.vocabSize).toBe(512);
       const inMemory = await parseGgufModel(new Uint8Array(readFileSync(stories260K.gguf)));

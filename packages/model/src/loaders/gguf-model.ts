@@ -40,19 +40,32 @@ function rangeFetch(source: ByteSource): typeof fetch {
   }) as typeof fetch;
 }
 
-function metadataNumber(metadata: Readonly<Record<string, unknown>>, key: string, name: string, fallback?: number): number {
+function metadataNumber(
+  metadata: Readonly<Record<string, unknown>>,
+  key: string,
+  name: string,
+  fallback?: number,
+): number {
   const value = metadata[key];
   if (typeof value === 'number') return value;
   if (typeof value === 'bigint') return Number(value);
   if (value === undefined && fallback !== undefined) return fallback;
-  throw new ModelFormatError(`${name} lacks the metadata key ${key} (a number); the file is incomplete or not a Llama model`, {
-    argument: key,
-    expected: 'number',
-    actual: value === undefined ? 'missing' : typeof value,
-  });
+  throw new ModelFormatError(
+    `${name} lacks the metadata key ${key} (a number); the file is incomplete or not a Llama model`,
+    {
+      argument: key,
+      expected: 'number',
+      actual: value === undefined ? 'missing' : typeof value,
+    },
+  );
 }
 
-function configFromMetadata(metadata: Readonly<Record<string, unknown>>, name: string, vocabSize: number, tied: boolean): LlamaConfig {
+function configFromMetadata(
+  metadata: Readonly<Record<string, unknown>>,
+  name: string,
+  vocabSize: number,
+  tied: boolean,
+): LlamaConfig {
   const architecture = metadata['general.architecture'];
   if (!SUPPORTED_ARCHITECTURES.includes(architecture as (typeof SUPPORTED_ARCHITECTURES)[number])) {
     throw new UnsupportedError(
@@ -63,22 +76,28 @@ function configFromMetadata(metadata: Readonly<Record<string, unknown>>, name: s
   const prefix = `${String(architecture)}.`;
   const read = (key: string, fallback?: number) => metadataNumber(metadata, prefix + key, name, fallback);
   if (read('expert_count', 0) > 0) {
-    throw new UnsupportedError(`${name} is a mixture-of-experts model; only dense Llama models are supported`, {
-      argument: `${prefix}expert_count`,
-      expected: 0,
-      actual: read('expert_count', 0),
-    });
+    throw new UnsupportedError(
+      `${name} is a mixture-of-experts model; only dense Llama models are supported`,
+      {
+        argument: `${prefix}expert_count`,
+        expected: 0,
+        actual: read('expert_count', 0),
+      },
+    );
   }
   const dim = read('embedding_length');
   const numHeads = read('attention.head_count');
   const headDim = dim / numHeads;
   const ropeDimensions = read('rope.dimension_count', headDim);
   if (ropeDimensions !== headDim) {
-    throw new UnsupportedError(`${name} rotates ${ropeDimensions} of ${headDim} head dimensions; partial RoPE is not supported`, {
-      argument: `${prefix}rope.dimension_count`,
-      expected: headDim,
-      actual: ropeDimensions,
-    });
+    throw new UnsupportedError(
+      `${name} rotates ${ropeDimensions} of ${headDim} head dimensions; partial RoPE is not supported`,
+      {
+        argument: `${prefix}rope.dimension_count`,
+        expected: headDim,
+        actual: ropeDimensions,
+      },
+    );
   }
   return {
     dim,
@@ -96,23 +115,34 @@ function configFromMetadata(metadata: Readonly<Record<string, unknown>>, name: s
   };
 }
 
-async function readTensor(source: ByteSource, dataOffset: number, info: GGUFTensorInfo, shape: readonly number[]): Promise<Float32Array> {
+async function readTensor(
+  source: ByteSource,
+  dataOffset: number,
+  info: GGUFTensorInfo,
+  shape: readonly number[],
+): Promise<Float32Array> {
   const actual = info.shape.map(Number);
   if (actual.length !== shape.length || actual.some((dimension, index) => dimension !== shape[index])) {
-    throw new ModelFormatError(`${source.name}: tensor ${info.name} has shape [${actual.join(', ')}] but the config needs [${shape.join(', ')}]`, {
-      argument: info.name,
-      expected: shape,
-      actual,
-    });
+    throw new ModelFormatError(
+      `${source.name}: tensor ${info.name} has shape [${actual.join(', ')}] but the config needs [${shape.join(', ')}]`,
+      {
+        argument: info.name,
+        expected: shape,
+        actual,
+      },
+    );
   }
   const elementBytes = ELEMENT_BYTES.get(info.dtype);
   if (elementBytes === undefined) {
     const typeName = GGMLQuantizationType[info.dtype] ?? `type ${info.dtype}`;
-    throw new UnsupportedError(`${source.name}: tensor ${info.name} is ${typeName}; supported tensor types are F32, F16 and BF16 (convert or requantize the file)`, {
-      argument: info.name,
-      expected: ['F32', 'F16', 'BF16'],
-      actual: typeName,
-    });
+    throw new UnsupportedError(
+      `${source.name}: tensor ${info.name} is ${typeName}; supported tensor types are F32, F16 and BF16 (convert or requantize the file)`,
+      {
+        argument: info.name,
+        expected: ['F32', 'F16', 'BF16'],
+        actual: typeName,
+      },
+    );
   }
   const count = actual.reduce((product, dimension) => product * dimension, 1);
   const bytes = await source.read(dataOffset + Number(info.offset), count * elementBytes);
@@ -128,14 +158,22 @@ async function parseFromSource(source: ByteSource): Promise<GgufModel> {
     parsed = await gguf(`https://gguf.invalid/${encodeURIComponent(name)}`, { fetch: rangeFetch(source) });
   } catch (error) {
     if (DeftError.isInstance(error)) throw error;
-    throw new ModelFormatError(`${name} is not a readable GGUF file: ${(error as Error).message}`, { argument: name, expected: 'GGUF', cause: error });
+    throw new ModelFormatError(`${name} is not a readable GGUF file: ${(error as Error).message}`, {
+      argument: name,
+      expected: 'GGUF',
+      cause: error,
+    });
   }
   const metadata = parsed.metadata as unknown as Readonly<Record<string, unknown>>;
   const tensors = new Map(parsed.tensorInfos.map((info) => [info.name, info]));
   const required = (tensorName: string): GGUFTensorInfo => {
     const info = tensors.get(tensorName);
     if (info === undefined) {
-      throw new ModelFormatError(`${name} lacks the tensor ${tensorName}; is it a complete Llama GGUF?`, { argument: tensorName, expected: 'present', actual: 'missing' });
+      throw new ModelFormatError(`${name} lacks the tensor ${tensorName}; is it a complete Llama GGUF?`, {
+        argument: tensorName,
+        expected: 'present',
+        actual: 'missing',
+      });
     }
     return info;
   };
@@ -146,7 +184,8 @@ async function parseFromSource(source: ByteSource): Promise<GgufModel> {
   const { dim, hiddenDim, numHeads, numKvHeads, headDim } = config;
   const dataOffset = Number(parsed.tensorDataOffset);
   // GGUF lists dimensions innermost first: a [out, in] row-major matrix has shape [in, out].
-  const load = (tensorName: string, shape: readonly number[]) => readTensor(source, dataOffset, required(tensorName), shape);
+  const load = (tensorName: string, shape: readonly number[]) =>
+    readTensor(source, dataOffset, required(tensorName), shape);
   const layers: LlamaLayerWeights[] = [];
   for (let layer = 0; layer < config.numLayers; layer++) {
     const block = `blk.${layer}.`;

@@ -5,7 +5,11 @@ import { NotFoundError, UnsupportedError } from '@deft/core';
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../errors/model-format-error.js';
 import { hasStories260K, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
-import { syntheticCheckpoint, writeLlama2cLegacy, writeLlama2cVersion1 } from '../test-support/synthetic-checkpoint.js';
+import {
+  syntheticCheckpoint,
+  writeLlama2cLegacy,
+  writeLlama2cVersion1,
+} from '../test-support/synthetic-checkpoint.js';
 import { validateLlamaWeights } from '../weights/llama-weights.js';
 import { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from './llama2c-checkpoint.js';
 
@@ -31,7 +35,9 @@ describe('llama2.c checkpoints', () => {
 
   it('throws typed errors for missing, truncated, padded, quantized and foreign files', async () => {
     const directory = mkdtempSync(path.join(tmpdir(), 'deft-llama2c-'));
-    await expect(loadLlama2cCheckpoint(path.join(directory, 'missing.bin'))).rejects.toSatisfy(NotFoundError.isInstance);
+    await expect(loadLlama2cCheckpoint(path.join(directory, 'missing.bin'))).rejects.toSatisfy(
+      NotFoundError.isInstance,
+    );
     const bytes = writeLlama2cLegacy(syntheticCheckpoint());
     const truncatedFile = path.join(directory, 'truncated.bin');
     writeFileSync(truncatedFile, bytes.subarray(0, bytes.length - 10));
@@ -43,7 +49,9 @@ describe('llama2.c checkpoints', () => {
     const quantized = writeLlama2cVersion1(syntheticCheckpoint());
     new DataView(quantized.buffer).setInt32(4, 2, true);
     expect(() => parseLlama2cCheckpoint(quantized)).toThrow(UnsupportedError);
-    expect(() => parseLlama2cCheckpoint(new TextEncoder().encode('GGUF\u0003\u0000\u0000\u0000 and more bytes here'))).toThrow(/GGUF file/);
+    expect(() =>
+      parseLlama2cCheckpoint(new TextEncoder().encode('GGUF\u0003\u0000\u0000\u0000 and more bytes here')),
+    ).toThrow(/GGUF file/);
     const nonsense = new Uint8Array(64).fill(0xff);
     expect(() => parseLlama2cCheckpoint(nonsense)).toThrow(ModelFormatError);
   });
@@ -52,7 +60,17 @@ describe('llama2.c checkpoints', () => {
     if (!hasStories260K) console.warn(`skipped: ${stories260KSkipReason}`);
     it('reads the header', async () => {
       const { config } = await loadLlama2cCheckpoint(stories260K.weights);
-      expect(config).toMatchObject({ dim: 64, hiddenDim: 172, numLayers: 5, numHeads: 8, numKvHeads: 4, headDim: 8, vocabSize: 512, contextLength: 512, tiedEmbeddings: true });
+      expect(config).toMatchObject({
+        dim: 64,
+        hiddenDim: 172,
+        numLayers: 5,
+        numHeads: 8,
+        numKvHeads: 4,
+        headDim: 8,
+        vocabSize: 512,
+        contextLength: 512,
+        tiedEmbeddings: true,
+      });
       expect(readFileSync(stories260K.weights).length).toBe(1056540);
     });
   });

@@ -18,20 +18,26 @@ interface Header {
 
 function readHeader(bytes: Uint8Array, name: string): Header {
   if (bytes.byteLength < LEGACY_HEADER_BYTES) {
-    throw new ModelFormatError(`${name} is truncated: ${bytes.byteLength} bytes cannot hold a llama2.c header (28 bytes)`, {
-      argument: name,
-      expected: `at least ${LEGACY_HEADER_BYTES} bytes`,
-      actual: bytes.byteLength,
-    });
+    throw new ModelFormatError(
+      `${name} is truncated: ${bytes.byteLength} bytes cannot hold a llama2.c header (28 bytes)`,
+      {
+        argument: name,
+        expected: `at least ${LEGACY_HEADER_BYTES} bytes`,
+        actual: bytes.byteLength,
+      },
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0, true);
   if (magic === GGUF_MAGIC) {
-    throw new ModelFormatError(`${name} is a GGUF file, not a llama2.c checkpoint; load it with loadGgufModel`, {
-      argument: name,
-      expected: 'llama2.c checkpoint',
-      actual: 'GGUF',
-    });
+    throw new ModelFormatError(
+      `${name} is a GGUF file, not a llama2.c checkpoint; load it with loadGgufModel`,
+      {
+        argument: name,
+        expected: 'llama2.c checkpoint',
+        actual: 'GGUF',
+      },
+    );
   }
   let version: 0 | 1 = 0;
   let base = 0;
@@ -55,20 +61,38 @@ function readHeader(bytes: Uint8Array, name: string): Header {
     base = 8;
   }
   const fields = Array.from({ length: 7 }, (_, index) => view.getInt32(base + index * 4, true));
-  const [dim, hiddenDim, numLayers, numHeads, numKvHeads, rawVocabSize, contextLength] = fields as [number, number, number, number, number, number, number];
+  const [dim, hiddenDim, numLayers, numHeads, numKvHeads, rawVocabSize, contextLength] = fields as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   if (version === 1) {
     shared = view.getUint8(base + 28) !== 0;
   } else {
     shared = rawVocabSize > 0;
   }
   const vocabSize = Math.abs(rawVocabSize);
-  const sane = dim > 0 && hiddenDim > 0 && numLayers > 0 && numHeads > 0 && numKvHeads > 0 && vocabSize > 0 && contextLength > 0;
+  const sane =
+    dim > 0 &&
+    hiddenDim > 0 &&
+    numLayers > 0 &&
+    numHeads > 0 &&
+    numKvHeads > 0 &&
+    vocabSize > 0 &&
+    contextLength > 0;
   if (!sane || dim % numHeads !== 0 || numHeads % numKvHeads !== 0 || (dim / numHeads) % 2 !== 0) {
-    throw new ModelFormatError(`${name} does not start with a valid llama2.c header (got ${fields.join(', ')}); is it a llama2.c checkpoint?`, {
-      argument: name,
-      expected: 'dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len with consistent sizes',
-      actual: fields,
-    });
+    throw new ModelFormatError(
+      `${name} does not start with a valid llama2.c header (got ${fields.join(', ')}); is it a llama2.c checkpoint?`,
+      {
+        argument: name,
+        expected: 'dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len with consistent sizes',
+        actual: fields,
+      },
+    );
   }
   return {
     version,
@@ -92,10 +116,21 @@ function readHeader(bytes: Uint8Array, name: string): Header {
 
 /** The sizes, in floats, of the tensors in file order. */
 function tensorPlan(header: Header): { name: string; size: number }[] {
-  const { dim, hiddenDim, numLayers, numHeads, numKvHeads, headDim, vocabSize, contextLength, tiedEmbeddings } = header.config;
+  const {
+    dim,
+    hiddenDim,
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    contextLength,
+    tiedEmbeddings,
+  } = header.config;
   const kvDim = numKvHeads * headDim;
   const queryDim = numHeads * headDim;
-  const perLayer = (name: string, size: number) => Array.from({ length: numLayers }, (_, layer) => ({ name: `${name}.${layer}`, size }));
+  const perLayer = (name: string, size: number) =>
+    Array.from({ length: numLayers }, (_, layer) => ({ name: `${name}.${layer}`, size }));
   const projections = [
     ...perLayer('query', queryDim * dim),
     ...perLayer('key', kvDim * dim),

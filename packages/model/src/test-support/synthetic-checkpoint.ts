@@ -1,7 +1,14 @@
 import { f32ToF16Bits } from '@deft/core';
 import type { LlamaConfig } from '../config/llama-config.js';
 import type { LlamaCheckpoint, LlamaLayerWeights } from '../weights/llama-weights.js';
-import { type MetadataValue, type TestTensor, f32Bytes, seededValues, u16Bytes, writeGguf } from './write-test-files.js';
+import {
+  f32Bytes,
+  type MetadataValue,
+  seededValues,
+  type TestTensor,
+  u16Bytes,
+  writeGguf,
+} from './write-test-files.js';
 
 /** A tiny random Llama (dim 8, 2 heads, 1 KV head, 2 layers, vocab 16), separate head unless `tied`. */
 export function syntheticCheckpoint(tied = false, seed = 1): LlamaCheckpoint {
@@ -58,7 +65,15 @@ function concat(parts: Float32Array[]): Float32Array {
 export function writeLlama2cLegacy(checkpoint: LlamaCheckpoint): Uint8Array {
   const { config, weights } = checkpoint;
   const { layers } = weights;
-  const header = new Int32Array([config.dim, config.hiddenDim, config.numLayers, config.numHeads, config.numKvHeads, config.tiedEmbeddings ? config.vocabSize : -config.vocabSize, config.contextLength]);
+  const header = new Int32Array([
+    config.dim,
+    config.hiddenDim,
+    config.numLayers,
+    config.numHeads,
+    config.numKvHeads,
+    config.tiedEmbeddings ? config.vocabSize : -config.vocabSize,
+    config.contextLength,
+  ]);
   const rope = new Float32Array((config.contextLength * config.headDim) / 2);
   const body = concat([
     weights.tokenEmbedding,
@@ -90,7 +105,17 @@ export function writeLlama2cVersion1(checkpoint: LlamaCheckpoint): Uint8Array {
   const view = new DataView(header.buffer);
   view.setUint32(0, 0x616b3432, true);
   view.setInt32(4, 1, true);
-  [config.dim, config.hiddenDim, config.numLayers, config.numHeads, config.numKvHeads, config.vocabSize, config.contextLength].forEach((value, index) => view.setInt32(8 + index * 4, value, true));
+  [
+    config.dim,
+    config.hiddenDim,
+    config.numLayers,
+    config.numHeads,
+    config.numKvHeads,
+    config.vocabSize,
+    config.contextLength,
+  ].forEach((value, index) => {
+    view.setInt32(8 + index * 4, value, true);
+  });
   view.setUint8(36, config.tiedEmbeddings ? 1 : 0);
   const body = concat([
     ...layers.map((layer) => layer.attentionNorm),
@@ -124,18 +149,40 @@ export interface GgufCheckpointOptions {
 }
 
 /** The checkpoint as a GGUF file with llama.cpp tensor names. */
-export function writeGgufCheckpoint(checkpoint: LlamaCheckpoint, options: GgufCheckpointOptions = {}): Uint8Array {
+export function writeGgufCheckpoint(
+  checkpoint: LlamaCheckpoint,
+  options: GgufCheckpointOptions = {},
+): Uint8Array {
   const { config, weights } = checkpoint;
   const architecture = options.architecture ?? 'llama';
   const matrixType = options.matrixType ?? 0;
   const matrix = (name: string, values: Float32Array, rows: number, columns: number): TestTensor => {
-    if (matrixType === 1) return { name, shape: [columns, rows], type: 1, data: u16Bytes(Array.from(values, (value) => f32ToF16Bits(value))) };
+    if (matrixType === 1)
+      return {
+        name,
+        shape: [columns, rows],
+        type: 1,
+        data: u16Bytes(Array.from(values, (value) => f32ToF16Bits(value))),
+      };
     if (matrixType === 0) return { name, shape: [columns, rows], type: 0, data: f32Bytes(values) };
-    return { name, shape: [columns, rows], type: matrixType, data: new Uint8Array(Math.ceil((values.length * 34) / 32)) };
+    return {
+      name,
+      shape: [columns, rows],
+      type: matrixType,
+      data: new Uint8Array(Math.ceil((values.length * 34) / 32)),
+    };
   };
-  const vector = (name: string, values: Float32Array): TestTensor => ({ name, shape: [values.length], type: 0, data: f32Bytes(values) });
+  const vector = (name: string, values: Float32Array): TestTensor => ({
+    name,
+    shape: [values.length],
+    type: 0,
+    data: f32Bytes(values),
+  });
   const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize } = config;
-  const tensors: TestTensor[] = [matrix('token_embd.weight', weights.tokenEmbedding, vocabSize, dim), vector('output_norm.weight', weights.finalNorm)];
+  const tensors: TestTensor[] = [
+    matrix('token_embd.weight', weights.tokenEmbedding, vocabSize, dim),
+    vector('output_norm.weight', weights.finalNorm),
+  ];
   if (weights.output !== undefined) tensors.push(matrix('output.weight', weights.output, vocabSize, dim));
   weights.layers.forEach((layer, index) => {
     const block = `blk.${index}.`;
@@ -167,7 +214,9 @@ export function writeGgufCheckpoint(checkpoint: LlamaCheckpoint, options: GgufCh
     metadata['tokenizer.ggml.scores'] = { type: 'f32s', value: options.tokens.map((_, index) => -index) };
     metadata['tokenizer.ggml.token_type'] = {
       type: 'i32s',
-      value: options.tokens.map((token, index) => (index === 0 ? 2 : index < 3 ? 3 : /^<0x..>$/.test(token) ? 6 : 1)),
+      value: options.tokens.map((token, index) =>
+        index === 0 ? 2 : index < 3 ? 3 : /^<0x..>$/.test(token) ? 6 : 1,
+      ),
     };
     metadata['tokenizer.ggml.bos_token_id'] = { type: 'u32', value: 1 };
     metadata['tokenizer.ggml.eos_token_id'] = { type: 'u32', value: 2 };

@@ -1,8 +1,15 @@
 import { UnsupportedError } from '@deft/core';
 import { ModelFormatError } from '../errors/model-format-error.js';
-import { type TokenKind, Tokenizer } from './tokenizer.js';
+import { Tokenizer, type TokenKind } from './tokenizer.js';
 
-const KINDS: Record<number, TokenKind> = { 1: 'normal', 2: 'unknown', 3: 'control', 4: 'user-defined', 5: 'unused', 6: 'byte' };
+const KINDS: Record<number, TokenKind> = {
+  1: 'normal',
+  2: 'unknown',
+  3: 'control',
+  4: 'user-defined',
+  5: 'unused',
+  6: 'byte',
+};
 
 /**
  * Builds the tokenizer described by GGUF metadata (`tokenizer.ggml.*`). Only the SentencePiece
@@ -17,26 +24,43 @@ const KINDS: Record<number, TokenKind> = { 1: 'normal', 2: 'unknown', 3: 'contro
  * const tokenizer = tokenizerFromGgufMetadata(parsed.metadata, 'model.gguf');
  * ```
  */
-export function tokenizerFromGgufMetadata(metadata: Readonly<Record<string, unknown>>, name = 'gguf'): Tokenizer | undefined {
+export function tokenizerFromGgufMetadata(
+  metadata: Readonly<Record<string, unknown>>,
+  name = 'gguf',
+): Tokenizer | undefined {
   const model = metadata['tokenizer.ggml.model'];
   if (model === undefined || model === 'no_vocab') return undefined;
   if (model !== 'llama') {
-    throw new UnsupportedError(`${name} uses the "${String(model)}" tokenizer; only SentencePiece ("llama") vocabularies are supported`, {
-      argument: 'tokenizer.ggml.model',
-      expected: 'llama',
-      actual: model,
-    });
+    throw new UnsupportedError(
+      `${name} uses the "${String(model)}" tokenizer; only SentencePiece ("llama") vocabularies are supported`,
+      {
+        argument: 'tokenizer.ggml.model',
+        expected: 'llama',
+        actual: model,
+      },
+    );
   }
   const tokens = metadata['tokenizer.ggml.tokens'];
   if (!Array.isArray(tokens) || tokens.some((token) => typeof token !== 'string')) {
-    throw new ModelFormatError(`${name} has no string array tokenizer.ggml.tokens`, { argument: 'tokenizer.ggml.tokens', expected: 'string[]', actual: typeof tokens });
+    throw new ModelFormatError(`${name} has no string array tokenizer.ggml.tokens`, {
+      argument: 'tokenizer.ggml.tokens',
+      expected: 'string[]',
+      actual: typeof tokens,
+    });
   }
   const size = tokens.length;
   const scores = metadata['tokenizer.ggml.scores'] ?? new Array<number>(size).fill(0);
   const types = metadata['tokenizer.ggml.token_type'] ?? new Array<number>(size).fill(1);
-  for (const [key, array] of [['tokenizer.ggml.scores', scores], ['tokenizer.ggml.token_type', types]] as const) {
+  for (const [key, array] of [
+    ['tokenizer.ggml.scores', scores],
+    ['tokenizer.ggml.token_type', types],
+  ] as const) {
     if (!Array.isArray(array) || array.length !== size) {
-      throw new ModelFormatError(`${name}: ${key} must be an array of ${size} numbers`, { argument: key, expected: size, actual: Array.isArray(array) ? array.length : typeof array });
+      throw new ModelFormatError(`${name}: ${key} must be an array of ${size} numbers`, {
+        argument: key,
+        expected: size,
+        actual: Array.isArray(array) ? array.length : typeof array,
+      });
     }
   }
   const numberOr = (key: string, fallback: number): number => {

@@ -1,6 +1,6 @@
 import { ModelFormatError } from '../errors/model-format-error.js';
 import { readFileBytes } from '../loaders/byte-source.js';
-import { type TokenKind, Tokenizer } from './tokenizer.js';
+import { Tokenizer, type TokenKind } from './tokenizer.js';
 
 const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
 
@@ -21,21 +21,28 @@ const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
 export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, name = 'tokenizer'): Tokenizer {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const fail = (message: string, expected: unknown, actual: unknown): never => {
-    throw new ModelFormatError(`${name} ${message}; is it a llama2.c tokenizer file?`, { argument: name, expected, actual });
+    throw new ModelFormatError(`${name} ${message}; is it a llama2.c tokenizer file?`, {
+      argument: name,
+      expected,
+      actual,
+    });
   };
   if (bytes.byteLength < 4) fail('is truncated before its header', 'at least 4 bytes', bytes.byteLength);
   const maxTokenLength = view.getInt32(0, true);
-  if (maxTokenLength <= 0 || maxTokenLength > 1 << 16) fail(`has an invalid max_token_length ${maxTokenLength}`, '1..65536', maxTokenLength);
+  if (maxTokenLength <= 0 || maxTokenLength > 1 << 16)
+    fail(`has an invalid max_token_length ${maxTokenLength}`, '1..65536', maxTokenLength);
   const decoder = new TextDecoder('utf-8');
   const pieces: string[] = [];
   const scores: number[] = [];
   let offset = 4;
   while (vocabSize === undefined ? offset < bytes.byteLength : pieces.length < vocabSize) {
-    if (offset + 8 > bytes.byteLength) fail(`is truncated at piece ${pieces.length}`, `${vocabSize ?? 'more'} pieces`, pieces.length);
+    if (offset + 8 > bytes.byteLength)
+      fail(`is truncated at piece ${pieces.length}`, `${vocabSize ?? 'more'} pieces`, pieces.length);
     const score = view.getFloat32(offset, true);
     const length = view.getInt32(offset + 4, true);
     if (length < 0) fail(`has a piece of negative length ${length} at id ${pieces.length}`, '>= 0', length);
-    if (offset + 8 + length > bytes.byteLength) fail(`is truncated at piece ${pieces.length}`, `${vocabSize ?? 'more'} pieces`, pieces.length);
+    if (offset + 8 + length > bytes.byteLength)
+      fail(`is truncated at piece ${pieces.length}`, `${vocabSize ?? 'more'} pieces`, pieces.length);
     pieces.push(decoder.decode(bytes.subarray(offset + 8, offset + 8 + length)));
     scores.push(score);
     offset += 8 + length;
@@ -46,7 +53,16 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, nam
     if (id === 1 || id === 2) return 'control';
     return BYTE_PIECE.test(piece) ? 'byte' : 'normal';
   });
-  return new Tokenizer({ pieces, scores, kinds, bosId: 1, eosId: 2, unknownId: 0, addSpacePrefix: true, addBos: true });
+  return new Tokenizer({
+    pieces,
+    scores,
+    kinds,
+    bosId: 1,
+    eosId: 2,
+    unknownId: 0,
+    addSpacePrefix: true,
+    addBos: true,
+  });
 }
 
 /**

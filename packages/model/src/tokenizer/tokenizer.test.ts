@@ -2,23 +2,45 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '@deft/core';
 import { describe, expect, it } from 'vitest';
 import { loadGgufModel } from '../loaders/gguf-model.js';
-import { hasStories260K, type Stories260KGolden, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
+import {
+  hasStories260K,
+  type Stories260KGolden,
+  stories260K,
+  stories260KSkipReason,
+} from '../test-support/shared-models.js';
 import { loadLlama2cTokenizer, parseLlama2cTokenizer } from './llama2c-tokenizer.js';
-import { type TokenKind, Tokenizer } from './tokenizer.js';
+import { Tokenizer, type TokenKind } from './tokenizer.js';
 
 function tinyTokenizer(): Tokenizer {
-  const bytes = Array.from({ length: 256 }, (_, byte) => `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`);
+  const bytes = Array.from(
+    { length: 256 },
+    (_, byte) => `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`,
+  );
   const words = [' ', 'a', 'b', 'c', 'ab', 'bc', ' ab', 'abc', ' a'];
   const pieces = ['<unk>', '<s>', '</s>', ...bytes, ...words];
   const scores = pieces.map((piece) => ({ ab: -1, bc: -1, ' ab': -2, abc: -3, ' a': -5 })[piece] ?? -10);
-  const kinds: TokenKind[] = pieces.map((_, id) => (id === 0 ? 'unknown' : id < 3 ? 'control' : id < 259 ? 'byte' : 'normal'));
-  return new Tokenizer({ pieces, scores, kinds, bosId: 1, eosId: 2, unknownId: 0, addSpacePrefix: true, addBos: true });
+  const kinds: TokenKind[] = pieces.map((_, id) =>
+    id === 0 ? 'unknown' : id < 3 ? 'control' : id < 259 ? 'byte' : 'normal',
+  );
+  return new Tokenizer({
+    pieces,
+    scores,
+    kinds,
+    bosId: 1,
+    eosId: 2,
+    unknownId: 0,
+    addSpacePrefix: true,
+    addBos: true,
+  });
 }
 
 describe('Tokenizer', () => {
   it('merges the best-scoring pair first, the leftmost on ties', () => {
     const tokenizer = tinyTokenizer();
-    const id = (piece: string) => tokenizer.encode('', { bos: false }).length + 259 + [' ', 'a', 'b', 'c', 'ab', 'bc', ' ab', 'abc', ' a'].indexOf(piece);
+    const id = (piece: string) =>
+      tokenizer.encode('', { bos: false }).length +
+      259 +
+      [' ', 'a', 'b', 'c', 'ab', 'bc', ' ab', 'abc', ' a'].indexOf(piece);
     // " abc": ab (-1) and bc (-1) tie, ab is leftmost; then " ab" (-2) beats "abc" (-3); c stays.
     expect(tokenizer.encode('abc', { bos: false })).toEqual([id(' ab'), id('c')]);
     expect(tokenizer.encode('bc')).toEqual([1, id(' '), id('bc')]);
@@ -40,7 +62,19 @@ describe('Tokenizer', () => {
   it('rejects bad ids and inconsistent vocabularies', () => {
     const tokenizer = tinyTokenizer();
     expect(() => tokenizer.decode([9999])).toThrow(InvalidArgumentError);
-    expect(() => new Tokenizer({ pieces: ['a'], scores: [], kinds: ['normal'], bosId: 0, eosId: 0, unknownId: -1, addSpacePrefix: true, addBos: false })).toThrow(InvalidArgumentError);
+    expect(
+      () =>
+        new Tokenizer({
+          pieces: ['a'],
+          scores: [],
+          kinds: ['normal'],
+          bosId: 0,
+          eosId: 0,
+          unknownId: -1,
+          addSpacePrefix: true,
+          addBos: false,
+        }),
+    ).toThrow(InvalidArgumentError);
   });
 
   it('parses llama2.c tokenizer files and reports truncation', () => {
@@ -52,7 +86,12 @@ describe('Tokenizer', () => {
       writer.push(...new Uint8Array(view.buffer));
     };
     push32(8);
-    for (const [piece, score] of [['<unk>', 0], ['<s>', 0], ['</s>', 0], [' hi', -1]] as const) {
+    for (const [piece, score] of [
+      ['<unk>', 0],
+      ['<s>', 0],
+      ['</s>', 0],
+      [' hi', -1],
+    ] as const) {
       push32(score, true);
       const bytes = new TextEncoder().encode(piece);
       push32(bytes.length);
@@ -68,7 +107,9 @@ describe('Tokenizer', () => {
 
   describe.skipIf(!hasStories260K)('stories260K vocabulary', () => {
     if (!hasStories260K) console.warn(`skipped: ${stories260KSkipReason}`);
-    const golden = hasStories260K ? (JSON.parse(readFileSync(stories260K.golden, 'utf8')) as Stories260KGolden) : undefined;
+    const golden = hasStories260K
+      ? (JSON.parse(readFileSync(stories260K.golden, 'utf8')) as Stories260KGolden)
+      : undefined;
 
     it('encodes the golden prompt and decodes the golden text', async () => {
       const tokenizer = await loadLlama2cTokenizer(stories260K.tokenizer, 512);
@@ -81,7 +122,13 @@ describe('Tokenizer', () => {
     it('agrees with the GGUF metadata vocabulary', async () => {
       const fromFile = await loadLlama2cTokenizer(stories260K.tokenizer);
       const fromGguf = (await loadGgufModel(stories260K.gguf)).tokenizer!;
-      for (const text of ['Once upon a time', 'Héllo wörld! 😀\n  two  spaces', '', 'The end.', 'A\tB\u2581C']) {
+      for (const text of [
+        'Once upon a time',
+        'Héllo wörld! 😀\n  two  spaces',
+        '',
+        'The end.',
+        'A\tB\u2581C',
+      ]) {
         expect(fromGguf.encode(text)).toEqual(fromFile.encode(text));
         expect(fromFile.decode(fromFile.encode(text))).toBe(text);
       }

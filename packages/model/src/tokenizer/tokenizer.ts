@@ -133,15 +133,25 @@ export class Tokenizer {
   constructor(vocabulary: TokenizerVocabulary) {
     const size = vocabulary.pieces.length;
     if (vocabulary.scores.length !== size || vocabulary.kinds.length !== size || size === 0) {
-      throw new InvalidArgumentError('tokenizer pieces, scores and kinds must be non-empty and of one length', {
-        argument: 'vocabulary',
-        expected: size,
-        actual: [vocabulary.scores.length, vocabulary.kinds.length],
-      });
+      throw new InvalidArgumentError(
+        'tokenizer pieces, scores and kinds must be non-empty and of one length',
+        {
+          argument: 'vocabulary',
+          expected: size,
+          actual: [vocabulary.scores.length, vocabulary.kinds.length],
+        },
+      );
     }
-    for (const [name, id] of [['bosId', vocabulary.bosId], ['eosId', vocabulary.eosId]] as const) {
+    for (const [name, id] of [
+      ['bosId', vocabulary.bosId],
+      ['eosId', vocabulary.eosId],
+    ] as const) {
       if (!Number.isInteger(id) || id < 0 || id >= size) {
-        throw new InvalidArgumentError(`${name} ${id} is out of range [0, ${size})`, { argument: `vocabulary.${name}`, expected: `0..${size - 1}`, actual: id });
+        throw new InvalidArgumentError(`${name} ${id} is out of range [0, ${size})`, {
+          argument: `vocabulary.${name}`,
+          expected: `0..${size - 1}`,
+          actual: id,
+        });
       }
     }
     this.vocabulary = vocabulary;
@@ -189,7 +199,11 @@ export class Tokenizer {
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') {
-      throw new InvalidArgumentError('text must be a string', { argument: 'text', expected: 'string', actual: typeof text });
+      throw new InvalidArgumentError('text must be a string', {
+        argument: 'text',
+        expected: 'string',
+        actual: typeof text,
+      });
     }
     const ids: number[] = [];
     if (options.bos ?? this.vocabulary.addBos) ids.push(this.bosId);
@@ -202,7 +216,11 @@ export class Tokenizer {
   }
 
   private encodeSymbols(characters: string[], ids: number[]): void {
-    const symbols: Symbol[] = characters.map((text, index) => ({ text, previous: index - 1, next: index + 1 < characters.length ? index + 1 : -1 }));
+    const symbols: Symbol[] = characters.map((text, index) => ({
+      text,
+      previous: index - 1,
+      next: index + 1 < characters.length ? index + 1 : -1,
+    }));
     const queue = new BigramQueue();
     const tryAdd = (left: number, right: number): void => {
       if (left < 0 || right < 0) return;
@@ -217,7 +235,13 @@ export class Tokenizer {
       const left = symbols[bigram.left]!;
       const right = symbols[bigram.right]!;
       // Stale entry: one side was merged away or grew since the bigram was queued.
-      if (left.text.length === 0 || right.text.length === 0 || left.text.length + right.text.length !== bigram.length || left.next !== bigram.right) continue;
+      if (
+        left.text.length === 0 ||
+        right.text.length === 0 ||
+        left.text.length + right.text.length !== bigram.length ||
+        left.next !== bigram.right
+      )
+        continue;
       left.text += right.text;
       right.text = '';
       left.next = right.next;

@@ -3,10 +3,10 @@ import {
   InvalidArgumentError,
   InvalidStateError,
   type KVStorage,
-  type PlanStrategy,
   kvBytesPerToken,
+  type PlanStrategy,
 } from '@deft/core';
-import { type PagePool, TreeKVCache, planTreeAttention } from '@deft/kv-cache';
+import { type PagePool, planTreeAttention, TreeKVCache } from '@deft/kv-cache';
 import type { TokenTree, TreeChange } from '@deft/tree';
 import type { LlamaModel } from '../forward/llama-model.js';
 import type { StepStats } from './step-stats.js';
@@ -103,12 +103,19 @@ export class TreeModelRunner {
     const { model, tree, pool, storage } = options;
     const descriptor = storage.descriptor;
     const { numLayers, numKvHeads, headDim } = model.config;
-    if (descriptor.numLayers !== numLayers || descriptor.numKvHeads !== numKvHeads || descriptor.headDim !== headDim) {
-      throw new InvalidArgumentError('storage is not shaped for this model; create it with model.createKVStorage', {
-        argument: 'storage',
-        expected: { numLayers, numKvHeads, headDim },
-        actual: descriptor,
-      });
+    if (
+      descriptor.numLayers !== numLayers ||
+      descriptor.numKvHeads !== numKvHeads ||
+      descriptor.headDim !== headDim
+    ) {
+      throw new InvalidArgumentError(
+        'storage is not shaped for this model; create it with model.createKVStorage',
+        {
+          argument: 'storage',
+          expected: { numLayers, numKvHeads, headDim },
+          actual: descriptor,
+        },
+      );
     }
     this.model = model;
     this.tree = tree;
@@ -166,7 +173,8 @@ export class TreeModelRunner {
    * ```
    */
   async evaluate(options: EvaluateOptions = {}): Promise<TreeEvaluation> {
-    if (this.isDisposed) throw new InvalidStateError('the runner was disposed; create a new one', { argument: 'runner' });
+    if (this.isDisposed)
+      throw new InvalidStateError('the runner was disposed; create a new one', { argument: 'runner' });
     const rowsMode = options.rows ?? 'last';
     const view = this.cache.view();
     const order = view.order;
@@ -215,12 +223,16 @@ export class TreeModelRunner {
     }
     const shape = this.model.attentionShape(this.kvDtype);
     const planStart = performance.now();
-    const plan = planTreeAttention(view, { nodes: queryNodes, positions: queryPositions }, {
-      strategy: this.planStrategy,
-      shape,
-      ...(this.chunkSize === undefined ? {} : { chunkSize: this.chunkSize }),
-      ...(this.targetWorkUnits === undefined ? {} : { targetWorkUnits: this.targetWorkUnits }),
-    });
+    const plan = planTreeAttention(
+      view,
+      { nodes: queryNodes, positions: queryPositions },
+      {
+        strategy: this.planStrategy,
+        shape,
+        ...(this.chunkSize === undefined ? {} : { chunkSize: this.chunkSize }),
+        ...(this.targetWorkUnits === undefined ? {} : { targetWorkUnits: this.targetWorkUnits }),
+      },
+    );
     const planMilliseconds = performance.now() - planStart;
     const backend = this.model.backend;
     const forwardStart = performance.now();
@@ -255,10 +267,13 @@ export class TreeModelRunner {
       if (parent >= 0) leafCounts[parent]! += leafCounts[node]!;
     }
     let pagesShared = 0;
-    for (const node of order) if (leafCounts[node]! > 1) pagesShared += view.pageIndptr[node + 1]! - view.pageIndptr[node]!;
+    for (const node of order)
+      if (leafCounts[node]! > 1) pagesShared += view.pageIndptr[node + 1]! - view.pageIndptr[node]!;
 
     const layerBytes = this.model.config.numLayers;
-    const bytesPerToken = kvBytesPerToken({ numKvHeads: shape.numKvHeads, headDim: shape.headDim, dtype: this.kvDtype }) * layerBytes;
+    const bytesPerToken =
+      kvBytesPerToken({ numKvHeads: shape.numKvHeads, headDim: shape.headDim, dtype: this.kvDtype }) *
+      layerBytes;
     const stats: StepStats = {
       queries,
       outputRows: rowIndices.length,

@@ -53,29 +53,38 @@ export function validateLlamaWeights(config: LlamaConfig, weights: LlamaWeights)
   const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize } = config;
   const check = (name: string, array: Float32Array | undefined, size: number): void => {
     if (!(array instanceof Float32Array) || array.length !== size) {
-      throw new InvalidArgumentError(`weight ${name} must be a Float32Array of ${size} values, got ${array?.length ?? 'none'}`, {
-        argument: `weights.${name}`,
-        expected: size,
-        actual: array?.length,
-      });
+      throw new InvalidArgumentError(
+        `weight ${name} must be a Float32Array of ${size} values, got ${array?.length ?? 'none'}`,
+        {
+          argument: `weights.${name}`,
+          expected: size,
+          actual: array?.length,
+        },
+      );
     }
   };
   check('tokenEmbedding', weights.tokenEmbedding, vocabSize * dim);
   check('finalNorm', weights.finalNorm, dim);
   if (config.tiedEmbeddings !== (weights.output === undefined)) {
-    throw new InvalidArgumentError('weights.output must be absent exactly when config.tiedEmbeddings is true', {
-      argument: 'weights.output',
-      expected: config.tiedEmbeddings ? 'undefined' : 'Float32Array',
-      actual: weights.output === undefined ? 'undefined' : 'Float32Array',
-    });
+    throw new InvalidArgumentError(
+      'weights.output must be absent exactly when config.tiedEmbeddings is true',
+      {
+        argument: 'weights.output',
+        expected: config.tiedEmbeddings ? 'undefined' : 'Float32Array',
+        actual: weights.output === undefined ? 'undefined' : 'Float32Array',
+      },
+    );
   }
   if (weights.output !== undefined) check('output', weights.output, vocabSize * dim);
   if (weights.layers.length !== config.numLayers) {
-    throw new InvalidArgumentError(`weights.layers must have ${config.numLayers} layers, got ${weights.layers.length}`, {
-      argument: 'weights.layers',
-      expected: config.numLayers,
-      actual: weights.layers.length,
-    });
+    throw new InvalidArgumentError(
+      `weights.layers must have ${config.numLayers} layers, got ${weights.layers.length}`,
+      {
+        argument: 'weights.layers',
+        expected: config.numLayers,
+        actual: weights.layers.length,
+      },
+    );
   }
   weights.layers.forEach((layer, index) => {
     const prefix = `layers[${index}].`;
