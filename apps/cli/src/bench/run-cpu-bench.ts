@@ -5,7 +5,7 @@ import { randomAttentionInputs } from '../attention/random-inputs.js';
 import { createAttentionSession } from '../attention/run-attention.js';
 import type { Progress } from '../cli/progress.js';
 import { formatMicroseconds } from '../format/format-number.js';
-import { buildWorkload } from '../workloads/build-workload.js';
+import { type BuiltWorkload, buildWorkload } from '../workloads/build-workload.js';
 import type { Workload } from '../workloads/workload.js';
 import type { BenchRow } from './bench-result.js';
 import { withSequenceRatios } from './sequence-ratios.js';
@@ -17,6 +17,11 @@ export interface CpuBenchOptions {
   readonly strategies: readonly PlanStrategy[];
   /** Timed runs per (workload, strategy), after one untimed warm-up run when > 1. */
   readonly repetitions: number;
+  /**
+   * Time every head (true), or only the query heads of one KV head and scale the time by the number of
+   * KV heads (false, the default): KV heads are independent and the reference runs them one after another.
+   */
+  readonly allHeads?: boolean;
   readonly progress: Progress;
 }
 
@@ -24,9 +29,15 @@ export interface CpuBenchOptions {
 export const CPU_TIMING_NOTE =
   'CPU timings are of the float64 reference backend (a correctness oracle, not a fast kernel): compare strategies by KV bytes, not by time';
 
+/** How CPU times are scaled unless every head is timed. */
+export const CPU_HEAD_SCALING_NOTE =
+  'attention timed on one KV head and its query heads, scaled by the number of KV heads (--all-heads times every head)';
+
 /**
  * Runs every workload through every strategy on the CPU reference backend: one KV cache per workload,
- * one plan per strategy, `repetitions` timed layers each.
+ * one plan per strategy (planned for the workload's full shape, so chunks and IO are those of the real
+ * shape), `repetitions` timed layers each. Unless `allHeads`, attention runs on one KV head and its
+ * query heads and the time is scaled by the number of KV heads (`extra.headScale`, `extra.measuredMicroseconds`).
  *
  * @example
  * ```ts
@@ -39,8 +50,9 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<{ rows: Ben
   try {
     for (const workload of options.workloads) {
       const built = buildWorkload(workload);
-      const inputs = randomAttentionInputs(built);
-      const session = createAttentionSession(backend, built, inputs);
+      const timedBuilt = options.allHeads === true ? built : oneKvHead(built);
+      const headScale = workload.kvHeads / timedBuilt.workload.kvHeads;
+      const session = createAttentionSession(backend, timedBuilt, randomAttentionInputs(timedBuilt));
       try {
         for (const strategy of options.strategies) {
           options.progress.start(`${workload.name} ${strategy}`);
@@ -56,9 +68,14 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<{ rows: Ben
             numPartials: timed.plan.numPartials,
             io: timed.plan.io,
             planMicroseconds: timed.planMicroseconds,
-            layerMicroseconds: { median, min: sorted[0]!, runs: sorted.length },
+            layerMicroseconds: {
+              median: median * headScale,
+              min: sorted[0]! * headScale,
+              runs: sorted.length,
+            },
+            extra: { headScale, measuredMicroseconds: median },
           });
-          options.progress.done(formatMicroseconds(median));
+          options.progress.done(formatMicroseconds(median * headScale));
         }
       } finally {
         session.dispose();
@@ -68,4 +85,14 @@ export async function runCpuBench(options: CpuBenchOptions): Promise<{ rows: Ben
   } finally {
     backend.dispose();
   }
+}
+
+/** The same tree with one KV head and its group of query heads. */
+function oneKvHead(built: BuiltWorkload): BuiltWorkload {
+  const group = built.workload.heads / built.workload.kvHeads;
+  return {
+    ...built,
+    workload: { ...built.workload, heads: group, kvHeads: 1 },
+    shape: { ...built.shape, numHeads: group, numKvHeads: 1 },
+  };
 }

@@ -40,7 +40,7 @@ Examples:
   pnpm deft attn --workload tree.json --strategy sequence --dump out/tree
 `;
 
-/** `deft attn`: one layer of tree attention, optionally checked against the reference and dumped.; resolves to the exit code. */
+/** `deft attn`: one layer of tree attention, optionally checked against the reference and dumped; resolves to the exit code. */
 export async function runAttnCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const { help, values } = parseCommandLine('attn', argv, {
     ...WORKLOAD_OPTIONS,

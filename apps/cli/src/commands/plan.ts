@@ -26,7 +26,7 @@ Examples:
   pnpm deft plan --workload tot:docmerge:0 --strategy deft-flatten --json
 `;
 
-/** `deft plan`: plan statistics and the IO model of one workload.; resolves to the exit code. */
+/** `deft plan`: plan statistics and the IO model of one workload; resolves to the exit code. */
 export async function runPlanCommand(argv: readonly string[], io: CliIo): Promise<number> {
   const { help, values } = parseCommandLine('plan', argv, {
     ...WORKLOAD_OPTIONS,

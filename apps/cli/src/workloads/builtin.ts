@@ -33,20 +33,31 @@ function reasoning(): Workload {
 }
 
 function beam(width: number, depth: number, stepTokens: number): Workload {
-  const nodes: WorkloadNode[] = [{ parent: -1, tokens: 1000 }];
+  const grown: WorkloadNode[] = [{ parent: -1, tokens: 1000 }];
   let frontier = [0];
   for (let level = 0; level < depth; level++) {
     const next: number[] = [];
     // Beam-like: each level keeps `width` beams, forked from the first half of the previous level.
     for (let beamIndex = 0; beamIndex < width; beamIndex++) {
-      next.push(nodes.length);
-      nodes.push({
+      next.push(grown.length);
+      grown.push({
         parent: frontier[beamIndex % Math.max(1, Math.ceil(frontier.length / 2))]!,
         tokens: stepTokens,
       });
     }
     frontier = next;
   }
+  // Beams that were not continued are pruned (their KV freed): keep the ancestors of the live beams.
+  const keep = new Uint8Array(grown.length);
+  for (const leaf of frontier)
+    for (let node = leaf; node >= 0 && keep[node] === 0; node = grown[node]!.parent) keep[node] = 1;
+  const newIndex = new Int32Array(grown.length).fill(-1);
+  const nodes: WorkloadNode[] = [];
+  grown.forEach((node, index) => {
+    if (keep[index] === 0) return;
+    newIndex[index] = nodes.length;
+    nodes.push({ parent: node.parent < 0 ? -1 : newIndex[node.parent]!, tokens: node.tokens });
+  });
   return { name: `beam-w${width}`, ...LLAMA3_8B, nodes };
 }
 
@@ -55,7 +66,8 @@ function beam(width: number, depth: number, stepTokens: number): Workload {
  * - `few-shot-b20` / `few-shot-b50`: a 4000-token prompt and 20 / 50 branches of 400 tokens;
  * - `sd-t64` / `sd-t256`: a 1000-token prefix and 64 / 256 one-token leaves (speculative token trees);
  * - `reasoning`: a 1100-token prompt, 10 thoughts of 300 tokens, each with 3 children of 200;
- * - `beam-w8`: a 1000-token prompt and 8 beams over 4 levels of 64 tokens.
+ * - `beam-w8`: a 1000-token prompt and 8 live beams after 4 levels of 64 tokens, each level forking the best
+ *   half of the previous one (beams not continued are pruned): 21 nodes, 2280 tokens.
  */
 export const BUILTIN_WORKLOADS: readonly Workload[] = [
   fewShot(20),
