@@ -1,7 +1,13 @@
 export type { PagedTreeView, TreeQueries } from './plan/paged-tree-view.js';
 export { planTreeAttention } from './plan/plan-tree-attention.js';
 export type { PlanTreeAttentionOptions } from './plan/plan-tree-attention.js';
-export { autoChunkSize, DEFAULT_TARGET_WORK_UNITS, MIN_AUTO_CHUNK_SIZE } from './plan/chunk-size.js';
+export {
+  autoChunkSize,
+  DEFAULT_MAX_PARTIAL_RATIO,
+  DEFAULT_TARGET_WORK_UNITS,
+  MIN_AUTO_CHUNK_SIZE,
+} from './plan/chunk-size.js';
+export type { AutoChunkSizeOptions } from './plan/chunk-size.js';
 export { kvBytes, memoryUsage } from './accounting/memory-usage.js';
 export type { KVBytes, KVModelShape, MemoryUsage } from './accounting/memory-usage.js';
 export { PrefixCache } from './cache/prefix-cache.js';

@@ -164,10 +164,17 @@ describe('planTreeAttention', () => {
       [{ parent: -1, tokens: 1000 }, ...Array.from({ length: 256 }, () => ({ parent: 0, tokens: 1 }))],
       16,
     );
+    const wideShape = { ...shape, numKvHeads: 8, numHeads: 32, headDim: 128 };
     const plan = planTreeAttention(view, defaultQueries(view), {
-      shape: { ...shape, numKvHeads: 8, numHeads: 32 },
+      shape: wideShape,
+      maxPartialRatio: Number.POSITIVE_INFINITY,
     });
     expect(plan.io.kvBytesRead).toBe(plan.io.uniqueKvBytes);
+    // By default, a tree whose tokens are seen by 256 queries gets fewer, longer chunks to bound partial traffic.
+    const bounded = planTreeAttention(view, defaultQueries(view), { shape: wideShape });
+    expect(bounded.numChunks).toBeLessThan(plan.numChunks);
+    expect(bounded.numChunks).toBeGreaterThan(1);
+    expect(bounded.io.kvBytesRead).toBe(bounded.io.uniqueKvBytes);
     const sizes = Array.from(
       { length: plan.numChunks },
       (_, chunk) => plan.chunkTokenIndptr[chunk + 1]! - plan.chunkTokenIndptr[chunk]!,

@@ -2,7 +2,7 @@ import type { AttentionShape, PlanStrategy, TreeAttentionPlan } from '@deft/core
 import { InvalidArgumentError, isDType, PLAN_STRATEGIES } from '@deft/core';
 import { buildGroupedPlan } from './build-grouped-plan.js';
 import { buildSequencePlan, sumPathLengths } from './build-sequence-plan.js';
-import { autoChunkSize, DEFAULT_TARGET_WORK_UNITS } from './chunk-size.js';
+import { autoChunkSize, DEFAULT_MAX_PARTIAL_RATIO, DEFAULT_TARGET_WORK_UNITS } from './chunk-size.js';
 import type { PagedTreeView, TreeQueries } from './paged-tree-view.js';
 import { buildTreeQueryLayout } from './tree-query-layout.js';
 
@@ -14,11 +14,17 @@ export interface PlanTreeAttentionOptions {
   readonly shape: AttentionShape;
   /**
    * Tokens per chunk for `deft-flatten`, `deft-node-chunk` and `sequence` (ignored by `deft-node`).
-   * Default: picked from the tree size and `targetWorkUnits` (see `autoChunkSize`), never below 32.
+   * Default: picked from the tree size, `targetWorkUnits` and `maxPartialRatio` (see `autoChunkSize`),
+   * never below 32.
    */
   readonly chunkSize?: number;
   /** Work units `(kvHead, chunk)` to aim for when picking the chunk size (default `132 × 4`). */
   readonly targetWorkUnits?: number;
+  /**
+   * When picking the chunk size, keep the estimated partial-result bytes within this multiple of the
+   * unique KV bytes (default 4; `Infinity` to ignore partial traffic). See `autoChunkSize`.
+   */
+  readonly maxPartialRatio?: number;
 }
 
 function checkPositiveInteger(argument: string, value: unknown): number {
@@ -120,18 +126,30 @@ export function planTreeAttention(
       ? DEFAULT_TARGET_WORK_UNITS
       : checkPositiveInteger('options.targetWorkUnits', options.targetWorkUnits);
 
+  const maxPartialRatio = options.maxPartialRatio ?? DEFAULT_MAX_PARTIAL_RATIO;
+  if (typeof maxPartialRatio !== 'number' || !(maxPartialRatio > 0)) {
+    throw new InvalidArgumentError('options.maxPartialRatio must be a number > 0 (Infinity allowed)', {
+      argument: 'options.maxPartialRatio',
+      expected: '> 0',
+      actual: maxPartialRatio,
+    });
+  }
+
   const layout = buildTreeQueryLayout(view, queries);
   switch (strategy) {
     case 'sequence': {
       const chunkSize =
-        explicitChunkSize ?? autoChunkSize(sumPathLengths(view, queries), shape.numKvHeads, targetWorkUnits);
+        explicitChunkSize ??
+        autoChunkSize(sumPathLengths(view, queries), shape, { targetWorkUnits, maxPartialRatio });
       return buildSequencePlan(view, layout, queries, chunkSize, shape);
     }
     case 'deft-node':
       return buildGroupedPlan(view, layout, strategy, Number.POSITIVE_INFINITY, true, shape);
     default: {
+      const queriesPerToken = layout.uniqueTokens === 0 ? 1 : layout.visibilityPairs / layout.uniqueTokens;
       const chunkSize =
-        explicitChunkSize ?? autoChunkSize(layout.uniqueTokens, shape.numKvHeads, targetWorkUnits);
+        explicitChunkSize ??
+        autoChunkSize(layout.uniqueTokens, shape, { targetWorkUnits, queriesPerToken, maxPartialRatio });
       return buildGroupedPlan(view, layout, strategy, chunkSize, strategy === 'deft-node-chunk', shape);
     }
   }

@@ -31,6 +31,8 @@ export interface TreeQueryLayout {
   readonly ranksAscending: boolean;
   /** Σ `visibleCount`: tokens visible to at least one query. */
   readonly uniqueTokens: number;
+  /** Σ over visible tokens of the number of queries that see the token (the size of the visibility relation). */
+  readonly visibilityPairs: number;
 }
 
 function invalid(argument: string, message: string, expected: unknown, actual: unknown): never {
@@ -184,11 +186,16 @@ export function buildTreeQueryLayout(view: PagedTreeView, queries: TreeQueries):
 
   const visibleCount = new Int32Array(numIds);
   let uniqueTokens = 0;
+  let visibilityPairs = 0;
+  for (let query = 0; query < numQueries; query++) visibilityPairs += queryPositions[query]! + 1;
   for (let index = 0; index < order.length; index++) {
     const node = order[index]!;
     let visible = 0;
-    if (ownRankStart[node]! > subtreeRankStart[node]!) visible = tokenCount[node]!;
-    else if (ownRankEnd[node]! > ownRankStart[node]!) visible = rankPosition[ownRankStart[node]!]! + 1;
+    const descendantQueries = ownRankStart[node]! - subtreeRankStart[node]!;
+    if (descendantQueries > 0) {
+      visible = tokenCount[node]!;
+      visibilityPairs += descendantQueries * visible;
+    } else if (ownRankEnd[node]! > ownRankStart[node]!) visible = rankPosition[ownRankStart[node]!]! + 1;
     visibleCount[node] = visible;
     uniqueTokens += visible;
   }
@@ -204,6 +211,7 @@ export function buildTreeQueryLayout(view: PagedTreeView, queries: TreeQueries):
     rankPosition,
     ranksAscending,
     uniqueTokens,
+    visibilityPairs,
   };
 }
 
