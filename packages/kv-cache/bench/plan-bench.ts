@@ -160,13 +160,11 @@ function main(): void {
       for (let warm = 0; warm < 50; warm++) plan();
       const times: number[] = [];
       let result = plan();
-      const cpuBefore = process.cpuUsage();
       for (let run = 0; run < iterations; run++) {
         const start = performance.now();
         result = plan();
         times.push(performance.now() - start);
       }
-      const cpu = process.cpuUsage(cpuBefore);
       times.sort((a, b) => a - b);
       const { io } = result;
       rows.push({
@@ -174,7 +172,6 @@ function main(): void {
         strategy,
         minMicroseconds: Math.round(times[0]! * 1000),
         medianMicroseconds: Math.round(times[Math.floor(times.length / 2)]! * 1000),
-        cpuMicroseconds: Math.round((cpu.user + cpu.system) / iterations),
         chunks: result.numChunks,
         partials: result.numPartials,
         queries: result.numQueries,
