@@ -1,14 +1,15 @@
 import { PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
 import { planWorkload } from '../attention/plan-workload.js';
 import type { CliIo } from '../cli/cli-io.js';
-import { choiceOption, parseCommandLine } from '../cli/parse-command-line.js';
+import { choiceOption, parseCommandLine, requiredStringOption } from '../cli/parse-command-line.js';
 import { formatBytes, formatMicroseconds, formatRatio } from '../format/format-number.js';
 import { formatTable } from '../format/format-table.js';
 import { buildWorkload } from '../workloads/build-workload.js';
 import { describeWorkload, summarizeWorkload } from '../workloads/workload-summary.js';
+import { planReplay } from './plan-replay.js';
 import { WORKLOAD_HELP, WORKLOAD_OPTIONS, workloadFromOptions } from './workload-options.js';
 
-const HELP = `Usage: deft plan --workload W [--strategy S] [--page-size N] [--step N] [--json]
+const HELP = `Usage: deft plan --workload W [--strategy S] [--page-size N] [--step N] [--replay] [--json]
 
 Plans one decoding step of tree attention and prints the plan's statistics and IO model per layer:
 chunks, partial results, unique KV bytes (the floor), KV bytes the plan reads, their ratio, the ratio
@@ -18,12 +19,15 @@ planning time (median of repeated runs).
 Options:
 ${WORKLOAD_HELP}
   -s, --strategy S   ${PLAN_STRATEGIES.join(', ')} (default: all)
+  --replay           plan every step of a replayed record (tot:TASK[:TREE], sd:appsN[:RUN]) and
+                     print the IO model summed over the steps and the planning time per step
   --json             print JSON instead of a table
   -h, --help         show this help
 
 Examples:
   pnpm deft plan --workload few-shot-b20
   pnpm deft plan --workload tot:docmerge:0 --strategy deft-flatten --json
+  pnpm deft plan --workload tot:docmerge:0 --replay
 `;
 
 /** `deft plan`: plan statistics and the IO model of one workload; resolves to the exit code. */
@@ -31,6 +35,7 @@ export async function runPlanCommand(argv: readonly string[], io: CliIo): Promis
   const { help, values } = parseCommandLine('plan', argv, {
     ...WORKLOAD_OPTIONS,
     strategy: { type: 'string', short: 's' },
+    replay: { type: 'boolean' },
     json: { type: 'boolean' },
   });
   if (help) {
@@ -38,6 +43,11 @@ export async function runPlanCommand(argv: readonly string[], io: CliIo): Promis
     return 0;
   }
   const strategy = choiceOption(values, 'strategy', PLAN_STRATEGIES);
+  if (values.replay === true) {
+    const strategies: readonly PlanStrategy[] =
+      strategy === undefined ? PLAN_STRATEGIES : [strategy, 'sequence'];
+    return planReplay(requiredStringOption(values, 'workload', 'plan'), [...new Set(strategies)], values, io);
+  }
   const workload = workloadFromOptions(values, 'plan', io.cwd);
   const summary = summarizeWorkload(workload);
   const built = buildWorkload(workload);

@@ -33,12 +33,20 @@ export const WORKLOAD_HELP = `  -w, --workload W   a built-in workload (few-shot
 export function workloadFromOptions(values: OptionValues, command: string, cwd: string): Workload {
   const name = requiredStringOption(values, 'workload', command);
   const step = integerOption(values, 'step', 0);
+  return applyWorkloadOverrides(resolveWorkload(name, step === undefined ? { cwd } : { cwd, step }), values);
+}
+
+/**
+ * Applies `--page-size`, `--heads`, `--kv-heads`, `--head-dim` and `--dtype` to a workload.
+ *
+ * @throws {UsageError} for a bad number or KV heads that do not divide the heads.
+ */
+export function applyWorkloadOverrides(workload: Workload, values: OptionValues): Workload {
   const pageSize = integerOption(values, 'page-size', 1);
   const heads = integerOption(values, 'heads', 1);
   const kvHeads = integerOption(values, 'kv-heads', 1);
   const headDim = integerOption(values, 'head-dim', 1);
   const dtype = choiceOption<DType>(values, 'dtype', ['f32', 'f16']);
-  const workload = resolveWorkload(name, step === undefined ? { cwd } : { cwd, step });
   const result: Workload = {
     ...workload,
     ...(pageSize === undefined ? {} : { pageSize }),

@@ -13,8 +13,17 @@ import {
   type ReasoningTask,
   SPECULATIVE_TREE_SIZES,
 } from './replay/deft-dataset.js';
-import { reasoningTreeAtStep, widestStep } from './replay/reasoning-tree.js';
-import { speculativeStep } from './replay/speculative-record.js';
+import {
+  type ReasoningTree,
+  reasoningTreeAtStep,
+  replayReasoningTree,
+  widestStep,
+} from './replay/reasoning-tree.js';
+import {
+  replaySpeculativeRun,
+  type SpeculativeRecord,
+  speculativeStep,
+} from './replay/speculative-record.js';
 import type { Workload } from './workload.js';
 
 /** How {@link resolveWorkload} interprets a name. */
@@ -31,7 +40,9 @@ export const REPLAYED_WORKLOAD_NAMES: readonly string[] = [
   ...SPECULATIVE_TREE_SIZES.map((size) => `sd:apps${size}`),
 ];
 
-const HELP_TEXT = `a built-in name (${BUILTIN_WORKLOADS.map((workload) => workload.name).join(', ')}), tot:TASK[:TREE[:STEP]], sd:appsN[:RUN[:STEP]] or a JSON file`;
+const HELP_TEXT =
+  `a built-in name (${BUILTIN_WORKLOADS.map((workload) => workload.name).join(', ')}), ` +
+  'tot:TASK[:TREE[:STEP]], sd:appsN[:RUN[:STEP]] or a JSON file';
 
 /**
  * Turns a workload name into a {@link Workload}:
@@ -52,8 +63,8 @@ const HELP_TEXT = `a built-in name (${BUILTIN_WORKLOADS.map((workload) => worklo
 export function resolveWorkload(name: string, options: ResolveOptions): Workload {
   const builtin = findBuiltinWorkload(name);
   if (builtin !== undefined) return builtin;
-  if (name.startsWith('tot:')) return resolveReasoning(name, options);
-  if (name.startsWith('sd:')) return resolveSpeculative(name, options);
+  const replay = parseReplayName(name);
+  if (replay !== undefined) return replaySnapshot(replay, options.step);
   const file = path.resolve(options.cwd, name);
   if (!existsSync(file)) {
     throw new UsageError(`unknown workload '${name}': use ${HELP_TEXT}`, {
@@ -83,57 +94,123 @@ export function resolveWorkload(name: string, options: ResolveOptions): Workload
   }
 }
 
-function resolveReasoning(name: string, options: ResolveOptions): Workload {
-  const [, task, treeText = '0', stepText, ...rest] = name.split(':');
-  if (!(REASONING_TASKS as readonly string[]).includes(task ?? '') || rest.length > 0) {
+/**
+ * Every step of a replayed record, in order: `tot:<task>[:<tree>]` yields the reasoning tree at each
+ * decoding step, `sd:apps<N>[:<run>]` the prefix and token tree of each verification step.
+ *
+ * @throws {UsageError} when `name` is not a replayable record (a built-in or a file) or names a step.
+ * @example
+ * ```ts
+ * for (const { step, workload } of resolveReplay('tot:docmerge:0').steps()) console.log(step, workload.queries?.length);
+ * ```
+ */
+export function resolveReplay(name: string): {
+  readonly name: string;
+  readonly count: number;
+  steps(): Generator<{ step: number; workload: Workload }>;
+} {
+  const replay = parseReplayName(name);
+  if (replay === undefined || replay.step !== undefined) {
     throw new UsageError(
-      `unknown workload '${name}': reasoning trees are tot:{${REASONING_TASKS.join(',')}}[:TREE[:STEP]]`,
+      `--replay needs a replayed record without a step (tot:TASK[:TREE] or sd:appsN[:RUN]), got '${name}'`,
       {
-        argument: 'workload',
+        argument: '--replay',
         actual: name,
       },
     );
   }
-  requireDataset(name);
-  const treeIndex = parseIndex(treeText, 'tree', name);
-  const tree = loadReasoningTree(task as ReasoningTask, treeIndex);
-  if (tree === undefined)
-    throw new UsageError(`workload '${name}': ${task}ToT.json has no tree ${treeIndex}`, {
-      argument: 'workload',
-    });
-  const step =
-    stepText !== undefined ? parseIndex(stepText, 'step', name) : (options.step ?? widestStep(tree));
-  const workload = reasoningTreeAtStep(tree, step, LLAMA3_8B, `tot:${task}:${treeIndex}`);
-  if (workload === undefined) {
-    throw new UsageError(
-      `workload '${name}': no node is live at step ${step} (steps run 1 .. ${tree.lastStep})`,
-      {
-        argument: 'step',
-        actual: step,
-      },
-    );
+  if (replay.kind === 'reasoning') {
+    const { tree, label } = replay;
+    let count = 0;
+    for (let step = 1; step <= tree.lastStep; step++)
+      if (reasoningTreeAtStep(tree, step, LLAMA3_8B, label) !== undefined) count++;
+    return { name: label, count, steps: () => replayReasoningTree(tree, LLAMA3_8B, label) };
   }
-  return workload;
+  const { record, run, label } = replay;
+  return {
+    name: `${label}:${run}`,
+    count: record.runs[run]!.acceptLengths.length,
+    steps: () => replaySpeculativeRun(record, run, LLAMA3_8B, label),
+  };
 }
 
-function resolveSpeculative(name: string, options: ResolveOptions): Workload {
-  const [, file, runText = '0', stepText, ...rest] = name.split(':');
-  const size = Number(/^apps(\d+)$/.exec(file ?? '')?.[1]);
-  if (!(SPECULATIVE_TREE_SIZES as readonly number[]).includes(size) || rest.length > 0) {
-    throw new UsageError(
-      `unknown workload '${name}': speculative records are sd:apps{${SPECULATIVE_TREE_SIZES.join(',')}}[:RUN[:STEP]]`,
-      { argument: 'workload', actual: name },
-    );
+type ReplayName =
+  | { kind: 'reasoning'; name: string; label: string; tree: ReasoningTree; step: number | undefined }
+  | {
+      kind: 'speculative';
+      name: string;
+      label: string;
+      record: SpeculativeRecord;
+      run: number;
+      step: number | undefined;
+    };
+
+/** Parses `tot:` and `sd:` names (loading their record), or returns `undefined` for other names. */
+function parseReplayName(name: string): ReplayName | undefined {
+  if (name.startsWith('tot:')) {
+    const [, task, treeText = '0', stepText, ...rest] = name.split(':');
+    if (!(REASONING_TASKS as readonly string[]).includes(task ?? '') || rest.length > 0) {
+      throw new UsageError(
+        `unknown workload '${name}': reasoning trees are tot:{${REASONING_TASKS.join(',')}}[:TREE[:STEP]]`,
+        { argument: 'workload', actual: name },
+      );
+    }
+    requireDataset(name);
+    const treeIndex = parseIndex(treeText, 'tree', name);
+    const tree = loadReasoningTree(task as ReasoningTask, treeIndex);
+    if (tree === undefined) {
+      throw new UsageError(`workload '${name}': ${task}ToT.json has no tree ${treeIndex}`, {
+        argument: 'workload',
+      });
+    }
+    const step = stepText === undefined ? undefined : parseIndex(stepText, 'step', name);
+    return { kind: 'reasoning', name, label: `tot:${task}:${treeIndex}`, tree, step };
   }
-  requireDataset(name);
-  const record = loadSpeculativeRecord(size);
-  const run = parseIndex(runText, 'run', name);
-  const step = stepText !== undefined ? parseIndex(stepText, 'step', name) : (options.step ?? 0);
+  if (name.startsWith('sd:')) {
+    const [, file, runText = '0', stepText, ...rest] = name.split(':');
+    const size = Number(/^apps(\d+)$/.exec(file ?? '')?.[1]);
+    if (!(SPECULATIVE_TREE_SIZES as readonly number[]).includes(size) || rest.length > 0) {
+      throw new UsageError(
+        `unknown workload '${name}': speculative records are sd:apps{${SPECULATIVE_TREE_SIZES.join(',')}}[:RUN[:STEP]]`,
+        { argument: 'workload', actual: name },
+      );
+    }
+    requireDataset(name);
+    const record = loadSpeculativeRecord(size);
+    const run = parseIndex(runText, 'run', name);
+    if (record.runs[run] === undefined) {
+      throw new UsageError(
+        `workload '${name}': APPS_tree_size${size}.json has runs 0 .. ${record.runs.length - 1}`,
+        {
+          argument: 'workload',
+          actual: run,
+        },
+      );
+    }
+    const step = stepText === undefined ? undefined : parseIndex(stepText, 'step', name);
+    return { kind: 'speculative', name, label: `sd:apps${size}`, record, run, step };
+  }
+  return undefined;
+}
+
+function replaySnapshot(replay: ReplayName, defaultStep: number | undefined): Workload {
+  if (replay.kind === 'reasoning') {
+    const step = replay.step ?? defaultStep ?? widestStep(replay.tree);
+    const workload = reasoningTreeAtStep(replay.tree, step, LLAMA3_8B, replay.label);
+    if (workload === undefined) {
+      throw new UsageError(
+        `workload '${replay.name}': no node is live at step ${step} (steps run 1 .. ${replay.tree.lastStep})`,
+        { argument: 'step', actual: step },
+      );
+    }
+    return workload;
+  }
+  const step = replay.step ?? defaultStep ?? 0;
   try {
-    return speculativeStep(record, run, step, LLAMA3_8B, `sd:apps${size}`);
+    return speculativeStep(replay.record, replay.run, step, LLAMA3_8B, replay.label);
   } catch (error) {
     if (InvalidArgumentError.isInstance(error)) {
-      throw new UsageError(`workload '${name}': ${error.message}`, {
+      throw new UsageError(`workload '${replay.name}': ${error.message}`, {
         argument: error.argument ?? 'workload',
         cause: error,
       });
