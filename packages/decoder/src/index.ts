@@ -1,1 +1,47 @@
-export {};
+export type { DraftNode } from './draft/draft-tree.js';
+export { buildDraftTrie, draftTokenCount } from './draft/draft-tree.js';
+export type { PromptLookupOptions } from './draft/prompt-lookup-draft.js';
+export { promptLookupDraft } from './draft/prompt-lookup-draft.js';
+export type { DecodeEvent, SequenceTokens, StepEvent, StrategyName } from './engine/decode-events.js';
+export type { DecodeStats } from './engine/decode-stats.js';
+export { summarizeSteps } from './engine/decode-stats.js';
+export type { DecodingEngineOptions } from './engine/decoding-engine.js';
+export { DecodingEngine } from './engine/decoding-engine.js';
+export { DecodingSession } from './engine/decoding-session.js';
+export type { FinishReason, GeneratedSequence } from './engine/generated-sequence.js';
+export type { ChosenToken } from './sampling/choose-token.js';
+export { argmaxToken, chooseToken } from './sampling/choose-token.js';
+export type { ResolvedSampling, SamplingOptions } from './sampling/sampling-options.js';
+export { resolveSampling } from './sampling/sampling-options.js';
+export { SeededRandom } from './sampling/seeded-random.js';
+export type {
+  BeamCandidate,
+  BeamSearchOptions,
+  BeamSearchResult,
+  BeamSelection,
+  BeamState,
+} from './strategies/beam-search.js';
+export { beamHypothesisScore, beamSearch, selectBeams } from './strategies/beam-search.js';
+export type { BestOfNOptions, BestOfNResult } from './strategies/best-of-n.js';
+export { bestOfN } from './strategies/best-of-n.js';
+export type { CommonDecodeOptions } from './strategies/common-options.js';
+export type { FewShotOptions, FewShotResult } from './strategies/few-shot.js';
+export { fewShot } from './strategies/few-shot.js';
+export type { GenerateOptions, GenerateResult } from './strategies/generate.js';
+export { generate } from './strategies/generate.js';
+export { runStrategy } from './strategies/run-strategy.js';
+export type {
+  AcceptanceStats,
+  DraftProposer,
+  SpeculativeOptions,
+  SpeculativeResult,
+} from './strategies/speculative-decode.js';
+export { speculativeDecode } from './strategies/speculative-decode.js';
+export type {
+  ScoredThought,
+  ThoughtCandidate,
+  ThoughtScore,
+  TreeOfThoughtsOptions,
+  TreeOfThoughtsResult,
+} from './strategies/tree-of-thoughts.js';
+export { treeOfThoughts } from './strategies/tree-of-thoughts.js';

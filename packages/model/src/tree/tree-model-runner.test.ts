@@ -136,7 +136,7 @@ describe('TreeModelRunner', () => {
     const before = pool.usedCount;
     tree.prune(a!);
     expect(pool.usedCount).toBe(before - 2);
-    expect(() => runner.evaluate()).rejects.toSatisfy(InvalidStateError.isInstance);
+    await expect(runner.evaluate()).rejects.toSatisfy(InvalidStateError.isInstance);
     runner.dispose();
     runner.dispose();
     expect(pool.usedCount).toBe(0);

@@ -1,0 +1,119 @@
+import { InvalidArgumentError } from '@deft/core';
+import { type EvaluateOptions, type StepStats, type TreeEvaluation, TreeModelRunner } from '@deft/model';
+import { TokenTree } from '@deft/tree';
+import { type DecodeStats, summarizeSteps } from './decode-stats.js';
+import type { DecodingEngine } from './decoding-engine.js';
+
+/**
+ * One search: a {@link TokenTree} whose root holds the prompt, its KV pages in the engine's pool, and the
+ * statistics of every forward pass. Strategies grow and prune `tree` and call {@link DecodingSession.evaluate}
+ * once per step; {@link DecodingSession.release} gives every page back (the tree object stays readable).
+ *
+ * @example
+ * ```ts
+ * const session = engine.openSession(prompt);
+ * try {
+ *   const prefill = await session.evaluate();
+ *   session.tree.append(session.tree.root, argmaxToken(prefill.row(session.tree.root)!).token);
+ * } finally {
+ *   session.release();
+ * }
+ * ```
+ */
+export class DecodingSession {
+  readonly engine: DecodingEngine;
+  readonly tree: TokenTree;
+  readonly runner: TreeModelRunner;
+  /** Length of the prompt (the root's first tokens). */
+  readonly promptLength: number;
+  private readonly stepStats: StepStats[] = [];
+
+  /** @throws InvalidArgumentError for an empty prompt or an invalid id; CapacityError if it does not fit. */
+  constructor(engine: DecodingEngine, prompt: ArrayLike<number>) {
+    if (prompt.length === 0) {
+      throw new InvalidArgumentError('the prompt must hold at least one token (start it with BOS)', {
+        argument: 'prompt',
+        expected: '>= 1 token',
+        actual: 0,
+      });
+    }
+    const vocabSize = engine.model.config.vocabSize;
+    for (let index = 0; index < prompt.length; index++) {
+      const token = prompt[index]!;
+      if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
+        throw new InvalidArgumentError(
+          `prompt[${index}] = ${token} is not a token id of the model (vocabulary ${vocabSize})`,
+          {
+            argument: `prompt[${index}]`,
+            expected: `0 <= id < ${vocabSize}`,
+            actual: token,
+          },
+        );
+      }
+    }
+    this.engine = engine;
+    this.promptLength = prompt.length;
+    this.tree = TokenTree.create(prompt);
+    const { options } = engine;
+    this.runner = new TreeModelRunner({
+      model: engine.model,
+      tree: this.tree,
+      pool: engine.pool,
+      storage: engine.storage,
+      ...(options.planStrategy === undefined ? {} : { planStrategy: options.planStrategy }),
+      ...(options.chunkSize === undefined ? {} : { chunkSize: options.chunkSize }),
+      ...(options.targetWorkUnits === undefined ? {} : { targetWorkUnits: options.targetWorkUnits }),
+    });
+  }
+
+  /** Statistics of every forward pass so far. */
+  get steps(): readonly StepStats[] {
+    return this.stepStats;
+  }
+
+  /** True once the session was released. */
+  get released(): boolean {
+    return this.runner.disposed;
+  }
+
+  /**
+   * Runs every token of the tree that has no KV yet through the model in one pass (log-probabilities by
+   * default) and records the pass's statistics.
+   * @throws InvalidStateError when nothing is pending or after release.
+   */
+  async evaluate(options: EvaluateOptions = {}): Promise<TreeEvaluation> {
+    const evaluation = await this.runner.evaluate(options);
+    this.stepStats.push(evaluation.stats);
+    return evaluation;
+  }
+
+  /** Totals of the passes so far. */
+  summary(): DecodeStats {
+    return summarizeSteps(this.stepStats);
+  }
+
+  /** Prunes every subtree that holds none of the `live` nodes (their pages are freed); returns the removed count. */
+  pruneExcept(live: Iterable<number>): number {
+    const tree = this.tree;
+    const keep = new Set<number>();
+    for (const node of live) {
+      for (let id = node; id >= 0 && !keep.has(id); id = tree.parent(id)) keep.add(id);
+    }
+    keep.add(tree.root);
+    let removed = 0;
+    const stack = [tree.root];
+    while (stack.length > 0) {
+      const node = stack.pop()!;
+      for (const child of tree.children(node)) {
+        if (keep.has(child)) stack.push(child);
+        else removed += tree.prune(child).length;
+      }
+    }
+    return removed;
+  }
+
+  /** Gives every KV page of the tree back to the pool (idempotent). */
+  release(): void {
+    this.runner.dispose();
+  }
+}

@@ -1,0 +1,177 @@
+import type { TokenTree } from '@deft/tree';
+import { type DraftNode, draftTokenCount } from '../draft/draft-tree.js';
+import { type PromptLookupOptions, promptLookupDraft } from '../draft/prompt-lookup-draft.js';
+import type { DecodeEvent } from '../engine/decode-events.js';
+import type { DecodeStats } from '../engine/decode-stats.js';
+import type { DecodingEngine } from '../engine/decoding-engine.js';
+import type { DecodingSession } from '../engine/decoding-session.js';
+import type { GeneratedSequence } from '../engine/generated-sequence.js';
+import { argmaxToken } from '../sampling/choose-token.js';
+import { type CommonDecodeOptions, resolveCommon } from './common-options.js';
+
+/** Proposes a draft token tree from the context (every token so far, the newest last). */
+export type DraftProposer = (context: readonly number[]) => DraftNode[];
+
+/** Options of {@link speculativeDecode}. */
+export interface SpeculativeOptions extends CommonDecodeOptions {
+  /** The draft: prompt-lookup options (default) or a function returning a draft tree. */
+  readonly draft?: PromptLookupOptions | DraftProposer;
+}
+
+/** How well the drafts did. */
+export interface AcceptanceStats {
+  /** Draft tokens proposed over the run. */
+  readonly proposed: number;
+  /** Draft tokens accepted. */
+  readonly accepted: number;
+  /** `accepted / proposed` (0 when nothing was proposed). */
+  readonly rate: number;
+  /** Generated tokens per verification pass (1 means no gain over greedy decoding). */
+  readonly tokensPerPass: number;
+}
+
+/** Result of {@link speculativeDecode}. */
+export interface SpeculativeResult {
+  readonly sequence: GeneratedSequence;
+  readonly acceptance: AcceptanceStats;
+  readonly stats: DecodeStats;
+  readonly tree: TokenTree;
+}
+
+interface Cursor {
+  readonly node: number;
+  readonly position: number;
+}
+
+/** Adds a draft trie below `parent`, compressing single-child chains into multi-token nodes. */
+function growDraft(tree: TokenTree, parent: number, drafts: readonly DraftNode[]): void {
+  if (drafts.length === 0) return;
+  const children = tree.fork(parent, drafts.length);
+  drafts.forEach((draft, index) => {
+    const node = children[index]!;
+    const tokens = [draft.token];
+    let current = draft;
+    while (current.children.length === 1) {
+      current = current.children[0]!;
+      tokens.push(current.token);
+    }
+    tree.append(node, tokens);
+    growDraft(tree, node, current.children);
+  });
+}
+
+/** The draft positions that may follow `cursor`: the next token of its node, or its children's first tokens. */
+function followers(session: DecodingSession, cursor: Cursor): Cursor[] {
+  const tree = session.tree;
+  if (cursor.position + 1 < tree.tokenCount(cursor.node))
+    return [{ node: cursor.node, position: cursor.position + 1 }];
+  return tree.children(cursor.node).map((child) => ({ node: child, position: 0 }));
+}
+
+/**
+ * Speculative decoding with token trees, identical in output to greedy decoding of the model: a draft
+ * (prompt lookup / n-gram matching by default) proposes a tree of continuations below the sequence's
+ * leaf, one forward pass verifies the whole tree (every draft token is a query, attending through its own
+ * path), the longest path that agrees with the model's argmax is committed into the leaf (its KV kept,
+ * copied into the leaf's pages when needed) and the rest is pruned; the model's own next token follows.
+ *
+ * @throws InvalidArgumentError for bad options.
+ * @example
+ * ```ts
+ * const result = await runStrategy(speculativeDecode(engine, { prompt, maxTokens: 200, stopTokens: [eos] }));
+ * console.log(result.acceptance.rate, result.acceptance.tokensPerPass);
+ * ```
+ */
+export async function* speculativeDecode(
+  engine: DecodingEngine,
+  options: SpeculativeOptions,
+): AsyncGenerator<DecodeEvent, SpeculativeResult, undefined> {
+  const { maxTokens, stopTokens } = resolveCommon(options);
+  const draftOption = options.draft;
+  const propose: DraftProposer =
+    typeof draftOption === 'function'
+      ? draftOption
+      : (context) => promptLookupDraft(context, draftOption ?? {});
+  const session = engine.openSession(options.prompt);
+  const tree = session.tree;
+  const leaf = tree.root;
+  const context = Array.from(options.prompt);
+  const tokens: number[] = [];
+  const logProbabilities: number[] = [];
+  let finishReason: 'stop' | 'length' | undefined;
+  let proposed = 0;
+  let accepted = 0;
+  let passes = 0;
+  const emit = (token: number, logProbability: number): boolean => {
+    tokens.push(token);
+    logProbabilities.push(logProbability);
+    context.push(token);
+    if (stopTokens.has(token)) finishReason = 'stop';
+    else if (tokens.length >= maxTokens) finishReason = 'length';
+    return finishReason === undefined;
+  };
+  try {
+    const prefill = await session.evaluate();
+    let next = argmaxToken(prefill.row(leaf)!);
+    let goOn = emit(next.token, next.logProbability);
+    yield {
+      type: 'step',
+      strategy: 'speculative',
+      step: 0,
+      stats: prefill.stats,
+      tokens: [{ sequence: 0, tokens: [next.token] }],
+    };
+    for (let step = 1; goOn; step++) {
+      // The model's own next token is certain; the draft guesses what follows it.
+      tree.append(leaf, next.token);
+      const draft = propose(context);
+      growDraft(tree, leaf, draft);
+      proposed += draftTokenCount(draft);
+      const evaluation = await session.evaluate({ rows: 'all' });
+      passes++;
+      let cursor: Cursor = { node: leaf, position: tree.tokenCount(leaf) - 1 };
+      const stepTokens: number[] = [];
+      next = argmaxToken(evaluation.row(cursor.node, cursor.position)!);
+      for (;;) {
+        const match = followers(session, cursor).find(
+          (candidate) => tree.tokens(candidate.node)[candidate.position] === next.token,
+        );
+        if (match === undefined) break;
+        accepted++;
+        stepTokens.push(next.token);
+        goOn = emit(next.token, next.logProbability);
+        cursor = match;
+        next = argmaxToken(evaluation.row(cursor.node, cursor.position)!);
+        if (!goOn) break;
+      }
+      // Keep the accepted path in the leaf and drop every other draft node.
+      if (cursor.node === leaf) tree.commitPath(leaf, undefined, leaf);
+      else tree.commitPath(cursor.node, cursor.position + 1, leaf);
+      if (goOn) {
+        stepTokens.push(next.token);
+        goOn = emit(next.token, next.logProbability);
+      }
+      yield {
+        type: 'step',
+        strategy: 'speculative',
+        step,
+        stats: evaluation.stats,
+        tokens: [{ sequence: 0, tokens: stepTokens }],
+      };
+    }
+    const sum = logProbabilities.reduce((total, value) => total + value, 0);
+    return {
+      sequence: { tokens, logProbabilities, score: sum, finishReason: finishReason ?? 'length' },
+      acceptance: {
+        proposed,
+        accepted,
+        rate: proposed === 0 ? 0 : accepted / proposed,
+        tokensPerPass: passes === 0 ? tokens.length : (tokens.length - 1) / passes,
+      },
+      stats: session.summary(),
+      tree,
+    };
+  } finally {
+    session.release();
+  }
+}
