@@ -1,0 +1,119 @@
+// Measurement kernels: an L2 flush (read a large buffer), the read-once floor (stream exactly the
+// KV rows a plan reads, once, in plan order, and discard them), a copy kernel and an empty kernel.
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace deft {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kUnroll = 4;
+constexpr unsigned kNeverSeen = 0x9e3779b9u;
+
+__device__ __forceinline__ unsigned Fold(uint4 value) { return value.x ^ value.y ^ value.z ^ value.w; }
+
+__global__ void __launch_bounds__(kThreads) FlushKernel(const uint4* data, size_t count, unsigned* sink) {
+  unsigned folded = 0;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  for (; index + (kUnroll - 1) * stride < count; index += kUnroll * stride) {
+    uint4 values[kUnroll];
+#pragma unroll
+    for (int step = 0; step < kUnroll; ++step) values[step] = data[index + step * stride];
+#pragma unroll
+    for (int step = 0; step < kUnroll; ++step) folded ^= Fold(values[step]);
+  }
+  for (; index < count; index += stride) folded ^= Fold(data[index]);
+  if (folded == kNeverSeen) *sink = folded;  // keeps the loads alive; practically never taken
+}
+
+/** Row `token` of the plan: K and V rows of all KV heads of `slots[token]`, `vectorsPerRow` x 16 bytes each. */
+__global__ void __launch_bounds__(kThreads) ReadOnceKernel(const uint4* keys, const uint4* values, const int* slots,
+                                                           int count, int vectorsPerRow, unsigned* sink) {
+  unsigned folded = 0;
+  const size_t total = static_cast<size_t>(count) * vectorsPerRow;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  for (; index + (kUnroll - 1) * stride < total; index += kUnroll * stride) {
+    uint4 loaded[2 * kUnroll];
+#pragma unroll
+    for (int step = 0; step < kUnroll; ++step) {
+      const size_t item = index + step * stride;
+      const size_t token = item / vectorsPerRow;
+      const size_t offset = static_cast<size_t>(__ldg(slots + token)) * vectorsPerRow + (item - token * vectorsPerRow);
+      loaded[2 * step] = keys[offset];
+      loaded[2 * step + 1] = values[offset];
+    }
+#pragma unroll
+    for (int step = 0; step < 2 * kUnroll; ++step) folded ^= Fold(loaded[step]);
+  }
+  for (; index < total; index += stride) {
+    const size_t token = index / vectorsPerRow;
+    const size_t offset = static_cast<size_t>(__ldg(slots + token)) * vectorsPerRow + (index - token * vectorsPerRow);
+    folded ^= Fold(keys[offset]) ^ Fold(values[offset]);
+  }
+  if (folded == kNeverSeen) *sink = folded;
+}
+
+__global__ void __launch_bounds__(kThreads) CopyKernel(uint4* target, const uint4* source, size_t count) {
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  for (; index + (kUnroll - 1) * stride < count; index += kUnroll * stride) {
+    uint4 values[kUnroll];
+#pragma unroll
+    for (int step = 0; step < kUnroll; ++step) values[step] = source[index + step * stride];
+#pragma unroll
+    for (int step = 0; step < kUnroll; ++step) target[index + step * stride] = values[step];
+  }
+  for (; index < count; index += stride) target[index] = source[index];
+}
+
+__global__ void EmptyKernel() {}
+
+unsigned PersistentGrid(int multiprocessors, size_t work) {
+  const size_t wanted = (work + kThreads - 1) / kThreads;
+  const size_t limit = static_cast<size_t>(multiprocessors > 0 ? multiprocessors : 1) * 8;
+  return static_cast<unsigned>(wanted < 1 ? 1 : (wanted < limit ? wanted : limit));
+}
+
+}  // namespace
+
+Status LaunchFlush(const void* data, size_t bytes, unsigned* sink, int multiprocessors, cudaStream_t stream) {
+  if (bytes % 16 != 0) return Status::Invalid("flush buffer size must be a multiple of 16 bytes");
+  const size_t count = bytes / 16;
+  FlushKernel<<<PersistentGrid(multiprocessors, count), kThreads, 0, stream>>>(static_cast<const uint4*>(data), count,
+                                                                              sink);
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, unsigned* sink, int multiprocessors,
+                      cudaStream_t stream) {
+  const size_t rowBytes = static_cast<size_t>(layer.rowElements) * (layer.type == KvType::kF16 ? 2 : 4);
+  if (rowBytes % 16 != 0) return Status::Invalid("read-once needs token rows of a multiple of 16 bytes");
+  if (count <= 0) return Status::Ok();
+  const int vectorsPerRow = static_cast<int>(rowBytes / 16);
+  const size_t total = static_cast<size_t>(count) * vectorsPerRow;
+  ReadOnceKernel<<<PersistentGrid(multiprocessors, total), kThreads, 0, stream>>>(
+      static_cast<const uint4*>(layer.k), static_cast<const uint4*>(layer.v), slots, count, vectorsPerRow, sink);
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status LaunchEmpty(cudaStream_t stream) {
+  EmptyKernel<<<1, 32, 0, stream>>>();
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status LaunchCopy(void* target, const void* source, size_t bytes, int multiprocessors, cudaStream_t stream) {
+  if (bytes % 16 != 0) return Status::Invalid("copy size must be a multiple of 16 bytes");
+  const size_t count = bytes / 16;
+  CopyKernel<<<PersistentGrid(multiprocessors, count), kThreads, 0, stream>>>(static_cast<uint4*>(target),
+                                                                             static_cast<const uint4*>(source), count);
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+}  // namespace deft

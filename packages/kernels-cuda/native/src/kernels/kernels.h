@@ -1,0 +1,122 @@
+// Host-callable launchers of every kernel of the addon, with the plain structs they take.
+// Every launcher enqueues on the given stream, checks the launch, and returns a Status.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/status.h"
+
+namespace deft {
+
+enum class KvType : int { kF32 = 0, kF16 = 1 };
+
+/** Which tree-attention kernel a plan runs. */
+enum class AttentionKernel : int {
+  /** Tensor-core kernel where the head dimension allows it, else the CUDA-core kernel. */
+  kAuto = 0,
+  /** Tensor-core (mma.sync m16n8k16) kernel; fp16 KV and head dim 64 or 128 only. */
+  kMma = 1,
+  /** CUDA-core kernel (any head dim up to 256, f32 or fp16 KV). */
+  kScalar = 2,
+};
+
+/**
+ * An execution chunk: a run of the plan's chunks that the backend computes as one (consecutive chunks
+ * with the same queries, all fully visible, or a single chunk with its mask). Its tokens are
+ * `tokenSlots[tokenStart ..< tokenStart + numTokens]`, its queries `chunkQueries[queryStart ..< +numQueries]`,
+ * and its j-th query's partial state goes to slot `partialStart + j`.
+ */
+struct ExecChunk {
+  int tokenStart;
+  int numTokens;
+  int queryStart;
+  int numQueries;
+  int partialStart;
+  int maskOffset;    // into mask: [segments, ceil(numQueries / 32)] words (a single plan chunk)
+  int fullyVisible;  // 1: skip the mask
+  int reserved;
+};
+
+/** A work unit: rows `[rowStart, rowStart + rowCount)` of execution chunk `chunk` (row = query * group + head in group). */
+struct AttentionUnit {
+  int chunk;
+  int rowStart;
+  int rowCount;
+  int reserved;
+};
+
+/**
+ * Everything one launch of tree attention reads and writes. The schedule's arrays live in one device
+ * buffer (see src/plan/pack-plan.ts); the partial buffers and counters belong to the context.
+ */
+struct AttentionParams {
+  const int* tokenSlots;          // [numTokens] the plan's
+  const int* tokenSegments;       // [numTokens] the plan's
+  const int* chunkQueries;        // [plan numPartials] the plan's
+  const uint32_t* mask;           // [maskWords] the plan's
+  const ExecChunk* chunks;        // [numExecChunks]
+  const AttentionUnit* units;     // [numUnits], heaviest first
+  const int* queryPartialIndptr;  // [numQueries + 1] over execution partial slots
+  const int* queryPartials;       // [numExecPartials] execution slots of each query, in chunk order
+  const int* emptyQueries;        // [numEmptyQueries] queries that see no token
+  int numUnits;
+  int numEmptyQueries;
+
+  const void* k;                  // layer's K: [numSlots, numKvHeads, headDim]
+  const void* v;                  // layer's V: [numSlots, numKvHeads, headDim]
+  const float* q;                 // [numQueries, numHeads, headDim]
+  float* out;                     // [numQueries, numHeads, headDim]
+  float* partialO;                // [numExecPartials, numHeads, headDim]
+  float* partialLse;              // [numExecPartials, numHeads], base 2
+  unsigned* counters;             // [numQueries, numKvHeads], zero between launches
+
+  int numHeads;
+  int numKvHeads;
+  int group;                      // numHeads / numKvHeads
+  int headDim;
+  float scaleLog2;                // scale * log2(e)
+  int ringStages;                 // KV tiles the tensor-core kernel keeps in shared memory
+};
+
+/** Shared-memory bytes of the tensor-core kernel for a head dim and ring depth. */
+size_t MmaSharedBytes(int headDim, int ringStages);
+/** True when the tensor-core kernel supports this head dim. */
+bool MmaSupportsHeadDim(int headDim);
+/** Raises the dynamic shared-memory limit of the attention kernels on the current device. */
+Status ConfigureAttentionKernels(size_t maxSharedBytes);
+/** Enqueues one layer of tree attention. */
+Status LaunchTreeAttention(const AttentionParams& params, KvType kvType, AttentionKernel kernel, cudaStream_t stream);
+
+/** KV layout of one layer: K and V each `[numSlots, numKvHeads, headDim]`. */
+struct KvLayer {
+  void* k;
+  void* v;
+  KvType type;
+  int rowElements;  // numKvHeads * headDim
+};
+
+/** Scatters `count` token rows from f32 / f16 sources into the slots of a layer. */
+Status LaunchWriteKv(const KvLayer& layer, const int* slots, int count, const void* k, const void* v, KvType sourceType,
+                     cudaStream_t stream);
+/** Gathers `count` token rows of a layer into f32 destinations. */
+Status LaunchReadKv(const KvLayer& layer, const int* slots, int count, float* k, float* v, cudaStream_t stream);
+/** Copies `count` pages source[i] -> target[i] of `regions` contiguous regions (layers x {K, V}). */
+Status LaunchCopyPages(void* base, size_t regionBytes, int regions, size_t pageBytes, const int* source, const int* target,
+                       int count, cudaStream_t stream);
+/** Fills `count` f32 values with `value`. */
+Status LaunchFillF32(float* data, size_t count, float value, cudaStream_t stream);
+
+/** Reads `bytes` (a multiple of 16) and discards them: evicts the L2 cache. */
+Status LaunchFlush(const void* data, size_t bytes, unsigned* sink, int multiprocessors, cudaStream_t stream);
+/** Streams the K and V rows (all KV heads) of `count` slots of a layer once and discards them. */
+Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, unsigned* sink, int multiprocessors,
+                      cudaStream_t stream);
+/** An empty kernel: measures launch latency. */
+Status LaunchEmpty(cudaStream_t stream);
+/** Copies `bytes` (a multiple of 16) with a 16-byte-per-thread copy kernel. */
+Status LaunchCopy(void* target, const void* source, size_t bytes, int multiprocessors, cudaStream_t stream);
+
+}  // namespace deft

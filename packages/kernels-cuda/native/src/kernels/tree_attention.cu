@@ -1,0 +1,748 @@
+// DeFT tree attention: one CTA per (work unit, KV head) computes every query head of the KV head's
+// group for the unit's rows (row = query of the chunk * group + head in group), so each KV byte of a
+// chunk leaves device memory once. Two kernels share the unit walk and the fused reduction:
+//   - TreeAttentionMmaKernel: fp16 KV, tensor cores (mma.sync m16n8k16, fp32 accumulation);
+//   - TreeAttentionScalarKernel: CUDA cores, f32 or fp16 KV, any head dim up to 256.
+// Scores are pre-multiplied by scale * log2(e): softmax uses exp2 and every lse is base 2.
+// A query seen by one chunk is written straight to the output. Otherwise each (chunk, query) writes a
+// partial state (o normalised, f32; lse base 2) and the CTA that completes a query's last partial
+// (an atomic counter per (query, KV head), reset after use) merges them in CSR order: deterministic,
+// no atomics on outputs, one launch per layer.
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace deft {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+/** Tokens per KV tile staged in shared memory (K and V of one KV head). */
+constexpr int kTileTokens = 64;
+/** Largest head dim of the CUDA-core kernel (values per lane). */
+constexpr int kScalarMaxPerLane = 8;
+
+// ---------------------------------------------------------------------------------------------
+// PTX wrappers
+
+__device__ __forceinline__ uint32_t SharedAddress(const void* pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+
+/** 16-byte asynchronous global -> shared copy; zero-fills the destination when `valid` is false. */
+__device__ __forceinline__ void CopyAsync16(void* shared, const void* global, bool valid) {
+  const int sourceBytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SharedAddress(shared)), "l"(global),
+               "r"(sourceBytes)
+               : "memory");
+}
+
+__device__ __forceinline__ void CopyAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+template <int Pending>
+__device__ __forceinline__ void CopyAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+}
+
+/** Waits until at most `pending` copy groups are in flight (waits longer when `pending` > 7: safe). */
+__device__ __forceinline__ void CopyAsyncWaitAtMost(int pending) {
+  switch (pending) {
+    case 0: CopyAsyncWait<0>(); break;
+    case 1: CopyAsyncWait<1>(); break;
+    case 2: CopyAsyncWait<2>(); break;
+    case 3: CopyAsyncWait<3>(); break;
+    case 4: CopyAsyncWait<4>(); break;
+    case 5: CopyAsyncWait<5>(); break;
+    case 6: CopyAsyncWait<6>(); break;
+    default: CopyAsyncWait<7>(); break;
+  }
+}
+
+__device__ __forceinline__ void LoadMatrixX4(uint32_t (&registers)[4], const void* shared) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(registers[0]), "=r"(registers[1]), "=r"(registers[2]), "=r"(registers[3])
+               : "r"(SharedAddress(shared)));
+}
+
+__device__ __forceinline__ void LoadMatrixX4Transposed(uint32_t (&registers)[4], const void* shared) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(registers[0]), "=r"(registers[1]), "=r"(registers[2]), "=r"(registers[3])
+               : "r"(SharedAddress(shared)));
+}
+
+/** d += a * b for one m16n8k16 tile: fp16 inputs, fp32 accumulators. */
+__device__ __forceinline__ void Mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t PackHalf2(float low, float high) {
+  const __half2 value = __floats2half2_rn(low, high);
+  return *reinterpret_cast<const uint32_t*>(&value);
+}
+
+/** Offset (in halves) of 16-byte chunk `chunk` of row `row` in a swizzled [rows, Dim] fp16 tile. */
+template <int Dim>
+__device__ __forceinline__ int SwizzledOffset(int row, int chunk) {
+  return row * Dim + ((chunk ^ (row & 7)) << 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The unit a CTA works on
+
+struct UnitView {
+  int rowStart;     // first row of the execution chunk this unit computes
+  int rowCount;
+  int kvHead;
+  int tokenStart;   // offset of the chunk's first token in tokenSlots / tokenSegments
+  int numTokens;
+  int queryStart;   // offset of the chunk's first query in chunkQueries
+  int partialStart; // execution partial slot of the chunk's first query
+  int maskWords;    // ceil(queries of the chunk / 32)
+  const uint32_t* mask;
+  bool fullyVisible;
+};
+
+__device__ __forceinline__ UnitView ReadUnit(const AttentionParams& params, int unitIndex, int kvHead) {
+  const AttentionUnit unit = params.units[unitIndex];
+  const ExecChunk chunk = params.chunks[unit.chunk];
+  UnitView view;
+  view.rowStart = unit.rowStart;
+  view.rowCount = unit.rowCount;
+  view.kvHead = kvHead;
+  view.tokenStart = chunk.tokenStart;
+  view.numTokens = chunk.numTokens;
+  view.queryStart = chunk.queryStart;
+  view.partialStart = chunk.partialStart;
+  view.maskWords = (chunk.numQueries + 31) >> 5;
+  view.mask = params.mask + chunk.maskOffset;
+  view.fullyVisible = chunk.fullyVisible != 0;
+  return view;
+}
+
+/** Whether the chunk's `query`-th query sees the chunk's token `token` (mask bit of its segment). */
+__device__ __forceinline__ bool TokenVisible(const AttentionParams& params, const UnitView& unit, int token, int query) {
+  const int segment = __ldg(params.tokenSegments + unit.tokenStart + token);
+  const uint32_t word = __ldg(unit.mask + segment * unit.maskWords + (query >> 5));
+  return ((word >> (query & 31)) & 1u) != 0;
+}
+
+/** Where a row's result goes: the output when the query has one partial, else its partial slot. */
+struct RowTarget {
+  float* o;    // headDim floats
+  float* lse;  // nullptr when writing the output directly
+};
+
+__device__ __forceinline__ RowTarget TargetOfRow(const AttentionParams& params, const UnitView& unit, int chunkRow) {
+  const int queryInChunk = chunkRow / params.group;
+  const int headInGroup = chunkRow - queryInChunk * params.group;
+  const int query = params.chunkQueries[unit.queryStart + queryInChunk];
+  const int head = unit.kvHead * params.group + headInGroup;
+  const int partials = params.queryPartialIndptr[query + 1] - params.queryPartialIndptr[query];
+  if (partials == 1) {
+    return RowTarget{params.out + (static_cast<size_t>(query) * params.numHeads + head) * params.headDim, nullptr};
+  }
+  const size_t slot = static_cast<size_t>(unit.partialStart + queryInChunk) * params.numHeads + head;
+  return RowTarget{params.partialO + slot * params.headDim, params.partialLse + slot};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused reduction and the empty-query block
+
+/**
+ * Merges the partial states of `query` for the heads of `kvHead`'s group into the output, in CSR
+ * order. One warp per head; partials are read through L2 (__ldcg) since other CTAs wrote them.
+ */
+__device__ void MergeQuery(const AttentionParams& params, int query, int kvHead, int headInGroup, int lane) {
+  const int head = kvHead * params.group + headInGroup;
+  const int first = params.queryPartialIndptr[query];
+  const int last = params.queryPartialIndptr[query + 1];
+  const int dim = params.headDim;
+  float best = -INFINITY;
+  for (int entry = first + lane; entry < last; entry += 32) {
+    const int slot = params.queryPartials[entry];
+    best = fmaxf(best, __ldcg(params.partialLse + static_cast<size_t>(slot) * params.numHeads + head));
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) best = fmaxf(best, __shfl_xor_sync(0xffffffffu, best, offset));
+  float* output = params.out + (static_cast<size_t>(query) * params.numHeads + head) * dim;
+  if (best == -INFINITY) {
+    // Empty-state guard: no partial saw a key, so the output is zero.
+    for (int index = lane; index < dim; index += 32) output[index] = 0.0f;
+    return;
+  }
+  float accumulator[kScalarMaxPerLane];
+#pragma unroll
+  for (int index = 0; index < kScalarMaxPerLane; ++index) accumulator[index] = 0.0f;
+  float total = 0.0f;
+  for (int base = first; base < last; base += 32) {
+    const int entry = base + lane;
+    int mySlot = 0;
+    float myWeight = 0.0f;
+    if (entry < last) {
+      mySlot = params.queryPartials[entry];
+      myWeight = exp2f(__ldcg(params.partialLse + static_cast<size_t>(mySlot) * params.numHeads + head) - best);
+    }
+    const int count = min(32, last - base);
+    for (int index = 0; index < count; ++index) {
+      const int slot = __shfl_sync(0xffffffffu, mySlot, index);
+      const float weight = __shfl_sync(0xffffffffu, myWeight, index);
+      total += weight;
+      const float* partial = params.partialO + (static_cast<size_t>(slot) * params.numHeads + head) * dim;
+#pragma unroll
+      for (int part = 0; part < kScalarMaxPerLane; ++part) {
+        const int d = lane + part * 32;
+        if (d < dim) accumulator[part] += weight * __ldcg(partial + d);
+      }
+    }
+  }
+  const float inverse = 1.0f / total;
+#pragma unroll
+  for (int part = 0; part < kScalarMaxPerLane; ++part) {
+    const int d = lane + part * 32;
+    if (d < dim) output[d] = accumulator[part] * inverse;
+  }
+}
+
+/**
+ * After a unit wrote its rows: counts one arrival per (query, KV head) for every query of the unit
+ * with several partials; the CTA that brings a count to the query's number of partials merges them
+ * and resets the counter for the next launch. `scratch` holds kThreads + 1 ints of shared memory.
+ */
+__device__ void FinishUnit(const AttentionParams& params, const UnitView& unit, int* scratch) {
+  __threadfence();  // this thread's partial writes are visible device-wide before its CTA counts them
+  __syncthreads();
+  int* finishedCount = scratch;
+  int* finished = scratch + 1;
+  const int firstQuery = unit.rowStart / params.group;
+  const int endQuery = (unit.rowStart + unit.rowCount) / params.group;
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  for (int batch = firstQuery; batch < endQuery; batch += kThreads) {
+    if (threadIdx.x == 0) *finishedCount = 0;
+    __syncthreads();
+    const int queryInChunk = batch + threadIdx.x;
+    if (queryInChunk < endQuery) {
+      const int query = params.chunkQueries[unit.queryStart + queryInChunk];
+      const unsigned partials =
+          static_cast<unsigned>(params.queryPartialIndptr[query + 1] - params.queryPartialIndptr[query]);
+      if (partials > 1) {
+        unsigned* counter = params.counters + static_cast<size_t>(query) * params.numKvHeads + unit.kvHead;
+        const unsigned previous = atomicAdd(counter, 1u);
+        if (previous == partials - 1) {
+          *counter = 0;  // every partial has arrived: nothing else touches it in this launch
+          finished[atomicAdd(finishedCount, 1)] = query;
+        }
+      }
+    }
+    __syncthreads();
+    const int count = *finishedCount;
+    if (count > 0) {
+      __threadfence();  // acquire side: see the partials of the CTAs counted before us
+      for (int item = warp; item < count * params.group; item += kWarps) {
+        MergeQuery(params, finished[item / params.group], unit.kvHead, item % params.group, lane);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+/** The extra last block of a launch: zero outputs of queries that see no token (no partial at all). */
+__device__ void ZeroEmptyQueries(const AttentionParams& params) {
+  const int rowFloats = params.numHeads * params.headDim;
+  for (int item = 0; item < params.numEmptyQueries; ++item) {
+    float* output = params.out + static_cast<size_t>(params.emptyQueries[item]) * rowFloats;
+    for (int index = threadIdx.x; index < rowFloats; index += blockDim.x) output[index] = 0.0f;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core kernel
+
+template <int Dim>
+struct MmaLayout {
+  static constexpr int kChunks = Dim / 8;                              // 16-byte chunks per row
+  static constexpr int kStageHalves = 2 * kTileTokens * Dim;           // K tile then V tile
+  static constexpr int kQueryStageHalves = 16 * Dim;                   // per warp
+  static constexpr int kScratchRowFloats = Dim + 4;                    // merge scratch row (padded)
+  static constexpr int kScratchWarpFloats = 16 * kScratchRowFloats + 32;  // o rows, then m[16], l[16]
+};
+
+/** Shared state of one CTA's walk over its unit. */
+struct MmaWalk {
+  half* ring;         // ringStages stages of [K tile | V tile], each [kTileTokens, Dim] swizzled
+  half* queryStage;   // kWarps x [16, Dim] swizzled
+  int* scratch;       // kThreads + 1 ints
+  int ringStages;
+  int numTiles;
+  bool resident;      // every tile of the chunk fits the ring: loaded once, reused by every pass
+  int passIndex;
+};
+
+template <int Dim>
+__device__ __forceinline__ void LoadTile(const AttentionParams& params, const UnitView& unit, const MmaWalk& walk,
+                                         int tile) {
+  using Layout = MmaLayout<Dim>;
+  half* stageK = walk.ring + (tile % walk.ringStages) * Layout::kStageHalves;
+  half* stageV = stageK + kTileTokens * Dim;
+  const half* keys = static_cast<const half*>(params.k) + unit.kvHead * Dim;
+  const half* values = static_cast<const half*>(params.v) + unit.kvHead * Dim;
+  const int firstToken = tile * kTileTokens;
+  const size_t slotStride = static_cast<size_t>(params.numKvHeads) * Dim;
+#pragma unroll
+  for (int step = 0; step < kTileTokens * Layout::kChunks / kThreads; ++step) {
+    const int index = threadIdx.x + step * kThreads;
+    const int row = index / Layout::kChunks;
+    const int chunk = index % Layout::kChunks;
+    const int token = firstToken + row;
+    const bool valid = token < unit.numTokens;
+    size_t offset = 0;
+    if (valid) offset = static_cast<size_t>(__ldg(params.tokenSlots + unit.tokenStart + token)) * slotStride + chunk * 8;
+    const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
+    CopyAsync16(stageK + sharedOffset, keys + offset, valid);
+    CopyAsync16(stageV + sharedOffset, values + offset, valid);
+  }
+}
+
+/** Stages one warp's 16 query rows (scaled, fp16) and loads them as A fragments. */
+template <int Dim>
+__device__ __forceinline__ void LoadQueryFragments(const AttentionParams& params, const UnitView& unit, half* stage,
+                                                   int queryTile, uint32_t (&fragments)[Dim / 16][4], int lane) {
+  constexpr int kVectorsPerRow = Dim / 4;
+  for (int index = lane; index < 16 * kVectorsPerRow; index += 32) {
+    const int row = index / kVectorsPerRow;
+    const int vector = index % kVectorsPerRow;
+    const int unitRow = queryTile * 16 + row;
+    float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (unitRow < unit.rowCount) {
+      const int chunkRow = unit.rowStart + unitRow;
+      const int queryInChunk = chunkRow / params.group;
+      const int head = unit.kvHead * params.group + (chunkRow - queryInChunk * params.group);
+      const int query = params.chunkQueries[unit.queryStart + queryInChunk];
+      value = __ldg(reinterpret_cast<const float4*>(params.q + (static_cast<size_t>(query) * params.numHeads + head) * Dim) +
+                    vector);
+      value.x *= params.scaleLog2;
+      value.y *= params.scaleLog2;
+      value.z *= params.scaleLog2;
+      value.w *= params.scaleLog2;
+    }
+    half* target = stage + SwizzledOffset<Dim>(row, vector >> 1) + (vector & 1) * 4;
+    *reinterpret_cast<uint2*>(target) = make_uint2(PackHalf2(value.x, value.y), PackHalf2(value.z, value.w));
+  }
+  __syncwarp();
+  const int row = lane & 15;
+#pragma unroll
+  for (int step = 0; step < Dim / 16; ++step) {
+    LoadMatrixX4(fragments[step], stage + SwizzledOffset<Dim>(row, (step << 1) + (lane >> 4)));
+  }
+  __syncwarp();
+}
+
+/**
+ * One warp, one query tile (16 rows), `Step` tokens of a staged KV tile starting at tile row
+ * `firstRow`: S = Q K^T on tensor cores, mask, online softmax (base 2), O += P V.
+ */
+template <int Dim, int Step>
+__device__ __forceinline__ void MmaStep(const AttentionParams& params, const UnitView& unit, const half* stageK,
+                                        const half* stageV, int tileFirstToken, int firstRow,
+                                        const uint32_t (&queryFragments)[Dim / 16][4], float (&o)[Dim / 8][4],
+                                        float (&rowMax)[2], float (&rowSum)[2], const int (&rowQuery)[2], int lane) {
+  constexpr int kNTiles = Step / 8;
+  const int firstToken = tileFirstToken + firstRow;
+  if (firstToken >= unit.numTokens) return;  // warp-uniform: nothing of this step exists
+
+  float scores[kNTiles][4];
+#pragma unroll
+  for (int tile = 0; tile < kNTiles; ++tile) {
+#pragma unroll
+    for (int element = 0; element < 4; ++element) scores[tile][element] = 0.0f;
+  }
+#pragma unroll
+  for (int step = 0; step < Dim / 16; ++step) {
+#pragma unroll
+    for (int tile = 0; tile < kNTiles; tile += 2) {
+      uint32_t keyFragments[4];
+      const int row = firstRow + tile * 8 + (lane & 7) + ((lane >> 4) << 3);
+      LoadMatrixX4(keyFragments, stageK + SwizzledOffset<Dim>(row, (step << 1) + ((lane >> 3) & 1)));
+      Mma16816(scores[tile], queryFragments[step], keyFragments[0], keyFragments[1]);
+      Mma16816(scores[tile + 1], queryFragments[step], keyFragments[2], keyFragments[3]);
+    }
+  }
+
+  const int column = (lane & 3) * 2;
+  if (!unit.fullyVisible || firstToken + Step > unit.numTokens) {
+#pragma unroll
+    for (int tile = 0; tile < kNTiles; ++tile) {
+#pragma unroll
+      for (int element = 0; element < 4; ++element) {
+        const int token = firstToken + tile * 8 + column + (element & 1);
+        const int query = rowQuery[element >> 1];
+        bool visible = token < unit.numTokens;
+        if (visible && !unit.fullyVisible) visible = query >= 0 && TokenVisible(params, unit, token, query);
+        if (!visible) scores[tile][element] = -INFINITY;
+      }
+    }
+  }
+
+  float newMax[2] = {rowMax[0], rowMax[1]};
+#pragma unroll
+  for (int tile = 0; tile < kNTiles; ++tile) {
+    newMax[0] = fmaxf(newMax[0], fmaxf(scores[tile][0], scores[tile][1]));
+    newMax[1] = fmaxf(newMax[1], fmaxf(scores[tile][2], scores[tile][3]));
+  }
+  float base[2];
+  float correction[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    newMax[half] = fmaxf(newMax[half], __shfl_xor_sync(0xffffffffu, newMax[half], 1));
+    newMax[half] = fmaxf(newMax[half], __shfl_xor_sync(0xffffffffu, newMax[half], 2));
+    // Empty-state guard: while a row has seen no key its max is -inf; subtract 0 instead so that
+    // exp2(-inf - base) is 0 rather than NaN.
+    base[half] = newMax[half] == -INFINITY ? 0.0f : newMax[half];
+    correction[half] = exp2f(rowMax[half] - base[half]);
+    rowMax[half] = newMax[half];
+    rowSum[half] *= correction[half];
+  }
+#pragma unroll
+  for (int tile = 0; tile < kNTiles; ++tile) {
+    scores[tile][0] = exp2f(scores[tile][0] - base[0]);
+    scores[tile][1] = exp2f(scores[tile][1] - base[0]);
+    scores[tile][2] = exp2f(scores[tile][2] - base[1]);
+    scores[tile][3] = exp2f(scores[tile][3] - base[1]);
+    rowSum[0] += scores[tile][0] + scores[tile][1];
+    rowSum[1] += scores[tile][2] + scores[tile][3];
+  }
+#pragma unroll
+  for (int tile = 0; tile < Dim / 8; ++tile) {
+    o[tile][0] *= correction[0];
+    o[tile][1] *= correction[0];
+    o[tile][2] *= correction[1];
+    o[tile][3] *= correction[1];
+  }
+#pragma unroll
+  for (int step = 0; step < Step / 16; ++step) {
+    uint32_t probabilities[4];
+    probabilities[0] = PackHalf2(scores[2 * step][0], scores[2 * step][1]);
+    probabilities[1] = PackHalf2(scores[2 * step][2], scores[2 * step][3]);
+    probabilities[2] = PackHalf2(scores[2 * step + 1][0], scores[2 * step + 1][1]);
+    probabilities[3] = PackHalf2(scores[2 * step + 1][2], scores[2 * step + 1][3]);
+    const int row = firstRow + step * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+#pragma unroll
+    for (int tile = 0; tile < Dim / 8; tile += 2) {
+      uint32_t valueFragments[4];
+      LoadMatrixX4Transposed(valueFragments, stageV + SwizzledOffset<Dim>(row, tile + (lane >> 4)));
+      Mma16816(o[tile], probabilities, valueFragments[0], valueFragments[1]);
+      Mma16816(o[tile + 1], probabilities, valueFragments[2], valueFragments[3]);
+    }
+  }
+}
+
+/**
+ * One pass over the unit's KV tiles for up to kWarps / (kTileTokens / Step) query tiles starting at
+ * `firstQueryTile`. With Step == kTileTokens each warp owns a query tile and writes its rows from
+ * registers; with a smaller Step, kTileTokens / Step warps share a query tile, each taking Step
+ * tokens of every KV tile, and their states are merged through shared memory (the last pass only).
+ */
+template <int Dim, int Step>
+__device__ void MmaPass(const AttentionParams& params, const UnitView& unit, MmaWalk& walk, int firstQueryTile) {
+  using Layout = MmaLayout<Dim>;
+  constexpr int kSplit = kTileTokens / Step;
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int numQueryTiles = (unit.rowCount + 15) >> 4;
+  const int queryTile = firstQueryTile + warp / kSplit;
+  const int part = warp % kSplit;
+  const bool active = queryTile < numQueryTiles;
+
+  uint32_t queryFragments[Dim / 16][4];
+  int rowQuery[2] = {-1, -1};
+  if (active) {
+    LoadQueryFragments<Dim>(params, unit, walk.queryStage + warp * Layout::kQueryStageHalves, queryTile, queryFragments,
+                            lane);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int unitRow = queryTile * 16 + (lane >> 2) + half * 8;
+      if (unitRow < unit.rowCount) rowQuery[half] = (unit.rowStart + unitRow) / params.group;
+    }
+  }
+  float o[Dim / 8][4];
+#pragma unroll
+  for (int tile = 0; tile < Dim / 8; ++tile) {
+#pragma unroll
+    for (int element = 0; element < 4; ++element) o[tile][element] = 0.0f;
+  }
+  float rowMax[2] = {-INFINITY, -INFINITY};
+  float rowSum[2] = {0.0f, 0.0f};
+
+  const int stages = walk.ringStages;
+  const bool firstPass = walk.passIndex == 0;
+  if (!walk.resident && !firstPass) {
+    __syncthreads();  // every warp is done with the previous pass's tiles
+    for (int tile = 0; tile < stages && tile < walk.numTiles; ++tile) {
+      LoadTile<Dim>(params, unit, walk, tile);
+      CopyAsyncCommit();
+    }
+  }
+  for (int tile = 0; tile < walk.numTiles; ++tile) {
+    if (!walk.resident || firstPass) {
+      CopyAsyncWaitAtMost(walk.resident ? walk.numTiles - 1 - tile : stages - 1);
+      __syncthreads();
+    }
+    const half* stageK = walk.ring + (tile % stages) * Layout::kStageHalves;
+    if (active) {
+      MmaStep<Dim, Step>(params, unit, stageK, stageK + kTileTokens * Dim, tile * kTileTokens, part * Step,
+                         queryFragments, o, rowMax, rowSum, rowQuery, lane);
+    }
+    if (!walk.resident) {
+      __syncthreads();  // the stage is free again
+      if (tile + stages < walk.numTiles) LoadTile<Dim>(params, unit, walk, tile + stages);
+      CopyAsyncCommit();
+    }
+  }
+  ++walk.passIndex;
+
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 1);
+    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 2);
+  }
+  const int column = (lane & 3) * 2;
+
+  if constexpr (kSplit == 1) {
+    if (!active) return;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int unitRow = queryTile * 16 + (lane >> 2) + half * 8;
+      if (unitRow >= unit.rowCount) continue;
+      const RowTarget target = TargetOfRow(params, unit, unit.rowStart + unitRow);
+      const float sum = rowSum[half];
+      const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+#pragma unroll
+      for (int tile = 0; tile < Dim / 8; ++tile) {
+        *reinterpret_cast<float2*>(target.o + tile * 8 + column) =
+            make_float2(o[tile][2 * half] * inverse, o[tile][2 * half + 1] * inverse);
+      }
+      if (target.lse != nullptr && (lane & 3) == 0) *target.lse = sum > 0.0f ? rowMax[half] + log2f(sum) : -INFINITY;
+    }
+  } else {
+    // Merge the kSplit warps of each query tile through shared memory (the ring is free: last pass).
+    CopyAsyncWait<0>();
+    __syncthreads();
+    float* scratch = reinterpret_cast<float*>(walk.ring);
+    float* mine = scratch + warp * Layout::kScratchWarpFloats;
+    if (active) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = (lane >> 2) + half * 8;
+#pragma unroll
+        for (int tile = 0; tile < Dim / 8; ++tile) {
+          *reinterpret_cast<float2*>(mine + row * Layout::kScratchRowFloats + tile * 8 + column) =
+              make_float2(o[tile][2 * half], o[tile][2 * half + 1]);
+        }
+        if ((lane & 3) == 0) {
+          mine[16 * Layout::kScratchRowFloats + row] = rowMax[half];
+          mine[16 * Layout::kScratchRowFloats + 16 + row] = rowSum[half];
+        }
+      }
+    }
+    __syncthreads();
+    const int tilesInPass = min(kWarps / kSplit, numQueryTiles - firstQueryTile);
+    for (int item = threadIdx.x; item < tilesInPass * 16 * Dim; item += kThreads) {
+      const int tileInPass = item / (16 * Dim);
+      const int row = (item / Dim) % 16;
+      const int d = item % Dim;
+      const int unitRow = (firstQueryTile + tileInPass) * 16 + row;
+      if (unitRow >= unit.rowCount) continue;
+      const float* group = scratch + tileInPass * kSplit * Layout::kScratchWarpFloats;
+      float best = -INFINITY;
+#pragma unroll
+      for (int member = 0; member < kSplit; ++member) {
+        best = fmaxf(best, group[member * Layout::kScratchWarpFloats + 16 * Layout::kScratchRowFloats + row]);
+      }
+      const RowTarget target = TargetOfRow(params, unit, unit.rowStart + unitRow);
+      if (best == -INFINITY) {
+        // Empty-state guard: no warp saw a visible key for this row.
+        target.o[d] = 0.0f;
+        if (target.lse != nullptr && d == 0) *target.lse = -INFINITY;
+        continue;
+      }
+      float sum = 0.0f;
+      float value = 0.0f;
+#pragma unroll
+      for (int member = 0; member < kSplit; ++member) {
+        const float* state = group + member * Layout::kScratchWarpFloats;
+        const float weight = exp2f(state[16 * Layout::kScratchRowFloats + row] - best);
+        sum += weight * state[16 * Layout::kScratchRowFloats + 16 + row];
+        value += weight * state[row * Layout::kScratchRowFloats + d];
+      }
+      target.o[d] = value / sum;
+      if (target.lse != nullptr && d == 0) *target.lse = best + log2f(sum);
+    }
+  }
+}
+
+template <int Dim>
+__global__ void __launch_bounds__(kThreads) TreeAttentionMmaKernel(const AttentionParams params) {
+  using Layout = MmaLayout<Dim>;
+  extern __shared__ __align__(16) unsigned char sharedBytes[];
+  if (blockIdx.x >= static_cast<unsigned>(params.numUnits * params.numKvHeads)) {
+    ZeroEmptyQueries(params);
+    return;
+  }
+  const UnitView unit = ReadUnit(params, blockIdx.x / params.numKvHeads, blockIdx.x % params.numKvHeads);
+
+  MmaWalk walk;
+  walk.ring = reinterpret_cast<half*>(sharedBytes);
+  walk.queryStage = walk.ring + params.ringStages * Layout::kStageHalves;
+  walk.scratch = reinterpret_cast<int*>(walk.queryStage + kWarps * Layout::kQueryStageHalves);
+  walk.ringStages = params.ringStages;
+  walk.numTiles = (unit.numTokens + kTileTokens - 1) / kTileTokens;
+  walk.resident = walk.numTiles <= walk.ringStages;
+  walk.passIndex = 0;
+
+  // Prologue of the first pass: the first ringStages tiles (all of them when resident).
+  for (int tile = 0; tile < walk.ringStages && tile < walk.numTiles; ++tile) {
+    LoadTile<Dim>(params, unit, walk, tile);
+    CopyAsyncCommit();
+  }
+
+  const int numQueryTiles = (unit.rowCount + 15) >> 4;
+  const int fullPasses = numQueryTiles / kWarps;
+  for (int pass = 0; pass < fullPasses; ++pass) MmaPass<Dim, kTileTokens>(params, unit, walk, pass * kWarps);
+  const int remainder = numQueryTiles - fullPasses * kWarps;
+  const int first = fullPasses * kWarps;
+  if (remainder == 1) {
+    MmaPass<Dim, kTileTokens / 4>(params, unit, walk, first);
+  } else if (remainder == 2) {
+    MmaPass<Dim, kTileTokens / 2>(params, unit, walk, first);
+  } else if (remainder == 3) {
+    MmaPass<Dim, kTileTokens>(params, unit, walk, first);
+  }
+  CopyAsyncWait<0>();
+  FinishUnit(params, unit, walk.scratch);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CUDA-core kernel
+
+__device__ __forceinline__ float LoadAsFloat(const float* data, size_t index) { return __ldg(data + index); }
+__device__ __forceinline__ float LoadAsFloat(const half* data, size_t index) { return __half2float(data[index]); }
+
+template <typename Element>
+__global__ void __launch_bounds__(kThreads) TreeAttentionScalarKernel(const AttentionParams params) {
+  __shared__ int scratch[kThreads + 1];
+  if (blockIdx.x >= static_cast<unsigned>(params.numUnits * params.numKvHeads)) {
+    ZeroEmptyQueries(params);
+    return;
+  }
+  const UnitView unit = ReadUnit(params, blockIdx.x / params.numKvHeads, blockIdx.x % params.numKvHeads);
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int dim = params.headDim;
+  const Element* keys = static_cast<const Element*>(params.k);
+  const Element* values = static_cast<const Element*>(params.v);
+  const size_t slotStride = static_cast<size_t>(params.numKvHeads) * dim;
+
+  for (int unitRow = warp; unitRow < unit.rowCount; unitRow += kWarps) {
+    const int chunkRow = unit.rowStart + unitRow;
+    const int queryInChunk = chunkRow / params.group;
+    const int head = unit.kvHead * params.group + (chunkRow - queryInChunk * params.group);
+    const int query = params.chunkQueries[unit.queryStart + queryInChunk];
+    const float* queryRow = params.q + (static_cast<size_t>(query) * params.numHeads + head) * dim;
+    float queryValues[kScalarMaxPerLane];
+    float accumulator[kScalarMaxPerLane];
+#pragma unroll
+    for (int part = 0; part < kScalarMaxPerLane; ++part) {
+      const int d = lane + part * 32;
+      queryValues[part] = d < dim ? __ldg(queryRow + d) * params.scaleLog2 : 0.0f;
+      accumulator[part] = 0.0f;
+    }
+    float rowMax = -INFINITY;
+    float rowSum = 0.0f;
+    for (int token = 0; token < unit.numTokens; ++token) {
+      if (!unit.fullyVisible && !TokenVisible(params, unit, token, queryInChunk)) continue;  // warp-uniform
+      const size_t rowOffset =
+          static_cast<size_t>(__ldg(params.tokenSlots + unit.tokenStart + token)) * slotStride + unit.kvHead * dim;
+      float dot = 0.0f;
+#pragma unroll
+      for (int part = 0; part < kScalarMaxPerLane; ++part) {
+        const int d = lane + part * 32;
+        if (d < dim) dot += queryValues[part] * LoadAsFloat(keys, rowOffset + d);
+      }
+      for (int offset = 16; offset > 0; offset >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+      const float newMax = fmaxf(rowMax, dot);  // finite: dot is finite for finite inputs
+      const float correction = exp2f(rowMax - newMax);
+      const float weight = exp2f(dot - newMax);
+      rowSum = rowSum * correction + weight;
+#pragma unroll
+      for (int part = 0; part < kScalarMaxPerLane; ++part) {
+        const int d = lane + part * 32;
+        if (d < dim) accumulator[part] = accumulator[part] * correction + weight * LoadAsFloat(values, rowOffset + d);
+      }
+      rowMax = newMax;
+    }
+    const RowTarget target = TargetOfRow(params, unit, chunkRow);
+    // Empty-state guard: a row that saw no key writes o = 0, lse = -inf.
+    const float inverse = rowSum > 0.0f ? 1.0f / rowSum : 0.0f;
+#pragma unroll
+    for (int part = 0; part < kScalarMaxPerLane; ++part) {
+      const int d = lane + part * 32;
+      if (d < dim) target.o[d] = accumulator[part] * inverse;
+    }
+    if (target.lse != nullptr && lane == 0) *target.lse = rowSum > 0.0f ? rowMax + log2f(rowSum) : -INFINITY;
+  }
+  FinishUnit(params, unit, scratch);
+}
+
+}  // namespace
+
+size_t MmaSharedBytes(int headDim, int ringStages) {
+  const size_t ring = static_cast<size_t>(ringStages) * 2 * kTileTokens * headDim * sizeof(half);
+  const size_t queryStage = static_cast<size_t>(kWarps) * 16 * headDim * sizeof(half);
+  return ring + queryStage + (kThreads + 1) * sizeof(int);
+}
+
+bool MmaSupportsHeadDim(int headDim) { return headDim == 64 || headDim == 128; }
+
+Status ConfigureAttentionKernels(size_t maxSharedBytes) {
+  const int limit = static_cast<int>(maxSharedBytes);
+  DEFT_CUDA_CHECK(cudaFuncSetAttribute(TreeAttentionMmaKernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit));
+  DEFT_CUDA_CHECK(cudaFuncSetAttribute(TreeAttentionMmaKernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, limit));
+  return Status::Ok();
+}
+
+Status LaunchTreeAttention(const AttentionParams& params, KvType kvType, AttentionKernel kernel, cudaStream_t stream) {
+  const long long unitBlocks = static_cast<long long>(params.numUnits) * params.numKvHeads;
+  const long long blocks = unitBlocks + (params.numEmptyQueries > 0 ? 1 : 0);
+  if (blocks == 0) return Status::Ok();
+  if (blocks > 0x7fffffffLL) return Status::Invalid("the plan has too many work units for one launch");
+  const dim3 grid(static_cast<unsigned>(blocks));
+  const bool useMma = kernel != AttentionKernel::kScalar && kvType == KvType::kF16 && MmaSupportsHeadDim(params.headDim);
+  if (kernel == AttentionKernel::kMma && !useMma) {
+    return Status::Invalid("the tensor-core kernel needs fp16 KV and head dim 64 or 128");
+  }
+  if (useMma) {
+    const size_t shared = MmaSharedBytes(params.headDim, params.ringStages);
+    if (params.headDim == 128) {
+      TreeAttentionMmaKernel<128><<<grid, kThreads, shared, stream>>>(params);
+    } else {
+      TreeAttentionMmaKernel<64><<<grid, kThreads, shared, stream>>>(params);
+    }
+  } else {
+    if (params.headDim > 32 * kScalarMaxPerLane) return Status::Invalid("head dim above 256 is not supported");
+    if (kvType == KvType::kF16) {
+      TreeAttentionScalarKernel<half><<<grid, kThreads, 0, stream>>>(params);
+    } else {
+      TreeAttentionScalarKernel<float><<<grid, kThreads, 0, stream>>>(params);
+    }
+  }
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+}  // namespace deft

@@ -1,0 +1,800 @@
+#include "runtime/runtime.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/half_convert.h"
+
+namespace deft {
+
+Status CudaFailure(cudaError_t error, const char* expression, const char* file, int line) {
+  Status status;
+  const bool noDevice = error == cudaErrorNoDevice || error == cudaErrorInsufficientDriver ||
+                        error == cudaErrorInitializationError || error == cudaErrorSystemDriverMismatch ||
+                        error == cudaErrorCompatNotSupportedOnDevice || error == cudaErrorInvalidDevice;
+  status.code = noDevice ? StatusCode::kNoDevice : StatusCode::kCuda;
+  status.cudaError = static_cast<int>(error);
+  const char* fileName = std::strrchr(file, '/');
+  status.message = std::string(cudaGetErrorName(error)) + " (" + std::to_string(static_cast<int>(error)) +
+                   "): " + cudaGetErrorString(error) + " [" + expression + " at " +
+                   (fileName != nullptr ? fileName + 1 : file) + ":" + std::to_string(line) + "]";
+  return status;
+}
+
+namespace {
+
+/** Bytes the L2 flush reads: at least 256 MiB and at least 4x the L2. */
+constexpr size_t kMinimumFlushBytes = size_t{256} << 20;
+
+struct Buffer;
+
+struct Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  DeviceInfo info;
+  // Staging for host data that kernels consume (slots, K/V rows): grown on demand, never per launch.
+  void* staging = nullptr;
+  size_t stagingBytes = 0;
+  // Attention workspace shared by every plan of the context (one stream: launches never overlap).
+  float* partialO = nullptr;
+  size_t partialOFloats = 0;
+  float* partialLse = nullptr;
+  size_t partialLseFloats = 0;
+  unsigned* counters = nullptr;
+  size_t counterCount = 0;
+  // Measurement helpers.
+  void* flush = nullptr;
+  size_t flushBytes = 0;
+  unsigned* sink = nullptr;
+};
+
+struct Buffer {
+  Handle context = 0;
+  void* pointer = nullptr;
+  size_t bytes = 0;
+};
+
+struct Storage {
+  Handle context = 0;
+  StorageDescriptor descriptor;
+  void* pointer = nullptr;
+  size_t regionBytes = 0;  // one layer's K (or V): numPages * pageSize * numKvHeads * headDim elements
+  size_t elementBytes = 0;
+};
+
+struct Plan {
+  Handle context = 0;
+  void* device = nullptr;
+  AttentionParams params{};
+  KvType kvType = KvType::kF16;
+  AttentionKernel kernel = AttentionKernel::kAuto;
+  int numQueries = 0;
+  int pageSize = 0;
+  int maxSlot = -1;
+};
+
+struct SlotList {
+  Handle storage = 0;
+  int* device = nullptr;
+  int count = 0;
+};
+
+struct Event {
+  Handle context = 0;
+  cudaEvent_t event = nullptr;
+};
+
+Handle nextHandle = 1;
+std::unordered_map<Handle, std::unique_ptr<Context>> contexts;
+std::unordered_map<Handle, std::unique_ptr<Buffer>> buffers;
+std::unordered_map<Handle, std::unique_ptr<Storage>> storages;
+std::unordered_map<Handle, std::unique_ptr<Plan>> plans;
+std::unordered_map<Handle, std::unique_ptr<Event>> events;
+std::unordered_map<Handle, std::unique_ptr<SlotList>> slotLists;
+
+template <typename T>
+T* Find(std::unordered_map<Handle, std::unique_ptr<T>>& table, Handle handle) {
+  const auto found = table.find(handle);
+  return found == table.end() ? nullptr : found->second.get();
+}
+
+Status MissingHandle(const char* kind, Handle handle) {
+  return Status::NotFound(std::string("no live ") + kind + " with handle " + std::to_string(handle) +
+                          " (disposed, or created by another backend)");
+}
+
+/** Looks up a context and makes its device current. */
+Status Enter(Handle handle, Context** context) {
+  Context* found = Find(contexts, handle);
+  if (found == nullptr) return MissingHandle("context", handle);
+  DEFT_CUDA_CHECK(cudaSetDevice(found->device));
+  *context = found;
+  return Status::Ok();
+}
+
+Status EnsureStaging(Context* context, size_t bytes) {
+  if (context->stagingBytes >= bytes) return Status::Ok();
+  const size_t grown = std::max(bytes, context->stagingBytes * 2);
+  if (context->staging != nullptr) {
+    DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+    DEFT_CUDA_CHECK(cudaFree(context->staging));
+    context->staging = nullptr;
+    context->stagingBytes = 0;
+  }
+  DEFT_CUDA_CHECK(cudaMalloc(&context->staging, grown));
+  context->stagingBytes = grown;
+  return Status::Ok();
+}
+
+template <typename T>
+Status GrowDevice(Context* context, T** pointer, size_t* capacity, size_t count, bool zero) {
+  if (*capacity >= count) return Status::Ok();
+  if (*pointer != nullptr) {
+    DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+    DEFT_CUDA_CHECK(cudaFree(*pointer));
+    *pointer = nullptr;
+    *capacity = 0;
+  }
+  void* allocated = nullptr;
+  DEFT_CUDA_CHECK(cudaMalloc(&allocated, count * sizeof(T)));
+  *pointer = static_cast<T*>(allocated);
+  *capacity = count;
+  if (zero) DEFT_CUDA_CHECK(cudaMemsetAsync(allocated, 0, count * sizeof(T), context->stream));
+  return Status::Ok();
+}
+
+Status CheckRange(const Buffer* buffer, size_t offset, size_t bytes, const char* what) {
+  if (offset > buffer->bytes || bytes > buffer->bytes - offset) {
+    return Status::Invalid(std::string(what) + " of " + std::to_string(bytes) + " bytes at offset " +
+                           std::to_string(offset) + " exceeds the buffer's " + std::to_string(buffer->bytes) + " bytes");
+  }
+  return Status::Ok();
+}
+
+KvLayer LayerOf(const Storage* storage, int layer) {
+  unsigned char* base = static_cast<unsigned char*>(storage->pointer);
+  KvLayer view;
+  view.k = base + (2 * static_cast<size_t>(layer)) * storage->regionBytes;
+  view.v = base + (2 * static_cast<size_t>(layer) + 1) * storage->regionBytes;
+  view.type = storage->descriptor.type;
+  view.rowElements = storage->descriptor.numKvHeads * storage->descriptor.headDim;
+  return view;
+}
+
+Status CheckSlots(const Storage* storage, const int* slots, int count) {
+  const long long numSlots = static_cast<long long>(storage->descriptor.numPages) * storage->descriptor.pageSize;
+  for (int index = 0; index < count; ++index) {
+    if (slots[index] < 0 || slots[index] >= numSlots) {
+      return Status::Invalid("slot " + std::to_string(slots[index]) + " at index " + std::to_string(index) +
+                             " is outside the storage's " + std::to_string(numSlots) + " slots");
+    }
+  }
+  return Status::Ok();
+}
+
+void Release(Context* context) {
+  cudaSetDevice(context->device);
+  if (context->stream != nullptr) cudaStreamSynchronize(context->stream);
+  cudaFree(context->staging);
+  cudaFree(context->partialO);
+  cudaFree(context->partialLse);
+  cudaFree(context->counters);
+  cudaFree(context->flush);
+  cudaFree(context->sink);
+  if (context->stream != nullptr) cudaStreamDestroy(context->stream);
+}
+
+}  // namespace
+
+DeviceProbe Probe() {
+  DeviceProbe probe;
+  const cudaError_t error = cudaGetDeviceCount(&probe.deviceCount);
+  probe.error = static_cast<int>(error);
+  if (error != cudaSuccess) {
+    probe.deviceCount = 0;
+    probe.errorName = cudaGetErrorName(error);
+    probe.errorMessage = cudaGetErrorString(error);
+    cudaGetLastError();  // clear the non-sticky error
+  }
+  cudaDriverGetVersion(&probe.driverVersion);
+  cudaRuntimeGetVersion(&probe.runtimeVersion);
+  return probe;
+}
+
+Status CreateContext(int ordinal, Handle* handle) {
+  int count = 0;
+  DEFT_CUDA_CHECK(cudaGetDeviceCount(&count));
+  if (count == 0) return CudaFailure(cudaErrorNoDevice, "cudaGetDeviceCount", __FILE__, __LINE__);
+  if (ordinal < 0 || ordinal >= count) {
+    return Status::Invalid("device " + std::to_string(ordinal) + " does not exist (" + std::to_string(count) +
+                           " CUDA devices)");
+  }
+  auto context = std::make_unique<Context>();
+  context->device = ordinal;
+  DEFT_CUDA_CHECK(cudaSetDevice(ordinal));
+  cudaDeviceProp properties{};
+  DEFT_CUDA_CHECK(cudaGetDeviceProperties(&properties, ordinal));
+  context->info.name = properties.name;
+  context->info.ordinal = ordinal;
+  context->info.multiprocessors = properties.multiProcessorCount;
+  context->info.computeMajor = properties.major;
+  context->info.computeMinor = properties.minor;
+  context->info.l2Bytes = static_cast<size_t>(properties.l2CacheSize);
+  context->info.sharedPerBlockOptin = properties.sharedMemPerBlockOptin;
+  context->info.totalMemory = properties.totalGlobalMem;
+  const size_t fixed = MmaSharedBytes(128, 0);
+  const size_t stage = MmaSharedBytes(128, 1) - fixed;
+  context->info.ringStagesLimit =
+      properties.sharedMemPerBlockOptin > fixed ? static_cast<int>((properties.sharedMemPerBlockOptin - fixed) / stage) : 0;
+  if (context->info.ringStagesLimit < 2) {
+    return Status::Invalid(std::string("device ") + properties.name + " has too little shared memory per block");
+  }
+  DEFT_RETURN_IF_ERROR(ConfigureAttentionKernels(properties.sharedMemPerBlockOptin));
+  const cudaError_t streamError = cudaStreamCreateWithFlags(&context->stream, cudaStreamNonBlocking);
+  if (streamError != cudaSuccess) return CudaFailure(streamError, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+  const cudaError_t sinkError = cudaMalloc(reinterpret_cast<void**>(&context->sink), sizeof(unsigned));
+  if (sinkError != cudaSuccess) {
+    Release(context.get());
+    return CudaFailure(sinkError, "cudaMalloc(sink)", __FILE__, __LINE__);
+  }
+  const Handle id = nextHandle++;
+  contexts.emplace(id, std::move(context));
+  *handle = id;
+  return Status::Ok();
+}
+
+Status DestroyContext(Handle handle) {
+  Context* context = Find(contexts, handle);
+  if (context == nullptr) return Status::Ok();  // idempotent
+  cudaSetDevice(context->device);
+  if (context->stream != nullptr) cudaStreamSynchronize(context->stream);
+  for (auto iterator = plans.begin(); iterator != plans.end();) {
+    if (iterator->second->context == handle) {
+      cudaFree(iterator->second->device);
+      iterator = plans.erase(iterator);
+    } else {
+      ++iterator;
+    }
+  }
+  for (auto iterator = slotLists.begin(); iterator != slotLists.end();) {
+    const Storage* owner = Find(storages, iterator->second->storage);
+    if (owner == nullptr || owner->context == handle) {
+      cudaFree(iterator->second->device);
+      iterator = slotLists.erase(iterator);
+    } else {
+      ++iterator;
+    }
+  }
+  for (auto iterator = storages.begin(); iterator != storages.end();) {
+    if (iterator->second->context == handle) {
+      cudaFree(iterator->second->pointer);
+      iterator = storages.erase(iterator);
+    } else {
+      ++iterator;
+    }
+  }
+  for (auto iterator = buffers.begin(); iterator != buffers.end();) {
+    if (iterator->second->context == handle) {
+      cudaFree(iterator->second->pointer);
+      iterator = buffers.erase(iterator);
+    } else {
+      ++iterator;
+    }
+  }
+  for (auto iterator = events.begin(); iterator != events.end();) {
+    if (iterator->second->context == handle) {
+      cudaEventDestroy(iterator->second->event);
+      iterator = events.erase(iterator);
+    } else {
+      ++iterator;
+    }
+  }
+  Release(context);
+  contexts.erase(handle);
+  return Status::Ok();
+}
+
+Status GetDeviceInfo(Handle handle, DeviceInfo* info) {
+  Context* context = Find(contexts, handle);
+  if (context == nullptr) return MissingHandle("context", handle);
+  *info = context->info;
+  return Status::Ok();
+}
+
+Status Synchronize(Handle handle) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(handle, &context));
+  DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+  return Status::Ok();
+}
+
+Status Allocate(Handle contextHandle, size_t bytes, Handle* handle) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  auto buffer = std::make_unique<Buffer>();
+  buffer->context = contextHandle;
+  buffer->bytes = bytes;
+  DEFT_CUDA_CHECK(cudaMalloc(&buffer->pointer, std::max<size_t>(bytes, 16)));
+  const Handle id = nextHandle++;
+  buffers.emplace(id, std::move(buffer));
+  *handle = id;
+  return Status::Ok();
+}
+
+Status FreeBuffer(Handle handle) {
+  Buffer* buffer = Find(buffers, handle);
+  if (buffer == nullptr) return Status::Ok();  // idempotent
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(buffer->context, &context));
+  DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+  const cudaError_t error = cudaFree(buffer->pointer);
+  buffers.erase(handle);
+  DEFT_CUDA_CHECK(error);
+  return Status::Ok();
+}
+
+Status BufferBytes(Handle handle, size_t* bytes) {
+  Buffer* buffer = Find(buffers, handle);
+  if (buffer == nullptr) return MissingHandle("buffer", handle);
+  *bytes = buffer->bytes;
+  return Status::Ok();
+}
+
+Status Upload(Handle handle, size_t byteOffset, const void* data, size_t bytes) {
+  Buffer* buffer = Find(buffers, handle);
+  if (buffer == nullptr) return MissingHandle("buffer", handle);
+  DEFT_RETURN_IF_ERROR(CheckRange(buffer, byteOffset, bytes, "upload"));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(buffer->context, &context));
+  if (bytes == 0) return Status::Ok();
+  // Pageable source: the call returns once the data is staged, so the caller may reuse it at once.
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(static_cast<unsigned char*>(buffer->pointer) + byteOffset, data, bytes,
+                                  cudaMemcpyHostToDevice, context->stream));
+  return Status::Ok();
+}
+
+Status UploadF32AsF16(Handle handle, size_t elementOffset, const float* data, size_t count) {
+  std::vector<uint16_t> converted(count);
+  for (size_t index = 0; index < count; ++index) converted[index] = FloatToHalfBits(data[index]);
+  return Upload(handle, elementOffset * 2, converted.data(), count * 2);
+}
+
+Status Download(Handle handle, size_t byteOffset, void* data, size_t bytes) {
+  Buffer* buffer = Find(buffers, handle);
+  if (buffer == nullptr) return MissingHandle("buffer", handle);
+  DEFT_RETURN_IF_ERROR(CheckRange(buffer, byteOffset, bytes, "download"));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(buffer->context, &context));
+  if (bytes > 0) {
+    DEFT_CUDA_CHECK(cudaMemcpyAsync(data, static_cast<const unsigned char*>(buffer->pointer) + byteOffset, bytes,
+                                    cudaMemcpyDeviceToHost, context->stream));
+  }
+  DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+  return Status::Ok();
+}
+
+Status DownloadF16AsF32(Handle handle, size_t elementOffset, float* data, size_t count) {
+  std::vector<uint16_t> bits(count);
+  DEFT_RETURN_IF_ERROR(Download(handle, elementOffset * 2, bits.data(), count * 2));
+  for (size_t index = 0; index < count; ++index) data[index] = HalfBitsToFloat(bits[index]);
+  return Status::Ok();
+}
+
+Status FillF32(Handle handle, size_t elementOffset, size_t count, float value) {
+  Buffer* buffer = Find(buffers, handle);
+  if (buffer == nullptr) return MissingHandle("buffer", handle);
+  DEFT_RETURN_IF_ERROR(CheckRange(buffer, elementOffset * 4, count * 4, "fill"));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(buffer->context, &context));
+  return LaunchFillF32(static_cast<float*>(buffer->pointer) + elementOffset, count, value, context->stream);
+}
+
+Status CopyBuffer(Handle targetHandle, Handle sourceHandle, size_t bytes, bool useKernel) {
+  Buffer* target = Find(buffers, targetHandle);
+  Buffer* source = Find(buffers, sourceHandle);
+  if (target == nullptr) return MissingHandle("buffer", targetHandle);
+  if (source == nullptr) return MissingHandle("buffer", sourceHandle);
+  if (target->context != source->context) return Status::Invalid("buffers belong to different contexts");
+  DEFT_RETURN_IF_ERROR(CheckRange(target, 0, bytes, "copy"));
+  DEFT_RETURN_IF_ERROR(CheckRange(source, 0, bytes, "copy"));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(target->context, &context));
+  if (useKernel) {
+    return LaunchCopy(target->pointer, source->pointer, bytes, context->info.multiprocessors, context->stream);
+  }
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(target->pointer, source->pointer, bytes, cudaMemcpyDeviceToDevice, context->stream));
+  return Status::Ok();
+}
+
+Status CreateStorage(Handle contextHandle, const StorageDescriptor& descriptor, Handle* handle) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  if (descriptor.numLayers < 1 || descriptor.numPages < 1 || descriptor.pageSize < 1 || descriptor.numKvHeads < 1 ||
+      descriptor.headDim < 1) {
+    return Status::Invalid("every storage dimension must be at least 1");
+  }
+  auto storage = std::make_unique<Storage>();
+  storage->context = contextHandle;
+  storage->descriptor = descriptor;
+  storage->elementBytes = descriptor.type == KvType::kF16 ? 2 : 4;
+  storage->regionBytes = static_cast<size_t>(descriptor.numPages) * descriptor.pageSize * descriptor.numKvHeads *
+                         descriptor.headDim * storage->elementBytes;
+  // Round each region to 16 bytes so every layer's K and V start 16-byte aligned.
+  storage->regionBytes = (storage->regionBytes + 15) / 16 * 16;
+  const size_t total = storage->regionBytes * 2 * static_cast<size_t>(descriptor.numLayers);
+  DEFT_CUDA_CHECK(cudaMalloc(&storage->pointer, total));
+  const cudaError_t clear = cudaMemsetAsync(storage->pointer, 0, total, context->stream);
+  if (clear != cudaSuccess) {
+    cudaFree(storage->pointer);
+    return CudaFailure(clear, "cudaMemsetAsync(storage)", __FILE__, __LINE__);
+  }
+  const Handle id = nextHandle++;
+  storages.emplace(id, std::move(storage));
+  *handle = id;
+  return Status::Ok();
+}
+
+Status FreeStorage(Handle handle) {
+  Storage* storage = Find(storages, handle);
+  if (storage == nullptr) return Status::Ok();
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+  const cudaError_t error = cudaFree(storage->pointer);
+  storages.erase(handle);
+  DEFT_CUDA_CHECK(error);
+  return Status::Ok();
+}
+
+Status WriteKv(Handle storageHandle, int layer, const int* slots, int count, const KvSource& k, const KvSource& v) {
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  if (layer < 0 || layer >= storage->descriptor.numLayers) return Status::Invalid("layer is out of range");
+  if (count < 0) return Status::Invalid("count must be non-negative");
+  DEFT_RETURN_IF_ERROR(CheckSlots(storage, slots, count));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  if (count == 0) return Status::Ok();
+  const KvLayer view = LayerOf(storage, layer);
+  const size_t rowElements = static_cast<size_t>(view.rowElements);
+  const size_t slotBytes = (static_cast<size_t>(count) * sizeof(int) + 255) / 256 * 256;
+  const bool host = k.host != nullptr;
+  if (host != (v.host != nullptr)) return Status::Invalid("k and v must both be host arrays or both device tensors");
+  if (host && (k.hostCount != count * rowElements || v.hostCount != count * rowElements)) {
+    return Status::Invalid("k and v must hold slots.length * numKvHeads * headDim values");
+  }
+  const size_t valueBytes = host ? (count * rowElements * sizeof(float) + 255) / 256 * 256 : 0;
+  DEFT_RETURN_IF_ERROR(EnsureStaging(context, slotBytes + 2 * valueBytes));
+  unsigned char* staging = static_cast<unsigned char*>(context->staging);
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, slots, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
+  if (host) {
+    DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + slotBytes, k.host, count * rowElements * sizeof(float),
+                                    cudaMemcpyHostToDevice, context->stream));
+    DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + slotBytes + valueBytes, v.host, count * rowElements * sizeof(float),
+                                    cudaMemcpyHostToDevice, context->stream));
+    return LaunchWriteKv(view, reinterpret_cast<const int*>(staging), count, staging + slotBytes,
+                         staging + slotBytes + valueBytes, KvType::kF32, context->stream);
+  }
+  Buffer* keys = Find(buffers, k.buffer);
+  Buffer* values = Find(buffers, v.buffer);
+  if (keys == nullptr) return MissingHandle("buffer", k.buffer);
+  if (values == nullptr) return MissingHandle("buffer", v.buffer);
+  if (k.bufferType != v.bufferType) return Status::Invalid("k and v tensors must have the same dtype");
+  const size_t sourceBytes = count * rowElements * (k.bufferType == KvType::kF16 ? 2 : 4);
+  DEFT_RETURN_IF_ERROR(CheckRange(keys, 0, sourceBytes, "k"));
+  DEFT_RETURN_IF_ERROR(CheckRange(values, 0, sourceBytes, "v"));
+  return LaunchWriteKv(view, reinterpret_cast<const int*>(staging), count, keys->pointer, values->pointer, k.bufferType,
+                       context->stream);
+}
+
+Status ReadKv(Handle storageHandle, int layer, const int* slots, int count, float* k, size_t kCount, float* v,
+              size_t vCount) {
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  if (layer < 0 || layer >= storage->descriptor.numLayers) return Status::Invalid("layer is out of range");
+  if (count < 0) return Status::Invalid("count must be non-negative");
+  DEFT_RETURN_IF_ERROR(CheckSlots(storage, slots, count));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  if (count == 0) return Status::Ok();
+  const KvLayer view = LayerOf(storage, layer);
+  const size_t values = static_cast<size_t>(count) * view.rowElements;
+  if (kCount != values || vCount != values) {
+    return Status::Invalid("k and v must hold slots.length * numKvHeads * headDim values");
+  }
+  const size_t slotBytes = (static_cast<size_t>(count) * sizeof(int) + 255) / 256 * 256;
+  const size_t valueBytes = (values * sizeof(float) + 255) / 256 * 256;
+  DEFT_RETURN_IF_ERROR(EnsureStaging(context, slotBytes + 2 * valueBytes));
+  unsigned char* staging = static_cast<unsigned char*>(context->staging);
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, slots, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
+  float* stagedK = reinterpret_cast<float*>(staging + slotBytes);
+  float* stagedV = reinterpret_cast<float*>(staging + slotBytes + valueBytes);
+  DEFT_RETURN_IF_ERROR(LaunchReadKv(view, reinterpret_cast<const int*>(staging), count, stagedK, stagedV, context->stream));
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(k, stagedK, values * sizeof(float), cudaMemcpyDeviceToHost, context->stream));
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(v, stagedV, values * sizeof(float), cudaMemcpyDeviceToHost, context->stream));
+  DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+  return Status::Ok();
+}
+
+Status CopyPages(Handle storageHandle, const int* source, const int* target, int count) {
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  if (count < 0) return Status::Invalid("count must be non-negative");
+  for (int index = 0; index < count; ++index) {
+    if (source[index] < 0 || source[index] >= storage->descriptor.numPages || target[index] < 0 ||
+        target[index] >= storage->descriptor.numPages) {
+      return Status::Invalid("page index at " + std::to_string(index) + " is outside the storage");
+    }
+  }
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  if (count == 0) return Status::Ok();
+  const size_t listBytes = (static_cast<size_t>(count) * sizeof(int) + 255) / 256 * 256;
+  DEFT_RETURN_IF_ERROR(EnsureStaging(context, 2 * listBytes));
+  unsigned char* staging = static_cast<unsigned char*>(context->staging);
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, source, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + listBytes, target, count * sizeof(int), cudaMemcpyHostToDevice,
+                                  context->stream));
+  const StorageDescriptor& descriptor = storage->descriptor;
+  const size_t pageBytes =
+      static_cast<size_t>(descriptor.pageSize) * descriptor.numKvHeads * descriptor.headDim * storage->elementBytes;
+  return LaunchCopyPages(storage->pointer, storage->regionBytes, 2 * descriptor.numLayers, pageBytes,
+                         reinterpret_cast<const int*>(staging), reinterpret_cast<const int*>(staging + listBytes), count,
+                         context->stream);
+}
+
+Status PreparePlan(Handle contextHandle, const int32_t* header, const void* bytes, size_t size, Handle* handle,
+                   PlanSummary* summary) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  for (int field = 0; field < kHeaderFieldCount; ++field) {
+    if (header[field] < 0 && field != kHeaderMaxSlot) return Status::Invalid("plan header field is negative");
+  }
+  if (static_cast<size_t>(header[kHeaderTotalBytes]) != size) return Status::Invalid("plan header size mismatch");
+  for (int field = kHeaderOffsetTokenSlots; field < kHeaderTotalBytes; ++field) {
+    if (static_cast<size_t>(header[field]) > size || header[field] % 16 != 0) {
+      return Status::Invalid("plan header offset is out of range or unaligned");
+    }
+  }
+  const int numHeads = header[kHeaderNumHeads];
+  const int numKvHeads = header[kHeaderNumKvHeads];
+  const int headDim = header[kHeaderHeadDim];
+  if (numKvHeads < 1 || numHeads < numKvHeads || numHeads % numKvHeads != 0 || headDim < 1) {
+    return Status::Invalid("plan shape is invalid");
+  }
+  const KvType kvType = header[kHeaderKvType] == 1 ? KvType::kF16 : KvType::kF32;
+  const AttentionKernel requested = static_cast<AttentionKernel>(header[kHeaderKernel]);
+  const bool mmaPossible = kvType == KvType::kF16 && MmaSupportsHeadDim(headDim);
+  if (requested == AttentionKernel::kMma && !mmaPossible) {
+    return Status::Invalid("the tensor-core kernel needs fp16 KV and head dim 64 or 128");
+  }
+  if (!mmaPossible && headDim > 256) return Status::Invalid("head dim above 256 is not supported");
+
+  auto plan = std::make_unique<Plan>();
+  plan->context = contextHandle;
+  plan->kvType = kvType;
+  plan->kernel = requested == AttentionKernel::kAuto ? (mmaPossible ? AttentionKernel::kMma : AttentionKernel::kScalar)
+                                                     : requested;
+  plan->numQueries = header[kHeaderNumQueries];
+  plan->pageSize = header[kHeaderPageSize];
+  plan->maxSlot = header[kHeaderMaxSlot];
+
+  // Ring depth: enough KV tiles to keep a chunk resident when several passes reuse it, at least a
+  // double buffer, at most what shared memory allows.
+  const size_t fixed = MmaSharedBytes(headDim, 0);
+  const size_t stage = MmaSharedBytes(headDim, 1) - fixed;
+  const int stagesLimit = static_cast<int>((context->info.sharedPerBlockOptin - fixed) / stage);
+  const int ringStages = std::max(2, std::min(header[kHeaderResidentTiles], stagesLimit));
+
+  const int numPartials = header[kHeaderNumExecPartials];
+  DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->partialO, &context->partialOFloats,
+                                  static_cast<size_t>(numPartials) * numHeads * headDim, false));
+  DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->partialLse, &context->partialLseFloats,
+                                  static_cast<size_t>(numPartials) * numHeads, false));
+  DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->counters, &context->counterCount,
+                                  static_cast<size_t>(plan->numQueries) * numKvHeads, true));
+
+  if (size > 0) {
+    DEFT_CUDA_CHECK(cudaMallocAsync(&plan->device, size, context->stream));
+    const cudaError_t copied = cudaMemcpyAsync(plan->device, bytes, size, cudaMemcpyHostToDevice, context->stream);
+    if (copied != cudaSuccess) {
+      cudaFreeAsync(plan->device, context->stream);
+      return CudaFailure(copied, "cudaMemcpyAsync(plan)", __FILE__, __LINE__);
+    }
+  }
+  const unsigned char* base = static_cast<const unsigned char*>(plan->device);
+  auto at = [&](int field) { return base + header[field]; };
+  AttentionParams& params = plan->params;
+  params.tokenSlots = reinterpret_cast<const int*>(at(kHeaderOffsetTokenSlots));
+  params.tokenSegments = reinterpret_cast<const int*>(at(kHeaderOffsetTokenSegments));
+  params.chunkQueries = reinterpret_cast<const int*>(at(kHeaderOffsetChunkQueries));
+  params.mask = reinterpret_cast<const uint32_t*>(at(kHeaderOffsetMask));
+  params.chunks = reinterpret_cast<const ExecChunk*>(at(kHeaderOffsetExecChunks));
+  params.units = reinterpret_cast<const AttentionUnit*>(at(kHeaderOffsetUnits));
+  params.queryPartialIndptr = reinterpret_cast<const int*>(at(kHeaderOffsetQueryPartialIndptr));
+  params.queryPartials = reinterpret_cast<const int*>(at(kHeaderOffsetQueryPartials));
+  params.emptyQueries = reinterpret_cast<const int*>(at(kHeaderOffsetEmptyQueries));
+  params.numUnits = header[kHeaderNumUnits];
+  params.numEmptyQueries = header[kHeaderNumEmptyQueries];
+  params.numHeads = numHeads;
+  params.numKvHeads = numKvHeads;
+  params.group = numHeads / numKvHeads;
+  params.headDim = headDim;
+  params.ringStages = ringStages;
+  params.partialO = context->partialO;
+  params.partialLse = context->partialLse;
+  params.counters = context->counters;
+
+  summary->ringStages = ringStages;
+  summary->kernel = static_cast<int>(plan->kernel);
+  summary->sharedBytes = plan->kernel == AttentionKernel::kMma ? MmaSharedBytes(headDim, ringStages) : 0;
+  const Handle id = nextHandle++;
+  plans.emplace(id, std::move(plan));
+  *handle = id;
+  return Status::Ok();
+}
+
+Status FreePlan(Handle handle) {
+  Plan* plan = Find(plans, handle);
+  if (plan == nullptr) return Status::Ok();
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(plan->context, &context));
+  const cudaError_t error = plan->device != nullptr ? cudaFreeAsync(plan->device, context->stream) : cudaSuccess;
+  plans.erase(handle);
+  DEFT_CUDA_CHECK(error);
+  return Status::Ok();
+}
+
+Status TreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle qHandle, Handle outHandle, float scale) {
+  Plan* plan = Find(plans, planHandle);
+  if (plan == nullptr) return MissingHandle("plan", planHandle);
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  Buffer* q = Find(buffers, qHandle);
+  Buffer* out = Find(buffers, outHandle);
+  if (q == nullptr) return MissingHandle("buffer", qHandle);
+  if (out == nullptr) return MissingHandle("buffer", outHandle);
+  if (storage->context != plan->context || q->context != plan->context || out->context != plan->context) {
+    return Status::Invalid("plan, storage and tensors must belong to the same backend");
+  }
+  const StorageDescriptor& descriptor = storage->descriptor;
+  AttentionParams params = plan->params;
+  if (descriptor.type != plan->kvType || descriptor.numKvHeads != params.numKvHeads ||
+      descriptor.headDim != params.headDim || descriptor.pageSize != plan->pageSize) {
+    return Status::Invalid("the storage's shape differs from the shape the plan was prepared for");
+  }
+  if (plan->maxSlot >= static_cast<long long>(descriptor.numPages) * descriptor.pageSize) {
+    return Status::Invalid("the plan reads slots beyond the storage");
+  }
+  if (layer < 0 || layer >= descriptor.numLayers) return Status::Invalid("layer is out of range");
+  const size_t rowBytes = static_cast<size_t>(plan->numQueries) * params.numHeads * params.headDim * sizeof(float);
+  if (q->bytes < rowBytes || out->bytes < rowBytes) return Status::Invalid("q or out is smaller than the plan needs");
+  if (!std::isfinite(scale)) return Status::Invalid("scale must be finite");
+  Context* context = Find(contexts, plan->context);
+  DEFT_CUDA_CHECK(cudaSetDevice(context->device));
+  const KvLayer view = LayerOf(storage, layer);
+  params.k = view.k;
+  params.v = view.v;
+  params.q = static_cast<const float*>(q->pointer);
+  params.out = static_cast<float*>(out->pointer);
+  params.scaleLog2 = scale * 1.4426950408889634f;
+  return LaunchTreeAttention(params, plan->kvType, plan->kernel, context->stream);
+}
+
+Status CreateEvent(Handle contextHandle, Handle* handle) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  auto event = std::make_unique<Event>();
+  event->context = contextHandle;
+  DEFT_CUDA_CHECK(cudaEventCreate(&event->event));
+  const Handle id = nextHandle++;
+  events.emplace(id, std::move(event));
+  *handle = id;
+  return Status::Ok();
+}
+
+Status DestroyEvent(Handle handle) {
+  Event* event = Find(events, handle);
+  if (event == nullptr) return Status::Ok();
+  const cudaError_t error = cudaEventDestroy(event->event);
+  events.erase(handle);
+  DEFT_CUDA_CHECK(error);
+  return Status::Ok();
+}
+
+Status RecordEvent(Handle handle) {
+  Event* event = Find(events, handle);
+  if (event == nullptr) return MissingHandle("event", handle);
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(event->context, &context));
+  DEFT_CUDA_CHECK(cudaEventRecord(event->event, context->stream));
+  return Status::Ok();
+}
+
+Status ElapsedMilliseconds(Handle startHandle, Handle endHandle, float* milliseconds) {
+  Event* start = Find(events, startHandle);
+  Event* end = Find(events, endHandle);
+  if (start == nullptr) return MissingHandle("event", startHandle);
+  if (end == nullptr) return MissingHandle("event", endHandle);
+  DEFT_CUDA_CHECK(cudaEventSynchronize(end->event));
+  DEFT_CUDA_CHECK(cudaEventElapsedTime(milliseconds, start->event, end->event));
+  return Status::Ok();
+}
+
+Status FlushL2(Handle contextHandle, size_t bytes) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  const size_t wanted = std::max({bytes, kMinimumFlushBytes, context->info.l2Bytes * 4}) / 16 * 16;
+  if (context->flushBytes < wanted) {
+    if (context->flush != nullptr) {
+      DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+      DEFT_CUDA_CHECK(cudaFree(context->flush));
+      context->flush = nullptr;
+      context->flushBytes = 0;
+    }
+    DEFT_CUDA_CHECK(cudaMalloc(&context->flush, wanted));
+    DEFT_CUDA_CHECK(cudaMemsetAsync(context->flush, 1, wanted, context->stream));
+    context->flushBytes = wanted;
+  }
+  return LaunchFlush(context->flush, context->flushBytes, context->sink, context->info.multiprocessors, context->stream);
+}
+
+Status CreateSlotList(Handle storageHandle, const int* slots, int count, Handle* handle) {
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  if (count < 0) return Status::Invalid("count must be non-negative");
+  DEFT_RETURN_IF_ERROR(CheckSlots(storage, slots, count));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  auto list = std::make_unique<SlotList>();
+  list->storage = storageHandle;
+  list->count = count;
+  DEFT_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&list->device), std::max<size_t>(16, count * sizeof(int))));
+  if (count > 0) {
+    const cudaError_t copied = cudaMemcpy(list->device, slots, count * sizeof(int), cudaMemcpyHostToDevice);
+    if (copied != cudaSuccess) {
+      cudaFree(list->device);
+      return CudaFailure(copied, "cudaMemcpy(slot list)", __FILE__, __LINE__);
+    }
+  }
+  const Handle id = nextHandle++;
+  slotLists.emplace(id, std::move(list));
+  *handle = id;
+  return Status::Ok();
+}
+
+Status FreeSlotList(Handle handle) {
+  SlotList* list = Find(slotLists, handle);
+  if (list == nullptr) return Status::Ok();
+  const cudaError_t error = cudaFree(list->device);
+  slotLists.erase(handle);
+  DEFT_CUDA_CHECK(error);
+  return Status::Ok();
+}
+
+Status ReadOnce(Handle storageHandle, int layer, Handle listHandle) {
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  SlotList* list = Find(slotLists, listHandle);
+  if (list == nullptr) return MissingHandle("slot list", listHandle);
+  if (list->storage != storageHandle) return Status::Invalid("the slot list was made for another storage");
+  if (layer < 0 || layer >= storage->descriptor.numLayers) return Status::Invalid("layer is out of range");
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  return LaunchReadOnce(LayerOf(storage, layer), list->device, list->count, context->sink,
+                        context->info.multiprocessors, context->stream);
+}
+
+Status EmptyKernel(Handle contextHandle) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  return LaunchEmpty(context->stream);
+}
+
+}  // namespace deft

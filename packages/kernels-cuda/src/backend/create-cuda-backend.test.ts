@@ -1,0 +1,184 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { AttentionShape, TreeAttentionPlan } from '@deft/core';
+import { BackendError, DisposedError, InvalidArgumentError } from '@deft/core';
+import { planTreeAttention } from '@deft/kv-cache';
+import { buildPagedTree, defaultQueries } from '@deft/kv-cache/testing';
+import { describe, expect, it } from 'vitest';
+import { type CudaAddon, loadCudaAddon } from '../native/load-addon.js';
+import { createCudaBackend } from './create-cuda-backend.js';
+
+const localBuild = fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url));
+const addonBuilt = existsSync(localBuild);
+const deviceCount = addonBuilt ? loadCudaAddon().probe().deviceCount : 0;
+
+/** An addon stand-in with one fake device that records every call. */
+function fakeAddon(): { addon: CudaAddon; calls: string[] } {
+  const calls: string[] = [];
+  let next = 1;
+  const handle = (name: string) => () => {
+    calls.push(name);
+    return next++;
+  };
+  const record = (name: string) => () => {
+    calls.push(name);
+  };
+  const addon = {
+    abiVersion: 1,
+    probe: () => ({ deviceCount: 1, error: 0, errorName: '', errorMessage: '', driverVersion: 13000, runtimeVersion: 13000 }),
+    createContext: handle('createContext'),
+    destroyContext: record('destroyContext'),
+    deviceInfo: () => ({
+      name: 'Fake GPU',
+      ordinal: 0,
+      multiprocessors: 132,
+      computeCapability: '9.0',
+      l2Bytes: 50 << 20,
+      sharedBytesPerBlock: 227 << 10,
+      totalMemory: 80e9,
+      ringStagesLimit: 6,
+    }),
+    synchronize: record('synchronize'),
+    allocate: handle('allocate'),
+    freeBuffer: record('freeBuffer'),
+    upload: record('upload'),
+    uploadF32AsF16: record('uploadF32AsF16'),
+    download: record('download'),
+    downloadF16AsF32: record('downloadF16AsF32'),
+    fillF32: record('fillF32'),
+    copyBuffer: record('copyBuffer'),
+    createStorage: handle('createStorage'),
+    freeStorage: record('freeStorage'),
+    writeKv: record('writeKv'),
+    readKv: record('readKv'),
+    copyPages: record('copyPages'),
+    preparePlan: () => {
+      calls.push('preparePlan');
+      return { handle: next++, ringStages: 2, kernel: 1, sharedBytes: 81 << 10 };
+    },
+    freePlan: record('freePlan'),
+    treeAttention: record('treeAttention'),
+    createEvent: handle('createEvent'),
+    destroyEvent: record('destroyEvent'),
+    recordEvent: record('recordEvent'),
+    elapsedMilliseconds: () => 0.01,
+    flushL2: record('flushL2'),
+    createSlotList: handle('createSlotList'),
+    freeSlotList: record('freeSlotList'),
+    readOnce: record('readOnce'),
+    emptyKernel: record('emptyKernel'),
+  } satisfies CudaAddon;
+  return { addon, calls };
+}
+
+const SHAPE: AttentionShape = { numHeads: 8, numKvHeads: 2, headDim: 64, kvDtype: 'f16' };
+
+function smallCase(): { plan: TreeAttentionPlan; numPages: number } {
+  const { view, numPages } = buildPagedTree(
+    [
+      { parent: -1, tokens: 40 },
+      { parent: 0, tokens: 3 },
+      { parent: 0, tokens: 17 },
+    ],
+    16,
+    { seed: 5 },
+  );
+  return { plan: planTreeAttention(view, defaultQueries(view), { shape: SHAPE }), numPages };
+}
+
+function setup() {
+  const { addon, calls } = fakeAddon();
+  const backend = createCudaBackend({ addon });
+  const { plan, numPages } = smallCase();
+  const storage = backend.createKVStorage({ numLayers: 2, numPages, pageSize: 16, numKvHeads: 2, headDim: 64, dtype: 'f16' });
+  const q = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
+  const out = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
+  const prepared = backend.preparePlan(plan);
+  return { backend, calls, plan, storage, q, out, prepared, numPages };
+}
+
+describe.skipIf(!addonBuilt || deviceCount > 0)('createCudaBackend on a machine without a GPU', () => {
+  it('throws a BackendError that says no CUDA device or driver is available', () => {
+    let caught: unknown;
+    try {
+      createCudaBackend();
+    } catch (error) {
+      caught = error;
+    }
+    expect(BackendError.isInstance(caught)).toBe(true);
+    expect((caught as Error).message).toMatch(/no CUDA device or driver is available/);
+    expect((caught as Error).message).toMatch(/cudaErrorInsufficientDriver \(35\)|cudaErrorNoDevice \(100\)/);
+  });
+});
+
+describe('createCudaBackend validation (fake device)', () => {
+  it('runs a valid layer with exactly one native launch', () => {
+    const { backend, calls, storage, q, out, prepared } = setup();
+    calls.length = 0;
+    backend.treeAttention({ storage, layer: 1, plan: prepared, q, out, scale: 0.125 });
+    expect(calls).toEqual(['treeAttention']);
+    expect(prepared.schedule.numUnits).toBeGreaterThan(0);
+  });
+
+  it('rejects bad plans before anything reaches the device', () => {
+    const { backend, calls, plan } = setup();
+    calls.length = 0;
+    const broken = { ...plan, tokenSlots: plan.tokenSlots.map((slot, index) => (index === 0 ? -1 : slot)) };
+    expect(() => backend.preparePlan(broken)).toThrow(InvalidArgumentError);
+    expect(() => backend.preparePlan({ ...plan, version: 2 } as unknown as TreeAttentionPlan)).toThrow(InvalidArgumentError);
+    expect(() => backend.preparePlan(plan, { ...SHAPE, numKvHeads: 3 })).toThrow(InvalidArgumentError);
+    expect(() => backend.preparePlan(plan, { ...SHAPE, headDim: 512 })).toThrow(InvalidArgumentError);
+    expect(() => backend.preparePlan(plan, { ...SHAPE, kvDtype: 'f32' }, { kernel: 'mma' })).toThrow(InvalidArgumentError);
+    expect(calls).toEqual([]);
+  });
+
+  it('rejects mismatched shapes, layers, tensors and scales before launching', () => {
+    const { backend, calls, plan, storage, q, out, prepared, numPages } = setup();
+    const wrongQ = backend.createTensor({ shape: [plan.numQueries + 1, 8, 64], dtype: 'f32' });
+    const halfQ = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f16' });
+    const otherStorage = backend.createKVStorage({ numLayers: 1, numPages, pageSize: 16, numKvHeads: 2, headDim: 64, dtype: 'f32' });
+    const smallStorage = backend.createKVStorage({ numLayers: 1, numPages: 1, pageSize: 16, numKvHeads: 2, headDim: 64, dtype: 'f16' });
+    calls.length = 0;
+    const base = { storage, layer: 0, plan: prepared, q, out, scale: 0.125 };
+    expect(() => backend.treeAttention({ ...base, layer: 2 })).toThrow(InvalidArgumentError);
+    expect(() => backend.treeAttention({ ...base, q: wrongQ })).toThrow(/must be an f32 tensor of shape/);
+    expect(() => backend.treeAttention({ ...base, q: halfQ })).toThrow(InvalidArgumentError);
+    expect(() => backend.treeAttention({ ...base, out: q })).toThrow(InvalidArgumentError);
+    expect(() => backend.treeAttention({ ...base, storage: otherStorage })).toThrow(/must match the plan's shape/);
+    expect(() => backend.treeAttention({ ...base, storage: smallStorage })).toThrow(/beyond the storage/);
+    expect(() => backend.treeAttention({ ...base, scale: Number.NaN })).toThrow(InvalidArgumentError);
+    expect(calls).toEqual([]);
+  });
+
+  it('rejects bad KV writes, reads and page copies before touching the device', () => {
+    const { backend, calls, storage, numPages } = setup();
+    calls.length = 0;
+    const row = 2 * 64;
+    expect(() => backend.writeKV(storage, 0, Int32Array.of(0, 16 * numPages), new Float32Array(2 * row), new Float32Array(2 * row))).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => backend.writeKV(storage, 0, Int32Array.of(0), new Float32Array(row - 1), new Float32Array(row))).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => backend.copyPages(storage, Int32Array.of(0, 1), Int32Array.of(1, 2))).toThrow(/also be a source/);
+    expect(() => backend.copyPages(storage, Int32Array.of(0, 1), Int32Array.of(2, 2))).toThrow(/repeat a target/);
+    expect(calls).toEqual([]);
+    backend.writeKV(storage, 0, Int32Array.of(3), new Float32Array(row), new Float32Array(row));
+    expect(calls).toEqual(['writeKv']);
+  });
+
+  it('disposes idempotently and throws DisposedError afterwards', () => {
+    const { backend, calls, storage, q, out, prepared } = setup();
+    prepared.dispose();
+    prepared.dispose();
+    expect(() => backend.treeAttention({ storage, layer: 0, plan: prepared, q, out, scale: 1 })).toThrow(DisposedError);
+    calls.length = 0;
+    backend.dispose();
+    backend.dispose();
+    expect(calls).toEqual(['destroyContext']);
+    expect(backend.disposed).toBe(true);
+    expect(storage.disposed).toBe(true);
+    expect(q.disposed).toBe(true);
+    expect(() => backend.createTensor({ shape: [1], dtype: 'f32' })).toThrow(DisposedError);
+  });
+});

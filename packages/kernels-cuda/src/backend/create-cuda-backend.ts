@@ -1,0 +1,423 @@
+import {
+  type AttentionShape,
+  BACKEND_CONTRACT_VERSION,
+  type Backend,
+  type BackendCapabilities,
+  BackendError,
+  type DeviceTensor,
+  DisposedError,
+  describeValue,
+  formatShape,
+  InvalidArgumentError,
+  isDType,
+  type KVStorage,
+  type KVStorageDescriptor,
+  PLAN_STRATEGIES,
+  shapeSize,
+  type TensorDescriptor,
+  type TreeAttentionArgs,
+  type TreeAttentionPlan,
+  validatePlan,
+} from '@deft/core';
+import { type CudaAddon, type CudaDeviceInfo, loadCudaAddon } from '../native/load-addon.js';
+import { callNative } from '../native/native-error.js';
+import { buildSchedule, type ScheduleOptions } from '../plan/build-schedule.js';
+import { type KernelCode, packSchedule } from '../plan/pack-schedule.js';
+import { type CudaTiming, createCudaTiming } from '../timing/cuda-timing.js';
+import { CudaKVStorage } from './cuda-kv-storage.js';
+import { CudaPreparedPlan } from './cuda-prepared-plan.js';
+import { CudaTensor } from './cuda-tensor.js';
+
+/** Options of {@link createCudaBackend}. */
+export interface CudaBackendOptions {
+  /** CUDA device ordinal (default 0). */
+  readonly device?: number;
+  /** Path of the addon to load before `DEFT_CUDA_ADDON` and the local build. */
+  readonly addonPath?: string;
+  /** An already loaded addon (tests inject a fake one). */
+  readonly addon?: CudaAddon;
+}
+
+/** Which attention kernel a plan runs: tensor cores where possible (`auto`), or forced. */
+export type CudaAttentionKernel = 'auto' | 'mma' | 'scalar';
+
+/** Options of {@link CudaBackend.preparePlan} beyond the Backend contract. */
+export interface CudaPlanOptions {
+  /** Default `auto`: tensor cores for fp16 KV with head dim 64 or 128, CUDA cores otherwise. */
+  readonly kernel?: CudaAttentionKernel;
+  /** Overrides of the scheduler's cost model (see `ScheduleOptions`). */
+  readonly schedule?: Partial<Pick<ScheduleOptions, 'blocksPerMultiprocessor' | 'queryTileCost' | 'partialCost'>>;
+}
+
+/** The CUDA backend: the Backend contract plus device facts and measurement helpers. */
+export interface CudaBackend extends Backend {
+  readonly name: 'cuda';
+  readonly deviceInfo: CudaDeviceInfo;
+  /** Events, L2 flush, read-once floor, copy bandwidth (benchmarks). */
+  readonly timing: CudaTiming;
+  preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape, options?: CudaPlanOptions): CudaPreparedPlan;
+}
+
+const KERNEL_CODES: Readonly<Record<CudaAttentionKernel, KernelCode>> = { auto: 0, mma: 1, scalar: 2 };
+
+function invalid(argument: string, message: string, expected: unknown, actual: unknown): never {
+  throw new InvalidArgumentError(`${argument} ${message}`, { argument, expected, actual });
+}
+
+function checkInteger(argument: string, value: unknown, minimum: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
+    invalid(argument, `must be an integer >= ${minimum}, got ${describeValue(value)}`, `integer >= ${minimum}`, value);
+  }
+  return value;
+}
+
+function checkShape(shape: unknown): AttentionShape {
+  if (typeof shape !== 'object' || shape === null) invalid('shape', 'must be an AttentionShape', 'AttentionShape', shape);
+  const candidate = shape as AttentionShape;
+  checkInteger('shape.numHeads', candidate.numHeads, 1);
+  checkInteger('shape.numKvHeads', candidate.numKvHeads, 1);
+  checkInteger('shape.headDim', candidate.headDim, 1);
+  if (candidate.numHeads % candidate.numKvHeads !== 0) {
+    invalid('shape.numKvHeads', `must divide numHeads (${candidate.numHeads})`, `a divisor of ${candidate.numHeads}`, candidate.numKvHeads);
+  }
+  if (!isDType(candidate.kvDtype)) invalid('shape.kvDtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", candidate.kvDtype);
+  if (candidate.headDim > 256) {
+    invalid('shape.headDim', 'must be at most 256 on the CUDA backend', '<= 256', candidate.headDim);
+  }
+  return candidate;
+}
+
+/**
+ * Creates the CUDA backend on one device: tensors and paged KV storage (f32 or fp16) in device memory,
+ * plans uploaded once per step with their execution schedule, and tree attention as one kernel launch
+ * per layer (tensor cores for fp16 KV, with the partial-state merge fused into the same launch). Work
+ * is enqueued on the backend's own stream; downloads and `synchronize()` wait for it.
+ *
+ * @throws BackendError when the addon cannot be loaded (it lists what was tried and how to build it),
+ * or when no CUDA device or driver is usable (e.g. `cudaErrorInsufficientDriver` on a machine without a GPU).
+ * Methods throw `InvalidArgumentError` before any device work for malformed arguments, and
+ * `DisposedError` once the backend (or the object passed) is disposed.
+ * @example
+ * ```ts
+ * const backend = createCudaBackend();
+ * const storage = backend.createKVStorage({ numLayers: 32, numPages: 4096, pageSize: 16, numKvHeads: 8, headDim: 128, dtype: 'f16' });
+ * backend.writeKV(storage, 0, slots, k, v);
+ * const prepared = backend.preparePlan(plan);
+ * backend.treeAttention({ storage, layer: 0, plan: prepared, q, out, scale: 1 / Math.sqrt(128) });
+ * const result = await backend.downloadTensor(out);
+ * backend.dispose();
+ * ```
+ */
+export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend {
+  const addon = options.addon ?? loadCudaAddon(options.addonPath);
+  const ordinal = options.device ?? 0;
+  checkInteger('options.device', ordinal, 0);
+  const probe = addon.probe();
+  if (probe.deviceCount === 0) {
+    throw new BackendError(
+      'cuda',
+      `no CUDA device or driver is available: ${probe.errorName || 'no device'} (${probe.error})` +
+        `${probe.errorMessage ? `: ${probe.errorMessage}` : ''}. ` +
+        'Run on a machine with an NVIDIA GPU and a driver for CUDA 13 or newer, or use the cpu or webgpu backend.',
+      { argument: 'device', expected: 'a CUDA device', actual: probe },
+    );
+  }
+  const context = callNative('createContext', () => addon.createContext(ordinal));
+  const deviceInfo = callNative('deviceInfo', () => addon.deviceInfo(context));
+  const owner = {};
+  const owned = new Set<{ dispose(): void }>();
+  let disposed = false;
+
+  const alive = (): void => {
+    if (disposed) throw new DisposedError('CUDA backend');
+  };
+  const track = <T extends { dispose(): void }>(object: T): T => {
+    owned.add(object);
+    return object;
+  };
+  const releaser =
+    (free: (handle: number) => void, object: () => { dispose(): void }) =>
+    (handle: number): void => {
+      owned.delete(object());
+      if (!disposed) free(handle);
+    };
+  const ownTensor = (argument: string, tensor: unknown): CudaTensor => {
+    if (!(tensor instanceof CudaTensor) || tensor.owner !== owner) {
+      invalid(argument, 'must be a tensor created by this CUDA backend', 'CudaTensor', tensor);
+    }
+    if (tensor.disposed) throw new DisposedError(`${argument} (CUDA tensor)`);
+    return tensor;
+  };
+  const ownStorage = (storage: unknown): CudaKVStorage => {
+    if (!(storage instanceof CudaKVStorage) || storage.owner !== owner) {
+      invalid('storage', 'must be a KV storage created by this CUDA backend', 'CudaKVStorage', storage);
+    }
+    if (storage.disposed) throw new DisposedError('storage (CUDA KV storage)');
+    return storage;
+  };
+  const checkLayer = (storage: CudaKVStorage, layer: unknown): number => {
+    const value = checkInteger('layer', layer, 0);
+    if (value >= storage.descriptor.numLayers) {
+      invalid('layer', `must be below the storage's ${storage.descriptor.numLayers} layers`, `< ${storage.descriptor.numLayers}`, value);
+    }
+    return value;
+  };
+  const checkSlots = (storage: CudaKVStorage, slots: unknown): Int32Array => {
+    if (!(slots instanceof Int32Array)) invalid('slots', 'must be an Int32Array', 'Int32Array', slots);
+    for (let index = 0; index < slots.length; index++) {
+      const slot = slots[index]!;
+      if (slot < 0 || slot >= storage.numSlots) {
+        invalid(`slots[${index}]`, `must be a slot of the storage (0 <= slot < ${storage.numSlots})`, `< ${storage.numSlots}`, slot);
+      }
+    }
+    return slots;
+  };
+  /** A writeKV source: a host f32 array, or a device tensor of this backend. */
+  const kvSource = (argument: string, value: unknown, length: number): { data: Float32Array | number; dtype: 0 | 1 } => {
+    if (value instanceof Float32Array) {
+      if (value.length !== length) invalid(argument, `must hold ${length} values ([slots.length, numKvHeads, headDim])`, length, value.length);
+      return { data: value, dtype: 0 };
+    }
+    if (value instanceof CudaTensor) {
+      const tensor = ownTensor(argument, value);
+      if (tensor.size !== length) invalid(argument, `must hold ${length} values ([slots.length, numKvHeads, headDim])`, length, tensor.size);
+      return { data: tensor.handle, dtype: tensor.dtype === 'f16' ? 1 : 0 };
+    }
+    return invalid(argument, 'must be a Float32Array or a tensor of this backend', 'Float32Array | CudaTensor', value);
+  };
+
+  const capabilities: BackendCapabilities = Object.freeze({
+    kvDtypes: Object.freeze(['f32', 'f16'] as const),
+    strategies: PLAN_STRATEGIES,
+    device: `${deviceInfo.name} (CUDA, sm_${deviceInfo.computeCapability.replace('.', '')}, ${deviceInfo.multiprocessors} SMs)`,
+  });
+
+  const backend: CudaBackend = {
+    contractVersion: BACKEND_CONTRACT_VERSION,
+    name: 'cuda',
+    capabilities,
+    deviceInfo,
+    timing: createCudaTiming(addon, context, alive),
+    get disposed() {
+      return disposed;
+    },
+
+    createTensor(descriptor: TensorDescriptor): CudaTensor {
+      alive();
+      if (typeof descriptor !== 'object' || descriptor === null || !Array.isArray(descriptor.shape)) {
+        invalid('descriptor.shape', 'must be an array of dimensions', 'number[]', descriptor?.shape);
+      }
+      descriptor.shape.forEach((dimension, index) => {
+        checkInteger(`descriptor.shape[${index}]`, dimension, 0);
+      });
+      if (!isDType(descriptor.dtype)) invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
+      const size = shapeSize(descriptor.shape);
+      const bytes = size * (descriptor.dtype === 'f16' ? 2 : 4);
+      const handle = callNative('createTensor', () => addon.allocate(context, bytes));
+      let tensor: CudaTensor | undefined;
+      tensor = new CudaTensor(owner, descriptor.shape, descriptor.dtype, size, handle, releaser((h) => addon.freeBuffer(h), () => tensor!));
+      return track(tensor);
+    },
+
+    uploadTensor(tensor: DeviceTensor, data: Float32Array): void {
+      alive();
+      const target = ownTensor('tensor', tensor);
+      if (!(data instanceof Float32Array)) invalid('data', 'must be a Float32Array', 'Float32Array', data);
+      if (data.length !== target.size) {
+        invalid('data', `must hold ${target.size} values for shape ${formatShape(target.shape)}`, target.size, data.length);
+      }
+      if (target.dtype === 'f16') callNative('uploadTensor', () => addon.uploadF32AsF16(target.handle, 0, data));
+      else callNative('uploadTensor', () => addon.upload(target.handle, 0, data));
+    },
+
+    async downloadTensor(tensor: DeviceTensor): Promise<Float32Array> {
+      alive();
+      const source = ownTensor('tensor', tensor);
+      const result = new Float32Array(source.size);
+      if (source.dtype === 'f16') callNative('downloadTensor', () => addon.downloadF16AsF32(source.handle, 0, result));
+      else callNative('downloadTensor', () => addon.download(source.handle, 0, result));
+      return result;
+    },
+
+    createKVStorage(descriptor: KVStorageDescriptor): CudaKVStorage {
+      alive();
+      if (typeof descriptor !== 'object' || descriptor === null) invalid('descriptor', 'must be a KVStorageDescriptor', 'object', descriptor);
+      checkInteger('descriptor.numLayers', descriptor.numLayers, 1);
+      checkInteger('descriptor.numPages', descriptor.numPages, 1);
+      checkInteger('descriptor.pageSize', descriptor.pageSize, 1);
+      checkInteger('descriptor.numKvHeads', descriptor.numKvHeads, 1);
+      checkInteger('descriptor.headDim', descriptor.headDim, 1);
+      if (!isDType(descriptor.dtype)) invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
+      if (descriptor.numPages * descriptor.pageSize > 0x7fffffff) {
+        invalid('descriptor.numPages', 'times pageSize must fit a 32-bit slot index', '< 2^31 slots', descriptor.numPages);
+      }
+      const { numLayers, numPages, pageSize, numKvHeads, headDim, dtype } = descriptor;
+      const handle = callNative('createKVStorage', () =>
+        addon.createStorage(context, numLayers, numPages, pageSize, numKvHeads, headDim, dtype === 'f16' ? 1 : 0),
+      );
+      let storage: CudaKVStorage | undefined;
+      storage = new CudaKVStorage(owner, descriptor, handle, releaser((h) => addon.freeStorage(h), () => storage!));
+      return track(storage);
+    },
+
+    writeKV(storage: KVStorage, layer: number, slots: Int32Array, k: Float32Array | DeviceTensor, v: Float32Array | DeviceTensor): void {
+      alive();
+      const target = ownStorage(storage);
+      checkLayer(target, layer);
+      checkSlots(target, slots);
+      const length = slots.length * target.descriptor.numKvHeads * target.descriptor.headDim;
+      const keys = kvSource('k', k, length);
+      const values = kvSource('v', v, length);
+      if (typeof keys.data !== typeof values.data || keys.dtype !== values.dtype) {
+        invalid('v', 'must be the same kind of source as k (host arrays, or device tensors of one dtype)', 'same as k', v);
+      }
+      callNative('writeKV', () => addon.writeKv(target.handle, layer, slots, keys.data, values.data, keys.dtype));
+    },
+
+    async readKV(storage: KVStorage, layer: number, slots: Int32Array): Promise<{ k: Float32Array; v: Float32Array }> {
+      alive();
+      const source = ownStorage(storage);
+      checkLayer(source, layer);
+      checkSlots(source, slots);
+      const length = slots.length * source.descriptor.numKvHeads * source.descriptor.headDim;
+      const k = new Float32Array(length);
+      const v = new Float32Array(length);
+      callNative('readKV', () => addon.readKv(source.handle, layer, slots, k, v));
+      return { k, v };
+    },
+
+    copyPages(storage: KVStorage, source: Int32Array, target: Int32Array): void {
+      alive();
+      const kv = ownStorage(storage);
+      const { numPages } = kv.descriptor;
+      if (!(source instanceof Int32Array)) invalid('source', 'must be an Int32Array of page indices', 'Int32Array', source);
+      if (!(target instanceof Int32Array) || target.length !== source.length) {
+        invalid('target', `must be an Int32Array of ${source.length} page indices`, source.length, target);
+      }
+      const role = new Uint8Array(numPages); // bit 0: a source, bit 1: a target
+      for (let index = 0; index < source.length; index++) {
+        const from = source[index]!;
+        if (from < 0 || from >= numPages) invalid(`source[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, from);
+        role[from]! |= 1;
+      }
+      for (let index = 0; index < target.length; index++) {
+        const to = target[index]!;
+        if (to < 0 || to >= numPages) invalid(`target[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, to);
+        if ((role[to]! & 2) !== 0) invalid(`target[${index}]`, 'must not repeat a target page', 'distinct pages', to);
+        if ((role[to]! & 1) !== 0) {
+          invalid(`target[${index}]`, 'must not also be a source page (copies run in parallel)', 'a page not in source', to);
+        }
+        role[to]! |= 2;
+      }
+      callNative('copyPages', () => addon.copyPages(kv.handle, source, target));
+    },
+
+    preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape, planOptions: CudaPlanOptions = {}): CudaPreparedPlan {
+      alive();
+      validatePlan(plan);
+      const resolved = checkShape(shape ?? plan.shape);
+      const kernel = planOptions.kernel ?? 'auto';
+      if (!(kernel in KERNEL_CODES)) invalid('options.kernel', "must be 'auto', 'mma' or 'scalar'", 'auto | mma | scalar', kernel);
+      if (kernel === 'mma' && (resolved.kvDtype !== 'f16' || (resolved.headDim !== 64 && resolved.headDim !== 128))) {
+        invalid('options.kernel', "'mma' needs fp16 KV and head dim 64 or 128", 'auto | scalar', kernel);
+      }
+      const schedule = buildSchedule(plan, {
+        numHeads: resolved.numHeads,
+        numKvHeads: resolved.numKvHeads,
+        multiprocessors: deviceInfo.multiprocessors,
+        ...planOptions.schedule,
+      });
+      const packed = packSchedule(plan, resolved, schedule, KERNEL_CODES[kernel]);
+      const summary = callNative('preparePlan', () => addon.preparePlan(context, packed.header, packed.bytes));
+      let mergedQueries = 0;
+      for (let query = 0; query < plan.numQueries; query++) {
+        if (schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]! > 1) mergedQueries++;
+      }
+      let prepared: CudaPreparedPlan | undefined;
+      prepared = new CudaPreparedPlan(
+        owner,
+        plan,
+        resolved,
+        Object.freeze({
+          numExecChunks: schedule.numExecChunks,
+          numUnits: schedule.numUnits,
+          numExecPartials: schedule.numExecPartials,
+          mergedQueries,
+          kernel: summary.kernel === 1 ? 'mma' : 'scalar',
+          ringStages: summary.ringStages,
+          sharedBytes: summary.sharedBytes,
+        }),
+        schedule.maxSlot,
+        summary.handle,
+        releaser((h) => addon.freePlan(h), () => prepared!),
+      );
+      return track(prepared);
+    },
+
+    treeAttention(args: TreeAttentionArgs): void {
+      alive();
+      if (typeof args !== 'object' || args === null) invalid('args', 'must be TreeAttentionArgs', 'object', args);
+      const storage = ownStorage(args.storage);
+      const layer = checkLayer(storage, args.layer);
+      const prepared = args.plan;
+      if (!(prepared instanceof CudaPreparedPlan) || prepared.owner !== owner) {
+        invalid('plan', 'must be a plan prepared by this CUDA backend', 'CudaPreparedPlan', prepared);
+      }
+      if (prepared.disposed) throw new DisposedError('plan (CUDA prepared plan)');
+      const { shape, plan } = prepared;
+      const descriptor = storage.descriptor;
+      if (
+        descriptor.numKvHeads !== shape.numKvHeads ||
+        descriptor.headDim !== shape.headDim ||
+        descriptor.dtype !== shape.kvDtype ||
+        descriptor.pageSize !== plan.pageSize
+      ) {
+        invalid(
+          'storage',
+          `must match the plan's shape (${shape.numKvHeads} KV heads, head dim ${shape.headDim}, ${shape.kvDtype}, page size ${plan.pageSize})`,
+          shape,
+          descriptor,
+        );
+      }
+      if (prepared.maxSlot >= storage.numSlots) {
+        invalid('plan', `reads slot ${prepared.maxSlot}, beyond the storage's ${storage.numSlots} slots`, `< ${storage.numSlots}`, prepared.maxSlot);
+      }
+      const q = ownTensor('q', args.q);
+      const out = ownTensor('out', args.out);
+      for (const [argument, tensor] of [['q', q], ['out', out]] as const) {
+        const dims = tensor.shape;
+        if (
+          tensor.dtype !== 'f32' ||
+          dims.length !== 3 ||
+          dims[0] !== plan.numQueries ||
+          dims[1] !== shape.numHeads ||
+          dims[2] !== shape.headDim
+        ) {
+          invalid(
+            argument,
+            `must be an f32 tensor of shape [${plan.numQueries}, ${shape.numHeads}, ${shape.headDim}]`,
+            `f32 [${plan.numQueries}, ${shape.numHeads}, ${shape.headDim}]`,
+            `${tensor.dtype} ${formatShape(dims)}`,
+          );
+        }
+      }
+      if (q === out) invalid('out', 'must not be the q tensor', 'a distinct tensor', out);
+      if (typeof args.scale !== 'number' || !Number.isFinite(args.scale)) invalid('scale', 'must be a finite number', 'finite', args.scale);
+      callNative('treeAttention', () => addon.treeAttention(prepared.handle, storage.handle, layer, q.handle, out.handle, args.scale));
+    },
+
+    async synchronize(): Promise<void> {
+      alive();
+      callNative('synchronize', () => addon.synchronize(context));
+    },
+
+    dispose(): void {
+      if (disposed) return;
+      disposed = true;
+      for (const object of [...owned]) object.dispose();
+      owned.clear();
+      addon.destroyContext(context);
+    },
+  };
+  return backend;
+}

@@ -1,0 +1,66 @@
+import type { AttentionShape, PreparedPlan, TreeAttentionPlan } from '@deft/core';
+
+/** How a prepared plan runs on the device. */
+export interface CudaScheduleSummary {
+  /** Execution chunks (coalesced runs of plan chunks). */
+  readonly numExecChunks: number;
+  /** Work units; each runs as one CTA per KV head. */
+  readonly numUnits: number;
+  /** Partial-state slots of the schedule (queries seen by one execution chunk write their output directly). */
+  readonly numExecPartials: number;
+  /** Queries whose output is a merge of several partial states. */
+  readonly mergedQueries: number;
+  /** `"mma"` (tensor cores) or `"scalar"` (CUDA cores). */
+  readonly kernel: 'mma' | 'scalar';
+  /** KV tiles of 64 tokens kept in shared memory per CTA. */
+  readonly ringStages: number;
+  /** Dynamic shared memory per CTA of the tensor-core kernel. */
+  readonly sharedBytes: number;
+}
+
+/** A plan uploaded to the device with its execution schedule, reused by every layer of a step. */
+export class CudaPreparedPlan implements PreparedPlan {
+  readonly backend = 'cuda';
+  readonly plan: TreeAttentionPlan;
+  /** The shape the plan was prepared for. */
+  readonly shape: AttentionShape;
+  readonly schedule: CudaScheduleSummary;
+  /** @internal Largest KV slot the plan reads. */
+  readonly maxSlot: number;
+  /** @internal The addon's plan handle. */
+  readonly handle: number;
+  /** @internal Identifies the owning backend. */
+  readonly owner: object;
+  #disposed = false;
+  readonly #release: (handle: number) => void;
+
+  /** @internal Created by the backend only. */
+  constructor(
+    owner: object,
+    plan: TreeAttentionPlan,
+    shape: AttentionShape,
+    schedule: CudaScheduleSummary,
+    maxSlot: number,
+    handle: number,
+    release: (handle: number) => void,
+  ) {
+    this.owner = owner;
+    this.plan = plan;
+    this.shape = shape;
+    this.schedule = schedule;
+    this.maxSlot = maxSlot;
+    this.handle = handle;
+    this.#release = release;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Frees the plan's device buffer (idempotent). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#release(this.handle);
+  }
+}

@@ -1,0 +1,57 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { BackendError } from '@deft/core';
+import { describe, expect, it } from 'vitest';
+import { loadCudaAddon } from './load-addon.js';
+import { toDeftError } from './native-error.js';
+
+const localBuild = fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url));
+const built = existsSync(localBuild);
+if (!built) console.info(`[kernels-cuda] addon tests skipped: no build at ${localBuild} (needs nvcc: pnpm --filter @deft/kernels-cuda build)`);
+
+describe.skipIf(!built)('the built addon', () => {
+  it('loads and reports the driver without throwing', () => {
+    const addon = loadCudaAddon();
+    expect(addon.abiVersion).toBe(1);
+    const probe = addon.probe();
+    expect(probe.runtimeVersion).toBeGreaterThanOrEqual(12000);
+    if (probe.deviceCount === 0) expect(probe.error).not.toBe(0);
+  });
+
+  it('rejects bad arguments at the N-API edge with a typed status instead of crashing', () => {
+    const addon = loadCudaAddon();
+    const attempts: (() => unknown)[] = [
+      () => addon.allocate(123456, 16),
+      () => (addon.allocate as (...args: unknown[]) => unknown)('context', 16),
+      () => (addon.treeAttention as (...args: unknown[]) => unknown)(1, 2),
+      () => (addon.writeKv as (...args: unknown[]) => unknown)(1, 0, [1, 2], 0, 0, 0),
+      () => addon.createContext(-1),
+    ];
+    for (const attempt of attempts) {
+      let caught: unknown;
+      try {
+        attempt();
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(Error);
+      expect(['invalid-argument', 'not-found', 'no-device']).toContain((caught as { deftStatus: string }).deftStatus);
+    }
+  });
+
+  it('tries an explicit path first and falls back to the local build', () => {
+    const addon = loadCudaAddon('/nonexistent/deft_cuda.node');
+    expect(addon.abiVersion).toBe(1);
+  });
+});
+
+describe('addon errors', () => {
+  it('become typed DeFT errors', () => {
+    const noDevice = Object.assign(new Error('cudaErrorInsufficientDriver (35)'), { deftStatus: 'no-device', cudaError: 35 });
+    const converted = toDeftError(noDevice, 'createContext');
+    expect(BackendError.isInstance(converted)).toBe(true);
+    expect((converted as Error).message).toMatch(/no usable CUDA device or driver/);
+    const plain = new Error('other');
+    expect(toDeftError(plain, 'x')).toBe(plain);
+  });
+});

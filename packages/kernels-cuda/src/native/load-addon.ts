@@ -1,0 +1,174 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { BackendError } from '@deft/core';
+
+/** What `probe()` reports about the CUDA driver and devices; never throws. */
+export interface CudaProbe {
+  readonly deviceCount: number;
+  /** `cudaError_t` of `cudaGetDeviceCount` (0 on success; 35 = driver missing or too old, 100 = no device). */
+  readonly error: number;
+  readonly errorName: string;
+  readonly errorMessage: string;
+  /** e.g. 13000 for CUDA 13.0; 0 when there is no driver. */
+  readonly driverVersion: number;
+  readonly runtimeVersion: number;
+}
+
+/** Properties of the device a context runs on. */
+export interface CudaDeviceInfo {
+  readonly name: string;
+  readonly ordinal: number;
+  readonly multiprocessors: number;
+  /** e.g. `"9.0"`. */
+  readonly computeCapability: string;
+  readonly l2Bytes: number;
+  /** Opt-in shared memory per block. */
+  readonly sharedBytesPerBlock: number;
+  readonly totalMemory: number;
+  /** KV tiles the tensor-core kernel can keep in shared memory at head dim 128. */
+  readonly ringStagesLimit: number;
+}
+
+/** What the addon reports about a prepared schedule. */
+export interface NativePlanSummary {
+  readonly handle: number;
+  readonly ringStages: number;
+  /** 1: tensor-core kernel, 2: CUDA-core kernel. */
+  readonly kernel: number;
+  readonly sharedBytes: number;
+}
+
+/** Dtype codes the addon takes: 0 = f32, 1 = f16. */
+export type NativeDtype = 0 | 1;
+
+/**
+ * The whole surface of the `deft_cuda` addon (native/src/addon.cc). Objects are integer handles; a
+ * failed call throws an `Error` with `deftStatus` (`"cuda"`, `"no-device"`, `"invalid-argument"`,
+ * `"not-found"`) and `cudaError` (the `cudaError_t`, 0 when none). Work is enqueued on the context's
+ * stream; `download*`, `readKv`, `synchronize` and `elapsedMilliseconds` wait for it.
+ */
+export interface CudaAddon {
+  readonly abiVersion: number;
+  probe(): CudaProbe;
+  createContext(device: number): number;
+  destroyContext(context: number): void;
+  deviceInfo(context: number): CudaDeviceInfo;
+  synchronize(context: number): void;
+
+  allocate(context: number, bytes: number): number;
+  freeBuffer(buffer: number): void;
+  upload(buffer: number, byteOffset: number, data: ArrayBufferView): void;
+  uploadF32AsF16(buffer: number, elementOffset: number, data: Float32Array): void;
+  download(buffer: number, byteOffset: number, target: ArrayBufferView): void;
+  downloadF16AsF32(buffer: number, elementOffset: number, target: Float32Array): void;
+  fillF32(buffer: number, elementOffset: number, count: number, value: number): void;
+  /** Device-to-device copy; `useKernel` uses the 16-byte copy kernel instead of `cudaMemcpyAsync`. */
+  copyBuffer(target: number, source: number, bytes: number, useKernel: boolean): void;
+
+  createStorage(
+    context: number,
+    numLayers: number,
+    numPages: number,
+    pageSize: number,
+    numKvHeads: number,
+    headDim: number,
+    dtype: NativeDtype,
+  ): number;
+  freeStorage(storage: number): void;
+  /** `k`/`v`: host f32 arrays, or buffer handles of device tensors of dtype `sourceDtype`. */
+  writeKv(
+    storage: number,
+    layer: number,
+    slots: Int32Array,
+    k: Float32Array | number,
+    v: Float32Array | number,
+    sourceDtype: NativeDtype,
+  ): void;
+  readKv(storage: number, layer: number, slots: Int32Array, k: Float32Array, v: Float32Array): void;
+  copyPages(storage: number, source: Int32Array, target: Int32Array): void;
+
+  /** Uploads a packed schedule (see `packSchedule`) in one copy. */
+  preparePlan(context: number, header: Int32Array, bytes: Uint8Array): NativePlanSummary;
+  freePlan(plan: number): void;
+  /** One layer of tree attention: enqueues one launch. */
+  treeAttention(plan: number, storage: number, layer: number, q: number, out: number, scale: number): void;
+
+  createEvent(context: number): number;
+  destroyEvent(event: number): void;
+  recordEvent(event: number): void;
+  /** Waits for `end`, then returns the time between the two events in milliseconds. */
+  elapsedMilliseconds(start: number, end: number): number;
+  /** Reads a buffer of at least `max(bytes, 256 MiB, 4 × L2)` to evict the L2 cache. */
+  flushL2(context: number, bytes: number): void;
+  createSlotList(storage: number, slots: Int32Array): number;
+  freeSlotList(list: number): void;
+  /** Streams the K and V rows of a slot list once, in order, and discards them. */
+  readOnce(storage: number, layer: number, list: number): void;
+  emptyKernel(context: number): void;
+}
+
+/** Environment variable naming the addon file explicitly (bundles cannot find it from their own URL). */
+export const CUDA_ADDON_ENV = 'DEFT_CUDA_ADDON';
+
+const EXPECTED_ABI = 1;
+
+let cached: CudaAddon | undefined;
+
+/** Where the package's own build puts the addon, from this module's URL (sources or the bundled dist). */
+function localCandidates(): string[] {
+  return [
+    fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url)),
+    fileURLToPath(new URL('../native/build/Release/deft_cuda.node', import.meta.url)),
+  ];
+}
+
+/**
+ * Loads the `deft_cuda` addon once: first the file named by `DEFT_CUDA_ADDON`, then the package's
+ * own build (`native/build/Release/deft_cuda.node`).
+ *
+ * @param explicitPath A path to try before everything else.
+ * @returns The addon's functions (see {@link CudaAddon}).
+ * @throws BackendError listing every path tried, why each failed, and how to build the addon.
+ * @example
+ * ```ts
+ * const addon = loadCudaAddon();
+ * console.log(addon.probe().deviceCount);
+ * ```
+ */
+export function loadCudaAddon(explicitPath?: string): CudaAddon {
+  if (cached !== undefined && explicitPath === undefined) return cached;
+  const require = createRequire(import.meta.url);
+  const attempts: string[] = [];
+  const candidates: { path: string; origin: string }[] = [];
+  if (explicitPath !== undefined) candidates.push({ path: explicitPath, origin: 'argument' });
+  const fromEnvironment = process.env[CUDA_ADDON_ENV];
+  if (fromEnvironment !== undefined && fromEnvironment !== '') {
+    candidates.push({ path: fromEnvironment, origin: CUDA_ADDON_ENV });
+  }
+  for (const path of localCandidates()) candidates.push({ path, origin: 'local build' });
+  for (const { path, origin } of candidates) {
+    if (!existsSync(path)) {
+      attempts.push(`${path} (${origin}): not found`);
+      continue;
+    }
+    try {
+      const addon = require(path) as CudaAddon;
+      if (addon.abiVersion !== EXPECTED_ABI) {
+        attempts.push(`${path} (${origin}): built for ABI ${String(addon.abiVersion)}, expected ${EXPECTED_ABI}; rebuild it`);
+        continue;
+      }
+      if (explicitPath === undefined) cached = addon;
+      return addon;
+    } catch (error) {
+      attempts.push(`${path} (${origin}): ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+    }
+  }
+  throw new BackendError(
+    'cuda',
+    `the CUDA addon could not be loaded. Tried:\n  - ${attempts.join('\n  - ')}\n` +
+      'Build it with `pnpm --filter @deft/kernels-cuda build` (needs the CUDA toolkit: nvcc on PATH or CUDA_PATH), ' +
+      `or set ${CUDA_ADDON_ENV} to the path of a built deft_cuda.node.`,
+    { argument: CUDA_ADDON_ENV, expected: 'a loadable deft_cuda.node', actual: attempts },
+  );
+}

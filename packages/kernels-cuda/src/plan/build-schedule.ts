@@ -1,0 +1,292 @@
+import type { TreeAttentionPlan } from '@deft/core';
+
+/** Ints per execution chunk in {@link ExecutionSchedule.chunks}: see the field order there. */
+export const EXEC_CHUNK_FIELDS = 8;
+/** Ints per work unit in {@link ExecutionSchedule.units}. */
+export const UNIT_FIELDS = 4;
+/** Tokens per KV tile of the tensor-core kernel. */
+export const TILE_TOKENS = 64;
+
+/** Device facts and knobs the schedule is built for. */
+export interface ScheduleOptions {
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  /** Multiprocessors of the device (132 on an H100 SXM). */
+  readonly multiprocessors: number;
+  /** CTAs resident per multiprocessor the balance aims for (default 2). */
+  readonly blocksPerMultiprocessor?: number;
+  /** Cost of one 16-row query tile per token, relative to reading the token's K and V (default 0.2). */
+  readonly queryTileCost?: number;
+  /** Cost of writing and merging one query's partial state, in tokens read (default 13). */
+  readonly partialCost?: number;
+  /** Largest ring of KV tiles worth keeping resident (default 8). */
+  readonly maxResidentTiles?: number;
+}
+
+/**
+ * How the backend executes a plan. Consecutive plan chunks with the same queries that are all fully
+ * visible form a run; a chunk with a mask is a run alone. Each run is cut into pieces at plan-chunk
+ * boundaries (execution chunks, each one partial state per query) and its rows into row ranges; a
+ * work unit is one (piece, row range), run by one CTA per KV head. Pieces and row splits are chosen
+ * greedily from a cost model so the units fill the device with few partial states.
+ *
+ * Execution chunk `e` is `chunks[8e .. 8e + 8)`:
+ * `[tokenStart, numTokens, queryStart, numQueries, partialStart, maskOffset, fullyVisible, planChunk]`
+ * (tokens index the plan's `tokenSlots`, queries the plan's `chunkQueries`, `maskOffset` the plan's
+ * `mask`; the j-th query's state goes to execution slot `partialStart + j`).
+ * Unit `u` is `units[4u .. 4u + 4)`: `[execChunk, rowStart, rowCount, 0]` with row = query * group + head.
+ */
+export interface ExecutionSchedule {
+  readonly numExecChunks: number;
+  /** `[numExecChunks, 8]` see above. */
+  readonly chunks: Int32Array;
+  readonly numUnits: number;
+  /** `[numUnits, 4]`, the costliest first. */
+  readonly units: Int32Array;
+  readonly numExecPartials: number;
+  /** `[numQueries + 1]` offsets into `queryPartials`. */
+  readonly queryPartialIndptr: Int32Array;
+  /** `[numExecPartials]` execution slots of each query, in chunk order (the merge order). */
+  readonly queryPartials: Int32Array;
+  /** Queries that see no token (their output is zero). */
+  readonly emptyQueries: Int32Array;
+  /** KV tiles of the longest unit that makes several passes over its tiles (a ring this deep keeps it resident). */
+  readonly residentTiles: number;
+  /** Largest KV slot the plan reads, `-1` when none. */
+  readonly maxSlot: number;
+}
+
+interface Run {
+  readonly firstChunk: number;
+  readonly endChunk: number;
+  readonly numQueries: number;
+  readonly tokens: number;
+  /** Whether every query of the run sees no other run (one piece then writes the output directly). */
+  readonly sole: boolean;
+  pieces: number;
+  rowSplits: number;
+  /** Plan-chunk boundaries of the current pieces: `[pieces + 1]`. */
+  cuts: number[];
+  cost: number;
+  frozen: boolean;
+}
+
+function sameQueries(plan: TreeAttentionPlan, a: number, b: number): boolean {
+  const startA = plan.chunkQueryIndptr[a]!;
+  const startB = plan.chunkQueryIndptr[b]!;
+  const length = plan.chunkQueryIndptr[a + 1]! - startA;
+  if (plan.chunkQueryIndptr[b + 1]! - startB !== length) return false;
+  for (let index = 0; index < length; index++) {
+    if (plan.chunkQueries[startA + index] !== plan.chunkQueries[startB + index]) return false;
+  }
+  return true;
+}
+
+/** Cuts plan chunks `[first, end)` into `pieces` runs of near-equal tokens (at chunk boundaries). */
+function cutRun(plan: TreeAttentionPlan, first: number, end: number, pieces: number): number[] {
+  const indptr = plan.chunkTokenIndptr;
+  const start = indptr[first]!;
+  const total = indptr[end]! - start;
+  const cuts = [first];
+  let chunk = first;
+  for (let piece = 1; piece < pieces; piece++) {
+    const goal = start + (total * piece) / pieces;
+    // Advance to the boundary nearest the goal, leaving at least one chunk per remaining piece.
+    const limit = end - (pieces - piece);
+    let next = Math.max(chunk + 1, cuts[cuts.length - 1]! + 1);
+    while (next < limit && Math.abs(indptr[next + 1]! - goal) <= Math.abs(indptr[next]! - goal)) next++;
+    cuts.push(next);
+    chunk = next;
+  }
+  cuts.push(end);
+  return cuts;
+}
+
+/**
+ * Builds the execution schedule of a validated plan for a device.
+ *
+ * @param plan A plan that passed `validatePlan`.
+ * @param options The attention shape's heads and the device's multiprocessors (see {@link ScheduleOptions}).
+ * @returns The schedule (see {@link ExecutionSchedule}); deterministic for the same inputs.
+ * @example
+ * ```ts
+ * const schedule = buildSchedule(plan, { numHeads: 32, numKvHeads: 8, multiprocessors: 132 });
+ * ```
+ */
+export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions): ExecutionSchedule {
+  const group = options.numHeads / options.numKvHeads;
+  const queryTileCost = options.queryTileCost ?? 0.2;
+  const partialCost = options.partialCost ?? 13;
+  const blocks = Math.max(1, options.multiprocessors) * (options.blocksPerMultiprocessor ?? 2);
+  const maxResidentTiles = options.maxResidentTiles ?? 8;
+  const { numChunks, numQueries } = plan;
+
+  // Plan partials per query: a query all of whose chunks lie in one run needs no partial state.
+  const planPartials = new Int32Array(numQueries);
+  for (let query = 0; query < numQueries; query++) {
+    planPartials[query] = plan.queryPartialIndptr[query + 1]! - plan.queryPartialIndptr[query]!;
+  }
+
+  const runs: Run[] = [];
+  for (let chunk = 0; chunk < numChunks; ) {
+    let end = chunk + 1;
+    if (plan.chunkFullyVisible[chunk] === 1) {
+      while (end < numChunks && plan.chunkFullyVisible[end] === 1 && sameQueries(plan, chunk, end)) end++;
+    }
+    const queryStart = plan.chunkQueryIndptr[chunk]!;
+    const count = plan.chunkQueryIndptr[chunk + 1]! - queryStart;
+    let sole = true;
+    for (let index = 0; index < count && sole; index++) {
+      if (planPartials[plan.chunkQueries[queryStart + index]!] !== end - chunk) sole = false;
+    }
+    if (count > 0) {
+      runs.push({
+        firstChunk: chunk,
+        endChunk: end,
+        numQueries: count,
+        tokens: plan.chunkTokenIndptr[end]! - plan.chunkTokenIndptr[chunk]!,
+        sole,
+        pieces: 1,
+        rowSplits: 1,
+        cuts: [chunk, end],
+        cost: 0,
+        frozen: false,
+      });
+    }
+    chunk = end;
+  }
+
+  const unitCost = (run: Run, cuts: number[], rowSplits: number): number => {
+    let longest = 0;
+    for (let piece = 0; piece + 1 < cuts.length; piece++) {
+      longest = Math.max(longest, plan.chunkTokenIndptr[cuts[piece + 1]!]! - plan.chunkTokenIndptr[cuts[piece]!]!);
+    }
+    const queries = Math.ceil(run.numQueries / rowSplits);
+    const queryTiles = Math.ceil((queries * group) / 16);
+    const partials = run.sole && cuts.length === 2 ? 0 : queries * partialCost;
+    return longest * (1 + queryTileCost * queryTiles) + partials;
+  };
+
+  let totalCost = 0;
+  for (const run of runs) {
+    run.cost = unitCost(run, run.cuts, 1);
+    totalCost += run.cost;
+  }
+  const unitSlots = Math.max(1, Math.floor(blocks / options.numKvHeads));
+  const targetCost = totalCost / unitSlots;
+  const maxUnits = unitSlots * 16;
+  let numUnits = runs.length;
+
+  // Greedy: split the costliest run (more pieces, or more row ranges) while it is above the target.
+  for (;;) {
+    let worst: Run | undefined;
+    for (const run of runs) if (!run.frozen && (worst === undefined || run.cost > worst.cost)) worst = run;
+    if (worst === undefined || worst.cost <= targetCost || numUnits >= maxUnits) break;
+    const chunks = worst.endChunk - worst.firstChunk;
+    let best: { cost: number; pieces: number; rowSplits: number; cuts: number[] } | undefined;
+    if (worst.rowSplits < worst.numQueries) {
+      const rowSplits = Math.min(worst.numQueries, worst.rowSplits * 2);
+      best = { cost: unitCost(worst, worst.cuts, rowSplits), pieces: worst.pieces, rowSplits, cuts: worst.cuts };
+    }
+    if (worst.pieces < chunks) {
+      const pieces = Math.min(chunks, worst.pieces * 2);
+      const cuts = cutRun(plan, worst.firstChunk, worst.endChunk, pieces);
+      const cost = unitCost(worst, cuts, worst.rowSplits);
+      if (best === undefined || cost < best.cost) best = { cost, pieces, rowSplits: worst.rowSplits, cuts };
+    }
+    if (best === undefined || best.cost >= worst.cost * 0.95) {
+      worst.frozen = true;
+      continue;
+    }
+    numUnits += best.pieces * best.rowSplits - worst.pieces * worst.rowSplits;
+    worst.pieces = best.pieces;
+    worst.rowSplits = best.rowSplits;
+    worst.cuts = best.cuts;
+    worst.cost = best.cost;
+  }
+
+  // Execution chunks, in plan order, and their units.
+  let numExecChunks = 0;
+  for (const run of runs) numExecChunks += run.pieces;
+  const chunks = new Int32Array(numExecChunks * EXEC_CHUNK_FIELDS);
+  const unitList: { fields: [number, number, number]; cost: number; order: number }[] = [];
+  let execChunk = 0;
+  let partialStart = 0;
+  let residentTiles = 2;
+  for (const run of runs) {
+    const queryStart = plan.chunkQueryIndptr[run.firstChunk]!;
+    for (let piece = 0; piece < run.pieces; piece++) {
+      const first = run.cuts[piece]!;
+      const end = run.cuts[piece + 1]!;
+      const tokenStart = plan.chunkTokenIndptr[first]!;
+      const numTokens = plan.chunkTokenIndptr[end]! - tokenStart;
+      const base = execChunk * EXEC_CHUNK_FIELDS;
+      chunks[base] = tokenStart;
+      chunks[base + 1] = numTokens;
+      chunks[base + 2] = queryStart;
+      chunks[base + 3] = run.numQueries;
+      chunks[base + 4] = partialStart;
+      chunks[base + 5] = plan.chunkMaskOffset[first]!;
+      chunks[base + 6] = plan.chunkFullyVisible[first]!;
+      chunks[base + 7] = first;
+      for (let split = 0; split < run.rowSplits; split++) {
+        const firstQuery = Math.floor((run.numQueries * split) / run.rowSplits);
+        const endQuery = Math.floor((run.numQueries * (split + 1)) / run.rowSplits);
+        if (endQuery === firstQuery) continue;
+        const unitRows = (endQuery - firstQuery) * group;
+        const queryTiles = Math.ceil(unitRows / 16);
+        if (queryTiles > 4) residentTiles = Math.max(residentTiles, Math.ceil(numTokens / TILE_TOKENS));
+        unitList.push({
+          fields: [execChunk, firstQuery * group, unitRows],
+          cost: numTokens * (1 + queryTileCost * queryTiles),
+          order: unitList.length,
+        });
+      }
+      partialStart += run.numQueries;
+      execChunk++;
+    }
+  }
+  unitList.sort((a, b) => b.cost - a.cost || a.order - b.order);
+  const units = new Int32Array(unitList.length * UNIT_FIELDS);
+  unitList.forEach((unit, index) => units.set(unit.fields, index * UNIT_FIELDS));
+
+  // Per-query CSR over execution slots, in execution-chunk order.
+  const queryPartialIndptr = new Int32Array(numQueries + 1);
+  for (let chunk = 0; chunk < numExecChunks; chunk++) {
+    const base = chunk * EXEC_CHUNK_FIELDS;
+    for (let index = 0; index < chunks[base + 3]!; index++) {
+      queryPartialIndptr[plan.chunkQueries[chunks[base + 2]! + index]! + 1]!++;
+    }
+  }
+  for (let query = 0; query < numQueries; query++) {
+    queryPartialIndptr[query + 1]! += queryPartialIndptr[query]!;
+  }
+  const queryPartials = new Int32Array(partialStart);
+  const cursor = queryPartialIndptr.slice(0, numQueries);
+  for (let chunk = 0; chunk < numExecChunks; chunk++) {
+    const base = chunk * EXEC_CHUNK_FIELDS;
+    for (let index = 0; index < chunks[base + 3]!; index++) {
+      const query = plan.chunkQueries[chunks[base + 2]! + index]!;
+      queryPartials[cursor[query]!++] = chunks[base + 4]! + index;
+    }
+  }
+  const empty: number[] = [];
+  for (let query = 0; query < numQueries; query++) {
+    if (queryPartialIndptr[query + 1] === queryPartialIndptr[query]) empty.push(query);
+  }
+  let maxSlot = -1;
+  for (const slot of plan.tokenSlots) if (slot > maxSlot) maxSlot = slot;
+
+  return {
+    numExecChunks,
+    chunks,
+    numUnits: unitList.length,
+    units,
+    numExecPartials: partialStart,
+    queryPartialIndptr,
+    queryPartials,
+    emptyQueries: Int32Array.from(empty),
+    residentTiles: Math.min(residentTiles, maxResidentTiles),
+    maxSlot,
+  };
+}

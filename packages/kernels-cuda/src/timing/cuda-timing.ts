@@ -1,0 +1,136 @@
+import { DisposedError, InvalidArgumentError } from '@deft/core';
+import type { CudaAddon } from '../native/load-addon.js';
+import { callNative } from '../native/native-error.js';
+
+/** A CUDA event on the backend's stream. */
+export interface CudaEvent {
+  /** Enqueues the event on the backend's stream. */
+  record(): void;
+  /** Waits for this event and returns the milliseconds since `start` was reached on the stream. */
+  millisecondsSince(start: CudaEvent): number;
+  dispose(): void;
+}
+
+/** A kernel that streams a fixed list of KV slots once (K and V of every KV head) and discards them. */
+export interface CudaReadOnce {
+  /** Slots streamed per run. */
+  readonly numTokens: number;
+  /** Enqueues one pass over `layer`. */
+  run(layer: number): void;
+  dispose(): void;
+}
+
+/** Device copy bandwidth measured with CUDA events. */
+export interface CopyBandwidth {
+  /** Bytes copied per run (read + write traffic is twice this). */
+  readonly bytes: number;
+  /** Median run time, milliseconds. */
+  readonly medianMilliseconds: number;
+  /** `2 × bytes / median`: read plus written bytes per second, in GB/s (1e9). */
+  readonly gigabytesPerSecond: number;
+}
+
+/**
+ * Measurement helpers of a CUDA backend, all enqueued on its stream: events, an L2 flush, the
+ * read-once floor kernel, a device copy and an empty kernel. For benchmarks; not part of the Backend contract.
+ */
+export interface CudaTiming {
+  createEvent(): CudaEvent;
+  /** Evicts the L2 cache by reading a buffer of at least `max(bytes, 256 MiB, 4 × L2)` (allocated once). */
+  flushL2(bytes?: number): void;
+  /** Prepares a read-once pass over `slots` of a storage of this backend (slots are checked against it). */
+  createReadOnce(storageHandle: number, slots: Int32Array): CudaReadOnce;
+  /** Times `runs` device-to-device copies of `bytes` (after one warm-up); `kernel` uses the copy kernel. */
+  measureCopyBandwidth(options?: { bytes?: number; runs?: number; kernel?: boolean }): CopyBandwidth;
+  /** Enqueues an empty kernel (launch latency). */
+  emptyKernel(): void;
+}
+
+/** @internal Builds the timing helpers over a context; `alive` throws once the backend is disposed. */
+export function createCudaTiming(addon: CudaAddon, context: number, alive: () => void): CudaTiming {
+  const createEvent = (): CudaEvent => {
+    alive();
+    const handle = callNative('createEvent', () => addon.createEvent(context));
+    let disposed = false;
+    const event: CudaEvent & { handle: number } = {
+      handle,
+      record() {
+        alive();
+        if (disposed) throw new DisposedError('CUDA event');
+        callNative('recordEvent', () => addon.recordEvent(handle));
+      },
+      millisecondsSince(start) {
+        alive();
+        if (disposed) throw new DisposedError('CUDA event');
+        const startHandle = (start as CudaEvent & { handle: number }).handle;
+        return callNative('elapsedMilliseconds', () => addon.elapsedMilliseconds(startHandle, handle));
+      },
+      dispose() {
+        if (disposed) return;
+        disposed = true;
+        addon.destroyEvent(handle);
+      },
+    };
+    return event;
+  };
+  return {
+    createEvent,
+    flushL2(bytes = 0) {
+      alive();
+      callNative('flushL2', () => addon.flushL2(context, bytes));
+    },
+    createReadOnce(storageHandle, slots) {
+      alive();
+      if (!(slots instanceof Int32Array)) {
+        throw new InvalidArgumentError('slots must be an Int32Array', { argument: 'slots', actual: slots });
+      }
+      const list = callNative('createSlotList', () => addon.createSlotList(storageHandle, slots));
+      let disposed = false;
+      return {
+        numTokens: slots.length,
+        run(layer) {
+          alive();
+          if (disposed) throw new DisposedError('read-once pass');
+          callNative('readOnce', () => addon.readOnce(storageHandle, layer, list));
+        },
+        dispose() {
+          if (disposed) return;
+          disposed = true;
+          addon.freeSlotList(list);
+        },
+      };
+    },
+    measureCopyBandwidth(options = {}) {
+      alive();
+      const bytes = Math.ceil((options.bytes ?? 1 << 30) / 16) * 16;
+      const runs = options.runs ?? 10;
+      const source = callNative('allocate', () => addon.allocate(context, bytes));
+      const target = callNative('allocate', () => addon.allocate(context, bytes));
+      const start = createEvent();
+      const end = createEvent();
+      try {
+        callNative('fillF32', () => addon.fillF32(source, 0, bytes / 4, 1.5));
+        const times: number[] = [];
+        for (let run = -1; run < runs; run++) {
+          start.record();
+          callNative('copyBuffer', () => addon.copyBuffer(target, source, bytes, options.kernel === true));
+          end.record();
+          const milliseconds = end.millisecondsSince(start);
+          if (run >= 0) times.push(milliseconds);
+        }
+        times.sort((a, b) => a - b);
+        const median = times[Math.floor(times.length / 2)]!;
+        return { bytes, medianMilliseconds: median, gigabytesPerSecond: (2 * bytes) / (median * 1e6) };
+      } finally {
+        start.dispose();
+        end.dispose();
+        addon.freeBuffer(source);
+        addon.freeBuffer(target);
+      }
+    },
+    emptyKernel() {
+      alive();
+      callNative('emptyKernel', () => addon.emptyKernel(context));
+    },
+  };
+}
