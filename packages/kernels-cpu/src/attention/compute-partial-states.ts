@@ -32,19 +32,36 @@ export function computePartialStates(plan: TreeAttentionPlan, inputs: PartialSta
   const o = new Float64Array(plan.numPartials * numHeads * headDim);
   const lse = new Float64Array(plan.numPartials * numHeads).fill(Number.NEGATIVE_INFINITY);
   const table = k instanceof Uint16Array ? f16Table() : undefined;
+  const rowSize = numKvHeads * headDim;
   let maxTokens = 0;
   for (let chunk = 0; chunk < plan.numChunks; chunk++) {
     maxTokens = Math.max(maxTokens, plan.chunkTokenIndptr[chunk + 1]! - plan.chunkTokenIndptr[chunk]!);
   }
+  // The chunk's K and V, decoded to float64 once per chunk: [chunkTokens, numKvHeads, headDim].
+  const keys = new Float64Array(maxTokens * rowSize);
+  const values = new Float64Array(maxTokens * rowSize);
   const scores = new Float64Array(maxTokens);
   const visible = new Uint8Array(maxTokens);
   const accumulator = new Float64Array(headDim);
-  const read = (array: Float32Array | Uint16Array, index: number): number =>
-    table === undefined ? array[index]! : table[array[index]!]!;
 
   for (let chunk = 0; chunk < plan.numChunks; chunk++) {
     const tokenStart = plan.chunkTokenIndptr[chunk]!;
     const tokenCount = plan.chunkTokenIndptr[chunk + 1]! - tokenStart;
+    for (let token = 0; token < tokenCount; token++) {
+      const source = plan.tokenSlots[tokenStart + token]! * rowSize;
+      const target = token * rowSize;
+      if (table === undefined) {
+        for (let index = 0; index < rowSize; index++) {
+          keys[target + index] = k[source + index]!;
+          values[target + index] = v[source + index]!;
+        }
+      } else {
+        for (let index = 0; index < rowSize; index++) {
+          keys[target + index] = table[k[source + index]!]!;
+          values[target + index] = table[v[source + index]!]!;
+        }
+      }
+    }
     const queryStart = plan.chunkQueryIndptr[chunk]!;
     const queryCount = plan.chunkQueryIndptr[chunk + 1]! - queryStart;
     const words = (queryCount + 31) >>> 5;
@@ -61,19 +78,19 @@ export function computePartialStates(plan: TreeAttentionPlan, inputs: PartialSta
       }
       if (!anyVisible) continue; // empty state: lse stays -Infinity, o stays 0
       for (let head = 0; head < numHeads; head++) {
-        const kvHead = Math.floor(head / groupSize);
+        const kvOffset = Math.floor(head / groupSize) * headDim;
         const queryBase = (query * numHeads + head) * headDim;
         let maximum = Number.NEGATIVE_INFINITY;
         for (let token = 0; token < tokenCount; token++) {
           if (visible[token] === 0) continue;
-          const keyBase = (plan.tokenSlots[tokenStart + token]! * numKvHeads + kvHead) * headDim;
+          const keyBase = token * rowSize + kvOffset;
           let dot = 0;
-          for (let dimension = 0; dimension < headDim; dimension++) {
-            dot += q[queryBase + dimension]! * read(k, keyBase + dimension);
-          }
+          for (let dimension = 0; dimension < headDim; dimension++)
+            dot += q[queryBase + dimension]! * keys[keyBase + dimension]!;
           const score = dot * scale;
           scores[token] = score;
-          if (score > maximum) maximum = score;
+          // NaN scores must reach the output: a NaN maximum makes every weight NaN.
+          if (score > maximum || Number.isNaN(score)) maximum = score;
         }
         accumulator.fill(0);
         let total = 0;
@@ -81,10 +98,9 @@ export function computePartialStates(plan: TreeAttentionPlan, inputs: PartialSta
           if (visible[token] === 0) continue;
           const weight = Math.exp(scores[token]! - maximum);
           total += weight;
-          const valueBase = (plan.tokenSlots[tokenStart + token]! * numKvHeads + kvHead) * headDim;
-          for (let dimension = 0; dimension < headDim; dimension++) {
-            accumulator[dimension]! += weight * read(v, valueBase + dimension);
-          }
+          const valueBase = token * rowSize + kvOffset;
+          for (let dimension = 0; dimension < headDim; dimension++)
+            accumulator[dimension]! += weight * values[valueBase + dimension]!;
         }
         const stateBase = (slot * numHeads + head) * headDim;
         for (let dimension = 0; dimension < headDim; dimension++)

@@ -137,7 +137,8 @@ export function directTreeAttention(args: DirectTreeAttentionArgs): Float32Array
           dot += q[queryBase + dimension]! * k[keyBase + dimension]!;
         return dot * scale;
       });
-      const maximum = Math.max(...scores);
+      let maximum = Number.NEGATIVE_INFINITY;
+      for (const score of scores) if (score > maximum || Number.isNaN(score)) maximum = score;
       accumulator.fill(0);
       let total = 0;
       slots.forEach((slot, index) => {
