@@ -1,0 +1,109 @@
+import type { AttentionShape, DType, PlanStrategy } from '@deft/core';
+import { PLAN_STRATEGIES } from '@deft/core';
+import { directTreeAttention } from '@deft/kernels-cpu/reference';
+import type { CudaAttentionKernel, CudaBackend } from '@deft/kernels-cuda';
+import { planTreeAttention } from '@deft/kv-cache';
+import { randomTreeCase } from '@deft/kv-cache/testing';
+import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
+import { seededRandom } from '../attention/seeded-random.js';
+
+/** One kernel configuration the check runs. */
+export interface CudaCheckVariant {
+  readonly name: string;
+  readonly kernel: CudaAttentionKernel;
+  readonly shape: AttentionShape;
+}
+
+/** One checked (tree, strategy, variant). */
+export interface CudaCheckCase {
+  readonly description: string;
+  readonly strategy: PlanStrategy;
+  readonly variant: string;
+  readonly kernel: string;
+  readonly relativeError: number;
+  readonly passed: boolean;
+}
+
+/** The kernel configurations of the check: tensor cores at head dim 128 and 64, CUDA cores for fp16 and f32. */
+export const CUDA_CHECK_VARIANTS: readonly CudaCheckVariant[] = [
+  { name: 'mma f16 d128 g4', kernel: 'mma', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' } },
+  { name: 'mma f16 d64 g8', kernel: 'mma', shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' } },
+  { name: 'mma f16 d128 g1', kernel: 'mma', shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' } },
+  { name: 'scalar f16 d128 g4', kernel: 'scalar', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' } },
+  { name: 'scalar f32 d96 g2', kernel: 'auto', shape: { numHeads: 4, numKvHeads: 2, headDim: 96, kvDtype: 'f32' } },
+];
+
+const KV_GRID = 2048;
+
+/**
+ * Checks every kernel configuration against the float64 direct reference on seeded random trees with
+ * awkward sizes (1-token nodes, page boundaries ± 1, deep chains, 300 queries, speculative token
+ * trees), every strategy, and a few chunk sizes. The output is poisoned with NaN before each run, so
+ * unwritten elements fail (NaN never passes). Tolerances: 2e-3 (fp16 KV), 1e-5 (f32 KV).
+ */
+export async function runCudaCheck(
+  backend: CudaBackend,
+  options: { readonly seeds: number; readonly onCase?: (checked: CudaCheckCase) => void },
+): Promise<CudaCheckCase[]> {
+  const cases: CudaCheckCase[] = [];
+  for (let seed = 0; seed < options.seeds; seed++) {
+    const tree = randomTreeCase(seed);
+    const variant = CUDA_CHECK_VARIANTS[seed % CUDA_CHECK_VARIANTS.length]!;
+    const { shape } = variant;
+    const random = seededRandom(seed * 7 + 3);
+    const rowLength = shape.numKvHeads * shape.headDim;
+    const numQueries = tree.queries.nodes.length;
+    const k = Float32Array.from({ length: tree.numSlots * rowLength }, () => (Math.floor(random() * 2 * KV_GRID) - KV_GRID) / KV_GRID);
+    const v = Float32Array.from({ length: tree.numSlots * rowLength }, () => (Math.floor(random() * 2 * KV_GRID) - KV_GRID) / KV_GRID);
+    const q = Float32Array.from({ length: numQueries * shape.numHeads * shape.headDim }, () => random() * 4 - 2);
+    const scale = 1 / Math.sqrt(shape.headDim);
+    const expected = directTreeAttention({ view: tree.view, queries: tree.queries, q, k, v, ...shape, scale });
+    const storage = backend.createKVStorage({
+      numLayers: 2,
+      numPages: tree.numPages,
+      pageSize: tree.pageSize,
+      numKvHeads: shape.numKvHeads,
+      headDim: shape.headDim,
+      dtype: shape.kvDtype as DType,
+    });
+    const queryTensor = backend.createTensor({ shape: [numQueries, shape.numHeads, shape.headDim], dtype: 'f32' });
+    const out = backend.createTensor({ shape: [numQueries, shape.numHeads, shape.headDim], dtype: 'f32' });
+    try {
+      const allSlots = Int32Array.from({ length: tree.numSlots }, (_, index) => index);
+      backend.writeKV(storage, 1, allSlots, k, v);
+      backend.uploadTensor(queryTensor, q);
+      const poison = new Float32Array(out.size).fill(Number.NaN);
+      for (const strategy of PLAN_STRATEGIES) {
+        const chunkSize = seed % 3 === 0 ? undefined : 1 + ((seed * 37) % 200);
+        const plan = planTreeAttention(tree.view, tree.queries, {
+          strategy,
+          shape,
+          ...(chunkSize === undefined ? {} : { chunkSize }),
+        });
+        const prepared = backend.preparePlan(plan, shape, { kernel: variant.kernel });
+        try {
+          backend.uploadTensor(out, poison);
+          backend.treeAttention({ storage, layer: 1, plan: prepared, q: queryTensor, out, scale });
+          const error = relativeError(await backend.downloadTensor(out), expected);
+          const checked: CudaCheckCase = {
+            description: tree.description,
+            strategy,
+            variant: variant.name,
+            kernel: prepared.schedule.kernel,
+            relativeError: error,
+            passed: error < ATTENTION_TOLERANCE[shape.kvDtype],
+          };
+          cases.push(checked);
+          options.onCase?.(checked);
+        } finally {
+          prepared.dispose();
+        }
+      }
+    } finally {
+      out.dispose();
+      queryTensor.dispose();
+      storage.dispose();
+    }
+  }
+  return cases;
+}
