@@ -69,6 +69,7 @@ function checkPlan(
   queries: TreeQueries,
   plan: TreeAttentionPlan,
   numSlots: number,
+  chunkSize?: number,
 ): void {
   validatePlan(plan, { numSlots, pageSize: view.pageSize, numQueries: queries.nodes.length });
   const chunkOfPartial = new Int32Array(plan.numPartials);
@@ -96,6 +97,13 @@ function checkPlan(
     }
     if (plan.chunkFullyVisible[chunk] !== (all ? 1 : 0))
       throw new Error(`chunk ${chunk} has a wrong fully-visible flag`);
+  }
+  if (chunkSize !== undefined && plan.strategy !== 'deft-node') {
+    for (let chunk = 0; chunk < plan.numChunks; chunk++) {
+      if (plan.chunkTokenIndptr[chunk + 1]! - plan.chunkTokenIndptr[chunk]! > chunkSize) {
+        throw new Error(`chunk ${chunk} is longer than chunkSize ${chunkSize}`);
+      }
+    }
   }
   if (plan.strategy === 'sequence') expect(plan.io.tokensRead).toBe(pathTotal);
   else expect(plan.io.tokensRead).toBe(plan.io.uniqueTokens);
@@ -150,7 +158,7 @@ describe('planTreeAttention', () => {
             ...(chunkSize === undefined ? {} : { chunkSize }),
           });
           try {
-            checkPlan(testCase.view, testCase.queries, plan, testCase.numSlots);
+            checkPlan(testCase.view, testCase.queries, plan, testCase.numSlots, chunkSize);
           } catch (error) {
             throw new Error(`${testCase.description}, ${strategy}, chunkSize ${chunkSize}: ${String(error)}`);
           }
@@ -180,7 +188,7 @@ describe('planTreeAttention', () => {
       (_, chunk) => plan.chunkTokenIndptr[chunk + 1]! - plan.chunkTokenIndptr[chunk]!,
     );
     expect(Math.min(...sizes.slice(0, -1))).toBeGreaterThanOrEqual(24);
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(40);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(32);
     for (let chunk = 0; chunk < plan.numChunks; chunk++) {
       const first = plan.tokenSlots[plan.chunkTokenIndptr[chunk]!]!;
       if (plan.chunkTokenIndptr[chunk]! < 1000) expect(first % 16).toBe(0);

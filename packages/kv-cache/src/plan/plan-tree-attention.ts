@@ -63,7 +63,7 @@ function checkShape(shape: unknown): AttentionShape {
       actual: candidate.kvDtype,
     });
   }
-  return candidate;
+  return Object.freeze({ numHeads, numKvHeads, headDim: candidate.headDim, kvDtype: candidate.kvDtype });
 }
 
 /**
@@ -75,8 +75,8 @@ function checkShape(shape: unknown): AttentionShape {
  * visibility is exact per segment. Only tokens seen by at least one query are read.
  *
  * Strategies: `deft-flatten` (default) flattens the visible tree KV depth-first and cuts it into
- * near-equal, page-aligned chunks, reading every visible token exactly once; `deft-node` makes one
- * chunk per node; `deft-node-chunk` splits each node into chunks of at most about `chunkSize`;
+ * near-equal chunks of at most `chunkSize` tokens, cut on page boundaries where possible, reading every visible token exactly once; `deft-node` makes one
+ * chunk per node; `deft-node-chunk` splits each node into chunks of at most `chunkSize` tokens;
  * `sequence` is the baseline where each query reads its whole path (one query per chunk).
  *
  * Deterministic: the same inputs give the same plan. Time and memory are linear in the tree, the
