@@ -75,9 +75,10 @@ function checkShape(shape: unknown): AttentionShape {
  * visibility is exact per segment. Only tokens seen by at least one query are read.
  *
  * Strategies: `deft-flatten` (default) flattens the visible tree KV depth-first and cuts it into
- * near-equal chunks of at most `chunkSize` tokens, cut on page boundaries where possible, reading every visible token exactly once; `deft-node` makes one
- * chunk per node; `deft-node-chunk` splits each node into chunks of at most `chunkSize` tokens;
- * `sequence` is the baseline where each query reads its whole path (one query per chunk).
+ * near-equal chunks of at most `chunkSize` tokens (on page boundaries where possible), reading every
+ * visible token exactly once; `deft-node` makes one chunk per node; `deft-node-chunk` splits each node
+ * into chunks of at most `chunkSize` tokens; `sequence` is the baseline where each query reads its
+ * whole path (one query per chunk).
  *
  * Deterministic: the same inputs give the same plan. Time and memory are linear in the tree, the
  * queries and the plan's size.
@@ -104,7 +105,7 @@ export function planTreeAttention(
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError('options must be an object with at least { shape }', {
       argument: 'options',
-      expected: '{ shape, strategy?, chunkSize?, targetWorkUnits? }',
+      expected: '{ shape, strategy?, chunkSize?, targetWorkUnits?, maxPartialRatio? }',
       actual: options,
     });
   }
