@@ -27,20 +27,39 @@ export type GpuBenchLoad =
   | { readonly available: true; readonly run: (options: GpuBenchOptions) => Promise<GpuBenchOutcome> }
   | { readonly available: false; readonly reason: string };
 
-const MODULES: Record<GpuBackendName, { readonly path: string; readonly exportName: string }> = {
-  cuda: { path: '../gpu/cuda-bench.js', exportName: 'runCudaBench' },
-  webgpu: { path: '../gpu/webgpu-bench.js', exportName: 'runWebGpuBench' },
+type GpuBenchEntry = (options: GpuBenchOptions) => Promise<GpuBenchOutcome>;
+
+/** Module of the WebGPU bench, imported by path until it is part of every build. */
+const WEBGPU_BENCH_MODULE = '../gpu/webgpu-bench.js';
+
+/**
+ * How each GPU bench module is imported. Literal specifiers where the module is always present, so a
+ * bundler (the GPU machine runs an esbuild bundle) follows them.
+ */
+const LOADERS: Record<
+  GpuBackendName,
+  { readonly exportName: string; readonly load: () => Promise<Record<string, unknown>> }
+> = {
+  cuda: {
+    exportName: 'runCudaBench',
+    load: async () => (await import('../gpu/cuda-bench.js')) as Record<string, unknown>,
+  },
+  webgpu: {
+    exportName: 'runWebGpuBench',
+    load: async () => (await import(/* @vite-ignore */ WEBGPU_BENCH_MODULE)) as Record<string, unknown>,
+  },
 };
 
 /**
- * Loads the bench module of a GPU backend (`src/gpu/`). A module that is missing or does not export its
- * entry point is reported as unavailable with the reason, never thrown.
+ * Loads the bench module of a GPU backend (`src/gpu/`). A module that is missing, fails to load (its
+ * native addon or GPU package absent) or does not export its entry point is reported as unavailable
+ * with the reason, never thrown.
  */
 export async function loadGpuBench(backend: GpuBackendName): Promise<GpuBenchLoad> {
-  const { path, exportName } = MODULES[backend];
+  const { exportName, load } = LOADERS[backend];
   let module: Record<string, unknown>;
   try {
-    module = (await import(/* @vite-ignore */ path)) as Record<string, unknown>;
+    module = await load();
   } catch (error) {
     const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
     return { available: false, reason: `its bench module could not be loaded (${message})` };
@@ -48,5 +67,5 @@ export async function loadGpuBench(backend: GpuBackendName): Promise<GpuBenchLoa
   const run = module[exportName];
   if (typeof run !== 'function')
     return { available: false, reason: `its bench module has no ${exportName}()` };
-  return { available: true, run: run as (options: GpuBenchOptions) => Promise<GpuBenchOutcome> };
+  return { available: true, run: run as GpuBenchEntry };
 }

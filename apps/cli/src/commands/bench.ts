@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core';
+import { ATTENTION_TOLERANCE } from '../attention/relative-error.js';
 import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/bench-result.js';
 import { formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
 import { type GpuBackendName, type GpuBenchOptions, loadGpuBench } from '../bench/gpu-bench-modules.js';
@@ -145,7 +146,27 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
   const summary = formatBenchSummary(outcome.rows, strategies);
   if (summary !== '') io.stdout(`\n${summary}`);
   if (jsonFile !== undefined) io.stdout(`\nwrote ${jsonFile}\n`);
-  return 0;
+  return reportFailedChecks(outcome.rows, workloads, io);
+}
+
+/**
+ * A backend that checks its output (`extra.relativeError`) against the float64 reference fails the
+ * bench (exit code 1) when any row is beyond the tolerance of its KV dtype.
+ */
+function reportFailedChecks(rows: readonly BenchRow[], workloads: readonly Workload[], io: CliIo): number {
+  let failed = 0;
+  for (const row of rows) {
+    const error = row.extra?.relativeError;
+    if (error === undefined) continue;
+    const dtype = workloads.find((workload) => workload.name === row.workload)?.dtype ?? 'f16';
+    if (!(error <= ATTENTION_TOLERANCE[dtype])) {
+      failed++;
+      io.stderr(
+        `deft bench: ${row.workload} ${row.strategy}: relative error ${error} exceeds ${ATTENTION_TOLERANCE[dtype]} (${dtype} KV)\n`,
+      );
+    }
+  }
+  return failed === 0 ? 0 : 1;
 }
 
 /** What one backend's bench produced. */
