@@ -16,7 +16,7 @@ describe('deft command line', () => {
     const top = await run(['--help']);
     expect(top.code).toBe(0);
     for (const command of ['bench', 'plan', 'attn', 'generate']) expect(top.out).toContain(command);
-    for (const command of ['bench', 'plan', 'attn']) {
+    for (const command of ['bench', 'plan', 'attn', 'generate']) {
       const help = await run([command, '--help']);
       expect(help.code).toBe(0);
       expect(help.out).toMatch(new RegExp(`^Usage: deft ${command}`));

@@ -33,7 +33,7 @@ const COMMANDS: readonly Command[] = [
   {
     name: 'generate',
     summary: 'generate text with a model and a tree search (beam, best-of-N, speculative, ToT)',
-    run: async (argv, io) => (await import('./commands/generate-command.js')).runGenerateCommand(argv, io),
+    run: async (argv, io) => (await import('./commands/generate.js')).runGenerate([...argv], io),
   },
 ];
 
