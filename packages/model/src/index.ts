@@ -12,6 +12,7 @@ export { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from './loaders/llama2c
 export { tokenizerFromGgufMetadata } from './tokenizer/gguf-tokenizer.js';
 export { loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizer/llama2c-tokenizer.js';
 export type {
+  DecodeOptions,
   EncodeOptions,
   TokenizerVocabulary,
   TokenKind,

@@ -57,6 +57,9 @@ describe('Tokenizer', () => {
     const pieces = ids.map((token) => stream.push(token));
     expect(pieces.join('') + stream.flush()).toBe(text);
     expect(pieces.some((piece) => piece === '')).toBe(true); // a partial character prints nothing yet
+    expect(tokenizer.decode(tokenizer.encode('ab', { bos: false }), { stripLeadingSpace: false })).toBe(
+      ' ab',
+    );
   });
 
   it('rejects bad ids and inconsistent vocabularies', () => {

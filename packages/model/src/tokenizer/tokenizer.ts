@@ -32,6 +32,15 @@ export interface EncodeOptions {
   readonly eos?: boolean;
 }
 
+/** Options of {@link Tokenizer.decode} and {@link Tokenizer.createTextStream}. */
+export interface DecodeOptions {
+  /**
+   * Drop the space prefix `encode` adds from the first piece (default true). Pass false when decoding a
+   * continuation of text decoded earlier, so its leading space stays.
+   */
+  readonly stripLeadingSpace?: boolean;
+}
+
 /** Incremental detokenization for streaming: feed ids, get the text they complete. */
 export interface TokenTextStream {
   /** Text completed by `token` (may be empty while a multi-byte character is still partial). */
@@ -266,14 +275,15 @@ export class Tokenizer {
 
   /**
    * Decodes ids to text. Control tokens (BOS, EOS) print nothing; byte tokens are joined into UTF-8;
-   * the space prefix added by `encode` is removed from the start.
+   * the space prefix added by `encode` is removed from the start unless `stripLeadingSpace` is false.
    * @example
    * ```ts
    * tokenizer.decode(tokenizer.encode('Once upon a time')); // 'Once upon a time'
+   * tokenizer.decode(generated, { stripLeadingSpace: false }); // ' there was …'
    * ```
    */
-  decode(tokens: ArrayLike<number>): string {
-    const stream = this.createTextStream();
+  decode(tokens: ArrayLike<number>, options: DecodeOptions = {}): string {
+    const stream = this.createTextStream(options);
     let text = '';
     for (let index = 0; index < tokens.length; index++) text += stream.push(tokens[index]!);
     return text + stream.flush();
@@ -288,9 +298,9 @@ export class Tokenizer {
    * for (const token of tokens) process.stdout.write(stream.push(token));
    * ```
    */
-  createTextStream(): TokenTextStream {
+  createTextStream(options: DecodeOptions = {}): TokenTextStream {
     const decoder = new TextDecoder('utf-8', { fatal: false });
-    let atStart = this.vocabulary.addSpacePrefix;
+    let atStart = this.vocabulary.addSpacePrefix && (options.stripLeadingSpace ?? true);
     return {
       push: (token: number): string => {
         this.checkId(token, 'token');

@@ -1,0 +1,465 @@
+import { DeftError, isModelBackend, type ModelBackend, PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
+import {
+  beamSearch,
+  bestOfN,
+  type DecodeEvent,
+  type DecodeStats,
+  DecodingEngine,
+  fewShot,
+  type GeneratedSequence,
+  generate,
+  runStrategy,
+  speculativeDecode,
+  treeOfThoughts,
+} from '@deft/decoder';
+import {
+  LlamaModel,
+  loadGgufModel,
+  loadLlama2cCheckpoint,
+  loadLlama2cTokenizer,
+  type Tokenizer,
+} from '@deft/model';
+import type { TokenTree } from '@deft/tree';
+import { type CliIo, processIo } from '../cli/cli-io.js';
+import {
+  choiceOption,
+  integerOption,
+  parseCommandLine,
+  requiredStringOption,
+  stringOption,
+} from '../cli/parse-command-line.js';
+import { UsageError } from '../errors/usage-error.js';
+import { formatBytes } from '../format/format-number.js';
+
+const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
+type Strategy = (typeof STRATEGIES)[number];
+const BACKENDS = ['cpu', 'webgpu', 'cuda'] as const;
+type BackendName = (typeof BACKENDS)[number];
+
+const HELP = `Usage: deft generate --model FILE [--tokenizer FILE] --prompt TEXT [--strategy S] [options]
+
+Generates text with a Llama-family model (GGUF, or a llama2.c checkpoint with its tokenizer file) and a
+tree search over the paged tree KV cache with DeFT attention. Greedy decoding and sampling stream the
+text; the other strategies print their sequences with scores. At the end it prints the token tree and
+the statistics: forward passes, queries, and the KV bytes read under the tree plan against the
+sequence baseline (each query reading its whole path).
+
+Options:
+  -m, --model FILE        model file: .gguf (F32/F16/BF16 tensors) or a llama2.c checkpoint (.bin)
+  -t, --tokenizer FILE    llama2.c tokenizer (tokenizer.bin, tok512.bin); a GGUF carries its own
+  -p, --prompt TEXT       the prompt (BOS is added)
+  -s, --strategy S        ${STRATEGIES.join(', ')} (default greedy)
+  -n, --max-tokens N      most tokens generated per sequence (per thought for tot; default 64)
+  --width N               beams (beam), samples (best-of), thoughts per expansion (tot) (default 4)
+  --temperature X         sampling temperature (default 0 for greedy/beam, 1 for sample/best-of/tot)
+  --top-k N               keep the N most likely tokens (default: all)
+  --top-p X               nucleus sampling threshold in (0, 1] (default 1)
+  --seed N                sampling seed (default 0)
+  --length-penalty X      beam: score = sum / length^X (default 1)
+  --early-stopping        beam: stop once --width hypotheses finished
+  --draft-length N        speculative: draft tokens per prompt-lookup match (default 6)
+  --draft-branches N      speculative: distinct draft continuations per step (default 4)
+  --keep N                tot: open thoughts kept after each expansion (default 2)
+  --depth N               tot: thoughts per answer (default 3)
+  --branch TEXT           few-shot: a suffix branching off the prompt (repeat for more branches)
+  --no-stop               do not stop at the end-of-sequence token
+  --backend B             ${BACKENDS.join(', ')} (default cpu); the backend must implement the model ops
+  --plan-strategy S       ${PLAN_STRATEGIES.join(', ')} (default deft-flatten)
+  --page-size N           tokens per KV page (default 16)
+  --pages N               KV pages in the pool (default 1024)
+  --kv-dtype D            f32 or f16 (default f32)
+  --json                  print one JSON object instead of text
+  -q, --quiet             no progress line and no tree
+  -h, --help              show this help
+
+tot scores each thought by its mean token log-probability (the model's own confidence); thoughts end at
+'.' or a newline.
+
+Examples:
+  pnpm deft generate -m ../shared/models/stories260K/stories260K.gguf -p "Once upon a time"
+  pnpm deft generate -m stories260K.bin -t tok512.bin -p "Lily saw" -s beam --width 4 -n 30
+  pnpm deft generate -m stories260K.gguf -p "Once upon a time" -s speculative -n 200 --json
+  pnpm deft generate -m stories260K.gguf -p "Once upon a time" -s few-shot --branch " Tom" --branch " a cat"
+`;
+
+/** A number option, or `undefined` when absent. @throws {UsageError} when it is not a number in range. */
+function numberOption(
+  values: Record<string, unknown>,
+  name: string,
+  check: (value: number) => boolean,
+  expected: string,
+): number | undefined {
+  const text = stringOption(values as never, name);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || !check(value)) {
+    throw new UsageError(`--${name} must be ${expected}, got '${text}'`, {
+      argument: `--${name}`,
+      expected,
+      actual: text,
+    });
+  }
+  return value;
+}
+
+async function createBackend(name: BackendName): Promise<ModelBackend> {
+  if (name === 'cpu') {
+    const { createCpuBackend } = await import('@deft/kernels-cpu');
+    return createCpuBackend();
+  }
+  let backend: Parameters<typeof isModelBackend>[0];
+  if (name === 'cuda') {
+    const { createCudaBackend } = await import('@deft/kernels-cuda');
+    backend = createCudaBackend();
+  } else {
+    const { createWebGpuBackend, requestWebGpuDevice } = await import('@deft/kernels-webgpu');
+    const handle = await requestWebGpuDevice();
+    backend = createWebGpuBackend({ device: handle.device });
+  }
+  if (!isModelBackend(backend)) {
+    backend.dispose();
+    throw new UsageError(
+      `the ${name} backend runs tree attention but does not implement the model ops yet; use --backend cpu`,
+      {
+        argument: '--backend',
+        expected: 'a backend with model ops',
+        actual: name,
+      },
+    );
+  }
+  return backend;
+}
+
+async function loadModelFiles(modelPath: string, tokenizerPath: string | undefined, backend: ModelBackend) {
+  if (modelPath.toLowerCase().endsWith('.gguf')) {
+    const gguf = await loadGgufModel(modelPath);
+    const tokenizer =
+      tokenizerPath === undefined
+        ? gguf.tokenizer
+        : await loadLlama2cTokenizer(tokenizerPath, gguf.config.vocabSize);
+    if (tokenizer === undefined) {
+      throw new UsageError(`${modelPath} carries no SentencePiece vocabulary; pass --tokenizer FILE`, {
+        argument: '--tokenizer',
+      });
+    }
+    return { model: LlamaModel.create(backend, gguf), tokenizer };
+  }
+  if (tokenizerPath === undefined) {
+    throw new UsageError(
+      'a llama2.c checkpoint needs its tokenizer: pass --tokenizer FILE (e.g. tok512.bin)',
+      { argument: '--tokenizer' },
+    );
+  }
+  const checkpoint = await loadLlama2cCheckpoint(modelPath);
+  const tokenizer = await loadLlama2cTokenizer(tokenizerPath, checkpoint.config.vocabSize);
+  return { model: LlamaModel.create(backend, checkpoint), tokenizer };
+}
+
+/** A status line on a terminal, redrawn after every forward pass; silent elsewhere. */
+function progressLine(io: CliIo, enabled: boolean) {
+  const active = enabled && io.stderrIsTerminal;
+  return {
+    update(event: DecodeEvent): void {
+      if (!active) return;
+      const { stats } = event;
+      io.stderr(
+        `\r\x1b[2K[${event.strategy}] step ${event.step}: ${stats.treeNodes} nodes, ${stats.treeTokens} tokens, ` +
+          `${stats.leaves} leaves, ${stats.pagesUsed} pages (${stats.pagesShared} shared), ${stats.queries} queries`,
+      );
+    },
+    clear(): void {
+      if (active) io.stderr('\r\x1b[2K');
+    },
+  };
+}
+
+interface Outcome {
+  readonly sequences: readonly GeneratedSequence[];
+  readonly stats: DecodeStats;
+  readonly tree: TokenTree;
+  readonly extra: Record<string, unknown>;
+}
+
+function statsLines(stats: DecodeStats): string {
+  return [
+    `forward passes ${stats.forwardPasses}, queries ${stats.queries}, peak ${stats.peakTreeNodes} tree nodes / ${stats.peakPagesUsed} KV pages`,
+    `KV read: tree plan ${formatBytes(stats.kvBytesRead)}, sequence baseline ${formatBytes(stats.sequenceKvBytes)} ` +
+      `(${stats.kvReadReduction.toFixed(2)}x less)`,
+    `time: planning ${stats.planMilliseconds.toFixed(1)} ms, forward ${stats.forwardMilliseconds.toFixed(1)} ms`,
+  ].join('\n');
+}
+
+/**
+ * `deft generate`: loads a model and runs one decoding strategy over the tree KV cache; resolves to the
+ * exit code (0 success; usage errors throw {@link UsageError}, which the `deft` dispatcher turns into
+ * exit code 2).
+ *
+ * @param argv Arguments after `deft generate`.
+ * @param io Where to write (the process's streams by default).
+ * @example
+ * ```ts
+ * process.exitCode = await runGenerate(['--model', 'stories260K.gguf', '--prompt', 'Once upon a time']);
+ * ```
+ */
+export async function runGenerate(argv: string[], io: CliIo = processIo()): Promise<number> {
+  const { help, values } = parseCommandLine('generate', argv, {
+    model: { type: 'string', short: 'm' },
+    tokenizer: { type: 'string', short: 't' },
+    prompt: { type: 'string', short: 'p' },
+    strategy: { type: 'string', short: 's' },
+    'max-tokens': { type: 'string', short: 'n' },
+    width: { type: 'string' },
+    temperature: { type: 'string' },
+    'top-k': { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+    'length-penalty': { type: 'string' },
+    'early-stopping': { type: 'boolean' },
+    'draft-length': { type: 'string' },
+    'draft-branches': { type: 'string' },
+    keep: { type: 'string' },
+    depth: { type: 'string' },
+    branch: { type: 'string', multiple: true },
+    'no-stop': { type: 'boolean' },
+    backend: { type: 'string' },
+    'plan-strategy': { type: 'string' },
+    'page-size': { type: 'string' },
+    pages: { type: 'string' },
+    'kv-dtype': { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+  });
+  if (help) {
+    io.stdout(HELP);
+    return 0;
+  }
+  const resolvePath = (path: string) => (path.startsWith('/') ? path : `${io.cwd}/${path}`);
+  const modelPath = resolvePath(requiredStringOption(values, 'model', 'generate'));
+  const tokenizerOption = stringOption(values, 'tokenizer');
+  const tokenizerPath = tokenizerOption === undefined ? undefined : resolvePath(tokenizerOption);
+  const promptText = requiredStringOption(values, 'prompt', 'generate');
+  const strategy: Strategy = choiceOption(values, 'strategy', STRATEGIES) ?? 'greedy';
+  const maxTokens = integerOption(values, 'max-tokens', 1) ?? 64;
+  const width = integerOption(values, 'width', 1) ?? 4;
+  const sampled = strategy === 'sample' || strategy === 'best-of' || strategy === 'tot';
+  const temperature =
+    numberOption(values, 'temperature', (value) => value >= 0, 'a number >= 0') ?? (sampled ? 1 : 0);
+  const topK = integerOption(values, 'top-k', 0) ?? 0;
+  const topP = numberOption(values, 'top-p', (value) => value > 0 && value <= 1, 'in (0, 1]') ?? 1;
+  const seed = integerOption(values, 'seed', 0) ?? 0;
+  const lengthPenalty = numberOption(values, 'length-penalty', () => true, 'a number') ?? 1;
+  const draftLength = integerOption(values, 'draft-length', 1) ?? 6;
+  const draftBranches = integerOption(values, 'draft-branches', 1) ?? 4;
+  const keep = integerOption(values, 'keep', 1) ?? 2;
+  const depth = integerOption(values, 'depth', 1) ?? 3;
+  const branchTexts = (values.branch as string[] | undefined) ?? [];
+  if (strategy === 'few-shot' && branchTexts.length === 0) {
+    throw new UsageError(
+      "--strategy few-shot needs at least one --branch TEXT (see 'deft generate --help')",
+      { argument: '--branch' },
+    );
+  }
+  const backendName: BackendName = choiceOption(values, 'backend', BACKENDS) ?? 'cpu';
+  const planStrategy: PlanStrategy = choiceOption(values, 'plan-strategy', PLAN_STRATEGIES) ?? 'deft-flatten';
+  const pageSize = integerOption(values, 'page-size', 1) ?? 16;
+  const numPages = integerOption(values, 'pages', 1) ?? 1024;
+  const kvDtype = choiceOption(values, 'kv-dtype', ['f32', 'f16'] as const) ?? 'f32';
+  const json = values.json === true;
+  const quiet = values.quiet === true || json;
+
+  const backend = await createBackend(backendName);
+  let model: LlamaModel | undefined;
+  let engine: DecodingEngine | undefined;
+  try {
+    const loaded = await loadModelFiles(modelPath, tokenizerPath, backend);
+    model = loaded.model;
+    const tokenizer: Tokenizer = loaded.tokenizer;
+    engine = DecodingEngine.create(model, { numPages, pageSize, kvDtype, planStrategy });
+    const prompt = tokenizer.encode(promptText);
+    const stopTokens = values['no-stop'] === true ? [] : [tokenizer.eosId];
+    const sampling = { temperature, topK, topP, seed };
+    const progress = progressLine(io, !quiet);
+    const streaming = !json && (strategy === 'greedy' || strategy === 'sample');
+    const textStream = tokenizer.createTextStream();
+    if (streaming) {
+      io.stdout(promptText);
+      for (const token of prompt) textStream.push(token);
+    }
+    const onEvent = (event: DecodeEvent) => {
+      if (streaming)
+        for (const entry of event.tokens) for (const token of entry.tokens) io.stdout(textStream.push(token));
+      else progress.update(event);
+    };
+    const common = { prompt, maxTokens, stopTokens };
+    const outcome = await runOne(strategy, engine, {
+      common,
+      sampling,
+      width,
+      lengthPenalty,
+      earlyStopping: values['early-stopping'] === true,
+      draftLength,
+      draftBranches,
+      keep,
+      depth,
+      branches: branchTexts.map((text) => tokenizer.encode(text, { bos: false })),
+      tokenizer,
+      onEvent,
+    });
+    progress.clear();
+    if (streaming) io.stdout(`${textStream.flush()}\n`);
+    const described = outcome.sequences.map((sequence) => ({
+      text: tokenizer.decode(sequence.tokens, { stripLeadingSpace: false }),
+      tokens: sequence.tokens,
+      logProbabilities: sequence.logProbabilities,
+      score: sequence.score,
+      finishReason: sequence.finishReason,
+    }));
+    if (json) {
+      const { steps, ...totals } = outcome.stats;
+      io.stdout(
+        `${JSON.stringify(
+          {
+            model: modelPath,
+            backend: backend.name,
+            strategy,
+            prompt: { text: promptText, tokens: prompt },
+            sequences: described,
+            ...outcome.extra,
+            stats: { ...totals, steps },
+            tree: outcome.tree.toJSON(),
+          },
+          null,
+          2,
+        )}\n`,
+      );
+      return 0;
+    }
+    if (!streaming) {
+      described.forEach((sequence, index) => {
+        io.stdout(
+          `[${index + 1}] score ${sequence.score.toFixed(4)} (${sequence.finishReason}, ${sequence.tokens.length} tokens)\n`,
+        );
+        io.stdout(`${promptText}${strategy === 'few-shot' ? branchTexts[index] : ''}${sequence.text}\n\n`);
+      });
+    }
+    for (const [key, value] of Object.entries(outcome.extra)) io.stdout(`${key}: ${JSON.stringify(value)}\n`);
+    if (!quiet)
+      io.stdout(`\ntoken tree at the end (pages released):\n${outcome.tree.dump({ maxTokens: 12 })}\n`);
+    io.stdout(`${statsLines(outcome.stats)}\n`);
+    return 0;
+  } catch (error) {
+    if (DeftError.isInstance(error) && !UsageError.isInstance(error)) {
+      io.stderr(`deft generate: ${(error as DeftError).message}\n`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    engine?.dispose();
+    model?.dispose();
+    backend.dispose();
+  }
+}
+
+interface RunInputs {
+  readonly common: { prompt: number[]; maxTokens: number; stopTokens: number[] };
+  readonly sampling: { temperature: number; topK: number; topP: number; seed: number };
+  readonly width: number;
+  readonly lengthPenalty: number;
+  readonly earlyStopping: boolean;
+  readonly draftLength: number;
+  readonly draftBranches: number;
+  readonly keep: number;
+  readonly depth: number;
+  readonly branches: number[][];
+  readonly tokenizer: Tokenizer;
+  readonly onEvent: (event: DecodeEvent) => void;
+}
+
+async function runOne(strategy: Strategy, engine: DecodingEngine, inputs: RunInputs): Promise<Outcome> {
+  const { common, sampling, onEvent } = inputs;
+  switch (strategy) {
+    case 'greedy':
+    case 'sample': {
+      const result = await runStrategy(
+        generate(engine, {
+          ...common,
+          sampling: strategy === 'greedy' ? { ...sampling, temperature: 0 } : sampling,
+        }),
+        onEvent,
+      );
+      return { sequences: [result.sequence], stats: result.stats, tree: result.tree, extra: {} };
+    }
+    case 'beam': {
+      const result = await runStrategy(
+        beamSearch(engine, {
+          ...common,
+          width: inputs.width,
+          lengthPenalty: inputs.lengthPenalty,
+          earlyStopping: inputs.earlyStopping,
+        }),
+        onEvent,
+      );
+      return { sequences: result.sequences, stats: result.stats, tree: result.tree, extra: {} };
+    }
+    case 'best-of': {
+      const result = await runStrategy(bestOfN(engine, { ...common, n: inputs.width, sampling }), onEvent);
+      return {
+        sequences: result.sequences,
+        stats: result.stats,
+        tree: result.tree,
+        extra: { branchIndices: result.branchIndices },
+      };
+    }
+    case 'speculative': {
+      const result = await runStrategy(
+        speculativeDecode(engine, {
+          ...common,
+          draft: { draftLength: inputs.draftLength, maxBranches: inputs.draftBranches },
+        }),
+        onEvent,
+      );
+      return {
+        sequences: [result.sequence],
+        stats: result.stats,
+        tree: result.tree,
+        extra: { acceptance: result.acceptance },
+      };
+    }
+    case 'tot': {
+      const ends = ['.', '\n'].map((text) => inputs.tokenizer.encode(text, { bos: false }).at(-1)!);
+      const result = await runStrategy(
+        treeOfThoughts(engine, {
+          ...common,
+          branching: inputs.width,
+          keep: inputs.keep,
+          maxDepth: inputs.depth,
+          thoughtEnd: ends,
+          sampling,
+          score: (thought) => thought.logProbability / Math.max(1, thought.tokens.length),
+        }),
+        onEvent,
+      );
+      return {
+        sequences: [
+          result.best,
+          ...result.answers.slice(1).map((answer) => ({
+            tokens: answer.pathTokens,
+            logProbabilities: answer.pathLogProbabilities,
+            score: answer.score,
+            finishReason: 'length' as const,
+          })),
+        ],
+        stats: result.stats,
+        tree: result.tree,
+        extra: { expansions: result.expansions, thoughts: result.thoughts, answers: result.answers.length },
+      };
+    }
+    case 'few-shot': {
+      const result = await runStrategy(
+        fewShot(engine, { ...common, branches: inputs.branches, sampling }),
+        onEvent,
+      );
+      return { sequences: result.sequences, stats: result.stats, tree: result.tree, extra: {} };
+    }
+  }
+}
