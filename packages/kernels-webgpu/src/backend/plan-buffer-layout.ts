@@ -42,7 +42,8 @@ export function packPlan(plan: TreeAttentionPlan): { words: Uint32Array; layout:
   const words = new Uint32Array(Math.max(4, total));
   for (const [name, array] of arrays) {
     const offset = offsets[name]!;
-    if (array instanceof Int32Array) words.set(new Uint32Array(array.buffer, array.byteOffset, array.length), offset);
+    if (array instanceof Int32Array)
+      words.set(new Uint32Array(array.buffer, array.byteOffset, array.length), offset);
     else words.set(array, offset);
   }
   return { words, layout: offsets as PlanBufferLayout };

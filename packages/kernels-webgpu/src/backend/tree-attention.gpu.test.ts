@@ -6,7 +6,8 @@ import { openTestDevice } from '../test-support/open-test-device.js';
 import { createWebGpuBackend, type WebGpuBackendOptions } from './webgpu-backend.js';
 
 const testDevice = await openTestDevice();
-if (testDevice.handle === undefined) console.warn(`WebGPU tree-attention tests skipped: ${testDevice.skipReason}`);
+if (testDevice.handle === undefined)
+  console.warn(`WebGPU tree-attention tests skipped: ${testDevice.skipReason}`);
 else console.info(`WebGPU tests on ${testDevice.handle.description} via ${testDevice.driver}`);
 
 const TOLERANCE = { f16: 2e-3, f32: 1e-5 } as const;
@@ -35,7 +36,11 @@ const VARIANTS: readonly Variant[] = [
     options: { useShaderF16: false, useSubgroups: false },
     seeds: { f16: [12, 13, 14, 15, 16, 17], f32: [18, 19, 20] },
   },
-  { name: 'small workgroup memory (8 KiB tiles)', options: { maxWorkgroupStorageBytes: 8192 }, seeds: { f16: [1, 3], f32: [2] } },
+  {
+    name: 'small workgroup memory (8 KiB tiles)',
+    options: { maxWorkgroupStorageBytes: 8192 },
+    seeds: { f16: [1, 3], f32: [2] },
+  },
 ];
 
 describe.skipIf(testDevice.handle === undefined)('WebGPU tree attention against directTreeAttention', () => {
@@ -53,9 +58,14 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU tree attention against 
           const base = SMALL_SHAPES[seed % SMALL_SHAPES.length]!;
           const shape: AttentionShape = { ...base, kvDtype };
           it(`${kvDtype} KV, ${testCase.description}, heads ${shape.numHeads}/${shape.numKvHeads}, headDim ${shape.headDim}`, async () => {
-            const results = await checkTreeAttention(backend, testCase, shape, { seed: 1000 + seed, strategies: PLAN_STRATEGIES });
+            const results = await checkTreeAttention(backend, testCase, shape, {
+              seed: 1000 + seed,
+              strategies: PLAN_STRATEGIES,
+            });
             for (const result of results) {
-              expect(result.relativeError, `${result.strategy} (${result.numChunks} chunks)`).toBeLessThan(TOLERANCE[kvDtype]);
+              expect(result.relativeError, `${result.strategy} (${result.numChunks} chunks)`).toBeLessThan(
+                TOLERANCE[kvDtype],
+              );
             }
           });
         }
@@ -78,12 +88,22 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU tree attention against 
           positions.push(node.tokens - 1);
         }
       });
-      const testCase = { ...tree, pageSize: 16, queries: { nodes: Int32Array.from(queryNodes), positions: Int32Array.from(positions) } };
+      const testCase = {
+        ...tree,
+        pageSize: 16,
+        queries: { nodes: Int32Array.from(queryNodes), positions: Int32Array.from(positions) },
+      };
       const shape: AttentionShape = { numHeads: 8, numKvHeads: 2, headDim: 16, kvDtype: 'f16' };
       for (const chunkSize of [1, 333]) {
-        const results = await checkTreeAttention(backend, testCase, shape, { seed: 7, strategies: PLAN_STRATEGIES, chunkSize });
+        const results = await checkTreeAttention(backend, testCase, shape, {
+          seed: 7,
+          strategies: PLAN_STRATEGIES,
+          chunkSize,
+        });
         for (const result of results) {
-          expect(result.relativeError, `${result.strategy}, chunkSize ${chunkSize}`).toBeLessThan(TOLERANCE.f16);
+          expect(result.relativeError, `${result.strategy}, chunkSize ${chunkSize}`).toBeLessThan(
+            TOLERANCE.f16,
+          );
         }
       }
     });
@@ -95,17 +115,25 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU tree attention against 
     for (const kvDtype of ['f16'] as const) {
       it(`${kvDtype} KV: a speculative tree with 24 one-token leaves over a 300-token prefix`, async () => {
         const nodes = [{ parent: -1, tokens: 300 }];
-        for (let leaf = 0; leaf < 24; leaf++) nodes.push({ parent: leaf < 8 ? 0 : 1 + (leaf % 8), tokens: 1 });
+        for (let leaf = 0; leaf < 24; leaf++)
+          nodes.push({ parent: leaf < 8 ? 0 : 1 + (leaf % 8), tokens: 1 });
         const tree = buildPagedTree(nodes, 16, { seed: 11 });
         const leaves = nodes.map((_, index) => index).filter((index) => index > 8);
         const testCase = {
           ...tree,
           pageSize: 16,
-          queries: { nodes: Int32Array.from(leaves, (index) => tree.nodeIds[index]!), positions: new Int32Array(leaves.length) },
+          queries: {
+            nodes: Int32Array.from(leaves, (index) => tree.nodeIds[index]!),
+            positions: new Int32Array(leaves.length),
+          },
         };
         const shape: AttentionShape = { numHeads: 32, numKvHeads: 8, headDim: 128, kvDtype };
-        const results = await checkTreeAttention(backend, testCase, shape, { seed: 5, strategies: ['deft-flatten', 'sequence'] });
-        for (const result of results) expect(result.relativeError, result.strategy).toBeLessThan(TOLERANCE[kvDtype]);
+        const results = await checkTreeAttention(backend, testCase, shape, {
+          seed: 5,
+          strategies: ['deft-flatten', 'sequence'],
+        });
+        for (const result of results)
+          expect(result.relativeError, result.strategy).toBeLessThan(TOLERANCE[kvDtype]);
       });
     }
   });

@@ -1,10 +1,10 @@
 import {
+  type AttentionShape,
   BackendError,
   DisposedError,
   f16BitsToF32,
   f32ToF16Bits,
   InvalidArgumentError,
-  type AttentionShape,
   UnsupportedError,
 } from '@deft/core';
 import { planTreeAttention } from '@deft/kv-cache';
@@ -18,7 +18,8 @@ import type { WebGpuPreparedPlan } from './webgpu-prepared-plan.js';
 const testDevice = await openTestDevice();
 if (testDevice.handle === undefined) console.warn(`WebGPU backend tests skipped: ${testDevice.skipReason}`);
 
-const roundF16 = (values: Float32Array): Float32Array => values.map((value) => f16BitsToF32(f32ToF16Bits(value)));
+const roundF16 = (values: Float32Array): Float32Array =>
+  values.map((value) => f16BitsToF32(f32ToF16Bits(value)));
 const SHAPE: AttentionShape = { numHeads: 4, numKvHeads: 2, headDim: 8, kvDtype: 'f16' };
 
 function smallTree() {
@@ -52,7 +53,14 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
   for (const dtype of ['f32', 'f16'] as const) {
     it(`writes and reads KV slots (${dtype}, host arrays and device tensors, two layers)`, async () => {
       const random = new SeededRandom(3);
-      const storage = backend.createKVStorage({ numLayers: 2, numPages: 5, pageSize: 3, numKvHeads: 2, headDim: 4, dtype });
+      const storage = backend.createKVStorage({
+        numLayers: 2,
+        numPages: 5,
+        pageSize: 3,
+        numKvHeads: 2,
+        headDim: 4,
+        dtype,
+      });
       const slots = Int32Array.of(14, 0, 7, 3);
       const k = random.float32Array(4 * 8);
       const v = random.float32Array(4 * 8);
@@ -79,13 +87,28 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
   it('copies pages with the sequential meaning of the list, in every layer', async () => {
     const pageSize = 2;
     const rowValues = 4;
-    const storage = backend.createKVStorage({ numLayers: 2, numPages: 4, pageSize, numKvHeads: 1, headDim: 4, dtype: 'f16' });
+    const storage = backend.createKVStorage({
+      numLayers: 2,
+      numPages: 4,
+      pageSize,
+      numKvHeads: 1,
+      headDim: 4,
+      dtype: 'f16',
+    });
     const slots = Int32Array.from({ length: 8 }, (_, index) => index);
     const values = Float32Array.from({ length: 8 * rowValues }, (_, index) => index);
-    for (const layer of [0, 1]) backend.writeKV(storage, layer, slots, values, values.map((value) => -value));
+    for (const layer of [0, 1])
+      backend.writeKV(
+        storage,
+        layer,
+        slots,
+        values,
+        values.map((value) => -value),
+      );
     // 0 -> 1, then 1 -> 2 (reads the new page 1), then 3 -> 3 (nothing).
     backend.copyPages(storage, Int32Array.of(0, 1, 3), Int32Array.of(1, 2, 3));
-    const page = (index: number) => values.slice(index * pageSize * rowValues, (index + 1) * pageSize * rowValues);
+    const page = (index: number) =>
+      values.slice(index * pageSize * rowValues, (index + 1) * pageSize * rowValues);
     const expected = Float32Array.of(...page(0), ...page(0), ...page(0), ...page(3));
     for (const layer of [0, 1]) {
       const { k, v } = await backend.readKV(storage, layer, slots);
@@ -96,7 +119,7 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
   });
 
   it('uploads and downloads f32 and f16 tensors (odd sizes)', async () => {
-    const values = Float32Array.of(1, -2.5, 3.14159, 65504, 1e-3);
+    const values = Float32Array.of(1, -2.5, 3.25, 65504, 1e-3);
     const f32 = backend.createTensor({ shape: [5], dtype: 'f32' });
     const f16 = backend.createTensor({ shape: [5], dtype: 'f16' });
     backend.uploadTensor(f32, values);
@@ -108,23 +131,43 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
   });
 
   it('rejects bad arguments before changing anything', async () => {
-    const storage = backend.createKVStorage({ numLayers: 1, numPages: 2, pageSize: 2, numKvHeads: 1, headDim: 4, dtype: 'f32' });
+    const storage = backend.createKVStorage({
+      numLayers: 1,
+      numPages: 2,
+      pageSize: 2,
+      numKvHeads: 1,
+      headDim: 4,
+      dtype: 'f32',
+    });
     const ones = new Float32Array(8).fill(1);
     backend.writeKV(storage, 0, Int32Array.of(0, 1), ones, ones);
     const bad = new Float32Array(8).fill(7);
     expect(() => backend.writeKV(storage, 0, Int32Array.of(0, 4), bad, bad)).toThrow(InvalidArgumentError);
     expect(() => backend.writeKV(storage, 0, Int32Array.of(1, 1), bad, bad)).toThrow(InvalidArgumentError);
     expect(() => backend.writeKV(storage, 1, Int32Array.of(0, 1), bad, bad)).toThrow(InvalidArgumentError);
-    expect(() => backend.writeKV(storage, 0, Int32Array.of(0, 1), bad.subarray(1), bad)).toThrow(InvalidArgumentError);
-    expect(() => backend.copyPages(storage, Int32Array.of(0), Int32Array.of(2))).toThrow(InvalidArgumentError);
-    expect((await backend.readKV(storage, 0, Int32Array.of(0, 1))).k).toEqual(ones);
-    expect(() => backend.createKVStorage({ numLayers: 1, numPages: 1, pageSize: 1, numKvHeads: 1, headDim: 6, dtype: 'f32' })).toThrow(
-      UnsupportedError,
+    expect(() => backend.writeKV(storage, 0, Int32Array.of(0, 1), bad.subarray(1), bad)).toThrow(
+      InvalidArgumentError,
     );
+    expect(() => backend.copyPages(storage, Int32Array.of(0), Int32Array.of(2))).toThrow(
+      InvalidArgumentError,
+    );
+    expect((await backend.readKV(storage, 0, Int32Array.of(0, 1))).k).toEqual(ones);
+    expect(() =>
+      backend.createKVStorage({
+        numLayers: 1,
+        numPages: 1,
+        pageSize: 1,
+        numKvHeads: 1,
+        headDim: 6,
+        dtype: 'f32',
+      }),
+    ).toThrow(UnsupportedError);
     expect(() => backend.createTensor({ shape: [2, -1], dtype: 'f32' })).toThrow(InvalidArgumentError);
     const other = createWebGpuBackend({ device });
     const foreign = other.createTensor({ shape: [2, 1, 4], dtype: 'f32' });
-    expect(() => backend.writeKV(storage, 0, Int32Array.of(0, 1), foreign, ones)).toThrow(InvalidArgumentError);
+    expect(() => backend.writeKV(storage, 0, Int32Array.of(0, 1), foreign, ones)).toThrow(
+      InvalidArgumentError,
+    );
     other.dispose();
     storage.dispose();
     await expect(backend.readKV(storage, 0, Int32Array.of(0))).rejects.toThrow(DisposedError);
@@ -134,8 +177,22 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
     const { view, queries, numPages } = smallTree();
     const plan = planTreeAttention(view, queries, { shape: SHAPE });
     const prepared = backend.preparePlan(plan);
-    const storage = backend.createKVStorage({ numLayers: 1, numPages, pageSize: 4, numKvHeads: 2, headDim: 8, dtype: 'f16' });
-    const small = backend.createKVStorage({ numLayers: 1, numPages: 1, pageSize: 4, numKvHeads: 2, headDim: 8, dtype: 'f16' });
+    const storage = backend.createKVStorage({
+      numLayers: 1,
+      numPages,
+      pageSize: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      dtype: 'f16',
+    });
+    const small = backend.createKVStorage({
+      numLayers: 1,
+      numPages: 1,
+      pageSize: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      dtype: 'f16',
+    });
     const q = backend.createTensor({ shape: [queries.nodes.length, 4, 8], dtype: 'f32' });
     const wrong = backend.createTensor({ shape: [queries.nodes.length, 8, 4], dtype: 'f32' });
     const args = { storage, layer: 0, plan: prepared, q, out: q, scale: 0.25 };
@@ -143,7 +200,9 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
     expect(() => backend.treeAttention({ ...args, storage: small })).toThrow(InvalidArgumentError);
     expect(() => backend.treeAttention({ ...args, layer: 1 })).toThrow(InvalidArgumentError);
     expect(() => backend.treeAttention({ ...args, scale: Number.NaN })).toThrow(InvalidArgumentError);
-    expect(() => backend.preparePlan({ ...plan, numQueries: plan.numQueries + 1 })).toThrow(InvalidArgumentError);
+    expect(() => backend.preparePlan({ ...plan, numQueries: plan.numQueries + 1 })).toThrow(
+      InvalidArgumentError,
+    );
     expect(() => backend.preparePlan(plan, { ...SHAPE, numHeads: 3 })).toThrow(InvalidArgumentError);
     prepared.dispose();
     prepared.dispose();
@@ -153,13 +212,23 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
 
   it('creates pipelines and bind groups once and reuses them across layers and calls', async () => {
     const { view, queries, numPages } = smallTree();
-    const prepared = backend.preparePlan(planTreeAttention(view, queries, { shape: SHAPE })) as WebGpuPreparedPlan;
-    const storage = backend.createKVStorage({ numLayers: 2, numPages, pageSize: 4, numKvHeads: 2, headDim: 8, dtype: 'f16' });
+    const prepared = backend.preparePlan(
+      planTreeAttention(view, queries, { shape: SHAPE }),
+    ) as WebGpuPreparedPlan;
+    const storage = backend.createKVStorage({
+      numLayers: 2,
+      numPages,
+      pageSize: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      dtype: 'f16',
+    });
     const q = backend.createTensor({ shape: [queries.nodes.length, 4, 8], dtype: 'f32' });
     const out = backend.createTensor({ shape: [queries.nodes.length, 4, 8], dtype: 'f32' });
     backend.uploadTensor(q, new Float32Array(queries.nodes.length * 32).fill(0.5));
     for (let step = 0; step < 3; step++) {
-      for (const layer of [0, 1]) backend.treeAttention({ storage, layer, plan: prepared, q, out, scale: 0.25 });
+      for (const layer of [0, 1])
+        backend.treeAttention({ storage, layer, plan: prepared, q, out, scale: 0.25 });
     }
     await backend.synchronize();
     expect(prepared.attentionBindGroups.size).toBe(2);
@@ -176,15 +245,26 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
     if (!backend.features.timestampQuery) return;
     const { view, queries, numPages } = smallTree();
     const prepared = backend.preparePlan(planTreeAttention(view, queries, { shape: SHAPE }));
-    const storage = backend.createKVStorage({ numLayers: 1, numPages, pageSize: 4, numKvHeads: 2, headDim: 8, dtype: 'f16' });
+    const storage = backend.createKVStorage({
+      numLayers: 1,
+      numPages,
+      pageSize: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      dtype: 'f16',
+    });
     const q = backend.createTensor({ shape: [queries.nodes.length, 4, 8], dtype: 'f32' });
     const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
     const encoder = device.createCommandEncoder();
-    backend.encodeTreeAttention(encoder, { storage, layer: 0, plan: prepared, q, out: q, scale: 1 }, {
-      querySet,
-      beginningOfPassWriteIndex: 0,
-      endOfPassWriteIndex: 1,
-    });
+    backend.encodeTreeAttention(
+      encoder,
+      { storage, layer: 0, plan: prepared, q, out: q, scale: 1 },
+      {
+        querySet,
+        beginningOfPassWriteIndex: 0,
+        endOfPassWriteIndex: 1,
+      },
+    );
     device.queue.submit([encoder.finish()]);
     await backend.synchronize();
     querySet.destroy();
@@ -196,7 +276,14 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
   it('surfaces WebGPU validation errors as BackendError from synchronize()', async () => {
     const { view, queries, numPages } = smallTree();
     const prepared = backend.preparePlan(planTreeAttention(view, queries, { shape: SHAPE }));
-    const storage = backend.createKVStorage({ numLayers: 1, numPages, pageSize: 4, numKvHeads: 2, headDim: 8, dtype: 'f16' });
+    const storage = backend.createKVStorage({
+      numLayers: 1,
+      numPages,
+      pageSize: 4,
+      numKvHeads: 2,
+      headDim: 8,
+      dtype: 'f16',
+    });
     const q = backend.createTensor({ shape: [queries.nodes.length, 4, 8], dtype: 'f32' });
     backend.tensorBuffer(q).destroy(); // behind the backend's back: the submit is invalid
     backend.treeAttention({ storage, layer: 0, plan: prepared, q, out: q, scale: 1 });
@@ -224,7 +311,9 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU backend contract', () =
     handle.dispose();
     await handle.device.lost;
     expect(() => own.createTensor({ shape: [1], dtype: 'f32' })).toThrow(BackendError);
-    await expect(own.downloadTensor(tensor)).rejects.toSatisfy((error: unknown) => BackendError.isInstance(error));
+    await expect(own.downloadTensor(tensor)).rejects.toSatisfy((error: unknown) =>
+      BackendError.isInstance(error),
+    );
     own.dispose();
   });
 });

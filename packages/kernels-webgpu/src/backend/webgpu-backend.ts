@@ -1,40 +1,49 @@
 /// <reference types="@webgpu/types" />
 import {
   type AttentionShape,
-  BACKEND_CONTRACT_VERSION,
-  type Backend,
-  BackendError,
-  type BackendCapabilities,
-  CapacityError,
-  type DType,
-  type DeviceTensor,
-  DisposedError,
-  type KVStorage,
-  type KVStorageDescriptor,
-  InvalidArgumentError,
-  PLAN_STRATEGIES,
-  type PreparedPlan,
-  type TensorDescriptor,
-  type TreeAttentionArgs,
-  type TreeAttentionPlan,
-  UnsupportedError,
   assertFinite,
   assertInteger,
+  BACKEND_CONTRACT_VERSION,
+  type Backend,
+  type BackendCapabilities,
+  BackendError,
+  CapacityError,
+  type DeviceTensor,
+  DisposedError,
+  type DType,
   describeValue,
   formatShape,
   fromF16Array,
+  InvalidArgumentError,
   isDType,
+  type KVStorage,
+  type KVStorageDescriptor,
+  PLAN_STRATEGIES,
+  type PreparedPlan,
   shapeSize,
+  type TensorDescriptor,
+  type TreeAttentionArgs,
+  type TreeAttentionPlan,
   toF16Array,
+  UnsupportedError,
   validatePlan,
 } from '@deft/core';
 import { BUFFER_USAGE, MAP_MODE } from '../device/gpu-flags.js';
 import { describeAdapter } from '../device/request-device.js';
-import { type AttentionKernelConfig, chooseAttentionKernelConfig } from '../shaders/attention-kernel-config.js';
+import {
+  type AttentionKernelConfig,
+  attentionKernelLayout,
+  chooseAttentionKernelConfig,
+} from '../shaders/attention-kernel-config.js';
 import { ATTENTION_PARAMS_BYTES, encodeAttentionParams } from '../shaders/attention-params.js';
 import { attentionShader } from '../shaders/attention-shader.js';
 import type { KvFormat } from '../shaders/kv-format.js';
-import { copyPagesShader, gatherKvShader, scatterKvShader, TRANSFER_THREADS } from '../shaders/kv-transfer-shaders.js';
+import {
+  copyPagesShader,
+  gatherKvShader,
+  scatterKvShader,
+  TRANSFER_THREADS,
+} from '../shaders/kv-transfer-shaders.js';
 import { MERGE_THREADS, mergeShader } from '../shaders/merge-shader.js';
 import { copyPageBatches } from './copy-page-batches.js';
 import { DeviceErrorMonitor } from './device-error-monitor.js';
@@ -66,6 +75,11 @@ export interface WebGpuBackendOptions {
   readonly subgroupMinSize?: number;
   /** Cap on the workgroup memory the attention kernel uses (default: the device limit). */
   readonly maxWorkgroupStorageBytes?: number;
+  /**
+   * Workgroups to aim for per attention dispatch (default 512): when a plan has fewer (KV head, chunk)
+   * units, several workgroups share a unit's row tiles.
+   */
+  readonly targetWorkgroups?: number;
 }
 
 /** What the backend uses of the device it runs on. */
@@ -102,7 +116,11 @@ export interface WebGpuBackend extends Backend {
    * compute pass) into `encoder` without submitting it, so a whole step's layers can share one command
    * buffer. Validates like {@link Backend.treeAttention}.
    */
-  encodeTreeAttention(encoder: GPUCommandEncoder, args: TreeAttentionArgs, timestampWrites?: AttentionTimestampWrites): void;
+  encodeTreeAttention(
+    encoder: GPUCommandEncoder,
+    args: TreeAttentionArgs,
+    timestampWrites?: AttentionTimestampWrites,
+  ): void;
   /** The kernel configuration the backend uses for an attention shape (tile sizes, subgroup lanes). */
   attentionKernelConfig(shape: AttentionShape): AttentionKernelConfig;
   /** The buffer behind a tensor of this backend (for interop; do not destroy it). */
@@ -163,6 +181,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
   private readonly plans = new Set<WebGpuPreparedPlan>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly maxWorkgroupsPerDimension: number;
+  private readonly targetWorkgroups: number;
 
   constructor(options: WebGpuBackendOptions) {
     const device = options.device;
@@ -182,6 +201,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
     };
     this.maxWorkgroupsPerDimension = limits.maxComputeWorkgroupsPerDimension;
+    this.targetWorkgroups = options.targetWorkgroups ?? 512;
     this.capabilities = {
       kvDtypes: ['f32', 'f16'],
       strategies: [...PLAN_STRATEGIES],
@@ -210,7 +230,9 @@ class WebGpuBackendImpl implements WebGpuBackend {
         label: `deft tensor ${formatShape(shape)} ${dtype}`,
       }),
     );
-    const tensor = new WebGpuTensor(this, [...shape], dtype, size, buffer, (disposed) => this.tensors.delete(disposed));
+    const tensor = new WebGpuTensor(this, [...shape], dtype, size, buffer, (disposed) =>
+      this.tensors.delete(disposed),
+    );
     this.tensors.add(tensor);
     return tensor;
   }
@@ -219,11 +241,14 @@ class WebGpuBackendImpl implements WebGpuBackend {
     this.assertUsable();
     const target = this.ownTensor('tensor', tensor);
     if (!(data instanceof Float32Array) || data.length !== target.size) {
-      throw new InvalidArgumentError(`data must be a Float32Array of ${target.size} values for a ${formatShape(target.shape)} tensor`, {
-        argument: 'data',
-        expected: `Float32Array(${target.size})`,
-        actual: data instanceof Float32Array ? data.length : describeValue(data),
-      });
+      throw new InvalidArgumentError(
+        `data must be a Float32Array of ${target.size} values for a ${formatShape(target.shape)} tensor`,
+        {
+          argument: 'data',
+          expected: `Float32Array(${target.size})`,
+          actual: data instanceof Float32Array ? data.length : describeValue(data),
+        },
+      );
     }
     const bytes = target.dtype === 'f16' ? padToWords(toF16Array(data)) : data;
     this.monitor.scoped('uploadTensor', () => this.device.queue.writeBuffer(target.buffer, 0, bytes));
@@ -248,7 +273,10 @@ class WebGpuBackendImpl implements WebGpuBackend {
   createKVStorage(descriptor: KVStorageDescriptor): KVStorage {
     this.assertUsable();
     if (typeof descriptor !== 'object' || descriptor === null) {
-      throw new InvalidArgumentError('descriptor must be a KVStorageDescriptor', { argument: 'descriptor', actual: descriptor });
+      throw new InvalidArgumentError('descriptor must be a KVStorageDescriptor', {
+        argument: 'descriptor',
+        actual: descriptor,
+      });
     }
     const numLayers = assertInteger('descriptor.numLayers', descriptor.numLayers, 1);
     const numPages = assertInteger('descriptor.numPages', descriptor.numPages, 1);
@@ -259,14 +287,25 @@ class WebGpuBackendImpl implements WebGpuBackend {
     const format = this.kvFormat(dtype);
     const layerBytes = numPages * pageSize * numKvHeads * headDim * (dtype === 'f16' ? 2 : 4);
     this.checkBufferSize('one layer of K (numPages × pageSize × numKvHeads × headDim)', layerBytes);
-    const frozen: KVStorageDescriptor = Object.freeze({ numLayers, numPages, pageSize, numKvHeads, headDim, dtype });
+    const frozen: KVStorageDescriptor = Object.freeze({
+      numLayers,
+      numPages,
+      pageSize,
+      numKvHeads,
+      headDim,
+      dtype,
+    });
     const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
     const { keys, values } = this.monitor.scoped('createKVStorage', () => {
       const keys: GPUBuffer[] = [];
       const values: GPUBuffer[] = [];
       for (let layer = 0; layer < numLayers; layer++) {
-        keys.push(this.device.createBuffer({ size: align16(layerBytes), usage, label: `deft K layer ${layer}` }));
-        values.push(this.device.createBuffer({ size: align16(layerBytes), usage, label: `deft V layer ${layer}` }));
+        keys.push(
+          this.device.createBuffer({ size: align16(layerBytes), usage, label: `deft K layer ${layer}` }),
+        );
+        values.push(
+          this.device.createBuffer({ size: align16(layerBytes), usage, label: `deft V layer ${layer}` }),
+        );
       }
       return { keys, values };
     });
@@ -296,11 +335,14 @@ class WebGpuBackendImpl implements WebGpuBackend {
     const unitsPerItem = rowValues / 4;
     const rowBytes = count * rowValues * 4;
     this.monitor.scoped('writeKV', () => {
-      const hostBytes = (keySource instanceof Float32Array ? alignBinding(rowBytes) : 0) + (valueSource instanceof Float32Array ? rowBytes : 0);
+      const hostBytes =
+        (keySource instanceof Float32Array ? alignBinding(rowBytes) : 0) +
+        (valueSource instanceof Float32Array ? rowBytes : 0);
       const transfer = this.createTransferBuffer(count, unitsPerItem, slots, hostBytes);
       let hostOffset = transfer.offsets.first;
       const bindSource = (source: Float32Array | WebGpuTensor): GPUBufferBinding => {
-        if (source instanceof WebGpuTensor) return { buffer: source.buffer, offset: 0, size: align16(rowBytes) };
+        if (source instanceof WebGpuTensor)
+          return { buffer: source.buffer, offset: 0, size: align16(rowBytes) };
         const offset = hostOffset;
         this.device.queue.writeBuffer(transfer.buffer, offset, source);
         hostOffset += alignBinding(rowBytes);
@@ -312,7 +354,10 @@ class WebGpuBackendImpl implements WebGpuBackend {
       const encoder = this.device.createCommandEncoder({ label: 'deft writeKV' });
       const pass = encoder.beginComputePass();
       pass.setPipeline(pipeline);
-      const grid = linearDispatchGrid(Math.ceil((count * unitsPerItem) / TRANSFER_THREADS), this.maxWorkgroupsPerDimension);
+      const grid = linearDispatchGrid(
+        Math.ceil((count * unitsPerItem) / TRANSFER_THREADS),
+        this.maxWorkgroupsPerDimension,
+      );
       for (const [rows, buffer] of [
         [keyBinding, target.keys[layer]!],
         [valueBinding, target.values[layer]!],
@@ -322,8 +367,18 @@ class WebGpuBackendImpl implements WebGpuBackend {
           this.device.createBindGroup({
             layout: pipeline.getBindGroupLayout(0),
             entries: [
-              { binding: 0, resource: { buffer: transfer.buffer, offset: transfer.offsets.params, size: 16 } },
-              { binding: 1, resource: { buffer: transfer.buffer, offset: transfer.offsets.slots, size: align16(count * 4) } },
+              {
+                binding: 0,
+                resource: { buffer: transfer.buffer, offset: transfer.offsets.params, size: 16 },
+              },
+              {
+                binding: 1,
+                resource: {
+                  buffer: transfer.buffer,
+                  offset: transfer.offsets.slots,
+                  size: align16(count * 4),
+                },
+              },
               { binding: 2, resource: rows },
               { binding: 3, resource: { buffer } },
             ],
@@ -337,7 +392,11 @@ class WebGpuBackendImpl implements WebGpuBackend {
     });
   }
 
-  async readKV(storage: KVStorage, layer: number, slots: Int32Array): Promise<{ k: Float32Array; v: Float32Array }> {
+  async readKV(
+    storage: KVStorage,
+    layer: number,
+    slots: Int32Array,
+  ): Promise<{ k: Float32Array; v: Float32Array }> {
     this.assertUsable();
     const source = this.ownStorage(storage);
     this.checkLayer(source, layer);
@@ -352,12 +411,19 @@ class WebGpuBackendImpl implements WebGpuBackend {
     this.checkBufferSize('readKV rows', rowBytes);
     const rows = this.monitor.scoped('readKV', () => {
       const transfer = this.createTransferBuffer(count, unitsPerItem, slots, 0);
-      const rows = this.device.createBuffer({ size: total, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC, label: 'deft readKV rows' });
+      const rows = this.device.createBuffer({
+        size: total,
+        usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC,
+        label: 'deft readKV rows',
+      });
       const pipeline = this.pipeline(`gather:${source.format}`, () => gatherKvShader(source.format));
       const encoder = this.device.createCommandEncoder({ label: 'deft readKV' });
       const pass = encoder.beginComputePass();
       pass.setPipeline(pipeline);
-      const grid = linearDispatchGrid(Math.ceil((count * unitsPerItem) / TRANSFER_THREADS), this.maxWorkgroupsPerDimension);
+      const grid = linearDispatchGrid(
+        Math.ceil((count * unitsPerItem) / TRANSFER_THREADS),
+        this.maxWorkgroupsPerDimension,
+      );
       for (const [buffer, offset] of [
         [source.keys[layer]!, 0],
         [source.values[layer]!, valueOffset],
@@ -367,8 +433,18 @@ class WebGpuBackendImpl implements WebGpuBackend {
           this.device.createBindGroup({
             layout: pipeline.getBindGroupLayout(0),
             entries: [
-              { binding: 0, resource: { buffer: transfer.buffer, offset: transfer.offsets.params, size: 16 } },
-              { binding: 1, resource: { buffer: transfer.buffer, offset: transfer.offsets.slots, size: align16(count * 4) } },
+              {
+                binding: 0,
+                resource: { buffer: transfer.buffer, offset: transfer.offsets.params, size: 16 },
+              },
+              {
+                binding: 1,
+                resource: {
+                  buffer: transfer.buffer,
+                  offset: transfer.offsets.slots,
+                  size: align16(count * 4),
+                },
+              },
               { binding: 2, resource: { buffer } },
               { binding: 3, resource: { buffer: rows, offset, size: align16(rowBytes) } },
             ],
@@ -401,16 +477,22 @@ class WebGpuBackendImpl implements WebGpuBackend {
       ['target', target],
     ] as const) {
       if (!(pages instanceof Int32Array)) {
-        throw new InvalidArgumentError(`${name} must be an Int32Array of page ids`, { argument: name, actual: describeValue(pages) });
+        throw new InvalidArgumentError(`${name} must be an Int32Array of page ids`, {
+          argument: name,
+          actual: describeValue(pages),
+        });
       }
       for (let index = 0; index < pages.length; index++) {
         const page = pages[index]!;
         if (page < 0 || page >= numPages) {
-          throw new InvalidArgumentError(`${name}[${index}] = ${page} is not a page of the storage (0 <= page < ${numPages})`, {
-            argument: `${name}[${index}]`,
-            expected: `0 <= page < ${numPages}`,
-            actual: page,
-          });
+          throw new InvalidArgumentError(
+            `${name}[${index}] = ${page} is not a page of the storage (0 <= page < ${numPages})`,
+            {
+              argument: `${name}[${index}]`,
+              expected: `0 <= page < ${numPages}`,
+              actual: page,
+            },
+          );
         }
       }
     }
@@ -439,8 +521,15 @@ class WebGpuBackendImpl implements WebGpuBackend {
       let pairOffset = paramsBytes;
       const bound: { params: number; pairs: number; count: number; grid: [number, number] }[] = [];
       batches.forEach((batch, index) => {
-        const grid = linearDispatchGrid(Math.ceil((batch.length * wordsPerPage) / TRANSFER_THREADS), this.maxWorkgroupsPerDimension);
-        this.device.queue.writeBuffer(buffer, index * BINDING_ALIGNMENT, Uint32Array.of(batch.length, wordsPerPage, grid[0], 0));
+        const grid = linearDispatchGrid(
+          Math.ceil((batch.length * wordsPerPage) / TRANSFER_THREADS),
+          this.maxWorkgroupsPerDimension,
+        );
+        this.device.queue.writeBuffer(
+          buffer,
+          index * BINDING_ALIGNMENT,
+          Uint32Array.of(batch.length, wordsPerPage, grid[0], 0),
+        );
         this.device.queue.writeBuffer(buffer, pairOffset, Uint32Array.from(batch.flat()));
         bound.push({ params: index * BINDING_ALIGNMENT, pairs: pairOffset, count: batch.length, grid });
         pairOffset += alignBinding(batch.length * 8);
@@ -492,10 +581,21 @@ class WebGpuBackendImpl implements WebGpuBackend {
   preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape): PreparedPlan {
     this.assertUsable();
     validatePlan(plan);
-    const attentionShape = checkAttentionShape(shape ?? plan.shape, shape === undefined ? 'plan.shape' : 'shape');
+    const attentionShape = checkAttentionShape(
+      shape ?? plan.shape,
+      shape === undefined ? 'plan.shape' : 'shape',
+    );
     this.attentionKernelConfig(attentionShape); // throws early for unsupported shapes
     let maxSlot = -1;
-    for (let index = 0; index < plan.tokenSlots.length; index++) maxSlot = Math.max(maxSlot, plan.tokenSlots[index]!);
+    for (let index = 0; index < plan.tokenSlots.length; index++)
+      maxSlot = Math.max(maxSlot, plan.tokenSlots[index]!);
+    let maxChunkQueries = 0;
+    for (let chunk = 0; chunk < plan.numChunks; chunk++) {
+      maxChunkQueries = Math.max(
+        maxChunkQueries,
+        plan.chunkQueryIndptr[chunk + 1]! - plan.chunkQueryIndptr[chunk]!,
+      );
+    }
     const { words, layout } = packPlan(plan);
     const statesBytes = plan.numPartials * attentionShape.numHeads * 4;
     const partialOBytes = statesBytes * attentionShape.headDim;
@@ -503,12 +603,33 @@ class WebGpuBackendImpl implements WebGpuBackend {
     this.checkBufferSize('the partial states (numPartials × numHeads × headDim × 4 bytes)', partialOBytes);
     const prepared = this.monitor.scoped('preparePlan', () => {
       const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST;
-      const planBuffer = this.device.createBuffer({ size: align16(words.byteLength), usage, label: 'deft plan' });
+      const planBuffer = this.device.createBuffer({
+        size: align16(words.byteLength),
+        usage,
+        label: 'deft plan',
+      });
       this.device.queue.writeBuffer(planBuffer, 0, words);
-      const partialO = this.device.createBuffer({ size: align16(partialOBytes), usage: BUFFER_USAGE.STORAGE, label: 'deft partial o' });
-      const partialLse = this.device.createBuffer({ size: align16(statesBytes), usage: BUFFER_USAGE.STORAGE, label: 'deft partial lse' });
-      return new WebGpuPreparedPlan(this, plan, attentionShape, layout, planBuffer, partialO, partialLse, maxSlot, (disposed) =>
-        this.plans.delete(disposed),
+      const partialO = this.device.createBuffer({
+        size: align16(partialOBytes),
+        usage: BUFFER_USAGE.STORAGE,
+        label: 'deft partial o',
+      });
+      const partialLse = this.device.createBuffer({
+        size: align16(statesBytes),
+        usage: BUFFER_USAGE.STORAGE,
+        label: 'deft partial lse',
+      });
+      return new WebGpuPreparedPlan(
+        this,
+        plan,
+        attentionShape,
+        layout,
+        planBuffer,
+        partialO,
+        partialLse,
+        maxSlot,
+        maxChunkQueries,
+        (disposed) => this.plans.delete(disposed),
       );
     });
     this.plans.add(prepared);
@@ -525,7 +646,11 @@ class WebGpuBackendImpl implements WebGpuBackend {
     });
   }
 
-  encodeTreeAttention(encoder: GPUCommandEncoder, args: TreeAttentionArgs, timestampWrites?: AttentionTimestampWrites): void {
+  encodeTreeAttention(
+    encoder: GPUCommandEncoder,
+    args: TreeAttentionArgs,
+    timestampWrites?: AttentionTimestampWrites,
+  ): void {
     this.assertUsable();
     const checked = this.checkAttentionArgs(args);
     this.monitor.scoped('encodeTreeAttention', () => this.encodeChecked(encoder, checked, timestampWrites));
@@ -553,18 +678,35 @@ class WebGpuBackendImpl implements WebGpuBackend {
 
   // ---------------------------------------------------------------- internals
 
-  private encodeChecked(encoder: GPUCommandEncoder, checked: CheckedAttention, timestampWrites: AttentionTimestampWrites | undefined): void {
+  private encodeChecked(
+    encoder: GPUCommandEncoder,
+    checked: CheckedAttention,
+    timestampWrites: AttentionTimestampWrites | undefined,
+  ): void {
     const { storage, layer, prepared, q, out, scale } = checked;
     const { plan, shape } = prepared;
     if (prepared.kernels === undefined) {
       const config = this.attentionKernelConfig(shape);
+      const units = plan.numChunks * shape.numKvHeads;
+      const rowTiles = Math.ceil(
+        (prepared.maxChunkQueries * config.groupSize) / attentionKernelLayout(config).tileRows,
+      );
+      const rowSplits = Math.max(
+        1,
+        Math.min(
+          rowTiles,
+          Math.ceil(this.targetWorkgroups / Math.max(1, units)),
+          Math.floor(this.maxWorkgroupsPerDimension / shape.numKvHeads),
+        ),
+      );
       prepared.kernels = {
         attention: this.pipeline(`attention:${JSON.stringify(config)}`, () => attentionShader(config)),
         merge: this.pipeline(`merge:${shape.headDim}`, () => mergeShader(shape.headDim)),
+        rowSplits,
       };
     }
-    const { attention, merge } = prepared.kernels;
-    const uniform = this.uniformFor(prepared, scale);
+    const { attention, merge, rowSplits } = prepared.kernels;
+    const uniform = this.uniformFor(prepared, scale, rowSplits);
     const attentionKey = `${scale}/${storage.id}/${layer}/${q.id}`;
     let attentionGroup = prepared.attentionBindGroups.get(attentionKey);
     if (attentionGroup === undefined) {
@@ -599,12 +741,16 @@ class WebGpuBackendImpl implements WebGpuBackend {
       });
       prepared.mergeBindGroups.set(mergeKey, mergeGroup);
     }
-    const pass = encoder.beginComputePass(timestampWrites === undefined ? { label: 'deft attention' } : { label: 'deft attention', timestampWrites });
+    const pass = encoder.beginComputePass(
+      timestampWrites === undefined
+        ? { label: 'deft attention' }
+        : { label: 'deft attention', timestampWrites },
+    );
     if (plan.numChunks > 0) {
       const gridY = Math.min(plan.numChunks, this.maxWorkgroupsPerDimension);
       pass.setPipeline(attention);
       pass.setBindGroup(0, attentionGroup);
-      pass.dispatchWorkgroups(shape.numKvHeads, gridY, Math.ceil(plan.numChunks / gridY));
+      pass.dispatchWorkgroups(shape.numKvHeads * rowSplits, gridY, Math.ceil(plan.numChunks / gridY));
     }
     const mergeGrid = this.mergeGrid(plan.numQueries, shape);
     if (mergeGrid[0] > 0) {
@@ -620,7 +766,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
     return linearDispatchGrid(Math.ceil(invocations / MERGE_THREADS), this.maxWorkgroupsPerDimension);
   }
 
-  private uniformFor(prepared: WebGpuPreparedPlan, scale: number): GPUBuffer {
+  private uniformFor(prepared: WebGpuPreparedPlan, scale: number, rowSplits: number): GPUBuffer {
     let uniform = prepared.uniforms.get(scale);
     if (uniform !== undefined) return uniform;
     const { plan, shape, layout } = prepared;
@@ -638,6 +784,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
         numChunks: plan.numChunks,
         numQueries: plan.numQueries,
         chunkGridY: Math.max(1, Math.min(plan.numChunks, this.maxWorkgroupsPerDimension)),
+        rowSplits,
         scaleLog2: scale * LOG2_E,
         ...layout,
         mergeGridX: Math.max(1, this.mergeGrid(plan.numQueries, shape)[0]),
@@ -655,7 +802,10 @@ class WebGpuBackendImpl implements WebGpuBackend {
         this.device.createComputePipeline({
           label: `deft ${key}`,
           layout: 'auto',
-          compute: { module: this.device.createShaderModule({ code, label: `deft ${key}` }), entryPoint: 'main' },
+          compute: {
+            module: this.device.createShaderModule({ code, label: `deft ${key}` }),
+            entryPoint: 'main',
+          },
         }),
       );
       this.pipelines.set(key, pipeline);
@@ -663,7 +813,12 @@ class WebGpuBackendImpl implements WebGpuBackend {
     return pipeline;
   }
 
-  private createTransferBuffer(count: number, unitsPerItem: number, slots: Int32Array, extraBytes: number): TransferResources {
+  private createTransferBuffer(
+    count: number,
+    unitsPerItem: number,
+    slots: Int32Array,
+    extraBytes: number,
+  ): TransferResources {
     const params = 0;
     const slotsOffset = BINDING_ALIGNMENT;
     const first = slotsOffset + alignBinding(count * 4);
@@ -672,15 +827,35 @@ class WebGpuBackendImpl implements WebGpuBackend {
       usage: BUFFER_USAGE.UNIFORM | BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST,
       label: 'deft KV transfer',
     });
-    const grid = linearDispatchGrid(Math.ceil((count * unitsPerItem) / TRANSFER_THREADS), this.maxWorkgroupsPerDimension);
-    this.device.queue.writeBuffer(buffer, params, Uint32Array.of(count, unitsPerItem, Math.max(1, grid[0]), 0));
-    this.device.queue.writeBuffer(buffer, slotsOffset, new Uint32Array(slots.buffer, slots.byteOffset, slots.length).slice());
+    const grid = linearDispatchGrid(
+      Math.ceil((count * unitsPerItem) / TRANSFER_THREADS),
+      this.maxWorkgroupsPerDimension,
+    );
+    this.device.queue.writeBuffer(
+      buffer,
+      params,
+      Uint32Array.of(count, unitsPerItem, Math.max(1, grid[0]), 0),
+    );
+    this.device.queue.writeBuffer(
+      buffer,
+      slotsOffset,
+      new Uint32Array(slots.buffer, slots.byteOffset, slots.length).slice(),
+    );
     return { buffer, offsets: { params, slots: slotsOffset, first } };
   }
 
-  private async readBuffer(source: GPUBuffer, offset: number, bytes: number, what: string): Promise<ArrayBuffer> {
+  private async readBuffer(
+    source: GPUBuffer,
+    offset: number,
+    bytes: number,
+    what: string,
+  ): Promise<ArrayBuffer> {
     const staging = this.monitor.scoped(what, () => {
-      const staging = this.device.createBuffer({ size: bytes, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: `deft ${what}` });
+      const staging = this.device.createBuffer({
+        size: bytes,
+        usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST,
+        label: `deft ${what}`,
+      });
       const encoder = this.device.createCommandEncoder({ label: `deft ${what}` });
       encoder.copyBufferToBuffer(source, offset, staging, 0, bytes);
       this.device.queue.submit([encoder.finish()]);
@@ -692,7 +867,9 @@ class WebGpuBackendImpl implements WebGpuBackend {
       } catch (cause) {
         await this.monitor.flush();
         this.monitor.assertAlive();
-        throw new BackendError(NAME, `${what}: the read-back could not be mapped (${String(cause)})`, { cause });
+        throw new BackendError(NAME, `${what}: the read-back could not be mapped (${String(cause)})`, {
+          cause,
+        });
       }
       await this.monitor.flush();
       return staging.getMappedRange().slice(0);
@@ -714,11 +891,14 @@ class WebGpuBackendImpl implements WebGpuBackend {
   private checkBufferSize(what: string, bytes: number): void {
     const limit = Math.min(this.features.maxStorageBufferBindingSize, this.device.limits.maxBufferSize);
     if (bytes > limit) {
-      throw new CapacityError(`${what} needs ${bytes} bytes, more than this device binds in one buffer (${limit}); use smaller sizes`, {
-        argument: what,
-        expected: `<= ${limit} bytes`,
-        actual: bytes,
-      });
+      throw new CapacityError(
+        `${what} needs ${bytes} bytes, more than this device binds in one buffer (${limit}); use smaller sizes`,
+        {
+          argument: what,
+          expected: `<= ${limit} bytes`,
+          actual: bytes,
+        },
+      );
     }
   }
 
@@ -749,68 +929,94 @@ class WebGpuBackendImpl implements WebGpuBackend {
   private checkLayer(storage: WebGpuKvStorage, layer: number): void {
     assertInteger('layer', layer);
     if (layer >= storage.descriptor.numLayers) {
-      throw new InvalidArgumentError(`layer ${layer} is out of range (the storage has ${storage.descriptor.numLayers} layers)`, {
-        argument: 'layer',
-        expected: `0 <= layer < ${storage.descriptor.numLayers}`,
-        actual: layer,
-      });
+      throw new InvalidArgumentError(
+        `layer ${layer} is out of range (the storage has ${storage.descriptor.numLayers} layers)`,
+        {
+          argument: 'layer',
+          expected: `0 <= layer < ${storage.descriptor.numLayers}`,
+          actual: layer,
+        },
+      );
     }
   }
 
   private checkSlots(storage: WebGpuKvStorage, slots: Int32Array, distinct: boolean): void {
     if (!(slots instanceof Int32Array)) {
-      throw new InvalidArgumentError('slots must be an Int32Array', { argument: 'slots', actual: describeValue(slots) });
+      throw new InvalidArgumentError('slots must be an Int32Array', {
+        argument: 'slots',
+        actual: describeValue(slots),
+      });
     }
     const numSlots = storage.numSlots;
     const seen = distinct ? new Set<number>() : undefined;
     for (let index = 0; index < slots.length; index++) {
       const slot = slots[index]!;
       if (slot < 0 || slot >= numSlots) {
-        throw new InvalidArgumentError(`slots[${index}] = ${slot} is outside the storage (${numSlots} slots)`, {
-          argument: `slots[${index}]`,
-          expected: `0 <= slot < ${numSlots}`,
-          actual: slot,
-        });
+        throw new InvalidArgumentError(
+          `slots[${index}] = ${slot} is outside the storage (${numSlots} slots)`,
+          {
+            argument: `slots[${index}]`,
+            expected: `0 <= slot < ${numSlots}`,
+            actual: slot,
+          },
+        );
       }
       if (seen !== undefined) {
         if (seen.has(slot)) {
-          throw new InvalidArgumentError(`slots[${index}] = ${slot} appears twice; write each slot once per call`, {
-            argument: `slots[${index}]`,
-            expected: 'distinct slots',
-            actual: slot,
-          });
+          throw new InvalidArgumentError(
+            `slots[${index}] = ${slot} appears twice; write each slot once per call`,
+            {
+              argument: `slots[${index}]`,
+              expected: 'distinct slots',
+              actual: slot,
+            },
+          );
         }
         seen.add(slot);
       }
     }
   }
 
-  private kvSource(argument: string, source: Float32Array | DeviceTensor, count: number, rowValues: number): Float32Array | WebGpuTensor {
+  private kvSource(
+    argument: string,
+    source: Float32Array | DeviceTensor,
+    count: number,
+    rowValues: number,
+  ): Float32Array | WebGpuTensor {
     const expected = count * rowValues;
     if (source instanceof Float32Array) {
       if (source.length !== expected) {
-        throw new InvalidArgumentError(`${argument} must hold [${count}, numKvHeads, headDim] = ${expected} values`, {
-          argument,
-          expected,
-          actual: source.length,
-        });
+        throw new InvalidArgumentError(
+          `${argument} must hold [${count}, numKvHeads, headDim] = ${expected} values`,
+          {
+            argument,
+            expected,
+            actual: source.length,
+          },
+        );
       }
       return source;
     }
     const tensor = this.ownTensor(argument, source);
     if (tensor.dtype !== 'f32' || tensor.size !== expected) {
-      throw new InvalidArgumentError(`${argument} must be an f32 tensor of ${expected} values ([${count}, numKvHeads, headDim])`, {
-        argument,
-        expected: `f32 ${expected}`,
-        actual: `${tensor.dtype} ${formatShape(tensor.shape)}`,
-      });
+      throw new InvalidArgumentError(
+        `${argument} must be an f32 tensor of ${expected} values ([${count}, numKvHeads, headDim])`,
+        {
+          argument,
+          expected: `f32 ${expected}`,
+          actual: `${tensor.dtype} ${formatShape(tensor.shape)}`,
+        },
+      );
     }
     return tensor;
   }
 
   private checkAttentionArgs(args: TreeAttentionArgs): CheckedAttention {
     if (typeof args !== 'object' || args === null) {
-      throw new InvalidArgumentError('treeAttention needs { storage, layer, plan, q, out, scale }', { argument: 'args', actual: args });
+      throw new InvalidArgumentError('treeAttention needs { storage, layer, plan, q, out, scale }', {
+        argument: 'args',
+        actual: args,
+      });
     }
     const storage = this.ownStorage(args.storage);
     this.checkLayer(storage, args.layer);
@@ -824,25 +1030,35 @@ class WebGpuBackendImpl implements WebGpuBackend {
     if (prepared.disposed) throw new DisposedError('plan');
     const { plan, shape } = prepared;
     const descriptor = storage.descriptor;
-    if (shape.numKvHeads !== descriptor.numKvHeads || shape.headDim !== descriptor.headDim || shape.kvDtype !== descriptor.dtype) {
+    if (
+      shape.numKvHeads !== descriptor.numKvHeads ||
+      shape.headDim !== descriptor.headDim ||
+      shape.kvDtype !== descriptor.dtype
+    ) {
       throw new InvalidArgumentError(
         `the plan was prepared for numKvHeads ${shape.numKvHeads}, headDim ${shape.headDim}, ${shape.kvDtype} KV but the storage has ${descriptor.numKvHeads}, ${descriptor.headDim}, ${descriptor.dtype}`,
         { argument: 'plan', expected: descriptor, actual: shape },
       );
     }
     if (plan.pageSize !== descriptor.pageSize) {
-      throw new InvalidArgumentError(`plan.pageSize ${plan.pageSize} differs from the storage's ${descriptor.pageSize}`, {
-        argument: 'plan.pageSize',
-        expected: descriptor.pageSize,
-        actual: plan.pageSize,
-      });
+      throw new InvalidArgumentError(
+        `plan.pageSize ${plan.pageSize} differs from the storage's ${descriptor.pageSize}`,
+        {
+          argument: 'plan.pageSize',
+          expected: descriptor.pageSize,
+          actual: plan.pageSize,
+        },
+      );
     }
     if (prepared.maxSlot >= storage.numSlots) {
-      throw new InvalidArgumentError(`the plan reads slot ${prepared.maxSlot}, outside the storage (${storage.numSlots} slots)`, {
-        argument: 'plan.tokenSlots',
-        expected: `< ${storage.numSlots}`,
-        actual: prepared.maxSlot,
-      });
+      throw new InvalidArgumentError(
+        `the plan reads slot ${prepared.maxSlot}, outside the storage (${storage.numSlots} slots)`,
+        {
+          argument: 'plan.tokenSlots',
+          expected: `< ${storage.numSlots}`,
+          actual: prepared.maxSlot,
+        },
+      );
     }
     const rows = [plan.numQueries, shape.numHeads, shape.headDim];
     const q = this.ownTensor('q', args.q);
@@ -851,12 +1067,19 @@ class WebGpuBackendImpl implements WebGpuBackend {
       ['q', q],
       ['out', out],
     ] as const) {
-      if (tensor.dtype !== 'f32' || tensor.shape.length !== 3 || tensor.shape.some((dimension, index) => dimension !== rows[index])) {
-        throw new InvalidArgumentError(`${name} must be an f32 tensor ${formatShape(rows)} ([numQueries, numHeads, headDim])`, {
-          argument: name,
-          expected: `f32 ${formatShape(rows)}`,
-          actual: `${tensor.dtype} ${formatShape(tensor.shape)}`,
-        });
+      if (
+        tensor.dtype !== 'f32' ||
+        tensor.shape.length !== 3 ||
+        tensor.shape.some((dimension, index) => dimension !== rows[index])
+      ) {
+        throw new InvalidArgumentError(
+          `${name} must be an f32 tensor ${formatShape(rows)} ([numQueries, numHeads, headDim])`,
+          {
+            argument: name,
+            expected: `f32 ${formatShape(rows)}`,
+            actual: `${tensor.dtype} ${formatShape(tensor.shape)}`,
+          },
+        );
       }
     }
     const scale = assertFinite('scale', args.scale);
@@ -882,15 +1105,24 @@ function padToWords(halves: Uint16Array): Uint16Array {
 
 function checkShape(argument: string, shape: unknown): readonly number[] {
   if (!Array.isArray(shape)) {
-    throw new InvalidArgumentError(`${argument} must be an array of dimensions`, { argument, actual: describeValue(shape) });
+    throw new InvalidArgumentError(`${argument} must be an array of dimensions`, {
+      argument,
+      actual: describeValue(shape),
+    });
   }
-  shape.forEach((dimension, index) => assertInteger(`${argument}[${index}]`, dimension));
+  shape.forEach((dimension, index) => {
+    assertInteger(`${argument}[${index}]`, dimension);
+  });
   return shape as number[];
 }
 
 function checkDType(argument: string, dtype: unknown): DType {
   if (!isDType(dtype)) {
-    throw new InvalidArgumentError(`${argument} must be 'f32' or 'f16'`, { argument, expected: "'f32' | 'f16'", actual: dtype });
+    throw new InvalidArgumentError(`${argument} must be 'f32' or 'f16'`, {
+      argument,
+      expected: "'f32' | 'f16'",
+      actual: dtype,
+    });
   }
   return dtype;
 }
@@ -898,11 +1130,14 @@ function checkDType(argument: string, dtype: unknown): DType {
 function checkHeadDim(argument: string, headDim: unknown): number {
   const value = assertInteger(argument, headDim, 4);
   if (value % 4 !== 0 || value > 512) {
-    throw new UnsupportedError(`the WebGPU kernels need headDim to be a multiple of 4 up to 512, got ${value}`, {
-      argument,
-      expected: 'a multiple of 4, <= 512',
-      actual: value,
-    });
+    throw new UnsupportedError(
+      `the WebGPU kernels need headDim to be a multiple of 4 up to 512, got ${value}`,
+      {
+        argument,
+        expected: 'a multiple of 4, <= 512',
+        actual: value,
+      },
+    );
   }
   return value;
 }

@@ -19,7 +19,14 @@ export class WebGpuPreparedPlan implements PreparedPlan {
   /** Merge bind groups by `scale/out`. */
   readonly mergeBindGroups = new Map<string, GPUBindGroup>();
   /** The pipelines this plan's shape runs with, set on first use. */
-  kernels: { readonly attention: GPUComputePipeline; readonly merge: GPUComputePipeline } | undefined;
+  kernels:
+    | {
+        readonly attention: GPUComputePipeline;
+        readonly merge: GPUComputePipeline;
+        /** Workgroups sharing one (KV head, chunk) unit's row tiles. */
+        readonly rowSplits: number;
+      }
+    | undefined;
   private isDisposed = false;
 
   constructor(
@@ -32,6 +39,8 @@ export class WebGpuPreparedPlan implements PreparedPlan {
     readonly partialLse: GPUBuffer,
     /** Largest KV slot any chunk reads (-1 when none). */
     readonly maxSlot: number,
+    /** Most queries any chunk has. */
+    readonly maxChunkQueries: number,
     private readonly onDispose: (plan: WebGpuPreparedPlan) => void,
   ) {}
 

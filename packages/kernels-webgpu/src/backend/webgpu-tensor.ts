@@ -1,5 +1,5 @@
 /// <reference types="@webgpu/types" />
-import type { DType, DeviceTensor, Shape } from '@deft/core';
+import type { DeviceTensor, DType, Shape } from '@deft/core';
 
 let nextTensorId = 1;
 

@@ -90,7 +90,9 @@ export function describeAdapter(info: GPUAdapterInfo | undefined): string {
  * handle.dispose();
  * ```
  */
-export async function requestWebGpuDevice(options: RequestWebGpuDeviceOptions = {}): Promise<WebGpuDeviceHandle> {
+export async function requestWebGpuDevice(
+  options: RequestWebGpuDeviceOptions = {},
+): Promise<WebGpuDeviceHandle> {
   const browserGpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
   let gpu: GPU;
@@ -102,14 +104,19 @@ export async function requestWebGpuDevice(options: RequestWebGpuDeviceOptions = 
     gpu = await loadDawn(options.dawnOptions ?? []);
     environment = 'node';
   } else {
-    throw new UnsupportedError('WebGPU is not available here (no navigator.gpu); use a browser with WebGPU enabled', {
-      argument: 'navigator.gpu',
-      expected: 'a WebGPU implementation',
-    });
+    throw new UnsupportedError(
+      'WebGPU is not available here (no navigator.gpu); use a browser with WebGPU enabled',
+      {
+        argument: 'navigator.gpu',
+        expected: 'a WebGPU implementation',
+      },
+    );
   }
   pinnedInstances.add(gpu);
   try {
-    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    const adapter = await gpu.requestAdapter({
+      powerPreference: options.powerPreference ?? 'high-performance',
+    });
     if (adapter === null) {
       throw new BackendError(
         'webgpu',
@@ -124,7 +131,9 @@ export async function requestWebGpuDevice(options: RequestWebGpuDeviceOptions = 
       ['subgroups' as GPUFeatureName, options.subgroups ?? true],
       ['timestamp-query', options.timestampQuery ?? true],
     ];
-    const requiredFeatures = wanted.filter(([name, on]) => on && adapter.features.has(name)).map(([name]) => name);
+    const requiredFeatures = wanted
+      .filter(([name, on]) => on && adapter.features.has(name))
+      .map(([name]) => name);
     const limits = adapter.limits;
     const requiredLimits: Record<string, number> = {
       maxComputeWorkgroupStorageSize: Math.min(

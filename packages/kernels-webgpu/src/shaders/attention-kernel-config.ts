@@ -73,7 +73,17 @@ export function attentionKernelLayout(config: AttentionKernelConfig): AttentionK
     roundUp16(config.tileTokens * 4) +
     3 * roundUp16(tileRows * 4) +
     (scratchLanes > 1 ? roundUp16(tileRows * scratchLanes * 4) : 0);
-  return { units, tokenLanes, rowGroups, tileRows, kvStride, outRowStride, outPasses, scratchLanes, workgroupBytes };
+  return {
+    units,
+    tokenLanes,
+    rowGroups,
+    tileRows,
+    kvStride,
+    outRowStride,
+    outPasses,
+    scratchLanes,
+    workgroupBytes,
+  };
 }
 
 /** What {@link chooseAttentionKernelConfig} picks a config from. */
@@ -107,7 +117,9 @@ const BLOCK_SHAPES: readonly (readonly [number, number])[] = [
  * // { tileTokens: 64, tokensPerThread: 4, rowsPerThread: 2, subgroupLanes: 16, ... }: 16 rows × 64 tokens
  * ```
  */
-export function chooseAttentionKernelConfig(requirements: AttentionKernelRequirements): AttentionKernelConfig | undefined {
+export function chooseAttentionKernelConfig(
+  requirements: AttentionKernelRequirements,
+): AttentionKernelConfig | undefined {
   const threads = requirements.threads ?? 128;
   const units = requirements.headDim / 4;
   if (units > threads) return undefined;

@@ -9,6 +9,7 @@ export const ATTENTION_PARAMS_FIELDS = [
   'numChunks',
   'numQueries',
   'chunkGridY',
+  'rowSplits',
   'scaleLog2',
   'chunkTokenIndptr',
   'tokenSlots',

@@ -13,7 +13,9 @@ const range = (count: number): number[] => Array.from({ length: count }, (_, ind
  *   is read once per chunk, not once per query head.
  * - Query tiling: the chunk's K/V tile is staged in workgroup memory once; rows are processed in tiles
  *   of `tileRows` while the K/V tile stays resident (a chunk longer than one tile is re-staged per row
- *   tile).
+ *   tile). When a plan has too few (KV head, chunk) units to fill the device, `rowSplits` workgroups
+ *   share one unit's row tiles (tile `t` goes to split `t % rowSplits`); they read the same KV, mostly
+ *   from the L2 cache, and write disjoint partial states.
  * - Masks: bit `j % 32` (LSB first) of word `[segment][j >> 5]` says whether the chunk's `j`-th query
  *   sees a segment; skipped when `chunkFullyVisible`.
  * - Partials: `o` normalised f32 `[numPartials, numHeads, headDim]`, `lse` base 2 `[numPartials, numHeads]`
@@ -22,7 +24,7 @@ const range = (count: number): number[] => Array.from({ length: count }, (_, ind
  *
  * Bindings (group 0): 0 uniform `AttentionParams`, 1 plan words, 2 keys, 3 values (KV units of one
  * layer, `[numSlots, numKvHeads, headDim / 4]`), 4 queries `[numQueries, numHeads, headDim / 4]` vec4,
- * 5 partial `o`, 6 partial `lse`. Dispatch `(numKvHeads, chunkGridY, ceil(numChunks / chunkGridY))`.
+ * 5 partial `o`, 6 partial `lse`. Dispatch `(numKvHeads · rowSplits, chunkGridY, ceil(numChunks / chunkGridY))`.
  */
 export function attentionShader(config: AttentionKernelConfig): string {
   const layout = attentionKernelLayout(config);
@@ -32,7 +34,8 @@ export function attentionShader(config: AttentionKernelConfig): string {
   const passes = range(layout.outPasses);
   const useSubgroups = config.subgroupLanes >= 2;
   const shuffleOffsets: number[] = [];
-  if (useSubgroups) for (let offset = 1; offset < config.subgroupLanes; offset *= 2) shuffleOffsets.push(offset);
+  if (useSubgroups)
+    for (let offset = 1; offset < config.subgroupLanes; offset *= 2) shuffleOffsets.push(offset);
   const reducedBySubgroup = Math.max(1, config.subgroupLanes);
   const bit = (row: number, token: number): string => `${1 << (row * config.tokensPerThread + token)}u`;
   if (config.rowsPerThread * config.tokensPerThread > 32) throw new RangeError('score block larger than 32');
@@ -41,13 +44,17 @@ export function attentionShader(config: AttentionKernelConfig): string {
   const reduceAcrossLanes = (name: string, combine: (a: string, b: string) => string): string[] => {
     const lines: string[] = [];
     for (const offset of shuffleOffsets) {
-      for (const row of rows) lines.push(`      ${name}${row} = ${combine(`${name}${row}`, `subgroupShuffleXor(${name}${row}, ${offset}u)`)};`);
+      for (const row of rows)
+        lines.push(
+          `      ${name}${row} = ${combine(`${name}${row}`, `subgroupShuffleXor(${name}${row}, ${offset}u)`)};`,
+        );
     }
     if (layout.scratchLanes > 1) {
       lines.push(
         reducedBySubgroup > 1 ? `      if (lane % ${reducedBySubgroup}u == 0u) {` : '      {',
         ...rows.map(
-          (row) => `        laneScratch[(rowGroup * ROWS_PER_THREAD + ${row}u) * SCRATCH_LANES + lane / ${reducedBySubgroup}u] = ${name}${row};`,
+          (row) =>
+            `        laneScratch[(rowGroup * ROWS_PER_THREAD + ${row}u) * SCRATCH_LANES + lane / ${reducedBySubgroup}u] = ${name}${row};`,
         ),
         '      }',
         '      workgroupBarrier();',
@@ -108,7 +115,8 @@ export function attentionShader(config: AttentionKernelConfig): string {
     '  if (chunk >= params.numChunks) {',
     '    return;',
     '  }',
-    '  let kvHead = workgroupId.x;',
+    '  let kvHead = workgroupId.x % params.numKvHeads;',
+    '  let split = workgroupId.x / params.numKvHeads;',
     '  let headBase = kvHead * GROUP_SIZE;',
     '  let tokenBegin = plan[params.chunkTokenIndptr + chunk];',
     '  let tokenEnd = plan[params.chunkTokenIndptr + chunk + 1u];',
@@ -126,7 +134,7 @@ export function attentionShader(config: AttentionKernelConfig): string {
     '  let outRow = thread / UNITS;',
     '  let writesOutput = thread < OUT_ROW_STRIDE * UNITS;',
     '',
-    '  for (var rowTile = 0u; rowTile < rowTiles; rowTile++) {',
+    '  for (var rowTile = split; rowTile < rowTiles; rowTile += params.rowSplits) {',
     '    let rowBase = rowTile * TILE_ROWS;',
     '    workgroupBarrier();',
     '    // Stage the rows of this tile, pre-multiplied by scale * log2(e).',
@@ -145,13 +153,15 @@ export function attentionShader(config: AttentionKernelConfig): string {
     '      rowSum[row] = 0.0;',
     '    }',
     ...passes.map((pass) => `    var acc${pass} = vec4<f32>(0.0);`),
-    ...passes.map((pass) => `    let outRow${pass} = min(outRow + ${pass * layout.outRowStride}u, TILE_ROWS - 1u);`),
+    ...passes.map(
+      (pass) => `    let outRow${pass} = min(outRow + ${pass * layout.outRowStride}u, TILE_ROWS - 1u);`,
+    ),
     '',
     '    for (var kvTile = 0u; kvTile < kvTiles; kvTile++) {',
     '      let tileBegin = tokenBegin + kvTile * TILE_TOKENS;',
     '      let tileTokens = min(TILE_TOKENS, tokenEnd - tileBegin);',
     '      // A chunk that fits one tile is staged once and reused by every row tile.',
-    '      if (rowTile == 0u || kvTiles > 1u) {',
+    '      if (rowTile == split || kvTiles > 1u) {',
     '        workgroupBarrier();',
     '        for (var index = thread; index < TILE_TOKENS * UNITS; index += THREADS) {',
     '          let token = index / UNITS;',
@@ -169,11 +179,12 @@ export function attentionShader(config: AttentionKernelConfig): string {
     '      }',
     '      workgroupBarrier();',
     '',
-    '      // Scores of this thread\'s block: rows rowGroup * ROWS_PER_THREAD + r, tokens lane + t * TOKEN_LANES.',
+    "      // Scores of this thread's block: rows rowGroup * ROWS_PER_THREAD + r, tokens lane + t * TOKEN_LANES.",
     ...rows.flatMap((row) => tokens.map((token) => `      var score${row}_${token} = 0.0;`)),
     '      for (var unit = 0u; unit < UNITS; unit++) {',
     ...tokens.map(
-      (token) => `        let key${token} = unitToF32(keyTile[(lane + ${token * (config.tileTokens / config.tokensPerThread)}u) * KV_STRIDE + unit]);`,
+      (token) =>
+        `        let key${token} = unitToF32(keyTile[(lane + ${token * layout.tokenLanes}u) * KV_STRIDE + unit]);`,
     ),
     ...rows.flatMap((row) => [
       `        let query${row} = queryTile[(rowGroup * ROWS_PER_THREAD + ${row}u) * UNITS + unit];`,
@@ -203,7 +214,8 @@ export function attentionShader(config: AttentionKernelConfig): string {
       `      let previousMax${row} = rowMax[rowGroup * ROWS_PER_THREAD + ${row}u];`,
       `      var tileMax${row} = EMPTY_LSE;`,
       ...tokens.map(
-        (token) => `      if ((visible & ${bit(row, token)}) != 0u) { tileMax${row} = max(tileMax${row}, score${row}_${token}); }`,
+        (token) =>
+          `      if ((visible & ${bit(row, token)}) != 0u) { tileMax${row} = max(tileMax${row}, score${row}_${token}); }`,
       ),
     ]),
     ...reduceAcrossLanes('tileMax', (a, b) => `max(${a}, ${b})`),
@@ -229,11 +241,13 @@ export function attentionShader(config: AttentionKernelConfig): string {
     '      }',
     '      workgroupBarrier();',
     '',
-    '      // o += p · V for this thread\'s output units.',
+    "      // o += p · V for this thread's output units.",
     ...passes.map((pass) => `      acc${pass} *= rowRescale[outRow${pass}];`),
     '      for (var token = 0u; token < tileTokens; token++) {',
     '        let value = unitToF32(valueTile[token * KV_STRIDE + outUnit]);',
-    ...passes.map((pass) => `        acc${pass} += probabilityTile[outRow${pass} * TILE_TOKENS + token] * value;`),
+    ...passes.map(
+      (pass) => `        acc${pass} += probabilityTile[outRow${pass} * TILE_TOKENS + token] * value;`,
+    ),
     '      }',
     '    }',
     '',

@@ -42,7 +42,11 @@ export async function checkTreeAttention(
   backend: Backend,
   testCase: TreeCheckCase,
   shape: AttentionShape,
-  options: { readonly seed: number; readonly strategies: readonly PlanStrategy[]; readonly chunkSize?: number },
+  options: {
+    readonly seed: number;
+    readonly strategies: readonly PlanStrategy[];
+    readonly chunkSize?: number;
+  },
 ): Promise<StrategyCheck[]> {
   const { numHeads, numKvHeads, headDim, kvDtype } = shape;
   const random = new SeededRandom(options.seed);
@@ -52,7 +56,17 @@ export async function checkTreeAttention(
   const v = random.float32Array(numSlots * numKvHeads * headDim);
   const q = random.float32Array(numQueries * numHeads * headDim);
   const scale = 1 / Math.sqrt(headDim);
-  const expected = directTreeAttention({ view: testCase.view, queries: testCase.queries, q, k, v, numHeads, numKvHeads, headDim, scale });
+  const expected = directTreeAttention({
+    view: testCase.view,
+    queries: testCase.queries,
+    q,
+    k,
+    v,
+    numHeads,
+    numKvHeads,
+    headDim,
+    scale,
+  });
 
   const storage = backend.createKVStorage({
     numLayers: 2,

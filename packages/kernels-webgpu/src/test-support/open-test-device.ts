@@ -1,5 +1,9 @@
 import { existsSync } from 'node:fs';
-import { type RequestWebGpuDeviceOptions, requestWebGpuDevice, type WebGpuDeviceHandle } from '../device/request-device.js';
+import {
+  type RequestWebGpuDeviceOptions,
+  requestWebGpuDevice,
+  type WebGpuDeviceHandle,
+} from '../device/request-device.js';
 
 /** CPU Vulkan drivers the tests look for when the default driver search finds no adapter. */
 export const KNOWN_CPU_VULKAN_DRIVERS: readonly string[] = [
@@ -36,7 +40,8 @@ export async function openTestDevice(options: RequestWebGpuDeviceOptions = {}): 
       return { handle, driver: driver ?? explicit ?? 'the default Vulkan driver search' };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      if (message.includes('`webgpu` package')) return { skipReason: `the webgpu package (Dawn) is not installed: ${message}` };
+      if (message.includes('`webgpu` package'))
+        return { skipReason: `the webgpu package (Dawn) is not installed: ${message}` };
       failures.push(`${driver ?? explicit ?? 'default'}: ${message}`);
     }
   }
