@@ -195,7 +195,7 @@ export async function runCudaBenchReport(options: GpuBenchOptions & { readonly s
           const { plan } = timed;
           if (uniqueKvBytes === 0) {
             uniqueKvBytes = plan.io.uniqueKvBytes;
-            const readOnce = backend.timing.createReadOnce(storage.handle, uniqueSlotsInOrder(plan.tokenSlots));
+            const readOnce = backend.timing.createReadOnce(storage, uniqueSlotsInOrder(plan.tokenSlots));
             try {
               readOnceMicroseconds = median(timeWithEvents(backend, () => readOnce.run(0), runs, warmupRuns));
             } finally {

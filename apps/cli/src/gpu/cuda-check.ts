@@ -72,7 +72,7 @@ export async function runCudaCheck(
       const allSlots = Int32Array.from({ length: tree.numSlots }, (_, index) => index);
       backend.writeKV(storage, 1, allSlots, k, v);
       backend.uploadTensor(queryTensor, q);
-      const poison = new Float32Array(out.size).fill(Number.NaN);
+      const poison = new Float32Array(numQueries * shape.numHeads * shape.headDim).fill(Number.NaN);
       for (const strategy of PLAN_STRATEGIES) {
         const chunkSize = seed % 3 === 0 ? undefined : 1 + ((seed * 37) % 200);
         const plan = planTreeAttention(tree.view, tree.queries, {

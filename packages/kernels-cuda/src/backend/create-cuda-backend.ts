@@ -55,6 +55,8 @@ export interface CudaBackend extends Backend {
   readonly deviceInfo: CudaDeviceInfo;
   /** Events, L2 flush, read-once floor, copy bandwidth (benchmarks). */
   readonly timing: CudaTiming;
+  createTensor(descriptor: TensorDescriptor): CudaTensor;
+  createKVStorage(descriptor: KVStorageDescriptor): CudaKVStorage;
   preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape, options?: CudaPlanOptions): CudaPreparedPlan;
 }
 
@@ -197,7 +199,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     name: 'cuda',
     capabilities,
     deviceInfo,
-    timing: createCudaTiming(addon, context, alive),
+    timing: createCudaTiming(addon, context, alive, (storage) => ownStorage(storage).handle),
     get disposed() {
       return disposed;
     },

@@ -1,4 +1,4 @@
-import { DisposedError, InvalidArgumentError } from '@deft/core';
+import { DisposedError, InvalidArgumentError, type KVStorage } from '@deft/core';
 import type { CudaAddon } from '../native/load-addon.js';
 import { callNative } from '../native/native-error.js';
 
@@ -39,7 +39,7 @@ export interface CudaTiming {
   /** Evicts the L2 cache by reading a buffer of at least `max(bytes, 256 MiB, 4 × L2)` (allocated once). */
   flushL2(bytes?: number): void;
   /** Prepares a read-once pass over `slots` of a storage of this backend (slots are checked against it). */
-  createReadOnce(storageHandle: number, slots: Int32Array): CudaReadOnce;
+  createReadOnce(storage: KVStorage, slots: Int32Array): CudaReadOnce;
   /** Times `runs` device-to-device copies of `bytes` (after one warm-up); `kernel` uses the copy kernel. */
   measureCopyBandwidth(options?: { bytes?: number; runs?: number; kernel?: boolean }): CopyBandwidth;
   /** Enqueues an empty kernel (launch latency). */
@@ -47,7 +47,12 @@ export interface CudaTiming {
 }
 
 /** @internal Builds the timing helpers over a context; `alive` throws once the backend is disposed. */
-export function createCudaTiming(addon: CudaAddon, context: number, alive: () => void): CudaTiming {
+export function createCudaTiming(
+  addon: CudaAddon,
+  context: number,
+  alive: () => void,
+  storageHandle: (storage: KVStorage) => number,
+): CudaTiming {
   const createEvent = (): CudaEvent => {
     alive();
     const handle = callNative('createEvent', () => addon.createEvent(context));
@@ -79,19 +84,20 @@ export function createCudaTiming(addon: CudaAddon, context: number, alive: () =>
       alive();
       callNative('flushL2', () => addon.flushL2(context, bytes));
     },
-    createReadOnce(storageHandle, slots) {
+    createReadOnce(storage, slots) {
       alive();
+      const handle = storageHandle(storage);
       if (!(slots instanceof Int32Array)) {
         throw new InvalidArgumentError('slots must be an Int32Array', { argument: 'slots', actual: slots });
       }
-      const list = callNative('createSlotList', () => addon.createSlotList(storageHandle, slots));
+      const list = callNative('createSlotList', () => addon.createSlotList(handle, slots));
       let disposed = false;
       return {
         numTokens: slots.length,
         run(layer) {
           alive();
           if (disposed) throw new DisposedError('read-once pass');
-          callNative('readOnce', () => addon.readOnce(storageHandle, layer, list));
+          callNative('readOnce', () => addon.readOnce(handle, layer, list));
         },
         dispose() {
           if (disposed) return;
