@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core';
+import { probeWebGpuAdapter } from '../attention/open-backend.js';
 import { ATTENTION_TOLERANCE } from '../attention/relative-error.js';
 import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/bench-result.js';
 import { formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
@@ -39,20 +40,24 @@ paged attention do), measured in the same run.
 
 Options:
   -b, --backend B      auto (default): cuda if its addon loads and a device exists, else webgpu if
-                       an adapter exists, else cpu (the float64 reference: its times compare
-                       strategies' work, not kernel speed)
-  -w, --workloads L    comma-separated workloads (default: ${BUILTIN_WORKLOADS.map((workload) => workload.name).join(', ')},
-                       and, when ../shared/workloads/deft-dataset is present, ${REPLAYED_WORKLOAD_NAMES.join(', ')});
-                       any name 'deft plan --workload' accepts
-  -s, --strategies L   comma-separated strategies (default: ${PLAN_STRATEGIES.join(', ')}); sequence is
-                       always run as the baseline
-  -r, --repetitions N  timed runs per layer (default: ${DEFAULT_REPETITIONS.cpu} on cpu, ${DEFAULT_REPETITIONS.gpu} on a GPU); the median is reported
-  --all-heads          cpu: time every head (default: the query heads of one KV head, time scaled
-                       by the number of KV heads; about 8× faster on Llama-3-8B shapes)
+                       a hardware adapter exists (not a software renderer such as llvmpipe), else
+                       cpu (the float64 reference: its times compare the strategies' work, not
+                       kernel speed)
+  -w, --workloads L    comma-separated workloads, any name 'deft plan --workload' accepts (default:
+                       ${BUILTIN_WORKLOADS.map((workload) => workload.name).join(', ')}, and when
+                       ../shared/workloads/deft-dataset is present
+                       ${REPLAYED_WORKLOAD_NAMES.slice(0, 4).join(', ')},
+                       ${REPLAYED_WORKLOAD_NAMES.slice(4).join(', ')})
+  -s, --strategies L   comma-separated strategies (default: all of
+                       ${PLAN_STRATEGIES.join(', ')});
+                       sequence is always run: it is the baseline
+  -r, --repetitions N  timed runs per layer, median reported (default: ${DEFAULT_REPETITIONS.cpu} on cpu, ${DEFAULT_REPETITIONS.gpu} on a GPU)
   --all-heads          cpu: time every head (default: the query heads of one KV head, the time
                        scaled by the number of KV heads: about 8× faster on Llama-3-8B shapes)
-  --quick              only the paper's five workloads (${PAPER_WORKLOAD_NAMES.join(', ')})
-  --json FILE          also write every number as JSON to FILE ('-': JSON to stdout instead of the table)
+  --quick              only the paper's five workloads:
+                       ${PAPER_WORKLOAD_NAMES.join(', ')}
+  --json FILE          also write every number as JSON to FILE ('-': the JSON to stdout instead of
+                       the table)
   -h, --help           show this help
 
 Progress goes to standard error: a redrawn line on a terminal, one line per item otherwise.
@@ -193,6 +198,19 @@ async function runOnGpu(
   const candidates: GpuBackendName[] =
     requested === 'auto' ? ['cuda', 'webgpu'] : requested === 'cpu' ? [] : [requested];
   for (const candidate of candidates) {
+    if (requested === 'auto' && candidate === 'webgpu') {
+      const adapter = await probeWebGpuAdapter();
+      const skip =
+        adapter === undefined
+          ? 'no WebGPU adapter'
+          : adapter.software
+            ? `the adapter is a software renderer, ${adapter.description}; --backend webgpu runs on it anyway`
+            : undefined;
+      if (skip !== undefined) {
+        io.stderr(`deft bench: webgpu skipped (${skip})\n`);
+        continue;
+      }
+    }
     const load = await loadGpuBench(candidate);
     if (!load.available) {
       if (requested !== 'auto')
