@@ -20,7 +20,10 @@ import {
 export interface BestOfNOptions extends CommonDecodeOptions {
   /** Samples drawn from the shared prompt. */
   readonly n: number;
-  /** Sampling of every branch; branch `i` uses stream `i` of the seed, so results are reproducible. */
+  /**
+   * Sampling of every branch (default temperature 1, seed 0); branch `i` uses stream `i` of the seed, so
+   * results are reproducible.
+   */
   readonly sampling?: SamplingOptions;
   /** Ranking: `mean` log-probability per token (default) or `sum`. */
   readonly score?: 'sum' | 'mean';

@@ -292,6 +292,13 @@ export class TreeModelRunner {
     const vocabSize = this.model.config.vocabSize;
     const rowNodes = Int32Array.from(rowIndices, (index) => queryNodes[index]!);
     const rowPositions = Int32Array.from(rowIndices, (index) => queryPositions[index]!);
+    // A node's rows are contiguous with ascending positions: remember where each node's rows start and end.
+    const rowRanges = new Map<number, [number, number]>();
+    for (let index = 0; index < rowNodes.length; index++) {
+      const range = rowRanges.get(rowNodes[index]!);
+      if (range === undefined) rowRanges.set(rowNodes[index]!, [index, index + 1]);
+      else range[1] = index + 1;
+    }
     return {
       rows: rowIndices.length,
       nodes: rowNodes,
@@ -300,12 +307,19 @@ export class TreeModelRunner {
       vocabSize,
       stats,
       row(node: number, position?: number): Float32Array | undefined {
-        let found = -1;
-        for (let index = 0; index < rowNodes.length; index++) {
-          if (rowNodes[index] !== node) continue;
-          if (position === undefined || rowPositions[index] === position) found = index;
+        const range = rowRanges.get(node);
+        if (range === undefined) return undefined;
+        let found = range[1] - 1;
+        if (position !== undefined) {
+          found = range[0] + (position - rowPositions[range[0]]!);
+          if (found < range[0] || found >= range[1] || rowPositions[found] !== position) {
+            found = -1;
+            for (let index = range[0]; index < range[1]; index++)
+              if (rowPositions[index] === position) found = index;
+            if (found < 0) return undefined;
+          }
         }
-        return found < 0 ? undefined : values.subarray(found * vocabSize, (found + 1) * vocabSize);
+        return values.subarray(found * vocabSize, (found + 1) * vocabSize);
       },
     };
   }
