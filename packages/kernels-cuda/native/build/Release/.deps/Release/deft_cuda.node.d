@@ -1,1 +1,0 @@
-cmd_Release/deft_cuda.node := ln -f "Release/obj.target/deft_cuda.node" "Release/deft_cuda.node" 2>/dev/null || (rm -rf "Release/deft_cuda.node" && cp -af "Release/obj.target/deft_cuda.node" "Release/deft_cuda.node")
