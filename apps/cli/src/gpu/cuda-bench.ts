@@ -5,6 +5,7 @@ import {
   type CudaAttentionKernel,
   type CudaBackend,
   type CudaDeviceInfo,
+  type CudaPlanOptions,
   type CudaScheduleSummary,
   type CudaTensor,
   createCudaBackend,
@@ -29,6 +30,8 @@ export interface CudaBenchSettings {
   readonly hostCalls?: number;
   /** Attention kernel (default `auto`). */
   readonly kernel?: CudaAttentionKernel;
+  /** Scheduler overrides passed to `preparePlan`. */
+  readonly schedule?: CudaPlanOptions['schedule'];
   /** An existing backend (not disposed by the bench). */
   readonly backend?: CudaBackend;
 }
@@ -48,7 +51,12 @@ export interface CudaStrategyResult {
   readonly relativeError: number;
   readonly passed: boolean;
   /** GPU time per layer between CUDA events, L2 flushed before each run, µs. */
-  readonly layerMicroseconds: { readonly median: number; readonly min: number; readonly max: number; readonly runs: number };
+  readonly layerMicroseconds: {
+    readonly median: number;
+    readonly min: number;
+    readonly max: number;
+    readonly runs: number;
+  };
   /** Host time of one `treeAttention` call (enqueue only, no wait), µs. */
   readonly hostMicroseconds: number;
   /** Unique KV bytes / median time, GB/s. */
@@ -98,13 +106,19 @@ export function openCudaBackend(): CudaBackend {
 }
 
 /** Times `enqueue` with CUDA events: `runs` samples after `warmupRuns`, the L2 flushed before each. */
-function timeWithEvents(backend: CudaBackend, enqueue: () => void, runs: number, warmupRuns: number, flush = true): number[] {
+function timeWithEvents(
+  backend: CudaBackend,
+  enqueue: () => void,
+  runs: number,
+  warmupRuns: number,
+  flush = true,
+): number[] {
   const start = backend.timing.createEvent();
   const end = backend.timing.createEvent();
   try {
     const samples: number[] = [];
     for (let run = -warmupRuns; run < runs; run++) {
-      if (flush) backend.timing.flushL2();
+      backend.timing.flushL2();
       start.record();
       enqueue();
       end.record();
@@ -147,7 +161,9 @@ function uniqueSlotsInOrder(tokenSlots: Int32Array): Int32Array {
  * const report = await runCudaBenchReport({ workloads, strategies: PLAN_STRATEGIES, repetitions: 50, progress });
  * ```
  */
-export async function runCudaBenchReport(options: GpuBenchOptions & { readonly settings?: CudaBenchSettings }): Promise<CudaBenchReport> {
+export async function runCudaBenchReport(
+  options: GpuBenchOptions & { readonly settings?: CudaBenchSettings },
+): Promise<CudaBenchReport> {
   const settings = options.settings ?? {};
   const runs = Math.max(50, settings.runs ?? options.repetitions);
   const warmupRuns = settings.warmupRuns ?? 5;
@@ -157,7 +173,9 @@ export async function runCudaBenchReport(options: GpuBenchOptions & { readonly s
   if (!strategies.includes('sequence')) strategies.push('sequence');
   try {
     const copyBandwidth = backend.timing.measureCopyBandwidth({ bytes: 1 << 30, runs: 10 });
-    const emptyKernelMicroseconds = median(timeWithEvents(backend, () => backend.timing.emptyKernel(), 50, 5, false));
+    const emptyKernelMicroseconds = median(
+      timeWithEvents(backend, () => backend.timing.emptyKernel(), 50, 5),
+    );
     const workloads: CudaWorkloadResult[] = [];
     const rows: Omit<BenchRow, 'vsSequence'>[] = [];
     let allPassed = true;
@@ -203,12 +221,16 @@ export async function runCudaBenchReport(options: GpuBenchOptions & { readonly s
             }
           }
           const prepareSamples: number[] = [];
-          let prepared = backend.preparePlan(plan, built.shape, settings.kernel === undefined ? {} : { kernel: settings.kernel });
+          const planOptions: CudaPlanOptions = {
+            ...(settings.kernel === undefined ? {} : { kernel: settings.kernel }),
+            ...(settings.schedule === undefined ? {} : { schedule: settings.schedule }),
+          };
+          let prepared = backend.preparePlan(plan, built.shape, planOptions);
           for (let sample = 0; sample < 5; sample++) {
             await backend.synchronize();
             prepared.dispose();
             const before = performance.now();
-            prepared = backend.preparePlan(plan, built.shape, settings.kernel === undefined ? {} : { kernel: settings.kernel });
+            prepared = backend.preparePlan(plan, built.shape, planOptions);
             prepareSamples.push((performance.now() - before) * 1000);
           }
           try {
@@ -241,7 +263,12 @@ export async function runCudaBenchReport(options: GpuBenchOptions & { readonly s
               schedule: prepared.schedule,
               relativeError: error,
               passed,
-              layerMicroseconds: { median: layerMedian, min: sorted[0]!, max: sorted[sorted.length - 1]!, runs: sorted.length },
+              layerMicroseconds: {
+                median: layerMedian,
+                min: sorted[0]!,
+                max: sorted[sorted.length - 1]!,
+                runs: sorted.length,
+              },
               hostMicroseconds,
               gigabytesPerSecond: plan.io.uniqueKvBytes / (layerMedian * 1e3),
               vsReadOnce: layerMedian / readOnceMicroseconds,
@@ -268,7 +295,9 @@ export async function runCudaBenchReport(options: GpuBenchOptions & { readonly s
                 units: prepared.schedule.numUnits,
               },
             });
-            options.progress.done(`${formatMicroseconds(layerMedian)}${passed ? '' : ` CHECK FAILED (rel. error ${error})`}`);
+            options.progress.done(
+              `${formatMicroseconds(layerMedian)}${passed ? '' : ` CHECK FAILED (rel. error ${error})`}`,
+            );
           } finally {
             prepared.dispose();
           }
@@ -297,7 +326,7 @@ export async function runCudaBenchReport(options: GpuBenchOptions & { readonly s
       allPassed,
       notes: [
         `device copy bandwidth ${copyBandwidth.gigabytesPerSecond.toFixed(0)} GB/s (cudaMemcpy D2D of ${copyBandwidth.bytes >> 20} MiB, read + write bytes); empty kernel ${emptyKernelMicroseconds.toFixed(2)} µs between events`,
-        'bandwidth floor = unique KV bytes / copy bandwidth; read-once = a kernel streaming the plan\'s KV rows once (plan order), L2 flushed',
+        "bandwidth floor = unique KV bytes / copy bandwidth; read-once = a kernel streaming the plan's KV rows once (plan order), L2 flushed",
         `time per layer = median of ${runs} runs between CUDA events, L2 flushed (>= 256 MiB read) before each, ${warmupRuns} warm-up runs excluded`,
       ],
     };

@@ -26,11 +26,31 @@ export interface CudaCheckCase {
 
 /** The kernel configurations of the check: tensor cores at head dim 128 and 64, CUDA cores for fp16 and f32. */
 export const CUDA_CHECK_VARIANTS: readonly CudaCheckVariant[] = [
-  { name: 'mma f16 d128 g4', kernel: 'mma', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' } },
-  { name: 'mma f16 d64 g8', kernel: 'mma', shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' } },
-  { name: 'mma f16 d128 g1', kernel: 'mma', shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' } },
-  { name: 'scalar f16 d128 g4', kernel: 'scalar', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' } },
-  { name: 'scalar f32 d96 g2', kernel: 'auto', shape: { numHeads: 4, numKvHeads: 2, headDim: 96, kvDtype: 'f32' } },
+  {
+    name: 'mma f16 d128 g4',
+    kernel: 'mma',
+    shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' },
+  },
+  {
+    name: 'mma f16 d64 g8',
+    kernel: 'mma',
+    shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' },
+  },
+  {
+    name: 'mma f16 d128 g1',
+    kernel: 'mma',
+    shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' },
+  },
+  {
+    name: 'scalar f16 d128 g4',
+    kernel: 'scalar',
+    shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' },
+  },
+  {
+    name: 'scalar f32 d96 g2',
+    kernel: 'auto',
+    shape: { numHeads: 4, numKvHeads: 2, headDim: 96, kvDtype: 'f32' },
+  },
 ];
 
 const KV_GRID = 2048;
@@ -53,11 +73,28 @@ export async function runCudaCheck(
     const random = seededRandom(seed * 7 + 3);
     const rowLength = shape.numKvHeads * shape.headDim;
     const numQueries = tree.queries.nodes.length;
-    const k = Float32Array.from({ length: tree.numSlots * rowLength }, () => (Math.floor(random() * 2 * KV_GRID) - KV_GRID) / KV_GRID);
-    const v = Float32Array.from({ length: tree.numSlots * rowLength }, () => (Math.floor(random() * 2 * KV_GRID) - KV_GRID) / KV_GRID);
-    const q = Float32Array.from({ length: numQueries * shape.numHeads * shape.headDim }, () => random() * 4 - 2);
+    const k = Float32Array.from(
+      { length: tree.numSlots * rowLength },
+      () => (Math.floor(random() * 2 * KV_GRID) - KV_GRID) / KV_GRID,
+    );
+    const v = Float32Array.from(
+      { length: tree.numSlots * rowLength },
+      () => (Math.floor(random() * 2 * KV_GRID) - KV_GRID) / KV_GRID,
+    );
+    const q = Float32Array.from(
+      { length: numQueries * shape.numHeads * shape.headDim },
+      () => random() * 4 - 2,
+    );
     const scale = 1 / Math.sqrt(shape.headDim);
-    const expected = directTreeAttention({ view: tree.view, queries: tree.queries, q, k, v, ...shape, scale });
+    const expected = directTreeAttention({
+      view: tree.view,
+      queries: tree.queries,
+      q,
+      k,
+      v,
+      ...shape,
+      scale,
+    });
     const storage = backend.createKVStorage({
       numLayers: 2,
       numPages: tree.numPages,
@@ -66,7 +103,10 @@ export async function runCudaCheck(
       headDim: shape.headDim,
       dtype: shape.kvDtype as DType,
     });
-    const queryTensor = backend.createTensor({ shape: [numQueries, shape.numHeads, shape.headDim], dtype: 'f32' });
+    const queryTensor = backend.createTensor({
+      shape: [numQueries, shape.numHeads, shape.headDim],
+      dtype: 'f32',
+    });
     const out = backend.createTensor({ shape: [numQueries, shape.numHeads, shape.headDim], dtype: 'f32' });
     try {
       const allSlots = Int32Array.from({ length: tree.numSlots }, (_, index) => index);

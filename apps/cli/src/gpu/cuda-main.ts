@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import type { PlanStrategy } from '@deft/core';
 import { PLAN_STRATEGIES } from '@deft/core';
-import type { CudaAttentionKernel } from '@deft/kernels-cuda';
+import type { CudaAttentionKernel, CudaPlanOptions } from '@deft/kernels-cuda';
 import type { Progress } from '../cli/progress.js';
 import { formatTable } from '../format/format-table.js';
 import { findBuiltinWorkload, PAPER_WORKLOAD_NAMES } from '../workloads/builtin.js';
@@ -24,6 +24,8 @@ interface MainOptions {
   workloads: string[];
   strategies: PlanStrategy[];
   kernel: CudaAttentionKernel;
+  schedule: NonNullable<CudaPlanOptions['schedule']>;
+  label: string;
   check: boolean;
   bench: boolean;
 }
@@ -35,6 +37,8 @@ function parseArguments(argv: readonly string[]): MainOptions {
     workloads: [...PAPER_WORKLOAD_NAMES],
     strategies: [...PLAN_STRATEGIES],
     kernel: 'auto',
+    schedule: {},
+    label: 'default',
     check: true,
     bench: true,
   };
@@ -51,6 +55,14 @@ function parseArguments(argv: readonly string[]): MainOptions {
     else if (flag === '--workloads') options.workloads = value().split(',');
     else if (flag === '--strategies') options.strategies = value().split(',') as PlanStrategy[];
     else if (flag === '--kernel') options.kernel = value() as CudaAttentionKernel;
+    else if (flag === '--label') options.label = value();
+    else if (flag === '--fused-merge-limit') options.schedule = { ...options.schedule, fusedMergeLimit: Number(value()) };
+    else if (flag === '--max-resident') options.schedule = { ...options.schedule, maxResidentTiles: Number(value()) };
+    else if (flag === '--blocks-per-sm') options.schedule = { ...options.schedule, blocksPerMultiprocessor: Number(value()) };
+    else if (flag === '--partial-cost') options.schedule = { ...options.schedule, partialCost: Number(value()) };
+    else if (flag === '--unit-cost') options.schedule = { ...options.schedule, unitCost: Number(value()) };
+    else if (flag === '--min-ring') options.schedule = { ...options.schedule, minRingStages: Number(value()) };
+    else if (flag === '--tile-cost') options.schedule = { ...options.schedule, queryTileCost: Number(value()) };
     else if (flag === '--skip-check') options.check = false;
     else if (flag === '--skip-bench') options.bench = false;
     else throw new Error(`unknown option ${flag}`);
@@ -77,7 +89,10 @@ function benchTable(report: CudaBenchReport): string {
   for (const workload of report.workloads) {
     const sequence = workload.strategies.find((row) => row.strategy === 'sequence');
     for (const row of workload.strategies) {
-      const speedup = sequence === undefined ? Number.NaN : sequence.layerMicroseconds.median / row.layerMicroseconds.median;
+      const speedup =
+        sequence === undefined
+          ? Number.NaN
+          : sequence.layerMicroseconds.median / row.layerMicroseconds.median;
       rows.push([
         workload.workload,
         row.strategy,
@@ -125,7 +140,12 @@ function targetLines(report: CudaBenchReport): string[] {
     const sequence = workload.strategies.find((row) => row.strategy === 'sequence');
     if (flatten === undefined) continue;
     const time = flatten.layerMicroseconds.median;
-    const absolute = workload.workload === 'sd-t64' ? 15 : workload.workload === 'sd-t256' ? 25 : 1.3 * workload.readOnceMicroseconds;
+    const absolute =
+      workload.workload === 'sd-t64'
+        ? 15
+        : workload.workload === 'sd-t256'
+          ? 25
+          : 1.3 * workload.readOnceMicroseconds;
     let line = `${workload.workload}: ${time.toFixed(1)} µs vs target ${absolute.toFixed(1)} µs ${time <= absolute ? 'MET' : 'MISSED'}`;
     if (sequence !== undefined) {
       const needed = Math.sqrt(sequence.io.kvBytesRead / flatten.io.kvBytesRead);
@@ -157,14 +177,17 @@ async function main(): Promise<number> {
         seeds: options.seeds,
         onCase(checked) {
           if (!checked.passed) {
-            console.log(`CHECK FAIL ${checked.variant} ${checked.strategy} ${checked.description}: rel. error ${checked.relativeError}`);
+            console.log(
+              `CHECK FAIL ${checked.variant} ${checked.strategy} ${checked.description}: rel. error ${checked.relativeError}`,
+            );
           }
         },
       }).then((result) => cases.push(...result));
       save();
       const failures = cases.filter((checked) => !checked.passed);
       const byVariant = new Map<string, number>();
-      for (const checked of cases) byVariant.set(checked.variant, Math.max(byVariant.get(checked.variant) ?? 0, checked.relativeError));
+      for (const checked of cases)
+        byVariant.set(checked.variant, Math.max(byVariant.get(checked.variant) ?? 0, checked.relativeError));
       checkSummary =
         `check: ${cases.length - failures.length}/${cases.length} passed; worst rel. error by variant: ` +
         [...byVariant].map(([variant, error]) => `${variant} ${error.toExponential(1)}`).join(', ');
@@ -182,11 +205,12 @@ async function main(): Promise<number> {
         strategies: options.strategies,
         repetitions: options.runs,
         progress,
-        settings: { backend, runs: options.runs, kernel: options.kernel },
+        settings: { backend, runs: options.runs, kernel: options.kernel, schedule: options.schedule },
       });
       output.bench = report;
       failed ||= !report.allPassed;
       tableLines.push(
+        `[${options.label}] ${JSON.stringify(options.schedule)}`,
         `${report.device.description}; copy ${report.copyBandwidth.gigabytesPerSecond.toFixed(0)} GB/s; empty kernel ${report.emptyKernelMicroseconds.toFixed(2)} µs; median of ${report.runs} runs`,
         benchTable(report),
         ...targetLines(report),

@@ -120,6 +120,21 @@ describe('createCudaBackend validation (fake device)', () => {
     expect(prepared.schedule.numUnits).toBeGreaterThan(0);
   });
 
+  it('passes scheduler overrides through preparePlan', () => {
+    const { addon } = fakeAddon();
+    const backend = createCudaBackend({ addon });
+    const { view } = buildPagedTree([{ parent: -1, tokens: 4000 }, ...Array.from({ length: 20 }, () => ({ parent: 0, tokens: 400 }))], 16, {
+      seed: 2,
+    });
+    const shape: AttentionShape = { numHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' };
+    const plan = planTreeAttention(view, defaultQueries(view), { shape });
+    const few = backend.preparePlan(plan, shape, { schedule: { blocksPerMultiprocessor: 1, unitCost: 1000 } });
+    const many = backend.preparePlan(plan, shape, { schedule: { blocksPerMultiprocessor: 8, unitCost: 0 } });
+    expect(many.schedule.numUnits).toBeGreaterThan(few.schedule.numUnits);
+    const deep = backend.preparePlan(plan, shape, { schedule: { minRingStages: 5, maxResidentTiles: 5 } });
+    expect(deep.schedule.ringStages).toBe(2); // the fake addon reports its own ring; the real one honours the hint
+  });
+
   it('rejects bad plans before anything reaches the device', () => {
     const { backend, calls, plan } = setup();
     calls.length = 0;

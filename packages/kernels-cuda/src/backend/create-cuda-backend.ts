@@ -46,7 +46,12 @@ export interface CudaPlanOptions {
   /** Default `auto`: tensor cores for fp16 KV with head dim 64 or 128, CUDA cores otherwise. */
   readonly kernel?: CudaAttentionKernel;
   /** Overrides of the scheduler's cost model (see `ScheduleOptions`). */
-  readonly schedule?: Partial<Pick<ScheduleOptions, 'blocksPerMultiprocessor' | 'queryTileCost' | 'partialCost'>>;
+  readonly schedule?: Partial<
+    Pick<
+      ScheduleOptions,
+      'blocksPerMultiprocessor' | 'queryTileCost' | 'partialCost' | 'unitCost' | 'maxResidentTiles' | 'minRingStages' | 'fusedMergeLimit'
+    >
+  >;
 }
 
 /** The CUDA backend: the Backend contract plus device facts and measurement helpers. */
@@ -345,6 +350,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
           numUnits: schedule.numUnits,
           numExecPartials: schedule.numExecPartials,
           mergedQueries,
+          fusedMerge: schedule.fuseMerge,
           kernel: summary.kernel === 1 ? 'mma' : 'scalar',
           ringStages: summary.ringStages,
           sharedBytes: summary.sharedBytes,

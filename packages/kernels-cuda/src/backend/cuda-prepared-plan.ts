@@ -10,6 +10,8 @@ export interface CudaScheduleSummary {
   readonly numExecPartials: number;
   /** Queries whose output is a merge of several partial states. */
   readonly mergedQueries: number;
+  /** Whether the merge runs inside the attention launch (else a second, small launch). */
+  readonly fusedMerge: boolean;
   /** `"mma"` (tensor cores) or `"scalar"` (CUDA cores). */
   readonly kernel: 'mma' | 'scalar';
   /** KV tiles of 64 tokens kept in shared memory per CTA. */

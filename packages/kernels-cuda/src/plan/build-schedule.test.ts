@@ -77,8 +77,10 @@ describe('buildSchedule', () => {
     expect(schedule.numUnits * shape.numKvHeads).toBeGreaterThanOrEqual(132);
     const covered = new Map<number, number>();
     for (let unit = 0; unit < schedule.numUnits; unit++) {
-      const [chunk, rowStart, rowCount] = schedule.units.subarray(unit * UNIT_FIELDS, unit * UNIT_FIELDS + 3);
-      const base = chunk! * EXEC_CHUNK_FIELDS;
+      const fields = schedule.units.subarray(unit * UNIT_FIELDS, (unit + 1) * UNIT_FIELDS);
+      const rowStart = fields[7]!;
+      const rowCount = fields[8]!;
+      const base = fields[9]! * EXEC_CHUNK_FIELDS;
       for (let row = rowStart!; row < rowStart! + rowCount!; row++) {
         const key = base * 100000 + row;
         covered.set(key, (covered.get(key) ?? 0) + 1);

@@ -3,7 +3,7 @@ import type { TreeAttentionPlan } from '@deft/core';
 /** Ints per execution chunk in {@link ExecutionSchedule.chunks}: see the field order there. */
 export const EXEC_CHUNK_FIELDS = 8;
 /** Ints per work unit in {@link ExecutionSchedule.units}. */
-export const UNIT_FIELDS = 4;
+export const UNIT_FIELDS = 12;
 /** Tokens per KV tile of the tensor-core kernel. */
 export const TILE_TOKENS = 64;
 
@@ -19,8 +19,17 @@ export interface ScheduleOptions {
   readonly queryTileCost?: number;
   /** Cost of writing and merging one query's partial state, in tokens read (default 13). */
   readonly partialCost?: number;
+  /** Fixed cost of a work unit (start-up latency of a CTA), in tokens read (default 150). */
+  readonly unitCost?: number;
+  /** Smallest ring of KV tiles (default 3: two tiles in flight while one is computed). */
+  readonly minRingStages?: number;
   /** Largest ring of KV tiles worth keeping resident (default 8). */
   readonly maxResidentTiles?: number;
+  /**
+   * Largest merge work a CTA may take on in the fused merge, in rounds of four partial loads per warp
+   * (default 2); above it a second launch merges, spread over the device.
+   */
+  readonly fusedMergeLimit?: number;
 }
 
 /**
@@ -34,14 +43,15 @@ export interface ScheduleOptions {
  * `[tokenStart, numTokens, queryStart, numQueries, partialStart, maskOffset, fullyVisible, planChunk]`
  * (tokens index the plan's `tokenSlots`, queries the plan's `chunkQueries`, `maskOffset` the plan's
  * `mask`; the j-th query's state goes to execution slot `partialStart + j`).
- * Unit `u` is `units[4u .. 4u + 4)`: `[execChunk, rowStart, rowCount, 0]` with row = query * group + head.
+ * Unit `u` is `units[12u .. 12u + 12)`: its execution chunk's first seven fields, then
+ * `[rowStart, rowCount, execChunk, 0, 0]`, with row = query * group + head (one load per CTA).
  */
 export interface ExecutionSchedule {
   readonly numExecChunks: number;
   /** `[numExecChunks, 8]` see above. */
   readonly chunks: Int32Array;
   readonly numUnits: number;
-  /** `[numUnits, 4]`, the costliest first. */
+  /** `[numUnits, 12]`, the costliest first. */
   readonly units: Int32Array;
   readonly numExecPartials: number;
   /** `[numQueries + 1]` offsets into `queryPartials`. */
@@ -50,6 +60,10 @@ export interface ExecutionSchedule {
   readonly queryPartials: Int32Array;
   /** Queries that see no token (their output is zero). */
   readonly emptyQueries: Int32Array;
+  /** Queries with several partial states, merged after attention. */
+  readonly mergeQueries: Int32Array;
+  /** Whether the CTA completing a query's partials merges them (else a second launch does). */
+  readonly fuseMerge: boolean;
   /** KV tiles of the longest unit that makes several passes over its tiles (a ring this deep keeps it resident). */
   readonly residentTiles: number;
   /** Largest KV slot the plan reads, `-1` when none. */
@@ -118,7 +132,9 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   const queryTileCost = options.queryTileCost ?? 0.2;
   const partialCost = options.partialCost ?? 13;
   const blocks = Math.max(1, options.multiprocessors) * (options.blocksPerMultiprocessor ?? 2);
-  const maxResidentTiles = options.maxResidentTiles ?? 8;
+  const maxResidentTiles = options.maxResidentTiles ?? 4;
+  const fixedUnitCost = options.unitCost ?? 150;
+  const minRingStages = options.minRingStages ?? 3;
   const { numChunks, numQueries } = plan;
 
   // Plan partials per query: a query all of whose chunks lie in one run needs no partial state.
@@ -164,7 +180,7 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
     const queries = Math.ceil(run.numQueries / rowSplits);
     const queryTiles = Math.ceil((queries * group) / 16);
     const partials = run.sole && cuts.length === 2 ? 0 : queries * partialCost;
-    return longest * (1 + queryTileCost * queryTiles) + partials;
+    return longest * (1 + queryTileCost * queryTiles) + partials + fixedUnitCost;
   };
 
   let totalCost = 0;
@@ -173,7 +189,6 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
     totalCost += run.cost;
   }
   const unitSlots = Math.max(1, Math.floor(blocks / options.numKvHeads));
-  const targetCost = totalCost / unitSlots;
   const maxUnits = unitSlots * 16;
   let numUnits = runs.length;
 
@@ -181,6 +196,8 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   for (;;) {
     let worst: Run | undefined;
     for (const run of runs) if (!run.frozen && (worst === undefined || run.cost > worst.cost)) worst = run;
+    // Balance target: the total cost (start-up costs of the current units included) over the slots.
+    const targetCost = (totalCost + (numUnits - runs.length) * fixedUnitCost) / unitSlots;
     if (worst === undefined || worst.cost <= targetCost || numUnits >= maxUnits) break;
     const chunks = worst.endChunk - worst.firstChunk;
     let best: { cost: number; pieces: number; rowSplits: number; cuts: number[] } | undefined;
@@ -209,10 +226,10 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   let numExecChunks = 0;
   for (const run of runs) numExecChunks += run.pieces;
   const chunks = new Int32Array(numExecChunks * EXEC_CHUNK_FIELDS);
-  const unitList: { fields: [number, number, number]; cost: number; order: number }[] = [];
+  const unitList: { fields: number[]; cost: number; order: number }[] = [];
   let execChunk = 0;
   let partialStart = 0;
-  let residentTiles = 2;
+  let residentTiles = minRingStages;
   for (const run of runs) {
     const queryStart = plan.chunkQueryIndptr[run.firstChunk]!;
     for (let piece = 0; piece < run.pieces; piece++) {
@@ -237,7 +254,20 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
         const queryTiles = Math.ceil(unitRows / 16);
         if (queryTiles > 4) residentTiles = Math.max(residentTiles, Math.ceil(numTokens / TILE_TOKENS));
         unitList.push({
-          fields: [execChunk, firstQuery * group, unitRows],
+          fields: [
+            tokenStart,
+            numTokens,
+            queryStart,
+            run.numQueries,
+            partialStart,
+            plan.chunkMaskOffset[first]!,
+            plan.chunkFullyVisible[first]!,
+            firstQuery * group,
+            unitRows,
+            execChunk,
+            0,
+            0,
+          ],
           cost: numTokens * (1 + queryTileCost * queryTiles),
           order: unitList.length,
         });
@@ -271,8 +301,26 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
     }
   }
   const empty: number[] = [];
+  const merged: number[] = [];
   for (let query = 0; query < numQueries; query++) {
-    if (queryPartialIndptr[query + 1] === queryPartialIndptr[query]) empty.push(query);
+    const count = queryPartialIndptr[query + 1]! - queryPartialIndptr[query]!;
+    if (count === 0) empty.push(query);
+    else if (count > 1) merged.push(query);
+  }
+  // Fused merge only when no CTA can end up with much merge work: the last CTA of a query merges all of it.
+  let worstMerge = 0;
+  for (let unit = 0; unit < unitList.length; unit++) {
+    const fields = unitList[unit]!.fields;
+    const rowStart = fields[7]!;
+    const rowCount = fields[8]!;
+    const base = fields[9]! * EXEC_CHUNK_FIELDS;
+    let work = 0;
+    for (let index = rowStart / group; index < (rowStart + rowCount) / group; index++) {
+      const query = plan.chunkQueries[chunks[base + 2]! + index]!;
+      const count = queryPartialIndptr[query + 1]! - queryPartialIndptr[query]!;
+      if (count > 1) work += group * (1 + count / 4);
+    }
+    worstMerge = Math.max(worstMerge, work / 4);
   }
   let maxSlot = -1;
   for (const slot of plan.tokenSlots) if (slot > maxSlot) maxSlot = slot;
@@ -286,7 +334,9 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
     queryPartialIndptr,
     queryPartials,
     emptyQueries: Int32Array.from(empty),
-    residentTiles: Math.min(residentTiles, maxResidentTiles),
+    mergeQueries: Int32Array.from(merged),
+    fuseMerge: worstMerge <= (options.fusedMergeLimit ?? 2),
+    residentTiles: Math.max(minRingStages, Math.min(residentTiles, maxResidentTiles)),
     maxSlot,
   };
 }

@@ -1,4 +1,4 @@
-import { EXEC_CHUNK_FIELDS, UNIT_FIELDS } from './build-schedule.js';
+import { UNIT_FIELDS } from './build-schedule.js';
 import { HEADER_FIELDS, type PackedSchedule } from './pack-schedule.js';
 
 /** Inputs of {@link emulateSchedule}: host arrays laid out as the device holds them. */
@@ -29,12 +29,10 @@ export function emulateSchedule(packed: PackedSchedule, inputs: EmulationInputs)
   const headDim = field('headDim');
   const group = numHeads / numKvHeads;
   const numUnits = field('numUnits');
-  const numExecChunks = field('numExecChunks');
   const numPartials = field('numExecPartials');
   const tokenSlots = ints('offsetTokenSlots', field('numTokens'));
   const tokenSegments = ints('offsetTokenSegments', field('numTokens'));
   const mask = new Uint32Array(bytes.buffer, bytes.byteOffset + field('offsetMask'), field('maskWords'));
-  const chunks = ints('offsetExecChunks', numExecChunks * EXEC_CHUNK_FIELDS);
   const units = ints('offsetUnits', numUnits * UNIT_FIELDS);
   const queryPartialIndptr = ints('offsetQueryPartialIndptr', numQueries + 1);
   const queryPartials = ints('offsetQueryPartials', numPartials);
@@ -48,12 +46,8 @@ export function emulateSchedule(packed: PackedSchedule, inputs: EmulationInputs)
   const log2e = Math.LOG2E;
 
   for (let unit = 0; unit < numUnits; unit++) {
-    const [execChunk, rowStart, rowCount] = units.subarray(unit * UNIT_FIELDS, unit * UNIT_FIELDS + 3);
-    const base = execChunk! * EXEC_CHUNK_FIELDS;
-    const [tokenStart, numTokens, queryStart, chunkQueryCount, partialStart, maskOffset, fullyVisible] = chunks.subarray(
-      base,
-      base + 7,
-    );
+    const [tokenStart, numTokens, queryStart, chunkQueryCount, partialStart, maskOffset, fullyVisible, rowStart, rowCount] =
+      units.subarray(unit * UNIT_FIELDS, unit * UNIT_FIELDS + 9);
     const maskWords = Math.ceil(chunkQueryCount! / 32);
     for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
       for (let row = rowStart!; row < rowStart! + rowCount!; row++) {

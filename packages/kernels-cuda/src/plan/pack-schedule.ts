@@ -28,11 +28,14 @@ export const HEADER_FIELDS = {
   offsetQueryPartialIndptr: 22,
   offsetQueryPartials: 23,
   offsetEmptyQueries: 24,
-  totalBytes: 25,
+  offsetMergeQueries: 25,
+  numMergeQueries: 26,
+  fuseMerge: 27,
+  totalBytes: 28,
 } as const;
 
 /** Number of header fields. */
-export const HEADER_LENGTH = 26;
+export const HEADER_LENGTH = 29;
 
 /** Which attention kernel a schedule asks for: 0 auto, 1 tensor cores, 2 CUDA cores. */
 export type KernelCode = 0 | 1 | 2;
@@ -71,6 +74,7 @@ export function packSchedule(
     ['offsetQueryPartialIndptr', schedule.queryPartialIndptr],
     ['offsetQueryPartials', schedule.queryPartials],
     ['offsetEmptyQueries', schedule.emptyQueries],
+    ['offsetMergeQueries', schedule.mergeQueries],
   ];
   const header = new Int32Array(HEADER_LENGTH);
   let offset = 0;
@@ -98,6 +102,8 @@ export function packSchedule(
   header[HEADER_FIELDS.numTokens] = plan.tokenSlots.length;
   header[HEADER_FIELDS.maskWords] = plan.mask.length;
   header[HEADER_FIELDS.numChunkQueries] = plan.chunkQueries.length;
+  header[HEADER_FIELDS.numMergeQueries] = schedule.mergeQueries.length;
+  header[HEADER_FIELDS.fuseMerge] = schedule.fuseMerge ? 1 : 0;
   header[HEADER_FIELDS.totalBytes] = offset;
   return { header, bytes };
 }

@@ -40,12 +40,23 @@ struct ExecChunk {
   int reserved;
 };
 
-/** A work unit: rows `[rowStart, rowStart + rowCount)` of execution chunk `chunk` (row = query * group + head in group). */
+/**
+ * A work unit: rows `[rowStart, rowStart + rowCount)` (row = query * group + head in group) of one
+ * execution chunk, with the chunk's fields copied in so a CTA reads its whole unit in one load.
+ */
 struct AttentionUnit {
-  int chunk;
+  int tokenStart;
+  int numTokens;
+  int queryStart;
+  int numQueries;
+  int partialStart;
+  int maskOffset;
+  int fullyVisible;
   int rowStart;
   int rowCount;
-  int reserved;
+  int execChunk;
+  int reserved0;
+  int reserved1;
 };
 
 /**
@@ -57,13 +68,16 @@ struct AttentionParams {
   const int* tokenSegments;       // [numTokens] the plan's
   const int* chunkQueries;        // [plan numPartials] the plan's
   const uint32_t* mask;           // [maskWords] the plan's
-  const ExecChunk* chunks;        // [numExecChunks]
   const AttentionUnit* units;     // [numUnits], heaviest first
   const int* queryPartialIndptr;  // [numQueries + 1] over execution partial slots
   const int* queryPartials;       // [numExecPartials] execution slots of each query, in chunk order
   const int* emptyQueries;        // [numEmptyQueries] queries that see no token
+  const int* mergeQueries;        // [numMergeQueries] queries with several partial states
   int numUnits;
   int numEmptyQueries;
+  int numMergeQueries;
+  /** 1: the CTA completing a query's partials merges them (counters); 0: a second launch merges. */
+  int fuseMerge;
 
   const void* k;                  // layer's K: [numSlots, numKvHeads, headDim]
   const void* v;                  // layer's V: [numSlots, numKvHeads, headDim]

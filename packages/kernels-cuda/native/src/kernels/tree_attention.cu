@@ -110,19 +110,21 @@ struct UnitView {
 };
 
 __device__ __forceinline__ UnitView ReadUnit(const AttentionParams& params, int unitIndex, int kvHead) {
-  const AttentionUnit unit = params.units[unitIndex];
-  const ExecChunk chunk = params.chunks[unit.chunk];
+  const int4* record = reinterpret_cast<const int4*>(params.units + unitIndex);
+  const int4 first = __ldg(record);
+  const int4 second = __ldg(record + 1);
+  const int4 third = __ldg(record + 2);
   UnitView view;
-  view.rowStart = unit.rowStart;
-  view.rowCount = unit.rowCount;
+  view.tokenStart = first.x;
+  view.numTokens = first.y;
+  view.queryStart = first.z;
+  view.maskWords = (first.w + 31) >> 5;
+  view.partialStart = second.x;
+  view.mask = params.mask + second.y;
+  view.fullyVisible = second.z != 0;
+  view.rowStart = second.w;
+  view.rowCount = third.x;
   view.kvHead = kvHead;
-  view.tokenStart = chunk.tokenStart;
-  view.numTokens = chunk.numTokens;
-  view.queryStart = chunk.queryStart;
-  view.partialStart = chunk.partialStart;
-  view.maskWords = (chunk.numQueries + 31) >> 5;
-  view.mask = params.mask + chunk.maskOffset;
-  view.fullyVisible = chunk.fullyVisible != 0;
   return view;
 }
 
@@ -156,11 +158,12 @@ __device__ __forceinline__ RowTarget TargetOfRow(const AttentionParams& params, 
 // Fused reduction and the empty-query block
 
 /**
- * Merges the partial states of `query` for the heads of `kvHead`'s group into the output, in CSR
- * order. One warp per head; partials are read through L2 (__ldcg) since other CTAs wrote them.
+ * Merges the partial states of (`query`, `head`) into the output in CSR order, with one warp: each
+ * lane owns 4 consecutive dims (float4), weights are computed once per partial and broadcast, and
+ * four partials' loads are in flight at a time. Partials are read through L2 (__ldcg): other CTAs
+ * (or an earlier launch) wrote them.
  */
-__device__ void MergeQuery(const AttentionParams& params, int query, int kvHead, int headInGroup, int lane) {
-  const int head = kvHead * params.group + headInGroup;
+__device__ void MergeQueryHead(const AttentionParams& params, int query, int head, int lane) {
   const int first = params.queryPartialIndptr[query];
   const int last = params.queryPartialIndptr[query + 1];
   const int dim = params.headDim;
@@ -176,9 +179,12 @@ __device__ void MergeQuery(const AttentionParams& params, int query, int kvHead,
     for (int index = lane; index < dim; index += 32) output[index] = 0.0f;
     return;
   }
-  float accumulator[kScalarMaxPerLane];
+  const bool vectorized = (dim & 3) == 0;
+  const int vectors = vectorized ? dim >> 2 : 0;
+  float4 accumulator[2] = {make_float4(0.0f, 0.0f, 0.0f, 0.0f), make_float4(0.0f, 0.0f, 0.0f, 0.0f)};
+  float scalarAccumulator[kScalarMaxPerLane];
 #pragma unroll
-  for (int index = 0; index < kScalarMaxPerLane; ++index) accumulator[index] = 0.0f;
+  for (int part = 0; part < kScalarMaxPerLane; ++part) scalarAccumulator[part] = 0.0f;
   float total = 0.0f;
   for (int base = first; base < last; base += 32) {
     const int entry = base + lane;
@@ -188,24 +194,72 @@ __device__ void MergeQuery(const AttentionParams& params, int query, int kvHead,
       mySlot = params.queryPartials[entry];
       myWeight = exp2f(__ldcg(params.partialLse + static_cast<size_t>(mySlot) * params.numHeads + head) - best);
     }
+    float roundTotal = myWeight;
+    for (int offset = 16; offset > 0; offset >>= 1) roundTotal += __shfl_xor_sync(0xffffffffu, roundTotal, offset);
+    total += roundTotal;
     const int count = min(32, last - base);
-    for (int index = 0; index < count; ++index) {
-      const int slot = __shfl_sync(0xffffffffu, mySlot, index);
-      const float weight = __shfl_sync(0xffffffffu, myWeight, index);
-      total += weight;
-      const float* partial = params.partialO + (static_cast<size_t>(slot) * params.numHeads + head) * dim;
+    for (int index = 0; index < count; index += 4) {
+      int slots[4];
+      float weights[4];
 #pragma unroll
-      for (int part = 0; part < kScalarMaxPerLane; ++part) {
-        const int d = lane + part * 32;
-        if (d < dim) accumulator[part] += weight * __ldcg(partial + d);
+      for (int step = 0; step < 4; ++step) {
+        slots[step] = __shfl_sync(0xffffffffu, mySlot, (index + step) & 31);
+        weights[step] = __shfl_sync(0xffffffffu, myWeight, (index + step) & 31);
+      }
+      if (vectorized) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int vector = lane + half * 32;
+          if (vector >= vectors) continue;
+          float4 loaded[4];
+#pragma unroll
+          for (int step = 0; step < 4; ++step) {
+            loaded[step] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (index + step < count) {  // never read a slot that was not written (it may hold NaN)
+              loaded[step] = __ldcg(reinterpret_cast<const float4*>(
+                                        params.partialO + (static_cast<size_t>(slots[step]) * params.numHeads + head) * dim) +
+                                    vector);
+            }
+          }
+#pragma unroll
+          for (int step = 0; step < 4; ++step) {
+            accumulator[half].x += weights[step] * loaded[step].x;
+            accumulator[half].y += weights[step] * loaded[step].y;
+            accumulator[half].z += weights[step] * loaded[step].z;
+            accumulator[half].w += weights[step] * loaded[step].w;
+          }
+        }
+      } else {
+#pragma unroll
+        for (int step = 0; step < 4; ++step) {
+          if (index + step >= count) continue;
+          const float* partial = params.partialO + (static_cast<size_t>(slots[step]) * params.numHeads + head) * dim;
+#pragma unroll
+          for (int part = 0; part < kScalarMaxPerLane; ++part) {
+            const int d = lane + part * 32;
+            if (d < dim) scalarAccumulator[part] += weights[step] * __ldcg(partial + d);
+          }
+        }
       }
     }
   }
   const float inverse = 1.0f / total;
+  if (vectorized) {
 #pragma unroll
-  for (int part = 0; part < kScalarMaxPerLane; ++part) {
-    const int d = lane + part * 32;
-    if (d < dim) output[d] = accumulator[part] * inverse;
+    for (int half = 0; half < 2; ++half) {
+      const int vector = lane + half * 32;
+      if (vector < vectors) {
+        const float4 value = accumulator[half];
+        reinterpret_cast<float4*>(output)[vector] =
+            make_float4(value.x * inverse, value.y * inverse, value.z * inverse, value.w * inverse);
+      }
+    }
+  } else {
+#pragma unroll
+    for (int part = 0; part < kScalarMaxPerLane; ++part) {
+      const int d = lane + part * 32;
+      if (d < dim) output[d] = scalarAccumulator[part] * inverse;
+    }
   }
 }
 
@@ -215,6 +269,7 @@ __device__ void MergeQuery(const AttentionParams& params, int query, int kvHead,
  * and resets the counter for the next launch. `scratch` holds kThreads + 1 ints of shared memory.
  */
 __device__ void FinishUnit(const AttentionParams& params, const UnitView& unit, int* scratch) {
+  if (params.fuseMerge == 0) return;  // a second launch merges
   __threadfence();  // this thread's partial writes are visible device-wide before its CTA counts them
   __syncthreads();
   int* finishedCount = scratch;
@@ -245,7 +300,7 @@ __device__ void FinishUnit(const AttentionParams& params, const UnitView& unit, 
     if (count > 0) {
       __threadfence();  // acquire side: see the partials of the CTAs counted before us
       for (int item = warp; item < count * params.group; item += kWarps) {
-        MergeQuery(params, finished[item / params.group], unit.kvHead, item % params.group, lane);
+        MergeQueryHead(params, finished[item / params.group], unit.kvHead * params.group + item % params.group, lane);
       }
     }
     __syncthreads();
@@ -273,7 +328,15 @@ struct MmaLayout {
   static constexpr int kScratchWarpFloats = 16 * kScratchRowFloats + 32;  // o rows, then m[16], l[16]
 };
 
+/** Slot indices of the token rows one thread copies for one tile (-1: past the chunk's end). */
+template <int Dim>
+struct TileSlots {
+  static constexpr int kCount = kTileTokens * (Dim / 8) / kThreads;
+  int slot[kCount];
+};
+
 /** Shared state of one CTA's walk over its unit. */
+template <int Dim>
 struct MmaWalk {
   half* ring;         // ringStages stages of [K tile | V tile], each [kTileTokens, Dim] swizzled
   half* queryStage;   // kWarps x [16, Dim] swizzled
@@ -282,31 +345,62 @@ struct MmaWalk {
   int numTiles;
   bool resident;      // every tile of the chunk fits the ring: loaded once, reused by every pass
   int passIndex;
+  TileSlots<Dim> next;  // slots of the next tile to issue (prefetched one pipeline step ahead)
 };
 
+/** Loads the slots of `tile` for this thread; used one pipeline step later, so the loads are in flight meanwhile. */
 template <int Dim>
-__device__ __forceinline__ void LoadTile(const AttentionParams& params, const UnitView& unit, const MmaWalk& walk,
-                                         int tile) {
+__device__ __forceinline__ void FetchSlots(const AttentionParams& params, const UnitView& unit, int tile,
+                                           TileSlots<Dim>& slots) {
+  constexpr int kChunks = Dim / 8;
+#pragma unroll
+  for (int step = 0; step < TileSlots<Dim>::kCount; ++step) {
+    const int row = (threadIdx.x + step * kThreads) / kChunks;
+    const int token = tile * kTileTokens + row;
+    slots.slot[step] = token < unit.numTokens ? __ldg(params.tokenSlots + unit.tokenStart + token) : -1;
+  }
+}
+
+/** Issues the 16-byte copies of `tile`'s K and V rows into its ring stage (rows past the end are zero-filled). */
+template <int Dim>
+__device__ __forceinline__ void IssueTile(const AttentionParams& params, const UnitView& unit, const MmaWalk<Dim>& walk,
+                                          int tile, const TileSlots<Dim>& slots) {
   using Layout = MmaLayout<Dim>;
   half* stageK = walk.ring + (tile % walk.ringStages) * Layout::kStageHalves;
   half* stageV = stageK + kTileTokens * Dim;
   const half* keys = static_cast<const half*>(params.k) + unit.kvHead * Dim;
   const half* values = static_cast<const half*>(params.v) + unit.kvHead * Dim;
-  const int firstToken = tile * kTileTokens;
   const size_t slotStride = static_cast<size_t>(params.numKvHeads) * Dim;
 #pragma unroll
-  for (int step = 0; step < kTileTokens * Layout::kChunks / kThreads; ++step) {
+  for (int step = 0; step < TileSlots<Dim>::kCount; ++step) {
     const int index = threadIdx.x + step * kThreads;
     const int row = index / Layout::kChunks;
     const int chunk = index % Layout::kChunks;
-    const int token = firstToken + row;
-    const bool valid = token < unit.numTokens;
-    size_t offset = 0;
-    if (valid) offset = static_cast<size_t>(__ldg(params.tokenSlots + unit.tokenStart + token)) * slotStride + chunk * 8;
+    const int slot = slots.slot[step];
+    const bool valid = slot >= 0;
+    const size_t offset = valid ? static_cast<size_t>(slot) * slotStride + chunk * 8 : 0;
     const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
     CopyAsync16(stageK + sharedOffset, keys + offset, valid);
     CopyAsync16(stageV + sharedOffset, values + offset, valid);
   }
+}
+
+/**
+ * Issues tiles `[0, count)` (one commit group each), each tile's slots fetched one step ahead, and
+ * leaves the slots of tile `count` in `next`.
+ */
+template <int Dim>
+__device__ __forceinline__ void IssuePrologue(const AttentionParams& params, const UnitView& unit, const MmaWalk<Dim>& walk,
+                                              int count, TileSlots<Dim>& next) {
+  TileSlots<Dim> current;
+  FetchSlots<Dim>(params, unit, 0, current);
+  for (int tile = 0; tile < count; ++tile) {
+    FetchSlots<Dim>(params, unit, tile + 1, next);
+    IssueTile<Dim>(params, unit, walk, tile, current);
+    CopyAsyncCommit();
+    current = next;
+  }
+  next = current;
 }
 
 /** Stages one warp's 16 query rows (scaled, fp16) and loads them as A fragments. */
@@ -449,7 +543,7 @@ __device__ __forceinline__ void MmaStep(const AttentionParams& params, const Uni
  * tokens of every KV tile, and their states are merged through shared memory (the last pass only).
  */
 template <int Dim, int Step>
-__device__ void MmaPass(const AttentionParams& params, const UnitView& unit, MmaWalk& walk, int firstQueryTile) {
+__device__ void MmaPass(const AttentionParams& params, const UnitView& unit, MmaWalk<Dim>& walk, int firstQueryTile) {
   using Layout = MmaLayout<Dim>;
   constexpr int kSplit = kTileTokens / Step;
   const int warp = threadIdx.x >> 5;
@@ -481,12 +575,10 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
 
   const int stages = walk.ringStages;
   const bool firstPass = walk.passIndex == 0;
+  TileSlots<Dim>& next = walk.next;
   if (!walk.resident && !firstPass) {
     __syncthreads();  // every warp is done with the previous pass's tiles
-    for (int tile = 0; tile < stages && tile < walk.numTiles; ++tile) {
-      LoadTile<Dim>(params, unit, walk, tile);
-      CopyAsyncCommit();
-    }
+    IssuePrologue<Dim>(params, unit, walk, min(stages, walk.numTiles), next);
   }
   for (int tile = 0; tile < walk.numTiles; ++tile) {
     if (!walk.resident || firstPass) {
@@ -500,7 +592,10 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
     }
     if (!walk.resident) {
       __syncthreads();  // the stage is free again
-      if (tile + stages < walk.numTiles) LoadTile<Dim>(params, unit, walk, tile + stages);
+      if (tile + stages < walk.numTiles) {
+        IssueTile<Dim>(params, unit, walk, tile + stages, next);
+        FetchSlots<Dim>(params, unit, tile + stages + 1, next);
+      }
       CopyAsyncCommit();
     }
   }
@@ -550,8 +645,14 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
         }
       }
     }
-    __syncthreads();
     const int tilesInPass = min(kWarps / kSplit, numQueryTiles - firstQueryTile);
+    // Where each row goes, computed once per row (not per element).
+    RowTarget* targets = reinterpret_cast<RowTarget*>(scratch + kWarps * Layout::kScratchWarpFloats);
+    if (threadIdx.x < tilesInPass * 16) {
+      const int unitRow = firstQueryTile * 16 + threadIdx.x;
+      if (unitRow < unit.rowCount) targets[threadIdx.x] = TargetOfRow(params, unit, unit.rowStart + unitRow);
+    }
+    __syncthreads();
     for (int item = threadIdx.x; item < tilesInPass * 16 * Dim; item += kThreads) {
       const int tileInPass = item / (16 * Dim);
       const int row = (item / Dim) % 16;
@@ -564,7 +665,7 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
       for (int member = 0; member < kSplit; ++member) {
         best = fmaxf(best, group[member * Layout::kScratchWarpFloats + 16 * Layout::kScratchRowFloats + row]);
       }
-      const RowTarget target = TargetOfRow(params, unit, unit.rowStart + unitRow);
+      const RowTarget target = targets[tileInPass * 16 + row];
       if (best == -INFINITY) {
         // Empty-state guard: no warp saw a visible key for this row.
         target.o[d] = 0.0f;
@@ -596,7 +697,7 @@ __global__ void __launch_bounds__(kThreads) TreeAttentionMmaKernel(const Attenti
   }
   const UnitView unit = ReadUnit(params, blockIdx.x / params.numKvHeads, blockIdx.x % params.numKvHeads);
 
-  MmaWalk walk;
+  MmaWalk<Dim> walk;
   walk.ring = reinterpret_cast<half*>(sharedBytes);
   walk.queryStage = walk.ring + params.ringStages * Layout::kStageHalves;
   walk.scratch = reinterpret_cast<int*>(walk.queryStage + kWarps * Layout::kQueryStageHalves);
@@ -606,10 +707,7 @@ __global__ void __launch_bounds__(kThreads) TreeAttentionMmaKernel(const Attenti
   walk.passIndex = 0;
 
   // Prologue of the first pass: the first ringStages tiles (all of them when resident).
-  for (int tile = 0; tile < walk.ringStages && tile < walk.numTiles; ++tile) {
-    LoadTile<Dim>(params, unit, walk, tile);
-    CopyAsyncCommit();
-  }
+  IssuePrologue<Dim>(params, unit, walk, min(walk.ringStages, walk.numTiles), walk.next);
 
   const int numQueryTiles = (unit.rowCount + 15) >> 4;
   const int fullPasses = numQueryTiles / kWarps;
@@ -699,6 +797,13 @@ __global__ void __launch_bounds__(kThreads) TreeAttentionScalarKernel(const Atte
   FinishUnit(params, unit, scratch);
 }
 
+/** The second launch when the merge is not fused: one warp per (query with several partials, head). */
+__global__ void __launch_bounds__(256) MergeKernel(const AttentionParams params) {
+  const int item = blockIdx.x * 8 + (threadIdx.x >> 5);
+  if (item >= params.numMergeQueries * params.numHeads) return;
+  MergeQueryHead(params, params.mergeQueries[item / params.numHeads], item % params.numHeads, threadIdx.x & 31);
+}
+
 }  // namespace
 
 size_t MmaSharedBytes(int headDim, int ringStages) {
@@ -742,6 +847,11 @@ Status LaunchTreeAttention(const AttentionParams& params, KvType kvType, Attenti
     }
   }
   DEFT_CUDA_CHECK(cudaGetLastError());
+  if (params.fuseMerge == 0 && params.numMergeQueries > 0) {
+    const long long items = static_cast<long long>(params.numMergeQueries) * params.numHeads;
+    MergeKernel<<<static_cast<unsigned>((items + 7) / 8), 256, 0, stream>>>(params);
+    DEFT_CUDA_CHECK(cudaGetLastError());
+  }
   return Status::Ok();
 }
 

@@ -557,7 +557,7 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
     if (header[field] < 0 && field != kHeaderMaxSlot) return Status::Invalid("plan header field is negative");
   }
   if (static_cast<size_t>(header[kHeaderTotalBytes]) != size) return Status::Invalid("plan header size mismatch");
-  for (int field = kHeaderOffsetTokenSlots; field < kHeaderTotalBytes; ++field) {
+  for (int field = kHeaderOffsetTokenSlots; field <= kHeaderOffsetMergeQueries; ++field) {
     if (static_cast<size_t>(header[field]) > size || header[field] % 16 != 0) {
       return Status::Invalid("plan header offset is out of range or unaligned");
     }
@@ -615,11 +615,13 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
   params.tokenSegments = reinterpret_cast<const int*>(at(kHeaderOffsetTokenSegments));
   params.chunkQueries = reinterpret_cast<const int*>(at(kHeaderOffsetChunkQueries));
   params.mask = reinterpret_cast<const uint32_t*>(at(kHeaderOffsetMask));
-  params.chunks = reinterpret_cast<const ExecChunk*>(at(kHeaderOffsetExecChunks));
   params.units = reinterpret_cast<const AttentionUnit*>(at(kHeaderOffsetUnits));
   params.queryPartialIndptr = reinterpret_cast<const int*>(at(kHeaderOffsetQueryPartialIndptr));
   params.queryPartials = reinterpret_cast<const int*>(at(kHeaderOffsetQueryPartials));
   params.emptyQueries = reinterpret_cast<const int*>(at(kHeaderOffsetEmptyQueries));
+  params.mergeQueries = reinterpret_cast<const int*>(at(kHeaderOffsetMergeQueries));
+  params.numMergeQueries = header[kHeaderNumMergeQueries];
+  params.fuseMerge = header[kHeaderFuseMerge] != 0 ? 1 : 0;
   params.numUnits = header[kHeaderNumUnits];
   params.numEmptyQueries = header[kHeaderNumEmptyQueries];
   params.numHeads = numHeads;

@@ -72,6 +72,9 @@ enum PlanHeaderField : int {
   kHeaderOffsetQueryPartialIndptr,
   kHeaderOffsetQueryPartials,
   kHeaderOffsetEmptyQueries,
+  kHeaderOffsetMergeQueries,
+  kHeaderNumMergeQueries,
+  kHeaderFuseMerge,
   kHeaderTotalBytes,
   kHeaderFieldCount,
 };
