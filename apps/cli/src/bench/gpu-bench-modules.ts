@@ -29,13 +29,7 @@ export type GpuBenchLoad =
 
 type GpuBenchEntry = (options: GpuBenchOptions) => Promise<GpuBenchOutcome>;
 
-/** Module of the WebGPU bench, imported by path until it is part of every build. */
-const WEBGPU_BENCH_MODULE = '../gpu/webgpu-bench.js';
-
-/**
- * How each GPU bench module is imported. Literal specifiers where the module is always present, so a
- * bundler (the GPU machine runs an esbuild bundle) follows them.
- */
+/** How each GPU bench module is imported: literal specifiers, so a bundler follows them. */
 const LOADERS: Record<
   GpuBackendName,
   { readonly exportName: string; readonly load: () => Promise<Record<string, unknown>> }
@@ -46,7 +40,7 @@ const LOADERS: Record<
   },
   webgpu: {
     exportName: 'runWebGpuBench',
-    load: async () => (await import(/* @vite-ignore */ WEBGPU_BENCH_MODULE)) as Record<string, unknown>,
+    load: async () => (await import('../gpu/webgpu-bench.js')) as Record<string, unknown>,
   },
 };
 
