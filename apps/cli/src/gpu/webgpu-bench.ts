@@ -220,9 +220,15 @@ async function benchOnBackend(
                 minRuns,
                 maxRuns: Math.max(minRuns, 1000),
                 budgetMilliseconds: budget,
+                batch: Math.min(16, minRuns),
               })
             : [];
-          const wall = await fencedWallMicroseconds(device, (encoder) => backend.encodeTreeAttention(encoder, args), 32, 5);
+          const wall = await fencedWallMicroseconds(
+            device,
+            (encoder) => backend.encodeTreeAttention(encoder, args),
+            Math.min(32, minRuns),
+            3,
+          );
           const times = layerTimes.length > 0 ? layerTimes : [wall];
           const sorted = [...times].sort((a, b) => a - b);
           const layerMedian = median(sorted);

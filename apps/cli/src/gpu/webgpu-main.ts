@@ -82,6 +82,18 @@ const stderrProgress: Progress = (() => {
   };
 })();
 
+/** `--quick`: the same tree shapes with 1/8 of the tokens and 8 heads, 2 KV heads, head dim 32 (for CPU drivers). */
+function shrinkWorkload(workload: Workload): Workload {
+  return {
+    ...workload,
+    name: `${workload.name}/quick`,
+    heads: 8,
+    kvHeads: 2,
+    headDim: 32,
+    nodes: workload.nodes.map((node) => ({ ...node, tokens: Math.max(1, Math.round(node.tokens / 8)) })),
+  };
+}
+
 function benchTable(outcome: WebGpuBenchOutcome): string {
   const columns = [
     { header: 'workload' },
@@ -123,7 +135,7 @@ async function main(): Promise<void> {
   const workloads: Workload[] = options.workloads.map((name) => {
     const workload = findBuiltinWorkload(name);
     if (workload === undefined) throw new Error(`unknown workload ${name}`);
-    return workload;
+    return options.quick ? shrinkWorkload(workload) : workload;
   });
   const handle = await requestWebGpuDevice({ dawnOptions: ['disable-dawn-features=timestamp_quantization'] });
   const report: Record<string, unknown> = {

@@ -403,30 +403,66 @@ __device__ __forceinline__ void IssuePrologue(const AttentionParams& params, con
   next = current;
 }
 
-/** Stages one warp's 16 query rows (scaled, fp16) and loads them as A fragments. */
+/**
+ * Where one warp's 16 rows go: lane r (and r + 16) holds row r's. `offset` is the row's float offset
+ * in the output (when `lse` is -1: the query has one partial) or in partialO; -1 when the row is padding.
+ */
+struct WarpRows {
+  long long offset;
+  int lse;
+};
+
+/**
+ * Stages one warp's 16 query rows (scaled by scale * log2(e), fp16, swizzled) and loads them as A
+ * fragments. Each row's query and target are loaded once by lane (row) and broadcast with shuffles,
+ * and eight 16-byte Q loads are in flight at a time, so a pass pays two memory latencies, not 32.
+ */
 template <int Dim>
-__device__ __forceinline__ void LoadQueryFragments(const AttentionParams& params, const UnitView& unit, half* stage,
-                                                   int queryTile, uint32_t (&fragments)[Dim / 16][4], int lane) {
-  constexpr int kVectorsPerRow = Dim / 4;
-  for (int index = lane; index < 16 * kVectorsPerRow; index += 32) {
-    const int row = index / kVectorsPerRow;
-    const int vector = index % kVectorsPerRow;
-    const int unitRow = queryTile * 16 + row;
-    float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    if (unitRow < unit.rowCount) {
-      const int chunkRow = unit.rowStart + unitRow;
-      const int queryInChunk = chunkRow / params.group;
-      const int head = unit.kvHead * params.group + (chunkRow - queryInChunk * params.group);
-      const int query = params.chunkQueries[unit.queryStart + queryInChunk];
-      value = __ldg(reinterpret_cast<const float4*>(params.q + (static_cast<size_t>(query) * params.numHeads + head) * Dim) +
-                    vector);
-      value.x *= params.scaleLog2;
-      value.y *= params.scaleLog2;
-      value.z *= params.scaleLog2;
-      value.w *= params.scaleLog2;
+__device__ __forceinline__ WarpRows LoadQueryTile(const AttentionParams& params, const UnitView& unit, half* stage,
+                                                  int queryTile, uint32_t (&fragments)[Dim / 16][4], int lane) {
+  const int myRow = lane & 15;
+  const int unitRow = queryTile * 16 + myRow;
+  long long queryOffset = -1;
+  WarpRows rows{-1, -1};
+  if (unitRow < unit.rowCount) {
+    const int chunkRow = unit.rowStart + unitRow;
+    const int queryInChunk = chunkRow / params.group;
+    const int head = unit.kvHead * params.group + (chunkRow - queryInChunk * params.group);
+    const int query = __ldg(params.chunkQueries + unit.queryStart + queryInChunk);
+    queryOffset = (static_cast<long long>(query) * params.numHeads + head) * Dim;
+    const int partials = __ldg(params.queryPartialIndptr + query + 1) - __ldg(params.queryPartialIndptr + query);
+    if (partials == 1) {
+      rows.offset = queryOffset;  // the output has q's layout
+    } else {
+      const long long slot = static_cast<long long>(unit.partialStart + queryInChunk) * params.numHeads + head;
+      rows.offset = slot * Dim;
+      rows.lse = static_cast<int>(slot);
     }
-    half* target = stage + SwizzledOffset<Dim>(row, vector >> 1) + (vector & 1) * 4;
-    *reinterpret_cast<uint2*>(target) = make_uint2(PackHalf2(value.x, value.y), PackHalf2(value.z, value.w));
+  }
+  constexpr int kVectorsPerRow = Dim / 4;
+  constexpr int kRowsPerStep = 32 / kVectorsPerRow;
+  constexpr int kSteps = 16 / kRowsPerStep;
+  const int column = lane % kVectorsPerRow;
+  const int rowInStep = lane / kVectorsPerRow;
+#pragma unroll
+  for (int batch = 0; batch < kSteps; batch += 8) {
+    float4 values[8];
+#pragma unroll
+    for (int index = 0; index < 8; ++index) {
+      const int row = (batch + index) * kRowsPerStep + rowInStep;
+      const long long offset = __shfl_sync(0xffffffffu, queryOffset, row);
+      values[index] = offset >= 0 ? __ldg(reinterpret_cast<const float4*>(params.q + offset) + column)
+                                  : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int index = 0; index < 8; ++index) {
+      const int row = (batch + index) * kRowsPerStep + rowInStep;
+      const float4 value = values[index];
+      half* target = stage + SwizzledOffset<Dim>(row, column >> 1) + (column & 1) * 4;
+      *reinterpret_cast<uint2*>(target) =
+          make_uint2(PackHalf2(value.x * params.scaleLog2, value.y * params.scaleLog2),
+                     PackHalf2(value.z * params.scaleLog2, value.w * params.scaleLog2));
+    }
   }
   __syncwarp();
   const int row = lane & 15;
@@ -435,6 +471,7 @@ __device__ __forceinline__ void LoadQueryFragments(const AttentionParams& params
     LoadMatrixX4(fragments[step], stage + SwizzledOffset<Dim>(row, (step << 1) + (lane >> 4)));
   }
   __syncwarp();
+  return rows;
 }
 
 /**
@@ -555,9 +592,10 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
 
   uint32_t queryFragments[Dim / 16][4];
   int rowQuery[2] = {-1, -1};
+  WarpRows rows{-1, -1};
   if (active) {
-    LoadQueryFragments<Dim>(params, unit, walk.queryStage + warp * Layout::kQueryStageHalves, queryTile, queryFragments,
-                            lane);
+    rows = LoadQueryTile<Dim>(params, unit, walk.queryStage + warp * Layout::kQueryStageHalves, queryTile, queryFragments,
+                              lane);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int unitRow = queryTile * 16 + (lane >> 2) + half * 8;
@@ -612,9 +650,11 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
     if (!active) return;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int unitRow = queryTile * 16 + (lane >> 2) + half * 8;
-      if (unitRow >= unit.rowCount) continue;
-      const RowTarget target = TargetOfRow(params, unit, unit.rowStart + unitRow);
+      const int rowInTile = (lane >> 2) + half * 8;
+      const long long offset = __shfl_sync(0xffffffffu, rows.offset, rowInTile);
+      const int lse = __shfl_sync(0xffffffffu, rows.lse, rowInTile);
+      if (offset < 0) continue;
+      const RowTarget target{(lse < 0 ? params.out : params.partialO) + offset, lse < 0 ? nullptr : params.partialLse + lse};
       const float sum = rowSum[half];
       const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
 #pragma unroll
