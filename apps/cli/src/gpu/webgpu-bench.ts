@@ -1,6 +1,11 @@
 import type { PlanStrategy, TreeAttentionPlan } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
-import { createWebGpuBackend, requestWebGpuDevice, type WebGpuBackend, type WebGpuDeviceHandle } from '@deft/kernels-webgpu';
+import {
+  createWebGpuBackend,
+  requestWebGpuDevice,
+  type WebGpuBackend,
+  type WebGpuDeviceHandle,
+} from '@deft/kernels-webgpu';
 import { planTreeAttention } from '@deft/kv-cache';
 import { randomAttentionInputs, scatterToSlots } from '../attention/random-inputs.js';
 import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
@@ -60,7 +65,8 @@ export function attentionFlops(built: BuiltWorkload): number {
   let visible = 0;
   for (let index = 0; index < queries.nodes.length; index++) {
     visible += queries.positions[index]! + 1;
-    for (let node = view.parent[queries.nodes[index]!]!; node !== -1; node = view.parent[node]!) visible += view.tokenCount[node]!;
+    for (let node = view.parent[queries.nodes[index]!]!; node !== -1; node = view.parent[node]!)
+      visible += view.tokenCount[node]!;
   }
   return visible * shape.numHeads * 4 * shape.headDim;
 }
@@ -91,7 +97,9 @@ interface Variant {
  * const outcome = await runWebGpuBench({ workloads, strategies: PLAN_STRATEGIES, repetitions: 30, progress });
  * ```
  */
-export async function runWebGpuBench(options: GpuBenchOptions & WebGpuBenchSettings): Promise<WebGpuBenchOutcome> {
+export async function runWebGpuBench(
+  options: GpuBenchOptions & WebGpuBenchSettings,
+): Promise<WebGpuBenchOutcome> {
   let handle: WebGpuDeviceHandle | undefined;
   let device = options.device;
   let description = 'WebGPU device';
@@ -143,7 +151,9 @@ async function benchOnBackend(
     const numQueries = built.queries.nodes.length;
     const { numHeads, numKvHeads, headDim } = built.shape;
     const rowValues = numHeads * headDim;
-    kernels[`${numHeads}/${numKvHeads}/${headDim} ${built.shape.kvDtype}`] = backend.attentionKernelConfig(built.shape);
+    kernels[`${numHeads}/${numKvHeads}/${headDim} ${built.shape.kvDtype}`] = backend.attentionKernelConfig(
+      built.shape,
+    );
 
     // The reference on a spread of queries (the float64 reference is slow on purpose).
     const checked = evenlySpaced(options.checkQueries ?? 16, numQueries);
@@ -153,7 +163,9 @@ async function benchOnBackend(
         nodes: Int32Array.from(checked, (index) => built.queries.nodes[index]!),
         positions: Int32Array.from(checked, (index) => built.queries.positions[index]!),
       },
-      q: Float32Array.from(checked.flatMap((index) => [...inputs.q.subarray(index * rowValues, (index + 1) * rowValues)])),
+      q: Float32Array.from(
+        checked.flatMap((index) => [...inputs.q.subarray(index * rowValues, (index + 1) * rowValues)]),
+      ),
       k: scatterToSlots(built, inputs.k),
       v: scatterToSlots(built, inputs.v),
       numHeads,
@@ -183,7 +195,10 @@ async function benchOnBackend(
         const planStarted = performance.now();
         const planSamples: number[] = [];
         let plan: TreeAttentionPlan | undefined;
-        while (planSamples.length < 5 || (planSamples.length < 100 && performance.now() - planStarted < 100)) {
+        while (
+          planSamples.length < 5 ||
+          (planSamples.length < 100 && performance.now() - planStarted < 100)
+        ) {
           const before = performance.now();
           plan = planTreeAttention(built.view, built.queries, {
             strategy: variant.strategy,
@@ -198,7 +213,9 @@ async function benchOnBackend(
           backend.uploadTensor(out, poison);
           backend.treeAttention(args);
           const actual = await backend.downloadTensor(out);
-          const picked = Float32Array.from(checked.flatMap((index) => [...actual.subarray(index * rowValues, (index + 1) * rowValues)]));
+          const picked = Float32Array.from(
+            checked.flatMap((index) => [...actual.subarray(index * rowValues, (index + 1) * rowValues)]),
+          );
           const error = relativeError(picked, expected);
           const tolerance = ATTENTION_TOLERANCE[built.shape.kvDtype];
           checks.push({
@@ -216,12 +233,16 @@ async function benchOnBackend(
           }
 
           const layerTimes = useTimestamps
-            ? await timePasses(device, (encoder, timestamps) => backend.encodeTreeAttention(encoder, args, timestamps), {
-                minRuns,
-                maxRuns: Math.max(minRuns, 1000),
-                budgetMilliseconds: budget,
-                batch: Math.min(16, minRuns),
-              })
+            ? await timePasses(
+                device,
+                (encoder, timestamps) => backend.encodeTreeAttention(encoder, args, timestamps),
+                {
+                  minRuns,
+                  maxRuns: Math.max(minRuns, 1000),
+                  budgetMilliseconds: budget,
+                  batch: Math.min(16, minRuns),
+                },
+              )
             : [];
           const wall = await fencedWallMicroseconds(
             device,
@@ -278,7 +299,7 @@ async function benchOnBackend(
     },
   }));
   const notes = [
-    `timing: ${useTimestamps ? 'GPU time of each layer\'s compute pass (timestamp queries), median' : 'fenced wall time per layer'}`,
+    `timing: ${useTimestamps ? "GPU time of each layer's compute pass (timestamp queries), median" : 'fenced wall time per layer'}`,
     `floors measured in this run: copy ${(floors.copyBytesPerSecond / 1e12).toFixed(2)} TB/s (vec4<u32> copy, read + write bytes), f32 FMA ${(floors.fmaFlopsPerSecond / 1e12).toFixed(1)} TFLOP/s`,
     `features: shader-f16 ${backend.features.shaderF16}, subgroups ${backend.features.subgroups} (min size ${backend.features.subgroupMinSize}), workgroup memory ${backend.features.workgroupStorageBytes} B`,
   ];

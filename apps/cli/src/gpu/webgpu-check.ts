@@ -33,22 +33,53 @@ export async function runWebGpuCheck(
     const v = random.float32Array(numSlots * numKvHeads * headDim);
     const q = random.float32Array(numQueries * numHeads * headDim);
     const scale = 1 / Math.sqrt(headDim);
-    const expected = directTreeAttention({ view: testCase.view, queries: testCase.queries, q, k, v, numHeads, numKvHeads, headDim, scale });
+    const expected = directTreeAttention({
+      view: testCase.view,
+      queries: testCase.queries,
+      q,
+      k,
+      v,
+      numHeads,
+      numKvHeads,
+      headDim,
+      scale,
+    });
     for (const kvDtype of ['f16', 'f32'] as const) {
       const shape: AttentionShape = { ...options.shape, kvDtype };
-      const storage = backend.createKVStorage({ numLayers: 1, numPages: testCase.numPages, pageSize: testCase.pageSize, numKvHeads, headDim, dtype: kvDtype });
+      const storage = backend.createKVStorage({
+        numLayers: 1,
+        numPages: testCase.numPages,
+        pageSize: testCase.pageSize,
+        numKvHeads,
+        headDim,
+        dtype: kvDtype,
+      });
       const qTensor = backend.createTensor({ shape: [numQueries, numHeads, headDim], dtype: 'f32' });
       const out = backend.createTensor({ shape: [numQueries, numHeads, headDim], dtype: 'f32' });
       try {
-        backend.writeKV(storage, 0, Int32Array.from({ length: numSlots }, (_, index) => index), k, v);
+        backend.writeKV(
+          storage,
+          0,
+          Int32Array.from({ length: numSlots }, (_, index) => index),
+          k,
+          v,
+        );
         backend.uploadTensor(qTensor, q);
         for (const strategy of PLAN_STRATEGIES) {
-          const prepared = backend.preparePlan(planTreeAttention(testCase.view, testCase.queries, { shape, strategy }));
+          const prepared = backend.preparePlan(
+            planTreeAttention(testCase.view, testCase.queries, { shape, strategy }),
+          );
           try {
             backend.uploadTensor(out, new Float32Array(numQueries * numHeads * headDim).fill(Number.NaN));
             backend.treeAttention({ storage, layer: 0, plan: prepared, q: qTensor, out, scale });
             const error = relativeError(await backend.downloadTensor(out), expected);
-            results.push({ description: testCase.description, kvDtype, strategy, relativeError: error, passed: error < ATTENTION_TOLERANCE[kvDtype] });
+            results.push({
+              description: testCase.description,
+              kvDtype,
+              strategy,
+              relativeError: error,
+              passed: error < ATTENTION_TOLERANCE[kvDtype],
+            });
           } finally {
             prepared.dispose();
           }

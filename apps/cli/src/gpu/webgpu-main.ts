@@ -159,7 +159,12 @@ async function main(): Promise<void> {
       checkFailures = checkCases.filter((item) => !item.passed).length;
       const worst = { f16: 0, f32: 0 };
       for (const item of checkCases) worst[item.kvDtype] = Math.max(worst[item.kvDtype], item.relativeError);
-      report.check = { seconds: (performance.now() - started) / 1000, shape: options.checkShape, worst, cases: checkCases };
+      report.check = {
+        seconds: (performance.now() - started) / 1000,
+        shape: options.checkShape,
+        worst,
+        cases: checkCases,
+      };
       console.log(
         `check: ${checkCases.length - checkFailures}/${checkCases.length} passed on ${options.seeds} random trees ` +
           `(${options.checkShape.numHeads}/${options.checkShape.numKvHeads}/${options.checkShape.headDim}); worst rel err f16 ${worst.f16.toExponential(1)}, f32 ${worst.f32.toExponential(1)}`,
@@ -178,7 +183,15 @@ async function main(): Promise<void> {
         device: handle.device,
         chunkSizes: options.chunkSizes,
         ...(options.targetWorkgroups === undefined ? {} : { targetWorkgroups: options.targetWorkgroups }),
-        ...(options.quick ? { copyBufferBytes: 16 * 1024 * 1024, fmaWorkgroups: 64, minRuns: 3, budgetMilliseconds: 50, checkQueries: 4 } : {}),
+        ...(options.quick
+          ? {
+              copyBufferBytes: 16 * 1024 * 1024,
+              fmaWorkgroups: 64,
+              minRuns: 3,
+              budgetMilliseconds: 50,
+              checkQueries: 4,
+            }
+          : {}),
       });
       report.bench = outcome;
       checkFailures += outcome.checks.filter((item) => !item.passed).length;
@@ -188,7 +201,9 @@ async function main(): Promise<void> {
       console.log(`\nWebGPU on ${handle.description} (${outcome.timing})`);
       for (const note of outcome.notes ?? []) console.log(`  ${note}`);
       console.log(benchTable(outcome));
-      console.log('(µs/layer: median; vs seq = sequence µs / strategy µs; √IO = sqrt(sequence KV bytes / strategy KV bytes))');
+      console.log(
+        '(µs/layer: median; vs seq = sequence µs / strategy µs; √IO = sqrt(sequence KV bytes / strategy KV bytes))',
+      );
     }
   } finally {
     handle.dispose();

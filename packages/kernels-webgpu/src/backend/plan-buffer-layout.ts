@@ -20,7 +20,10 @@ export interface PlanBufferLayout {
  * chunkFullyVisible (one word per chunk), queryPartialIndptr, queryPartials`, each starting on a
  * 4-word boundary. The plan must already be validated (all values are non-negative).
  */
-export function packPlan(plan: TreeAttentionPlan): { words: Uint32Array; layout: PlanBufferLayout } {
+export function packPlan(plan: TreeAttentionPlan): {
+  words: Uint32Array<ArrayBuffer>;
+  layout: PlanBufferLayout;
+} {
   const arrays: [keyof PlanBufferLayout, ArrayLike<number>][] = [
     ['chunkTokenIndptr', plan.chunkTokenIndptr],
     ['tokenSlots', plan.tokenSlots],

@@ -251,7 +251,9 @@ class WebGpuBackendImpl implements WebGpuBackend {
       );
     }
     const bytes = target.dtype === 'f16' ? padToWords(toF16Array(data)) : data;
-    this.monitor.scoped('uploadTensor', () => this.device.queue.writeBuffer(target.buffer, 0, bytes));
+    this.monitor.scoped('uploadTensor', () =>
+      this.device.queue.writeBuffer(target.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    );
   }
 
   async downloadTensor(tensor: DeviceTensor): Promise<Float32Array> {
@@ -344,7 +346,13 @@ class WebGpuBackendImpl implements WebGpuBackend {
         if (source instanceof WebGpuTensor)
           return { buffer: source.buffer, offset: 0, size: align16(rowBytes) };
         const offset = hostOffset;
-        this.device.queue.writeBuffer(transfer.buffer, offset, source);
+        this.device.queue.writeBuffer(
+          transfer.buffer,
+          offset,
+          source.buffer,
+          source.byteOffset,
+          source.byteLength,
+        );
         hostOffset += alignBinding(rowBytes);
         return { buffer: transfer.buffer, offset, size: align16(rowBytes) };
       };
