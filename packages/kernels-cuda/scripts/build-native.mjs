@@ -5,7 +5,7 @@
 // Without nvcc (looked up in CUDA_PATH, CUDA_HOME, then PATH) it prints why and exits 0: the package
 // still installs, and createCudaBackend() then explains that the addon is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,9 @@ function findNvcc() {
 /** The CUDA toolkit root: nvcc's own TOP (nvcc may be a wrapper script), else two levels above it. */
 function cudaHomeOf(nvcc) {
   try {
-    const dryRun = spawnSync(nvcc, ['--dryrun', '-x', 'cu', '-c', '/dev/null', '-o', '/dev/null'], { encoding: 'utf8' });
+    const dryRun = spawnSync(nvcc, ['--dryrun', '-x', 'cu', '-c', '/dev/null', '-o', '/dev/null'], {
+      encoding: 'utf8',
+    });
     const match = `${dryRun.stdout}${dryRun.stderr}`.match(/#\$ TOP=(.+)/);
     if (match) {
       const top = path.resolve(match[1].trim());
@@ -79,7 +81,9 @@ function localNodeDir() {
 const { nvcc, tried } = findNvcc();
 if (!nvcc) {
   log(`nvcc not found (looked in ${tried.join(', ')}); skipping the CUDA addon build.`);
-  log('Install the CUDA toolkit (or set CUDA_PATH) and run `pnpm --filter @deft/kernels-cuda build` to enable the CUDA backend.');
+  log(
+    'Install the CUDA toolkit (or set CUDA_PATH) and run `pnpm --filter @deft/kernels-cuda build` to enable the CUDA backend.',
+  );
   process.exit(0);
 }
 if (!force && existsSync(output) && statSync(output).mtimeMs > newestSource(nativeRoot)) {
@@ -94,7 +98,10 @@ const nodeDir = localNodeDir();
 const jobs = Math.max(1, Math.min(4, (await import('node:os')).cpus().length));
 const common = nodeDir ? [`--nodedir=${nodeDir}`] : [];
 const makefile = path.join(nativeRoot, 'build', 'Makefile');
-const needsConfigure = force || !existsSync(makefile) || statSync(makefile).mtimeMs < statSync(path.join(nativeRoot, 'binding.gyp')).mtimeMs;
+const needsConfigure =
+  force ||
+  !existsSync(makefile) ||
+  statSync(makefile).mtimeMs < statSync(path.join(nativeRoot, 'binding.gyp')).mtimeMs;
 const steps = [
   ...(needsConfigure ? [[nodeGyp, 'configure', '--release', ...common]] : []),
   [nodeGyp, 'build', '--release', `--jobs=${jobs}`, ...common],

@@ -105,13 +105,16 @@ export function openCudaBackend(): CudaBackend {
   }
 }
 
-/** Times `enqueue` with CUDA events: `runs` samples after `warmupRuns`, the L2 flushed before each. */
+/**
+ * Times `enqueue` with CUDA events: `runs` samples after `warmupRuns`, the L2 flushed before each. The
+ * flush (about 100 µs of reading) is still running when the events and the work are enqueued, so the
+ * time between the events is device time, not host launch latency.
+ */
 function timeWithEvents(
   backend: CudaBackend,
   enqueue: () => void,
   runs: number,
   warmupRuns: number,
-  flush = true,
 ): number[] {
   const start = backend.timing.createEvent();
   const end = backend.timing.createEvent();

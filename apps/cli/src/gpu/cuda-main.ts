@@ -56,13 +56,19 @@ function parseArguments(argv: readonly string[]): MainOptions {
     else if (flag === '--strategies') options.strategies = value().split(',') as PlanStrategy[];
     else if (flag === '--kernel') options.kernel = value() as CudaAttentionKernel;
     else if (flag === '--label') options.label = value();
-    else if (flag === '--fused-merge-limit') options.schedule = { ...options.schedule, fusedMergeLimit: Number(value()) };
-    else if (flag === '--max-resident') options.schedule = { ...options.schedule, maxResidentTiles: Number(value()) };
-    else if (flag === '--blocks-per-sm') options.schedule = { ...options.schedule, blocksPerMultiprocessor: Number(value()) };
-    else if (flag === '--partial-cost') options.schedule = { ...options.schedule, partialCost: Number(value()) };
+    else if (flag === '--fused-merge-limit')
+      options.schedule = { ...options.schedule, fusedMergeLimit: Number(value()) };
+    else if (flag === '--max-resident')
+      options.schedule = { ...options.schedule, maxResidentTiles: Number(value()) };
+    else if (flag === '--blocks-per-sm')
+      options.schedule = { ...options.schedule, blocksPerMultiprocessor: Number(value()) };
+    else if (flag === '--partial-cost')
+      options.schedule = { ...options.schedule, partialCost: Number(value()) };
     else if (flag === '--unit-cost') options.schedule = { ...options.schedule, unitCost: Number(value()) };
-    else if (flag === '--min-ring') options.schedule = { ...options.schedule, minRingStages: Number(value()) };
-    else if (flag === '--tile-cost') options.schedule = { ...options.schedule, queryTileCost: Number(value()) };
+    else if (flag === '--min-ring')
+      options.schedule = { ...options.schedule, minRingStages: Number(value()) };
+    else if (flag === '--tile-cost')
+      options.schedule = { ...options.schedule, queryTileCost: Number(value()) };
     else if (flag === '--skip-check') options.check = false;
     else if (flag === '--skip-bench') options.bench = false;
     else throw new Error(`unknown option ${flag}`);

@@ -25,7 +25,14 @@ function fakeAddon(): { addon: CudaAddon; calls: string[] } {
   };
   const addon = {
     abiVersion: 1,
-    probe: () => ({ deviceCount: 1, error: 0, errorName: '', errorMessage: '', driverVersion: 13000, runtimeVersion: 13000 }),
+    probe: () => ({
+      deviceCount: 1,
+      error: 0,
+      errorName: '',
+      errorMessage: '',
+      driverVersion: 13000,
+      runtimeVersion: 13000,
+    }),
     createContext: handle('createContext'),
     destroyContext: record('destroyContext'),
     deviceInfo: () => ({
@@ -90,7 +97,14 @@ function setup() {
   const { addon, calls } = fakeAddon();
   const backend = createCudaBackend({ addon });
   const { plan, numPages } = smallCase();
-  const storage = backend.createKVStorage({ numLayers: 2, numPages, pageSize: 16, numKvHeads: 2, headDim: 64, dtype: 'f16' });
+  const storage = backend.createKVStorage({
+    numLayers: 2,
+    numPages,
+    pageSize: 16,
+    numKvHeads: 2,
+    headDim: 64,
+    dtype: 'f16',
+  });
   const q = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
   const out = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
   const prepared = backend.preparePlan(plan);
@@ -123,12 +137,18 @@ describe('createCudaBackend validation (fake device)', () => {
   it('passes scheduler overrides through preparePlan', () => {
     const { addon } = fakeAddon();
     const backend = createCudaBackend({ addon });
-    const { view } = buildPagedTree([{ parent: -1, tokens: 4000 }, ...Array.from({ length: 20 }, () => ({ parent: 0, tokens: 400 }))], 16, {
-      seed: 2,
-    });
+    const { view } = buildPagedTree(
+      [{ parent: -1, tokens: 4000 }, ...Array.from({ length: 20 }, () => ({ parent: 0, tokens: 400 }))],
+      16,
+      {
+        seed: 2,
+      },
+    );
     const shape: AttentionShape = { numHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' };
     const plan = planTreeAttention(view, defaultQueries(view), { shape });
-    const few = backend.preparePlan(plan, shape, { schedule: { blocksPerMultiprocessor: 1, unitCost: 1000 } });
+    const few = backend.preparePlan(plan, shape, {
+      schedule: { blocksPerMultiprocessor: 1, unitCost: 1000 },
+    });
     const many = backend.preparePlan(plan, shape, { schedule: { blocksPerMultiprocessor: 8, unitCost: 0 } });
     expect(many.schedule.numUnits).toBeGreaterThan(few.schedule.numUnits);
     const deep = backend.preparePlan(plan, shape, { schedule: { minRingStages: 5, maxResidentTiles: 5 } });
@@ -140,10 +160,14 @@ describe('createCudaBackend validation (fake device)', () => {
     calls.length = 0;
     const broken = { ...plan, tokenSlots: plan.tokenSlots.map((slot, index) => (index === 0 ? -1 : slot)) };
     expect(() => backend.preparePlan(broken)).toThrow(InvalidArgumentError);
-    expect(() => backend.preparePlan({ ...plan, version: 2 } as unknown as TreeAttentionPlan)).toThrow(InvalidArgumentError);
+    expect(() => backend.preparePlan({ ...plan, version: 2 } as unknown as TreeAttentionPlan)).toThrow(
+      InvalidArgumentError,
+    );
     expect(() => backend.preparePlan(plan, { ...SHAPE, numKvHeads: 3 })).toThrow(InvalidArgumentError);
     expect(() => backend.preparePlan(plan, { ...SHAPE, headDim: 512 })).toThrow(InvalidArgumentError);
-    expect(() => backend.preparePlan(plan, { ...SHAPE, kvDtype: 'f32' }, { kernel: 'mma' })).toThrow(InvalidArgumentError);
+    expect(() => backend.preparePlan(plan, { ...SHAPE, kvDtype: 'f32' }, { kernel: 'mma' })).toThrow(
+      InvalidArgumentError,
+    );
     expect(calls).toEqual([]);
   });
 
@@ -151,15 +175,31 @@ describe('createCudaBackend validation (fake device)', () => {
     const { backend, calls, plan, storage, q, out, prepared, numPages } = setup();
     const wrongQ = backend.createTensor({ shape: [plan.numQueries + 1, 8, 64], dtype: 'f32' });
     const halfQ = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f16' });
-    const otherStorage = backend.createKVStorage({ numLayers: 1, numPages, pageSize: 16, numKvHeads: 2, headDim: 64, dtype: 'f32' });
-    const smallStorage = backend.createKVStorage({ numLayers: 1, numPages: 1, pageSize: 16, numKvHeads: 2, headDim: 64, dtype: 'f16' });
+    const otherStorage = backend.createKVStorage({
+      numLayers: 1,
+      numPages,
+      pageSize: 16,
+      numKvHeads: 2,
+      headDim: 64,
+      dtype: 'f32',
+    });
+    const smallStorage = backend.createKVStorage({
+      numLayers: 1,
+      numPages: 1,
+      pageSize: 16,
+      numKvHeads: 2,
+      headDim: 64,
+      dtype: 'f16',
+    });
     calls.length = 0;
     const base = { storage, layer: 0, plan: prepared, q, out, scale: 0.125 };
     expect(() => backend.treeAttention({ ...base, layer: 2 })).toThrow(InvalidArgumentError);
     expect(() => backend.treeAttention({ ...base, q: wrongQ })).toThrow(/must be an f32 tensor of shape/);
     expect(() => backend.treeAttention({ ...base, q: halfQ })).toThrow(InvalidArgumentError);
     expect(() => backend.treeAttention({ ...base, out: q })).toThrow(InvalidArgumentError);
-    expect(() => backend.treeAttention({ ...base, storage: otherStorage })).toThrow(/must match the plan's shape/);
+    expect(() => backend.treeAttention({ ...base, storage: otherStorage })).toThrow(
+      /must match the plan's shape/,
+    );
     expect(() => backend.treeAttention({ ...base, storage: smallStorage })).toThrow(/beyond the storage/);
     expect(() => backend.treeAttention({ ...base, scale: Number.NaN })).toThrow(InvalidArgumentError);
     expect(calls).toEqual([]);
@@ -169,14 +209,24 @@ describe('createCudaBackend validation (fake device)', () => {
     const { backend, calls, storage, numPages } = setup();
     calls.length = 0;
     const row = 2 * 64;
-    expect(() => backend.writeKV(storage, 0, Int32Array.of(0, 16 * numPages), new Float32Array(2 * row), new Float32Array(2 * row))).toThrow(
-      InvalidArgumentError,
+    expect(() =>
+      backend.writeKV(
+        storage,
+        0,
+        Int32Array.of(0, 16 * numPages),
+        new Float32Array(2 * row),
+        new Float32Array(2 * row),
+      ),
+    ).toThrow(InvalidArgumentError);
+    expect(() =>
+      backend.writeKV(storage, 0, Int32Array.of(0), new Float32Array(row - 1), new Float32Array(row)),
+    ).toThrow(InvalidArgumentError);
+    expect(() => backend.copyPages(storage, Int32Array.of(0, 1), Int32Array.of(1, 2))).toThrow(
+      /also be a source/,
     );
-    expect(() => backend.writeKV(storage, 0, Int32Array.of(0), new Float32Array(row - 1), new Float32Array(row))).toThrow(
-      InvalidArgumentError,
+    expect(() => backend.copyPages(storage, Int32Array.of(0, 1), Int32Array.of(2, 2))).toThrow(
+      /repeat a target/,
     );
-    expect(() => backend.copyPages(storage, Int32Array.of(0, 1), Int32Array.of(1, 2))).toThrow(/also be a source/);
-    expect(() => backend.copyPages(storage, Int32Array.of(0, 1), Int32Array.of(2, 2))).toThrow(/repeat a target/);
     expect(calls).toEqual([]);
     backend.writeKV(storage, 0, Int32Array.of(3), new Float32Array(row), new Float32Array(row));
     expect(calls).toEqual(['writeKv']);
@@ -186,7 +236,9 @@ describe('createCudaBackend validation (fake device)', () => {
     const { backend, calls, storage, q, out, prepared } = setup();
     prepared.dispose();
     prepared.dispose();
-    expect(() => backend.treeAttention({ storage, layer: 0, plan: prepared, q, out, scale: 1 })).toThrow(DisposedError);
+    expect(() => backend.treeAttention({ storage, layer: 0, plan: prepared, q, out, scale: 1 })).toThrow(
+      DisposedError,
+    );
     calls.length = 0;
     backend.dispose();
     backend.dispose();

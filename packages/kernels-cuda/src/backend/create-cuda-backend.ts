@@ -49,7 +49,13 @@ export interface CudaPlanOptions {
   readonly schedule?: Partial<
     Pick<
       ScheduleOptions,
-      'blocksPerMultiprocessor' | 'queryTileCost' | 'partialCost' | 'unitCost' | 'maxResidentTiles' | 'minRingStages' | 'fusedMergeLimit'
+      | 'blocksPerMultiprocessor'
+      | 'queryTileCost'
+      | 'partialCost'
+      | 'unitCost'
+      | 'maxResidentTiles'
+      | 'minRingStages'
+      | 'fusedMergeLimit'
     >
   >;
 }
@@ -73,21 +79,33 @@ function invalid(argument: string, message: string, expected: unknown, actual: u
 
 function checkInteger(argument: string, value: unknown, minimum: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
-    invalid(argument, `must be an integer >= ${minimum}, got ${describeValue(value)}`, `integer >= ${minimum}`, value);
+    invalid(
+      argument,
+      `must be an integer >= ${minimum}, got ${describeValue(value)}`,
+      `integer >= ${minimum}`,
+      value,
+    );
   }
   return value;
 }
 
 function checkShape(shape: unknown): AttentionShape {
-  if (typeof shape !== 'object' || shape === null) invalid('shape', 'must be an AttentionShape', 'AttentionShape', shape);
+  if (typeof shape !== 'object' || shape === null)
+    invalid('shape', 'must be an AttentionShape', 'AttentionShape', shape);
   const candidate = shape as AttentionShape;
   checkInteger('shape.numHeads', candidate.numHeads, 1);
   checkInteger('shape.numKvHeads', candidate.numKvHeads, 1);
   checkInteger('shape.headDim', candidate.headDim, 1);
   if (candidate.numHeads % candidate.numKvHeads !== 0) {
-    invalid('shape.numKvHeads', `must divide numHeads (${candidate.numHeads})`, `a divisor of ${candidate.numHeads}`, candidate.numKvHeads);
+    invalid(
+      'shape.numKvHeads',
+      `must divide numHeads (${candidate.numHeads})`,
+      `a divisor of ${candidate.numHeads}`,
+      candidate.numKvHeads,
+    );
   }
-  if (!isDType(candidate.kvDtype)) invalid('shape.kvDtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", candidate.kvDtype);
+  if (!isDType(candidate.kvDtype))
+    invalid('shape.kvDtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", candidate.kvDtype);
   if (candidate.headDim > 256) {
     invalid('shape.headDim', 'must be at most 256 on the CUDA backend', '<= 256', candidate.headDim);
   }
@@ -165,7 +183,12 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
   const checkLayer = (storage: CudaKVStorage, layer: unknown): number => {
     const value = checkInteger('layer', layer, 0);
     if (value >= storage.descriptor.numLayers) {
-      invalid('layer', `must be below the storage's ${storage.descriptor.numLayers} layers`, `< ${storage.descriptor.numLayers}`, value);
+      invalid(
+        'layer',
+        `must be below the storage's ${storage.descriptor.numLayers} layers`,
+        `< ${storage.descriptor.numLayers}`,
+        value,
+      );
     }
     return value;
   };
@@ -174,23 +197,49 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     for (let index = 0; index < slots.length; index++) {
       const slot = slots[index]!;
       if (slot < 0 || slot >= storage.numSlots) {
-        invalid(`slots[${index}]`, `must be a slot of the storage (0 <= slot < ${storage.numSlots})`, `< ${storage.numSlots}`, slot);
+        invalid(
+          `slots[${index}]`,
+          `must be a slot of the storage (0 <= slot < ${storage.numSlots})`,
+          `< ${storage.numSlots}`,
+          slot,
+        );
       }
     }
     return slots;
   };
   /** A writeKV source: a host f32 array, or a device tensor of this backend. */
-  const kvSource = (argument: string, value: unknown, length: number): { data: Float32Array | number; dtype: 0 | 1 } => {
+  const kvSource = (
+    argument: string,
+    value: unknown,
+    length: number,
+  ): { data: Float32Array | number; dtype: 0 | 1 } => {
     if (value instanceof Float32Array) {
-      if (value.length !== length) invalid(argument, `must hold ${length} values ([slots.length, numKvHeads, headDim])`, length, value.length);
+      if (value.length !== length)
+        invalid(
+          argument,
+          `must hold ${length} values ([slots.length, numKvHeads, headDim])`,
+          length,
+          value.length,
+        );
       return { data: value, dtype: 0 };
     }
     if (value instanceof CudaTensor) {
       const tensor = ownTensor(argument, value);
-      if (tensor.size !== length) invalid(argument, `must hold ${length} values ([slots.length, numKvHeads, headDim])`, length, tensor.size);
+      if (tensor.size !== length)
+        invalid(
+          argument,
+          `must hold ${length} values ([slots.length, numKvHeads, headDim])`,
+          length,
+          tensor.size,
+        );
       return { data: tensor.handle, dtype: tensor.dtype === 'f16' ? 1 : 0 };
     }
-    return invalid(argument, 'must be a Float32Array or a tensor of this backend', 'Float32Array | CudaTensor', value);
+    return invalid(
+      argument,
+      'must be a Float32Array or a tensor of this backend',
+      'Float32Array | CudaTensor',
+      value,
+    );
   };
 
   const capabilities: BackendCapabilities = Object.freeze({
@@ -217,12 +266,23 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       descriptor.shape.forEach((dimension, index) => {
         checkInteger(`descriptor.shape[${index}]`, dimension, 0);
       });
-      if (!isDType(descriptor.dtype)) invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
+      if (!isDType(descriptor.dtype))
+        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
       const size = shapeSize(descriptor.shape);
       const bytes = size * (descriptor.dtype === 'f16' ? 2 : 4);
       const handle = callNative('createTensor', () => addon.allocate(context, bytes));
       let tensor: CudaTensor | undefined;
-      tensor = new CudaTensor(owner, descriptor.shape, descriptor.dtype, size, handle, releaser((h) => addon.freeBuffer(h), () => tensor!));
+      tensor = new CudaTensor(
+        owner,
+        descriptor.shape,
+        descriptor.dtype,
+        size,
+        handle,
+        releaser(
+          (h) => addon.freeBuffer(h),
+          () => tensor!,
+        ),
+      );
       return track(tensor);
     },
 
@@ -231,9 +291,15 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       const target = ownTensor('tensor', tensor);
       if (!(data instanceof Float32Array)) invalid('data', 'must be a Float32Array', 'Float32Array', data);
       if (data.length !== target.size) {
-        invalid('data', `must hold ${target.size} values for shape ${formatShape(target.shape)}`, target.size, data.length);
+        invalid(
+          'data',
+          `must hold ${target.size} values for shape ${formatShape(target.shape)}`,
+          target.size,
+          data.length,
+        );
       }
-      if (target.dtype === 'f16') callNative('uploadTensor', () => addon.uploadF32AsF16(target.handle, 0, data));
+      if (target.dtype === 'f16')
+        callNative('uploadTensor', () => addon.uploadF32AsF16(target.handle, 0, data));
       else callNative('uploadTensor', () => addon.upload(target.handle, 0, data));
     },
 
@@ -241,33 +307,63 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       alive();
       const source = ownTensor('tensor', tensor);
       const result = new Float32Array(source.size);
-      if (source.dtype === 'f16') callNative('downloadTensor', () => addon.downloadF16AsF32(source.handle, 0, result));
+      if (source.dtype === 'f16')
+        callNative('downloadTensor', () => addon.downloadF16AsF32(source.handle, 0, result));
       else callNative('downloadTensor', () => addon.download(source.handle, 0, result));
       return result;
     },
 
     createKVStorage(descriptor: KVStorageDescriptor): CudaKVStorage {
       alive();
-      if (typeof descriptor !== 'object' || descriptor === null) invalid('descriptor', 'must be a KVStorageDescriptor', 'object', descriptor);
+      if (typeof descriptor !== 'object' || descriptor === null)
+        invalid('descriptor', 'must be a KVStorageDescriptor', 'object', descriptor);
       checkInteger('descriptor.numLayers', descriptor.numLayers, 1);
       checkInteger('descriptor.numPages', descriptor.numPages, 1);
       checkInteger('descriptor.pageSize', descriptor.pageSize, 1);
       checkInteger('descriptor.numKvHeads', descriptor.numKvHeads, 1);
       checkInteger('descriptor.headDim', descriptor.headDim, 1);
-      if (!isDType(descriptor.dtype)) invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
+      if (!isDType(descriptor.dtype))
+        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
       if (descriptor.numPages * descriptor.pageSize > 0x7fffffff) {
-        invalid('descriptor.numPages', 'times pageSize must fit a 32-bit slot index', '< 2^31 slots', descriptor.numPages);
+        invalid(
+          'descriptor.numPages',
+          'times pageSize must fit a 32-bit slot index',
+          '< 2^31 slots',
+          descriptor.numPages,
+        );
       }
       const { numLayers, numPages, pageSize, numKvHeads, headDim, dtype } = descriptor;
       const handle = callNative('createKVStorage', () =>
-        addon.createStorage(context, numLayers, numPages, pageSize, numKvHeads, headDim, dtype === 'f16' ? 1 : 0),
+        addon.createStorage(
+          context,
+          numLayers,
+          numPages,
+          pageSize,
+          numKvHeads,
+          headDim,
+          dtype === 'f16' ? 1 : 0,
+        ),
       );
       let storage: CudaKVStorage | undefined;
-      storage = new CudaKVStorage(owner, descriptor, handle, releaser((h) => addon.freeStorage(h), () => storage!));
+      storage = new CudaKVStorage(
+        owner,
+        descriptor,
+        handle,
+        releaser(
+          (h) => addon.freeStorage(h),
+          () => storage!,
+        ),
+      );
       return track(storage);
     },
 
-    writeKV(storage: KVStorage, layer: number, slots: Int32Array, k: Float32Array | DeviceTensor, v: Float32Array | DeviceTensor): void {
+    writeKV(
+      storage: KVStorage,
+      layer: number,
+      slots: Int32Array,
+      k: Float32Array | DeviceTensor,
+      v: Float32Array | DeviceTensor,
+    ): void {
       alive();
       const target = ownStorage(storage);
       checkLayer(target, layer);
@@ -276,12 +372,23 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       const keys = kvSource('k', k, length);
       const values = kvSource('v', v, length);
       if (typeof keys.data !== typeof values.data || keys.dtype !== values.dtype) {
-        invalid('v', 'must be the same kind of source as k (host arrays, or device tensors of one dtype)', 'same as k', v);
+        invalid(
+          'v',
+          'must be the same kind of source as k (host arrays, or device tensors of one dtype)',
+          'same as k',
+          v,
+        );
       }
-      callNative('writeKV', () => addon.writeKv(target.handle, layer, slots, keys.data, values.data, keys.dtype));
+      callNative('writeKV', () =>
+        addon.writeKv(target.handle, layer, slots, keys.data, values.data, keys.dtype),
+      );
     },
 
-    async readKV(storage: KVStorage, layer: number, slots: Int32Array): Promise<{ k: Float32Array; v: Float32Array }> {
+    async readKV(
+      storage: KVStorage,
+      layer: number,
+      slots: Int32Array,
+    ): Promise<{ k: Float32Array; v: Float32Array }> {
       alive();
       const source = ownStorage(storage);
       checkLayer(source, layer);
@@ -297,35 +404,52 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       alive();
       const kv = ownStorage(storage);
       const { numPages } = kv.descriptor;
-      if (!(source instanceof Int32Array)) invalid('source', 'must be an Int32Array of page indices', 'Int32Array', source);
+      if (!(source instanceof Int32Array))
+        invalid('source', 'must be an Int32Array of page indices', 'Int32Array', source);
       if (!(target instanceof Int32Array) || target.length !== source.length) {
         invalid('target', `must be an Int32Array of ${source.length} page indices`, source.length, target);
       }
       const role = new Uint8Array(numPages); // bit 0: a source, bit 1: a target
       for (let index = 0; index < source.length; index++) {
         const from = source[index]!;
-        if (from < 0 || from >= numPages) invalid(`source[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, from);
+        if (from < 0 || from >= numPages)
+          invalid(`source[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, from);
         role[from]! |= 1;
       }
       for (let index = 0; index < target.length; index++) {
         const to = target[index]!;
-        if (to < 0 || to >= numPages) invalid(`target[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, to);
-        if ((role[to]! & 2) !== 0) invalid(`target[${index}]`, 'must not repeat a target page', 'distinct pages', to);
+        if (to < 0 || to >= numPages)
+          invalid(`target[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, to);
+        if ((role[to]! & 2) !== 0)
+          invalid(`target[${index}]`, 'must not repeat a target page', 'distinct pages', to);
         if ((role[to]! & 1) !== 0) {
-          invalid(`target[${index}]`, 'must not also be a source page (copies run in parallel)', 'a page not in source', to);
+          invalid(
+            `target[${index}]`,
+            'must not also be a source page (copies run in parallel)',
+            'a page not in source',
+            to,
+          );
         }
         role[to]! |= 2;
       }
       callNative('copyPages', () => addon.copyPages(kv.handle, source, target));
     },
 
-    preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape, planOptions: CudaPlanOptions = {}): CudaPreparedPlan {
+    preparePlan(
+      plan: TreeAttentionPlan,
+      shape?: AttentionShape,
+      planOptions: CudaPlanOptions = {},
+    ): CudaPreparedPlan {
       alive();
       validatePlan(plan);
       const resolved = checkShape(shape ?? plan.shape);
       const kernel = planOptions.kernel ?? 'auto';
-      if (!(kernel in KERNEL_CODES)) invalid('options.kernel', "must be 'auto', 'mma' or 'scalar'", 'auto | mma | scalar', kernel);
-      if (kernel === 'mma' && (resolved.kvDtype !== 'f16' || (resolved.headDim !== 64 && resolved.headDim !== 128))) {
+      if (!(kernel in KERNEL_CODES))
+        invalid('options.kernel', "must be 'auto', 'mma' or 'scalar'", 'auto | mma | scalar', kernel);
+      if (
+        kernel === 'mma' &&
+        (resolved.kvDtype !== 'f16' || (resolved.headDim !== 64 && resolved.headDim !== 128))
+      ) {
         invalid('options.kernel', "'mma' needs fp16 KV and head dim 64 or 128", 'auto | scalar', kernel);
       }
       const schedule = buildSchedule(plan, {
@@ -335,10 +459,13 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         ...planOptions.schedule,
       });
       const packed = packSchedule(plan, resolved, schedule, KERNEL_CODES[kernel]);
-      const summary = callNative('preparePlan', () => addon.preparePlan(context, packed.header, packed.bytes));
+      const summary = callNative('preparePlan', () =>
+        addon.preparePlan(context, packed.header, packed.bytes),
+      );
       let mergedQueries = 0;
       for (let query = 0; query < plan.numQueries; query++) {
-        if (schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]! > 1) mergedQueries++;
+        if (schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]! > 1)
+          mergedQueries++;
       }
       let prepared: CudaPreparedPlan | undefined;
       prepared = new CudaPreparedPlan(
@@ -357,14 +484,18 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         }),
         schedule.maxSlot,
         summary.handle,
-        releaser((h) => addon.freePlan(h), () => prepared!),
+        releaser(
+          (h) => addon.freePlan(h),
+          () => prepared!,
+        ),
       );
       return track(prepared);
     },
 
     treeAttention(args: TreeAttentionArgs): void {
       alive();
-      if (typeof args !== 'object' || args === null) invalid('args', 'must be TreeAttentionArgs', 'object', args);
+      if (typeof args !== 'object' || args === null)
+        invalid('args', 'must be TreeAttentionArgs', 'object', args);
       const storage = ownStorage(args.storage);
       const layer = checkLayer(storage, args.layer);
       const prepared = args.plan;
@@ -388,11 +519,19 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         );
       }
       if (prepared.maxSlot >= storage.numSlots) {
-        invalid('plan', `reads slot ${prepared.maxSlot}, beyond the storage's ${storage.numSlots} slots`, `< ${storage.numSlots}`, prepared.maxSlot);
+        invalid(
+          'plan',
+          `reads slot ${prepared.maxSlot}, beyond the storage's ${storage.numSlots} slots`,
+          `< ${storage.numSlots}`,
+          prepared.maxSlot,
+        );
       }
       const q = ownTensor('q', args.q);
       const out = ownTensor('out', args.out);
-      for (const [argument, tensor] of [['q', q], ['out', out]] as const) {
+      for (const [argument, tensor] of [
+        ['q', q],
+        ['out', out],
+      ] as const) {
         const dims = tensor.shape;
         if (
           tensor.dtype !== 'f32' ||
@@ -410,8 +549,11 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         }
       }
       if (q === out) invalid('out', 'must not be the q tensor', 'a distinct tensor', out);
-      if (typeof args.scale !== 'number' || !Number.isFinite(args.scale)) invalid('scale', 'must be a finite number', 'finite', args.scale);
-      callNative('treeAttention', () => addon.treeAttention(prepared.handle, storage.handle, layer, q.handle, out.handle, args.scale));
+      if (typeof args.scale !== 'number' || !Number.isFinite(args.scale))
+        invalid('scale', 'must be a finite number', 'finite', args.scale);
+      callNative('treeAttention', () =>
+        addon.treeAttention(prepared.handle, storage.handle, layer, q.handle, out.handle, args.scale),
+      );
     },
 
     async synchronize(): Promise<void> {

@@ -17,7 +17,12 @@ export class CudaKVStorage implements KVStorage {
   readonly #release: (handle: number) => void;
 
   /** @internal Created by the backend only. */
-  constructor(owner: object, descriptor: KVStorageDescriptor, handle: number, release: (handle: number) => void) {
+  constructor(
+    owner: object,
+    descriptor: KVStorageDescriptor,
+    handle: number,
+    release: (handle: number) => void,
+  ) {
     this.owner = owner;
     this.descriptor = Object.freeze({ ...descriptor });
     this.numSlots = descriptor.numPages * descriptor.pageSize;

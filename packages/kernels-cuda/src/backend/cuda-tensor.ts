@@ -15,7 +15,14 @@ export class CudaTensor implements DeviceTensor {
   readonly #release: (handle: number) => void;
 
   /** @internal Created by the backend only. */
-  constructor(owner: object, shape: Shape, dtype: DType, size: number, handle: number, release: (handle: number) => void) {
+  constructor(
+    owner: object,
+    shape: Shape,
+    dtype: DType,
+    size: number,
+    handle: number,
+    release: (handle: number) => void,
+  ) {
     this.owner = owner;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;

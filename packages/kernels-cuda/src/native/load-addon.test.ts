@@ -7,7 +7,10 @@ import { toDeftError } from './native-error.js';
 
 const localBuild = fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url));
 const built = existsSync(localBuild);
-if (!built) console.info(`[kernels-cuda] addon tests skipped: no build at ${localBuild} (needs nvcc: pnpm --filter @deft/kernels-cuda build)`);
+if (!built)
+  console.info(
+    `[kernels-cuda] addon tests skipped: no build at ${localBuild} (needs nvcc: pnpm --filter @deft/kernels-cuda build)`,
+  );
 
 describe.skipIf(!built)('the built addon', () => {
   it('loads and reports the driver without throwing', () => {
@@ -35,7 +38,9 @@ describe.skipIf(!built)('the built addon', () => {
         caught = error;
       }
       expect(caught).toBeInstanceOf(Error);
-      expect(['invalid-argument', 'not-found', 'no-device']).toContain((caught as { deftStatus: string }).deftStatus);
+      expect(['invalid-argument', 'not-found', 'no-device']).toContain(
+        (caught as { deftStatus: string }).deftStatus,
+      );
     }
   });
 
@@ -47,7 +52,10 @@ describe.skipIf(!built)('the built addon', () => {
 
 describe('addon errors', () => {
   it('become typed DeFT errors', () => {
-    const noDevice = Object.assign(new Error('cudaErrorInsufficientDriver (35)'), { deftStatus: 'no-device', cudaError: 35 });
+    const noDevice = Object.assign(new Error('cudaErrorInsufficientDriver (35)'), {
+      deftStatus: 'no-device',
+      cudaError: 35,
+    });
     const converted = toDeftError(noDevice, 'createContext');
     expect(BackendError.isInstance(converted)).toBe(true);
     expect((converted as Error).message).toMatch(/no usable CUDA device or driver/);

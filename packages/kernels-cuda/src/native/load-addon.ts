@@ -155,13 +155,17 @@ export function loadCudaAddon(explicitPath?: string): CudaAddon {
     try {
       const addon = require(path) as CudaAddon;
       if (addon.abiVersion !== EXPECTED_ABI) {
-        attempts.push(`${path} (${origin}): built for ABI ${String(addon.abiVersion)}, expected ${EXPECTED_ABI}; rebuild it`);
+        attempts.push(
+          `${path} (${origin}): built for ABI ${String(addon.abiVersion)}, expected ${EXPECTED_ABI}; rebuild it`,
+        );
         continue;
       }
       if (explicitPath === undefined) cached = addon;
       return addon;
     } catch (error) {
-      attempts.push(`${path} (${origin}): ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      attempts.push(
+        `${path} (${origin}): ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      );
     }
   }
   throw new BackendError(

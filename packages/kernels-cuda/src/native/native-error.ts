@@ -15,7 +15,10 @@ export function toDeftError(error: unknown, operation: string): unknown {
   if (!(error instanceof Error) || !('deftStatus' in error)) return error;
   const addonError = error as AddonError;
   if (addonError.deftStatus === 'invalid-argument') {
-    return new InvalidArgumentError(`${operation}: ${addonError.message}`, { argument: operation, cause: error });
+    return new InvalidArgumentError(`${operation}: ${addonError.message}`, {
+      argument: operation,
+      cause: error,
+    });
   }
   if (addonError.deftStatus === 'no-device') {
     return new BackendError(

@@ -45,12 +45,23 @@ describe('buildSchedule', () => {
         validatePlan(plan);
         const random = seeded(seed * 31 + strategy.length);
         const numQueries = testCase.queries.nodes.length;
-        const q = Float32Array.from({ length: numQueries * SHAPE.numHeads * SHAPE.headDim }, () => random() * 4 - 2);
+        const q = Float32Array.from(
+          { length: numQueries * SHAPE.numHeads * SHAPE.headDim },
+          () => random() * 4 - 2,
+        );
         const rowLength = SHAPE.numKvHeads * SHAPE.headDim;
         const k = Float32Array.from({ length: testCase.numSlots * rowLength }, () => random() * 2 - 1);
         const v = Float32Array.from({ length: testCase.numSlots * rowLength }, () => random() * 2 - 1);
         const scale = 1 / Math.sqrt(SHAPE.headDim);
-        const expected = directTreeAttention({ view: testCase.view, queries: testCase.queries, q, k, v, ...SHAPE, scale });
+        const expected = directTreeAttention({
+          view: testCase.view,
+          queries: testCase.queries,
+          q,
+          k,
+          v,
+          ...SHAPE,
+          scale,
+        });
         for (const multiprocessors of [1, 7, 132]) {
           const schedule = buildSchedule(plan, { ...SHAPE, multiprocessors });
           const actual = emulateSchedule(packSchedule(plan, SHAPE, schedule, 0), { q, k, v, scale });
@@ -61,7 +72,10 @@ describe('buildSchedule', () => {
   }
 
   it('covers every (chunk, query) of the plan once and orders units by cost', () => {
-    const nodes = [{ parent: -1, tokens: 1000 }, ...Array.from({ length: 256 }, () => ({ parent: 0, tokens: 1 }))];
+    const nodes = [
+      { parent: -1, tokens: 1000 },
+      ...Array.from({ length: 256 }, () => ({ parent: 0, tokens: 1 })),
+    ];
     const { view } = buildPagedTree(nodes, 16, { seed: 3 });
     const shape: AttentionShape = { numHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' };
     const plan = planTreeAttention(view, defaultQueries(view), { shape });
@@ -71,7 +85,10 @@ describe('buildSchedule', () => {
     let scheduleMax = 0;
     for (let query = 0; query < plan.numQueries; query++) {
       planMax = Math.max(planMax, plan.queryPartialIndptr[query + 1]! - plan.queryPartialIndptr[query]!);
-      scheduleMax = Math.max(scheduleMax, schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]!);
+      scheduleMax = Math.max(
+        scheduleMax,
+        schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]!,
+      );
     }
     expect(scheduleMax).toBeLessThanOrEqual(planMax);
     expect(schedule.numUnits * shape.numKvHeads).toBeGreaterThanOrEqual(132);

@@ -82,7 +82,56 @@ interface Run {
   /** Plan-chunk boundaries of the current pieces: `[pieces + 1]`. */
   cuts: number[];
   cost: number;
-  frozen: boolean;
+  /** Position in the run list: breaks cost ties so the schedule is deterministic. */
+  readonly index: number;
+}
+
+/** A max-heap of runs by cost (ties: the earlier run first). */
+class RunHeap {
+  readonly #items: Run[];
+
+  constructor(runs: readonly Run[]) {
+    this.#items = [];
+    for (const run of runs) this.push(run);
+  }
+
+  #before(a: Run, b: Run): boolean {
+    return a.cost > b.cost || (a.cost === b.cost && a.index < b.index);
+  }
+
+  peek(): Run | undefined {
+    return this.#items[0];
+  }
+
+  push(run: Run): void {
+    const items = this.#items;
+    items.push(run);
+    let index = items.length - 1;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (!this.#before(items[index]!, items[parent]!)) break;
+      [items[index], items[parent]] = [items[parent]!, items[index]!];
+      index = parent;
+    }
+  }
+
+  pop(): void {
+    const items = this.#items;
+    const last = items.pop()!;
+    if (items.length === 0) return;
+    items[0] = last;
+    let index = 0;
+    for (;;) {
+      const left = 2 * index + 1;
+      const right = left + 1;
+      let top = index;
+      if (left < items.length && this.#before(items[left]!, items[top]!)) top = left;
+      if (right < items.length && this.#before(items[right]!, items[top]!)) top = right;
+      if (top === index) break;
+      [items[index], items[top]] = [items[top]!, items[index]!];
+      index = top;
+    }
+  }
 }
 
 function sameQueries(plan: TreeAttentionPlan, a: number, b: number): boolean {
@@ -166,7 +215,7 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
         rowSplits: 1,
         cuts: [chunk, end],
         cost: 0,
-        frozen: false,
+        index: runs.length,
       });
     }
     chunk = end;
@@ -175,7 +224,10 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   const unitCost = (run: Run, cuts: number[], rowSplits: number): number => {
     let longest = 0;
     for (let piece = 0; piece + 1 < cuts.length; piece++) {
-      longest = Math.max(longest, plan.chunkTokenIndptr[cuts[piece + 1]!]! - plan.chunkTokenIndptr[cuts[piece]!]!);
+      longest = Math.max(
+        longest,
+        plan.chunkTokenIndptr[cuts[piece + 1]!]! - plan.chunkTokenIndptr[cuts[piece]!]!,
+      );
     }
     const queries = Math.ceil(run.numQueries / rowSplits);
     const queryTiles = Math.ceil((queries * group) / 16);
@@ -193,9 +245,9 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   let numUnits = runs.length;
 
   // Greedy: split the costliest run (more pieces, or more row ranges) while it is above the target.
+  const heap = new RunHeap(runs);
   for (;;) {
-    let worst: Run | undefined;
-    for (const run of runs) if (!run.frozen && (worst === undefined || run.cost > worst.cost)) worst = run;
+    const worst = heap.peek();
     // Balance target: the total cost (start-up costs of the current units included) over the slots.
     const targetCost = (totalCost + (numUnits - runs.length) * fixedUnitCost) / unitSlots;
     if (worst === undefined || worst.cost <= targetCost || numUnits >= maxUnits) break;
@@ -203,7 +255,12 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
     let best: { cost: number; pieces: number; rowSplits: number; cuts: number[] } | undefined;
     if (worst.rowSplits < worst.numQueries) {
       const rowSplits = Math.min(worst.numQueries, worst.rowSplits * 2);
-      best = { cost: unitCost(worst, worst.cuts, rowSplits), pieces: worst.pieces, rowSplits, cuts: worst.cuts };
+      best = {
+        cost: unitCost(worst, worst.cuts, rowSplits),
+        pieces: worst.pieces,
+        rowSplits,
+        cuts: worst.cuts,
+      };
     }
     if (worst.pieces < chunks) {
       const pieces = Math.min(chunks, worst.pieces * 2);
@@ -211,15 +268,14 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
       const cost = unitCost(worst, cuts, worst.rowSplits);
       if (best === undefined || cost < best.cost) best = { cost, pieces, rowSplits: worst.rowSplits, cuts };
     }
-    if (best === undefined || best.cost >= worst.cost * 0.95) {
-      worst.frozen = true;
-      continue;
-    }
+    heap.pop();
+    if (best === undefined || best.cost >= worst.cost * 0.95) continue; // cannot improve: leave it out of the heap
     numUnits += best.pieces * best.rowSplits - worst.pieces * worst.rowSplits;
     worst.pieces = best.pieces;
     worst.rowSplits = best.rowSplits;
     worst.cuts = best.cuts;
     worst.cost = best.cost;
+    heap.push(worst);
   }
 
   // Execution chunks, in plan order, and their units.
@@ -278,7 +334,9 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   }
   unitList.sort((a, b) => b.cost - a.cost || a.order - b.order);
   const units = new Int32Array(unitList.length * UNIT_FIELDS);
-  unitList.forEach((unit, index) => units.set(unit.fields, index * UNIT_FIELDS));
+  unitList.forEach((unit, index) => {
+    units.set(unit.fields, index * UNIT_FIELDS);
+  });
 
   // Per-query CSR over execution slots, in execution-chunk order.
   const queryPartialIndptr = new Int32Array(numQueries + 1);

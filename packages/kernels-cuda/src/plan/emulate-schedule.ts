@@ -46,8 +46,17 @@ export function emulateSchedule(packed: PackedSchedule, inputs: EmulationInputs)
   const log2e = Math.LOG2E;
 
   for (let unit = 0; unit < numUnits; unit++) {
-    const [tokenStart, numTokens, queryStart, chunkQueryCount, partialStart, maskOffset, fullyVisible, rowStart, rowCount] =
-      units.subarray(unit * UNIT_FIELDS, unit * UNIT_FIELDS + 9);
+    const [
+      tokenStart,
+      numTokens,
+      queryStart,
+      chunkQueryCount,
+      partialStart,
+      maskOffset,
+      fullyVisible,
+      rowStart,
+      rowCount,
+    ] = units.subarray(unit * UNIT_FIELDS, unit * UNIT_FIELDS + 9);
     const maskWords = Math.ceil(chunkQueryCount! / 32);
     for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
       for (let row = rowStart!; row < rowStart! + rowCount!; row++) {
@@ -73,14 +82,16 @@ export function emulateSchedule(packed: PackedSchedule, inputs: EmulationInputs)
           const correction = best === Number.NEGATIVE_INFINITY ? 0 : 2 ** (best - newBest);
           const weight = 2 ** (score - newBest);
           sum = sum * correction + weight;
-          for (let d = 0; d < headDim; d++) rowValues[d] = rowValues[d]! * correction + weight * inputs.v[keyBase + d]!;
+          for (let d = 0; d < headDim; d++)
+            rowValues[d] = rowValues[d]! * correction + weight * inputs.v[keyBase + d]!;
           best = newBest;
         }
         const direct = queryPartialIndptr[query + 1]! - queryPartialIndptr[query]! === 1;
         const target = direct
           ? { values: out, offset: (query * numHeads + head) * headDim }
           : { values: partialO, offset: ((partialStart! + queryInChunk) * numHeads + head) * headDim };
-        for (let d = 0; d < headDim; d++) target.values[target.offset + d] = sum > 0 ? rowValues[d]! / sum : 0;
+        for (let d = 0; d < headDim; d++)
+          target.values[target.offset + d] = sum > 0 ? rowValues[d]! / sum : 0;
         if (!direct) {
           partialLse[(partialStart! + queryInChunk) * numHeads + head] =
             sum > 0 ? best + Math.log2(sum) : Number.NEGATIVE_INFINITY;

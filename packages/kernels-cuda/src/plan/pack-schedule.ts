@@ -84,7 +84,10 @@ export function packSchedule(
   }
   const bytes = new Uint8Array(offset);
   for (const [field, array] of arrays) {
-    bytes.set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), header[HEADER_FIELDS[field]]!);
+    bytes.set(
+      new Uint8Array(array.buffer, array.byteOffset, array.byteLength),
+      header[HEADER_FIELDS[field]]!,
+    );
   }
   header[HEADER_FIELDS.numExecChunks] = schedule.numExecChunks;
   header[HEADER_FIELDS.numQueries] = plan.numQueries;
