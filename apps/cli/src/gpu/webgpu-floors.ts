@@ -21,17 +21,22 @@ const FMA_THREADS = 256;
 const FMA_ITERATIONS = 2048;
 const FMA_CHAINS = 8;
 
-/** A `vec4<u32>` copy, one element per invocation over a 2-D grid. */
+const COPY_PER_THREAD = 4;
+
+/** A `vec4<u32>` copy, four elements per invocation (strided by the grid, so each access is coalesced). */
 export const COPY_SHADER = `
 @group(0) @binding(0) var<storage, read> source: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> destination: array<vec4<u32>>;
-struct Grid { width: u32, count: u32 }
+struct Grid { width: u32, count: u32, stride: u32 }
 @group(0) @binding(2) var<uniform> grid: Grid;
 @compute @workgroup_size(${COPY_THREADS})
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-  let index = id.x + id.y * grid.width * ${COPY_THREADS}u;
-  if (index < grid.count) {
-    destination[index] = source[index];
+  let first = id.x + id.y * grid.width * ${COPY_THREADS}u;
+  for (var step = 0u; step < ${COPY_PER_THREAD}u; step++) {
+    let index = first + step * grid.stride;
+    if (index < grid.count) {
+      destination[index] = source[index];
+    }
   }
 }
 `;
@@ -68,13 +73,14 @@ export async function measureWebGpuFloors(
   const maxDimension = device.limits.maxComputeWorkgroupsPerDimension;
   const copyBytes = Math.floor(options.copyBufferBytes / 16) * 16;
   const elements = copyBytes / 16;
-  const workgroups = Math.ceil(elements / COPY_THREADS);
+  const workgroups = Math.ceil(elements / COPY_PER_THREAD / COPY_THREADS);
   const width = Math.min(workgroups, maxDimension);
   const height = Math.ceil(workgroups / width);
+  const stride = width * height * COPY_THREADS;
   const source = device.createBuffer({ size: copyBytes, usage: STORAGE });
   const destination = device.createBuffer({ size: copyBytes, usage: STORAGE });
   const grid = device.createBuffer({ size: 16, usage: 0x0040 | COPY_DST });
-  device.queue.writeBuffer(grid, 0, Uint32Array.of(width, elements, 0, 0));
+  device.queue.writeBuffer(grid, 0, Uint32Array.of(width, elements, stride, 0));
   const sink = device.createBuffer({ size: 16, usage: STORAGE });
   try {
     const copyPipeline = await device.createComputePipelineAsync({
@@ -124,8 +130,8 @@ export async function measureWebGpuFloors(
       batch: Math.min(8, options.runs),
     };
     // Warm up (first touches, clocks), then measure.
-    await fencedWallMicroseconds(device, (encoder) => copyPass(encoder), 2, 1);
-    await fencedWallMicroseconds(device, (encoder) => fmaPass(encoder), 2, 1);
+    await fencedWallMicroseconds(device, (encoder) => fmaPass(encoder), 10, 2);
+    await fencedWallMicroseconds(device, (encoder) => copyPass(encoder), 10, 2);
     if (useTimestamps) {
       copyMicroseconds = median(await timePasses(device, copyPass, timing));
       fmaMicroseconds = median(await timePasses(device, fmaPass, timing));

@@ -40,7 +40,7 @@ export interface AttentionKernelLayout {
   readonly rowGroups: number;
   /** Query-head rows per tile. */
   readonly tileRows: number;
-  /** Units per staged K/V token (one unit of padding against bank conflicts). */
+  /** Units per staged K/V token (f32, one unit of padding against bank conflicts). */
   readonly kvStride: number;
   /** Rows covered per output pass. */
   readonly outRowStride: number;
@@ -65,10 +65,9 @@ export function attentionKernelLayout(config: AttentionKernelConfig): AttentionK
   const outPasses = Math.ceil(tileRows / outRowStride);
   const reducedBySubgroup = Math.max(1, config.subgroupLanes);
   const scratchLanes = tokenLanes / reducedBySubgroup;
-  const unitBytes = config.kvFormat === 'f32' ? 16 : 8;
   const workgroupBytes =
     roundUp16(tileRows * units * 16) +
-    2 * roundUp16(config.tileTokens * kvStride * unitBytes) +
+    2 * roundUp16(config.tileTokens * kvStride * 16) +
     roundUp16(tileRows * config.tileTokens * 4) +
     roundUp16(config.tileTokens * 4) +
     3 * roundUp16(tileRows * 4) +

@@ -7,7 +7,7 @@ import { mergeShader } from './merge-shader.js';
 const llama = { headDim: 128, groupSize: 4 } as const;
 
 describe('attention kernel configuration', () => {
-  it('uses 64-token tiles, 16 rows and subgroup reductions on the NVIDIA GPUs through Dawn (48 KiB, subgroups of 32, no f16)', () => {
+  it('uses 32-token tiles, 16 rows and subgroup reductions on the NVIDIA GPUs through Dawn (48 KiB, subgroups of 32, no f16)', () => {
     const config = chooseAttentionKernelConfig({
       ...llama,
       kvFormat: 'f16-packed',
@@ -15,14 +15,14 @@ describe('attention kernel configuration', () => {
       subgroupMinSize: 32,
     })!;
     expect(config).toMatchObject({
-      tileTokens: 64,
+      tileTokens: 32,
       tokensPerThread: 4,
-      rowsPerThread: 2,
-      subgroupLanes: 16,
+      rowsPerThread: 1,
+      subgroupLanes: 8,
       threads: 128,
     });
     const layout = attentionKernelLayout(config);
-    expect(layout).toMatchObject({ tileRows: 16, tokenLanes: 16, scratchLanes: 1, outPasses: 4 });
+    expect(layout).toMatchObject({ tileRows: 16, tokenLanes: 8, scratchLanes: 1, outPasses: 4 });
     expect(layout.workgroupBytes).toBeLessThanOrEqual(49152);
   });
 
@@ -33,7 +33,7 @@ describe('attention kernel configuration', () => {
       workgroupStorageBytes: 32768,
       subgroupMinSize: 0,
     })!;
-    expect(config.tileTokens).toBe(32);
+    expect(config.tileTokens).toBe(16);
     expect(config.subgroupLanes).toBe(0);
     expect(attentionKernelLayout(config).scratchLanes).toBe(attentionKernelLayout(config).tokenLanes);
     expect(attentionKernelLayout(config).workgroupBytes).toBeLessThanOrEqual(32768);
