@@ -234,6 +234,13 @@ async function benchOnBackend(
             continue;
           }
 
+          // Warm-up (clocks, caches) before anything is timed.
+          await fencedWallMicroseconds(
+            device,
+            (encoder) => backend.encodeTreeAttention(encoder, args),
+            Math.min(8, minRuns),
+            1,
+          );
           const layerTimes = useTimestamps
             ? await timePasses(
                 device,

@@ -39,24 +39,45 @@ fn main(@builtin(global_invocation_id) invocation: vec3<u32>) {
   let query = queryHead / params.numHeads;
   let begin = plan[params.queryPartialIndptr + query];
   let end = plan[params.queryPartialIndptr + query + 1u];
+  // Four partials at a time keep several loads in flight.
   var maxLse = EMPTY_LSE;
-  for (var entry = begin; entry < end; entry++) {
-    let state = plan[params.queryPartials + entry] * params.numHeads + head;
-    maxLse = max(maxLse, partialLse[state]);
+  var entry = begin;
+  for (; entry + 4u <= end; entry += 4u) {
+    let state0 = plan[params.queryPartials + entry] * params.numHeads + head;
+    let state1 = plan[params.queryPartials + entry + 1u] * params.numHeads + head;
+    let state2 = plan[params.queryPartials + entry + 2u] * params.numHeads + head;
+    let state3 = plan[params.queryPartials + entry + 3u] * params.numHeads + head;
+    maxLse = max(max(maxLse, max(partialLse[state0], partialLse[state1])), max(partialLse[state2], partialLse[state3]));
+  }
+  for (; entry < end; entry++) {
+    maxLse = max(maxLse, partialLse[plan[params.queryPartials + entry] * params.numHeads + head]);
   }
   var weightSum = 0.0;
   var acc = vec4<f32>(0.0);
-  // Empty-state guard: partials with lse <= EMPTY_LSE_THRESHOLD saw no key and contribute nothing;
-  // a query whose partials are all empty (or that has none) gets a zero output.
+  // Empty-state guard: partials with lse <= EMPTY_LSE_THRESHOLD saw no key and contribute nothing
+  // (weight 0); a query whose partials are all empty (or that has none) gets a zero output.
   if (maxLse > EMPTY_LSE_THRESHOLD) {
-    for (var entry = begin; entry < end; entry++) {
+    entry = begin;
+    for (; entry + 4u <= end; entry += 4u) {
+      let state0 = plan[params.queryPartials + entry] * params.numHeads + head;
+      let state1 = plan[params.queryPartials + entry + 1u] * params.numHeads + head;
+      let state2 = plan[params.queryPartials + entry + 2u] * params.numHeads + head;
+      let state3 = plan[params.queryPartials + entry + 3u] * params.numHeads + head;
+      let lse = vec4<f32>(partialLse[state0], partialLse[state1], partialLse[state2], partialLse[state3]);
+      let weights = select(vec4<f32>(0.0), exp2(lse - maxLse), lse > vec4<f32>(EMPTY_LSE_THRESHOLD));
+      let o0 = partialO[state0 * UNITS + unit];
+      let o1 = partialO[state1 * UNITS + unit];
+      let o2 = partialO[state2 * UNITS + unit];
+      let o3 = partialO[state3 * UNITS + unit];
+      weightSum += weights.x + weights.y + weights.z + weights.w;
+      acc += weights.x * o0 + weights.y * o1 + weights.z * o2 + weights.w * o3;
+    }
+    for (; entry < end; entry++) {
       let state = plan[params.queryPartials + entry] * params.numHeads + head;
       let lse = partialLse[state];
-      if (lse > EMPTY_LSE_THRESHOLD) {
-        let weight = exp2(lse - maxLse);
-        weightSum += weight;
-        acc += weight * partialO[state * UNITS + unit];
-      }
+      let weight = select(0.0, exp2(lse - maxLse), lse > EMPTY_LSE_THRESHOLD);
+      weightSum += weight;
+      acc += weight * partialO[state * UNITS + unit];
     }
   }
   output[index] = select(vec4<f32>(0.0), acc / weightSum, weightSum > 0.0);
