@@ -5,7 +5,7 @@ export const EXEC_CHUNK_FIELDS = 8;
 /** Ints per work unit in {@link ExecutionSchedule.units}. */
 export const UNIT_FIELDS = 12;
 /** Tokens per KV tile of the tensor-core kernel. */
-export const TILE_TOKENS = 64;
+export const TILE_TOKENS = 32;
 
 /** Device facts and knobs the schedule is built for. */
 export interface ScheduleOptions {
@@ -13,7 +13,7 @@ export interface ScheduleOptions {
   readonly numKvHeads: number;
   /** Multiprocessors of the device (132 on an H100 SXM). */
   readonly multiprocessors: number;
-  /** CTAs resident per multiprocessor the balance aims for (default 2). */
+  /** CTAs per multiprocessor the balance aims for (default 2: fewer, longer units measured faster than 3 or 4). */
   readonly blocksPerMultiprocessor?: number;
   /** Cost of one 16-row query tile per token, relative to reading the token's K and V (default 0.2). */
   readonly queryTileCost?: number;
@@ -23,7 +23,7 @@ export interface ScheduleOptions {
   readonly unitCost?: number;
   /** Smallest ring of KV tiles (default 3: two tiles in flight while one is computed). */
   readonly minRingStages?: number;
-  /** Largest ring of KV tiles worth keeping resident (default 8). */
+  /** Largest ring of KV tiles (default 3: 48 KB at head dim 128, so 4 CTAs fit a multiprocessor). */
   readonly maxResidentTiles?: number;
   /**
    * Largest merge work a CTA may take on in the fused merge, in rounds of four partial loads per warp
@@ -181,7 +181,7 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   const queryTileCost = options.queryTileCost ?? 0.2;
   const partialCost = options.partialCost ?? 13;
   const blocks = Math.max(1, options.multiprocessors) * (options.blocksPerMultiprocessor ?? 2);
-  const maxResidentTiles = options.maxResidentTiles ?? 4;
+  const maxResidentTiles = options.maxResidentTiles ?? 3;
   const fixedUnitCost = options.unitCost ?? 150;
   const minRingStages = options.minRingStages ?? 3;
   const { numChunks, numQueries } = plan;

@@ -93,10 +93,14 @@ struct AttentionParams {
   int headDim;
   float scaleLog2;                // scale * log2(e)
   int ringStages;                 // KV tiles the tensor-core kernel keeps in shared memory
+  /** 1: the merge launch uses programmatic dependent launch (sm_90+): it starts while attention ends. */
+  int dependentLaunch;
 };
 
 /** Shared-memory bytes of the tensor-core kernel for a head dim and ring depth. */
 size_t MmaSharedBytes(int headDim, int ringStages);
+/** Deepest ring of KV tiles the tensor-core kernel can keep within `sharedBytes` per block. */
+int MmaRingStagesLimit(int headDim, size_t sharedBytes);
 /** True when the tensor-core kernel supports this head dim. */
 bool MmaSupportsHeadDim(int headDim);
 /** Raises the dynamic shared-memory limit of the attention kernels on the current device. */

@@ -10,6 +10,7 @@
 // no atomics on outputs, one launch per layer.
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -20,8 +21,10 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-/** Tokens per KV tile staged in shared memory (K and V of one KV head). */
-constexpr int kTileTokens = 64;
+/** CTAs of the tensor-core kernel resident per multiprocessor (registers capped at 128 per thread). */
+constexpr int kMmaBlocksPerMultiprocessor = 3;
+/** Tokens per KV tile staged in shared memory (K and V of one KV head: 16 KB per stage at head dim 128). */
+constexpr int kTileTokens = 32;
 /** Largest head dim of the CUDA-core kernel (values per lane). */
 constexpr int kScalarMaxPerLane = 8;
 
@@ -80,6 +83,20 @@ __device__ __forceinline__ void Mma16816(float (&d)[4], const uint32_t (&a)[4], 
       "{%0, %1, %2, %3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/** Lets the launch that depends on this one (the merge) start its blocks; it still waits for our writes. */
+__device__ __forceinline__ void AllowDependentLaunch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+/** Waits until the launch this one depends on has finished and its writes are visible (no-op without PDL). */
+__device__ __forceinline__ void WaitForPrerequisiteGrid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ uint32_t PackHalf2(float low, float high) {
@@ -158,51 +175,62 @@ __device__ __forceinline__ RowTarget TargetOfRow(const AttentionParams& params, 
 // Fused reduction and the empty-query block
 
 /**
- * Merges the partial states of (`query`, `head`) into the output in CSR order, with one warp: each
- * lane owns 4 consecutive dims (float4), weights are computed once per partial and broadcast, and
- * four partials' loads are in flight at a time. Partials are read through L2 (__ldcg): other CTAs
- * (or an earlier launch) wrote them.
+ * Merges the partial states of (`query`, `head`) into the output in CSR order, with one warp, in one
+ * pass: each round of up to 32 partials has every lane load one partial's slot and lse, the warp
+ * rescales its running state to the round's maximum (shuffles), and the lanes (4 consecutive dims each,
+ * float4) accumulate the weighted o rows with eight independent loads in flight. Partials are read
+ * through L2 (__ldcg): other CTAs (or an earlier launch) wrote them. `waitForPartials` is called after
+ * the loads that need only the schedule (a dependent launch overlaps them with the attention tail).
  */
-__device__ void MergeQueryHead(const AttentionParams& params, int query, int head, int lane) {
-  const int first = params.queryPartialIndptr[query];
-  const int last = params.queryPartialIndptr[query + 1];
+template <typename Wait>
+__device__ void MergeQueryHead(const AttentionParams& params, int query, int head, int lane, Wait waitForPartials) {
+  const int first = __ldg(params.queryPartialIndptr + query);
+  const int last = __ldg(params.queryPartialIndptr + query + 1);
   const int dim = params.headDim;
-  float best = -INFINITY;
-  for (int entry = first + lane; entry < last; entry += 32) {
-    const int slot = params.queryPartials[entry];
-    best = fmaxf(best, __ldcg(params.partialLse + static_cast<size_t>(slot) * params.numHeads + head));
-  }
-  for (int offset = 16; offset > 0; offset >>= 1) best = fmaxf(best, __shfl_xor_sync(0xffffffffu, best, offset));
+  const int firstSlot = first + lane < last ? __ldg(params.queryPartials + first + lane) : 0;
+  waitForPartials();
   float* output = params.out + (static_cast<size_t>(query) * params.numHeads + head) * dim;
-  if (best == -INFINITY) {
-    // Empty-state guard: no partial saw a key, so the output is zero.
-    for (int index = lane; index < dim; index += 32) output[index] = 0.0f;
-    return;
-  }
   const bool vectorized = (dim & 3) == 0;
   const int vectors = vectorized ? dim >> 2 : 0;
   float4 accumulator[2] = {make_float4(0.0f, 0.0f, 0.0f, 0.0f), make_float4(0.0f, 0.0f, 0.0f, 0.0f)};
   float scalarAccumulator[kScalarMaxPerLane];
 #pragma unroll
   for (int part = 0; part < kScalarMaxPerLane; ++part) scalarAccumulator[part] = 0.0f;
+  float best = -INFINITY;
   float total = 0.0f;
   for (int base = first; base < last; base += 32) {
     const int entry = base + lane;
-    int mySlot = 0;
-    float myWeight = 0.0f;
-    if (entry < last) {
-      mySlot = params.queryPartials[entry];
-      myWeight = exp2f(__ldcg(params.partialLse + static_cast<size_t>(mySlot) * params.numHeads + head) - best);
+    const int mySlot = base == first ? firstSlot : (entry < last ? params.queryPartials[entry] : 0);
+    const float myLse =
+        entry < last ? __ldcg(params.partialLse + static_cast<size_t>(mySlot) * params.numHeads + head) : -INFINITY;
+    float roundBest = myLse;
+    for (int offset = 16; offset > 0; offset >>= 1) roundBest = fmaxf(roundBest, __shfl_xor_sync(0xffffffffu, roundBest, offset));
+    const float newBest = fmaxf(best, roundBest);
+    // Empty-state guard: while no partial has seen a key (every lse so far -inf), skip the round, so
+    // that exp2(-inf - -inf) never makes a NaN; such partials have o = 0 and contribute nothing.
+    if (newBest == -INFINITY) continue;
+    const float rescale = exp2f(best - newBest);  // 0 on the first round with a key (best = -inf)
+    best = newBest;
+    total *= rescale;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      accumulator[half].x *= rescale;
+      accumulator[half].y *= rescale;
+      accumulator[half].z *= rescale;
+      accumulator[half].w *= rescale;
     }
+#pragma unroll
+    for (int part = 0; part < kScalarMaxPerLane; ++part) scalarAccumulator[part] *= rescale;
+    const float myWeight = exp2f(myLse - best);  // 0 for lanes past the end (lse -inf)
     float roundTotal = myWeight;
     for (int offset = 16; offset > 0; offset >>= 1) roundTotal += __shfl_xor_sync(0xffffffffu, roundTotal, offset);
     total += roundTotal;
     const int count = min(32, last - base);
-    for (int index = 0; index < count; index += 4) {
-      int slots[4];
-      float weights[4];
+    for (int index = 0; index < count; index += 8) {
+      int slots[8];
+      float weights[8];
 #pragma unroll
-      for (int step = 0; step < 4; ++step) {
+      for (int step = 0; step < 8; ++step) {
         slots[step] = __shfl_sync(0xffffffffu, mySlot, (index + step) & 31);
         weights[step] = __shfl_sync(0xffffffffu, myWeight, (index + step) & 31);
       }
@@ -211,9 +239,9 @@ __device__ void MergeQueryHead(const AttentionParams& params, int query, int hea
         for (int half = 0; half < 2; ++half) {
           const int vector = lane + half * 32;
           if (vector >= vectors) continue;
-          float4 loaded[4];
+          float4 loaded[8];
 #pragma unroll
-          for (int step = 0; step < 4; ++step) {
+          for (int step = 0; step < 8; ++step) {
             loaded[step] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             if (index + step < count) {  // never read a slot that was not written (it may hold NaN)
               loaded[step] = __ldcg(reinterpret_cast<const float4*>(
@@ -222,7 +250,7 @@ __device__ void MergeQueryHead(const AttentionParams& params, int query, int hea
             }
           }
 #pragma unroll
-          for (int step = 0; step < 4; ++step) {
+          for (int step = 0; step < 8; ++step) {
             accumulator[half].x += weights[step] * loaded[step].x;
             accumulator[half].y += weights[step] * loaded[step].y;
             accumulator[half].z += weights[step] * loaded[step].z;
@@ -231,7 +259,7 @@ __device__ void MergeQueryHead(const AttentionParams& params, int query, int hea
         }
       } else {
 #pragma unroll
-        for (int step = 0; step < 4; ++step) {
+        for (int step = 0; step < 8; ++step) {
           if (index + step >= count) continue;
           const float* partial = params.partialO + (static_cast<size_t>(slots[step]) * params.numHeads + head) * dim;
 #pragma unroll
@@ -242,6 +270,11 @@ __device__ void MergeQueryHead(const AttentionParams& params, int query, int hea
         }
       }
     }
+  }
+  if (best == -INFINITY) {
+    // Empty-state guard: no partial saw a key, so the output is zero.
+    for (int index = lane; index < dim; index += 32) output[index] = 0.0f;
+    return;
   }
   const float inverse = 1.0f / total;
   if (vectorized) {
@@ -262,6 +295,16 @@ __device__ void MergeQueryHead(const AttentionParams& params, int query, int hea
     }
   }
 }
+
+/** No wait: the partials were written by this launch and made visible by the arrival counters. */
+struct NoWait {
+  __device__ void operator()() const {}
+};
+
+/** Waits for the attention launch (griddepcontrol.wait) before the first partial is read. */
+struct WaitForAttention {
+  __device__ void operator()() const { WaitForPrerequisiteGrid(); }
+};
 
 /**
  * After a unit wrote its rows: counts one arrival per (query, KV head) for every query of the unit
@@ -300,7 +343,8 @@ __device__ void FinishUnit(const AttentionParams& params, const UnitView& unit, 
     if (count > 0) {
       __threadfence();  // acquire side: see the partials of the CTAs counted before us
       for (int item = warp; item < count * params.group; item += kWarps) {
-        MergeQueryHead(params, finished[item / params.group], unit.kvHead * params.group + item % params.group, lane);
+        MergeQueryHead(params, finished[item / params.group], unit.kvHead * params.group + item % params.group, lane,
+                       NoWait{});
       }
     }
     __syncthreads();
@@ -323,7 +367,6 @@ template <int Dim>
 struct MmaLayout {
   static constexpr int kChunks = Dim / 8;                              // 16-byte chunks per row
   static constexpr int kStageHalves = 2 * kTileTokens * Dim;           // K tile then V tile
-  static constexpr int kQueryStageHalves = 16 * Dim;                   // per warp
   static constexpr int kScratchRowFloats = Dim + 4;                    // merge scratch row (padded)
   static constexpr int kScratchWarpFloats = 16 * kScratchRowFloats + 32;  // o rows, then m[16], l[16]
 };
@@ -339,7 +382,6 @@ struct TileSlots {
 template <int Dim>
 struct MmaWalk {
   half* ring;         // ringStages stages of [K tile | V tile], each [kTileTokens, Dim] swizzled
-  half* queryStage;   // kWarps x [16, Dim] swizzled
   int* scratch;       // kThreads + 1 ints
   int ringStages;
   int numTiles;
@@ -413,13 +455,15 @@ struct WarpRows {
 };
 
 /**
- * Stages one warp's 16 query rows (scaled by scale * log2(e), fp16, swizzled) and loads them as A
- * fragments. Each row's query and target are loaded once by lane (row) and broadcast with shuffles,
- * and eight 16-byte Q loads are in flight at a time, so a pass pays two memory latencies, not 32.
+ * Loads one warp's 16 query rows (scaled by scale * log2(e), fp16) straight into mma A fragments:
+ * lane (g = lane / 4, t = lane % 4) holds rows g and g + 8, columns 16s + 2t (+1) and 16s + 8 + 2t (+1)
+ * of k-step s. Each row's query and target are loaded once by lane r (and r + 16) and broadcast with
+ * shuffles; all 8-byte Q loads of a fragment step are independent, so a pass pays two memory latencies
+ * and needs no shared memory for Q.
  */
 template <int Dim>
-__device__ __forceinline__ WarpRows LoadQueryTile(const AttentionParams& params, const UnitView& unit, half* stage,
-                                                  int queryTile, uint32_t (&fragments)[Dim / 16][4], int lane) {
+__device__ __forceinline__ WarpRows LoadQueryTile(const AttentionParams& params, const UnitView& unit, int queryTile,
+                                                  uint32_t (&fragments)[Dim / 16][4], int lane) {
   const int myRow = lane & 15;
   const int unitRow = queryTile * 16 + myRow;
   long long queryOffset = -1;
@@ -439,38 +483,24 @@ __device__ __forceinline__ WarpRows LoadQueryTile(const AttentionParams& params,
       rows.lse = static_cast<int>(slot);
     }
   }
-  constexpr int kVectorsPerRow = Dim / 4;
-  constexpr int kRowsPerStep = 32 / kVectorsPerRow;
-  constexpr int kSteps = 16 / kRowsPerStep;
-  const int column = lane % kVectorsPerRow;
-  const int rowInStep = lane / kVectorsPerRow;
-#pragma unroll
-  for (int batch = 0; batch < kSteps; batch += 8) {
-    float4 values[8];
-#pragma unroll
-    for (int index = 0; index < 8; ++index) {
-      const int row = (batch + index) * kRowsPerStep + rowInStep;
-      const long long offset = __shfl_sync(0xffffffffu, queryOffset, row);
-      values[index] = offset >= 0 ? __ldg(reinterpret_cast<const float4*>(params.q + offset) + column)
-                                  : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
-#pragma unroll
-    for (int index = 0; index < 8; ++index) {
-      const int row = (batch + index) * kRowsPerStep + rowInStep;
-      const float4 value = values[index];
-      half* target = stage + SwizzledOffset<Dim>(row, column >> 1) + (column & 1) * 4;
-      *reinterpret_cast<uint2*>(target) =
-          make_uint2(PackHalf2(value.x * params.scaleLog2, value.y * params.scaleLog2),
-                     PackHalf2(value.z * params.scaleLog2, value.w * params.scaleLog2));
-    }
-  }
-  __syncwarp();
-  const int row = lane & 15;
+  const int group = lane >> 2;
+  const int column = (lane & 3) * 2;
+  const long long offsetLow = __shfl_sync(0xffffffffu, queryOffset, group);
+  const long long offsetHigh = __shfl_sync(0xffffffffu, queryOffset, group + 8);
+  const float scale = params.scaleLog2;
+  const float2 zero = make_float2(0.0f, 0.0f);
 #pragma unroll
   for (int step = 0; step < Dim / 16; ++step) {
-    LoadMatrixX4(fragments[step], stage + SwizzledOffset<Dim>(row, (step << 1) + (lane >> 4)));
+    const int first = step * 16 + column;
+    const float2 a0 = offsetLow >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetLow + first)) : zero;
+    const float2 a1 = offsetHigh >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetHigh + first)) : zero;
+    const float2 a2 = offsetLow >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetLow + first + 8)) : zero;
+    const float2 a3 = offsetHigh >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetHigh + first + 8)) : zero;
+    fragments[step][0] = PackHalf2(a0.x * scale, a0.y * scale);
+    fragments[step][1] = PackHalf2(a1.x * scale, a1.y * scale);
+    fragments[step][2] = PackHalf2(a2.x * scale, a2.y * scale);
+    fragments[step][3] = PackHalf2(a3.x * scale, a3.y * scale);
   }
-  __syncwarp();
   return rows;
 }
 
@@ -594,8 +624,7 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
   int rowQuery[2] = {-1, -1};
   WarpRows rows{-1, -1};
   if (active) {
-    rows = LoadQueryTile<Dim>(params, unit, walk.queryStage + warp * Layout::kQueryStageHalves, queryTile, queryFragments,
-                              lane);
+    rows = LoadQueryTile<Dim>(params, unit, queryTile, queryFragments, lane);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int unitRow = queryTile * 16 + (lane >> 2) + half * 8;
@@ -727,10 +756,18 @@ __device__ void MmaPass(const AttentionParams& params, const UnitView& unit, Mma
   }
 }
 
+/** Shared-memory bytes the split merge of a pass uses (aliases the ring). */
 template <int Dim>
-__global__ void __launch_bounds__(kThreads) TreeAttentionMmaKernel(const AttentionParams params) {
+constexpr size_t MmaMergeScratchBytes() {
+  return (static_cast<size_t>(kWarps) * MmaLayout<Dim>::kScratchWarpFloats) * sizeof(float) +
+         static_cast<size_t>(kWarps) * 16 * sizeof(RowTarget);
+}
+
+template <int Dim>
+__global__ void __launch_bounds__(kThreads, kMmaBlocksPerMultiprocessor) TreeAttentionMmaKernel(const AttentionParams params) {
   using Layout = MmaLayout<Dim>;
   extern __shared__ __align__(16) unsigned char sharedBytes[];
+  AllowDependentLaunch();
   if (blockIdx.x >= static_cast<unsigned>(params.numUnits * params.numKvHeads)) {
     ZeroEmptyQueries(params);
     return;
@@ -739,8 +776,8 @@ __global__ void __launch_bounds__(kThreads) TreeAttentionMmaKernel(const Attenti
 
   MmaWalk<Dim> walk;
   walk.ring = reinterpret_cast<half*>(sharedBytes);
-  walk.queryStage = walk.ring + params.ringStages * Layout::kStageHalves;
-  walk.scratch = reinterpret_cast<int*>(walk.queryStage + kWarps * Layout::kQueryStageHalves);
+  const size_t ringBytes = static_cast<size_t>(params.ringStages) * Layout::kStageHalves * sizeof(half);
+  walk.scratch = reinterpret_cast<int*>(sharedBytes + max(ringBytes, MmaMergeScratchBytes<Dim>()));
   walk.ringStages = params.ringStages;
   walk.numTiles = (unit.numTokens + kTileTokens - 1) / kTileTokens;
   walk.resident = walk.numTiles <= walk.ringStages;
@@ -754,10 +791,10 @@ __global__ void __launch_bounds__(kThreads) TreeAttentionMmaKernel(const Attenti
   for (int pass = 0; pass < fullPasses; ++pass) MmaPass<Dim, kTileTokens>(params, unit, walk, pass * kWarps);
   const int remainder = numQueryTiles - fullPasses * kWarps;
   const int first = fullPasses * kWarps;
-  if (remainder == 1) {
-    MmaPass<Dim, kTileTokens / 4>(params, unit, walk, first);
-  } else if (remainder == 2) {
-    MmaPass<Dim, kTileTokens / 2>(params, unit, walk, first);
+  // Steps of fewer than 16 tokens have no mma shape here: one query tile left splits the KV tile
+  // between two warps (the other two idle), two query tiles between two warps each.
+  if (remainder == 1 || remainder == 2) {
+    MmaPass<Dim, 16>(params, unit, walk, first);
   } else if (remainder == 3) {
     MmaPass<Dim, kTileTokens>(params, unit, walk, first);
   }
@@ -774,6 +811,7 @@ __device__ __forceinline__ float LoadAsFloat(const half* data, size_t index) { r
 template <typename Element>
 __global__ void __launch_bounds__(kThreads) TreeAttentionScalarKernel(const AttentionParams params) {
   __shared__ int scratch[kThreads + 1];
+  AllowDependentLaunch();
   if (blockIdx.x >= static_cast<unsigned>(params.numUnits * params.numKvHeads)) {
     ZeroEmptyQueries(params);
     return;
@@ -840,16 +878,27 @@ __global__ void __launch_bounds__(kThreads) TreeAttentionScalarKernel(const Atte
 /** The second launch when the merge is not fused: one warp per (query with several partials, head). */
 __global__ void __launch_bounds__(256) MergeKernel(const AttentionParams params) {
   const int item = blockIdx.x * 8 + (threadIdx.x >> 5);
-  if (item >= params.numMergeQueries * params.numHeads) return;
-  MergeQueryHead(params, params.mergeQueries[item / params.numHeads], item % params.numHeads, threadIdx.x & 31);
+  if (item >= params.numMergeQueries * params.numHeads) {
+    WaitForPrerequisiteGrid();
+    return;
+  }
+  MergeQueryHead(params, __ldg(params.mergeQueries + item / params.numHeads), item % params.numHeads, threadIdx.x & 31,
+                 WaitForAttention{});
 }
 
 }  // namespace
 
 size_t MmaSharedBytes(int headDim, int ringStages) {
   const size_t ring = static_cast<size_t>(ringStages) * 2 * kTileTokens * headDim * sizeof(half);
-  const size_t queryStage = static_cast<size_t>(kWarps) * 16 * headDim * sizeof(half);
-  return ring + queryStage + (kThreads + 1) * sizeof(int);
+  const size_t mergeScratch = headDim == 64 ? MmaMergeScratchBytes<64>() : MmaMergeScratchBytes<128>();
+  return std::max(ring, mergeScratch) + (kThreads + 1) * sizeof(int);
+}
+
+int MmaRingStagesLimit(int headDim, size_t sharedBytes) {
+  const size_t fixed = (kThreads + 1) * sizeof(int);
+  const size_t stage = static_cast<size_t>(2) * kTileTokens * headDim * sizeof(half);
+  if (sharedBytes <= fixed || MmaSharedBytes(headDim, 0) > sharedBytes) return 0;
+  return static_cast<int>((sharedBytes - fixed) / stage);
 }
 
 bool MmaSupportsHeadDim(int headDim) { return headDim == 64 || headDim == 128; }
@@ -889,7 +938,19 @@ Status LaunchTreeAttention(const AttentionParams& params, KvType kvType, Attenti
   DEFT_CUDA_CHECK(cudaGetLastError());
   if (params.fuseMerge == 0 && params.numMergeQueries > 0) {
     const long long items = static_cast<long long>(params.numMergeQueries) * params.numHeads;
-    MergeKernel<<<static_cast<unsigned>((items + 7) / 8), 256, 0, stream>>>(params);
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>((items + 7) / 8));
+    config.blockDim = dim3(256);
+    config.dynamicSmemBytes = 0;
+    config.stream = stream;
+    // Programmatic dependent launch: the merge's blocks start as the attention launch's last blocks run
+    // (each attention CTA allows it on entry) and wait in griddepcontrol.wait for its writes.
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = params.dependentLaunch != 0 ? 1 : 0;
+    DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, MergeKernel, params));
     DEFT_CUDA_CHECK(cudaGetLastError());
   }
   return Status::Ok();

@@ -228,10 +228,7 @@ Status CreateContext(int ordinal, Handle* handle) {
   context->info.l2Bytes = static_cast<size_t>(properties.l2CacheSize);
   context->info.sharedPerBlockOptin = properties.sharedMemPerBlockOptin;
   context->info.totalMemory = properties.totalGlobalMem;
-  const size_t fixed = MmaSharedBytes(128, 0);
-  const size_t stage = MmaSharedBytes(128, 1) - fixed;
-  context->info.ringStagesLimit =
-      properties.sharedMemPerBlockOptin > fixed ? static_cast<int>((properties.sharedMemPerBlockOptin - fixed) / stage) : 0;
+  context->info.ringStagesLimit = MmaRingStagesLimit(128, properties.sharedMemPerBlockOptin);
   if (context->info.ringStagesLimit < 2) {
     return Status::Invalid(std::string("device ") + properties.name + " has too little shared memory per block");
   }
@@ -587,9 +584,7 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
 
   // Ring depth: enough KV tiles to keep a chunk resident when several passes reuse it, at least a
   // double buffer, at most what shared memory allows.
-  const size_t fixed = MmaSharedBytes(headDim, 0);
-  const size_t stage = MmaSharedBytes(headDim, 1) - fixed;
-  const int stagesLimit = static_cast<int>((context->info.sharedPerBlockOptin - fixed) / stage);
+  const int stagesLimit = MmaRingStagesLimit(headDim, context->info.sharedPerBlockOptin);
   const int ringStages = std::max(2, std::min(header[kHeaderResidentTiles], stagesLimit));
 
   const int numPartials = header[kHeaderNumExecPartials];
@@ -632,6 +627,7 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
   params.partialO = context->partialO;
   params.partialLse = context->partialLse;
   params.counters = context->counters;
+  params.dependentLaunch = context->info.computeMajor >= 9 ? 1 : 0;
 
   summary->ringStages = ringStages;
   summary->kernel = static_cast<int>(plan->kernel);
