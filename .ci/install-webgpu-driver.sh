@@ -4,13 +4,20 @@
 #
 #   sudo .ci/install-webgpu-driver.sh        # then export what it prints (or let the tests find it)
 #
+# Installs (Debian bookworm): libvulkan1; mesa-vulkan-drivers from bookworm-backports (Mesa 25 lavapipe,
+# /usr/share/vulkan/icd.d/lvp_icd.json); chromium + chromium-common (headless browser test, and
+# SwiftShader's /usr/lib/chromium/vk_swiftshader_icd.json as a second CPU driver).
+#
 # Driver: lavapipe from Mesa 25 (bookworm-backports), which has shader-f16. Debian bookworm's own
 # Mesa 22 lavapipe gives Dawn no adapter. SwiftShader (in chromium-common) also works, without f16,
 # and is what Chromium uses for WebGPU in the browser test.
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
-  echo "run as root (apt-get)" >&2
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    exec sudo -n bash "$0" "$@"
+  fi
+  echo "run as root (apt-get), or with passwordless sudo" >&2
   exit 2
 fi
 export DEBIAN_FRONTEND=noninteractive
