@@ -26,6 +26,12 @@ export interface ScheduleOptions {
   /** Largest ring of KV tiles (default 3: 48 KB at head dim 128, so 4 CTAs fit a multiprocessor). */
   readonly maxResidentTiles?: number;
   /**
+   * Most 16-row query tiles a work unit starts with (default 4: one pass of the CTA's four warps).
+   * Rows beyond it go to further units that read the same KV from L2, rather than to further passes
+   * of one CTA, which repeat its chain of dependent loads and force a whole-chunk resident ring.
+   */
+  readonly maxQueryTilesPerUnit?: number;
+  /**
    * Largest merge work a CTA may take on in the fused merge, in rounds of four partial loads per warp
    * (default 2); above it a second launch merges, spread over the device.
    */
@@ -184,6 +190,7 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
   const maxResidentTiles = options.maxResidentTiles ?? 3;
   const fixedUnitCost = options.unitCost ?? 150;
   const minRingStages = options.minRingStages ?? 3;
+  const maxQueriesPerUnit = Math.max(1, Math.floor(((options.maxQueryTilesPerUnit ?? 4) * 16) / group));
   const { numChunks, numQueries } = plan;
 
   // Plan partials per query: a query all of whose chunks lie in one run needs no partial state.
@@ -212,7 +219,7 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
         tokens: plan.chunkTokenIndptr[end]! - plan.chunkTokenIndptr[chunk]!,
         sole,
         pieces: 1,
-        rowSplits: 1,
+        rowSplits: Math.ceil(count / maxQueriesPerUnit),
         cuts: [chunk, end],
         cost: 0,
         index: runs.length,
@@ -237,19 +244,21 @@ export function buildSchedule(plan: TreeAttentionPlan, options: ScheduleOptions)
 
   let totalCost = 0;
   for (const run of runs) {
-    run.cost = unitCost(run, run.cuts, 1);
-    totalCost += run.cost;
+    run.cost = unitCost(run, run.cuts, run.rowSplits);
+    totalCost += run.cost * run.rowSplits;
   }
   const unitSlots = Math.max(1, Math.floor(blocks / options.numKvHeads));
   const maxUnits = unitSlots * 16;
-  let numUnits = runs.length;
+  let numUnits = 0;
+  for (const run of runs) numUnits += run.rowSplits;
+  const initialUnits = numUnits;
 
   // Greedy: split the costliest run (more pieces, or more row ranges) while it is above the target.
   const heap = new RunHeap(runs);
   for (;;) {
     const worst = heap.peek();
     // Balance target: the total cost (start-up costs of the current units included) over the slots.
-    const targetCost = (totalCost + (numUnits - runs.length) * fixedUnitCost) / unitSlots;
+    const targetCost = (totalCost + (numUnits - initialUnits) * fixedUnitCost) / unitSlots;
     if (worst === undefined || worst.cost <= targetCost || numUnits >= maxUnits) break;
     const chunks = worst.endChunk - worst.firstChunk;
     let best: { cost: number; pieces: number; rowSplits: number; cuts: number[] } | undefined;

@@ -428,15 +428,34 @@ __device__ __forceinline__ void IssueTile(const AttentionParams& params, const U
 }
 
 /**
- * Issues tiles `[0, count)` (one commit group each), each tile's slots fetched one step ahead, and
- * leaves the slots of tile `count` in `next`.
+ * Issues tiles `[0, count)` (one commit group each) and leaves the slots of tile `count` in `next`.
+ * The slot loads of the first kBatchedPrologueTiles tiles are all issued before any copy, so a CTA's
+ * prologue waits for one memory latency, not one per tile; longer (resident) prologues fetch each
+ * further tile's slots one step ahead.
  */
 template <int Dim>
 __device__ __forceinline__ void IssuePrologue(const AttentionParams& params, const UnitView& unit, const MmaWalk<Dim>& walk,
                                               int count, TileSlots<Dim>& next) {
+  constexpr int kBatchedPrologueTiles = 3;
+  TileSlots<Dim> batch[kBatchedPrologueTiles];
+#pragma unroll
+  for (int tile = 0; tile < kBatchedPrologueTiles; ++tile) {
+    if (tile < count) FetchSlots<Dim>(params, unit, tile, batch[tile]);
+  }
+#pragma unroll
+  for (int tile = 0; tile < kBatchedPrologueTiles; ++tile) {
+    if (tile < count) {
+      IssueTile<Dim>(params, unit, walk, tile, batch[tile]);
+      CopyAsyncCommit();
+    }
+  }
+  if (count <= kBatchedPrologueTiles) {
+    FetchSlots<Dim>(params, unit, count, next);
+    return;
+  }
   TileSlots<Dim> current;
-  FetchSlots<Dim>(params, unit, 0, current);
-  for (int tile = 0; tile < count; ++tile) {
+  FetchSlots<Dim>(params, unit, kBatchedPrologueTiles, current);
+  for (int tile = kBatchedPrologueTiles; tile < count; ++tile) {
     FetchSlots<Dim>(params, unit, tile + 1, next);
     IssueTile<Dim>(params, unit, walk, tile, current);
     CopyAsyncCommit();
