@@ -76,7 +76,13 @@ export interface Backend {
    * Writes K and V of `slots.length` tokens into `layer`: `k` and `v` are `[slots.length, numKvHeads, headDim]`
    * (host f32 arrays or f32 device tensors), converted to the storage's dtype.
    */
-  writeKV(storage: KVStorage, layer: number, slots: Int32Array, k: Float32Array | DeviceTensor, v: Float32Array | DeviceTensor): void;
+  writeKV(
+    storage: KVStorage,
+    layer: number,
+    slots: Int32Array,
+    k: Float32Array | DeviceTensor,
+    v: Float32Array | DeviceTensor,
+  ): void;
   /** Reads K and V of `slots` in `layer` back as f32 `[slots.length, numKvHeads, headDim]`. */
   readKV(storage: KVStorage, layer: number, slots: Int32Array): Promise<{ k: Float32Array; v: Float32Array }>;
   /** Copies whole pages `source[i] -> target[i]` in every layer, K and V (copy-on-write). */

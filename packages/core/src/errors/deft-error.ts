@@ -31,7 +31,8 @@ export class DeftError extends Error {
   readonly argument: string | undefined;
   readonly expected: unknown;
   readonly actual: unknown;
-  private readonly [DEFT_ERROR_MARKER] = true;
+  /** Marks DeFT errors across duplicate installs (see {@link DeftError.isInstance}). */
+  readonly [DEFT_ERROR_MARKER] = true;
 
   constructor(code: string, message: string, details: DeftErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });

@@ -13,7 +13,12 @@ export const PLAN_FORMAT_VERSION = 1 as const;
 export type PlanStrategy = 'deft-flatten' | 'deft-node' | 'deft-node-chunk' | 'sequence';
 
 /** Every strategy, in a stable order. */
-export const PLAN_STRATEGIES: readonly PlanStrategy[] = ['deft-flatten', 'deft-node', 'deft-node-chunk', 'sequence'];
+export const PLAN_STRATEGIES: readonly PlanStrategy[] = [
+  'deft-flatten',
+  'deft-node',
+  'deft-node-chunk',
+  'sequence',
+];
 
 /** Attention shape a plan's IO model is computed for. */
 export interface AttentionShape {

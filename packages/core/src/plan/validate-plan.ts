@@ -12,14 +12,18 @@ export interface PlanLimits {
 }
 
 function fail(argument: string, message: string, actual?: unknown): never {
-  throw new InvalidArgumentError(`invalid plan: ${argument} ${message}; build plans with planTreeAttention()`, {
-    argument: `plan.${argument}`,
-    actual,
-  });
+  throw new InvalidArgumentError(
+    `invalid plan: ${argument} ${message}; build plans with planTreeAttention()`,
+    {
+      argument: `plan.${argument}`,
+      actual,
+    },
+  );
 }
 
 function checkIndptr(name: string, indptr: Int32Array, length: number, total: number): void {
-  if (!(indptr instanceof Int32Array) || indptr.length !== length) fail(name, `must be an Int32Array of length ${length}`);
+  if (!(indptr instanceof Int32Array) || indptr.length !== length)
+    fail(name, `must be an Int32Array of length ${length}`);
   if (indptr[0] !== 0) fail(name, 'must start at 0', indptr[0]);
   for (let index = 1; index < length; index++) {
     if (indptr[index]! < indptr[index - 1]!) fail(name, `must be non-decreasing (at ${index})`);
@@ -48,9 +52,11 @@ export function validatePlan(plan: TreeAttentionPlan, limits: PlanLimits = {}): 
     ['numPartials', numPartials],
     ['pageSize', pageSize],
   ] as const) {
-    if (!Number.isInteger(value) || value < (name === 'pageSize' ? 1 : 0)) fail(name, 'must be a non-negative integer', value);
+    if (!Number.isInteger(value) || value < (name === 'pageSize' ? 1 : 0))
+      fail(name, 'must be a non-negative integer', value);
   }
-  if (limits.pageSize !== undefined && limits.pageSize !== pageSize) fail('pageSize', `must equal the storage's ${limits.pageSize}`, pageSize);
+  if (limits.pageSize !== undefined && limits.pageSize !== pageSize)
+    fail('pageSize', `must equal the storage's ${limits.pageSize}`, pageSize);
   if (limits.numQueries !== undefined && limits.numQueries !== numQueries) {
     fail('numQueries', `must equal the number of query rows ${limits.numQueries}`, numQueries);
   }
@@ -80,9 +86,11 @@ export function validatePlan(plan: TreeAttentionPlan, limits: PlanLimits = {}): 
     }
     for (let token = plan.chunkTokenIndptr[chunk]!; token < plan.chunkTokenIndptr[chunk + 1]!; token++) {
       const slot = plan.tokenSlots[token]!;
-      if (slot < 0 || slot >= numSlots) fail('tokenSlots', `[${token}] is outside the KV storage (${numSlots} slots)`, slot);
+      if (slot < 0 || slot >= numSlots)
+        fail('tokenSlots', `[${token}] is outside the KV storage (${numSlots} slots)`, slot);
       const segment = plan.tokenSegments[token]!;
-      if (segment < 0 || segment >= segments) fail('tokenSegments', `[${token}] is outside chunk ${chunk}'s segments`, segment);
+      if (segment < 0 || segment >= segments)
+        fail('tokenSegments', `[${token}] is outside chunk ${chunk}'s segments`, segment);
     }
     for (let entry = plan.chunkQueryIndptr[chunk]!; entry < plan.chunkQueryIndptr[chunk + 1]!; entry++) {
       const query = plan.chunkQueries[entry]!;

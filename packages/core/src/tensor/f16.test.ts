@@ -16,7 +16,7 @@ describe('f16 conversion', () => {
     let seed = 7;
     for (let index = 0; index < 2000; index++) {
       seed = (seed * 1103515245 + 12345) >>> 0;
-      const value = ((seed / 2 ** 32) - 0.5) * 20;
+      const value = (seed / 2 ** 32 - 0.5) * 20;
       const roundTrip = f16BitsToF32(f32ToF16Bits(value));
       expect(Math.abs(roundTrip - value)).toBeLessThanOrEqual(Math.abs(value) * 2 ** -11 + 2 ** -25);
     }

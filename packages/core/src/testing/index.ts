@@ -1,2 +1,2 @@
-export { createRecordingBackend } from './recording-backend.js';
 export type { RecordedCall, RecordingBackend } from './recording-backend.js';
+export { createRecordingBackend } from './recording-backend.js';
