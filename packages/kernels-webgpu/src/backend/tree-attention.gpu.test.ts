@@ -76,7 +76,10 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU tree attention against 
   describe('chunks longer than a KV tile and many row tiles', () => {
     const backend = createWebGpuBackend({ device });
     afterAll(() => backend.dispose());
-    it('deft-node over a 700-token root seen by 40 queries, explicit chunk sizes 1 and 333', async () => {
+    // Generous timeouts: SwiftShader (a fallback CPU driver) runs barrier-heavy kernels slowly.
+    it('deft-node over a 700-token root seen by 40 queries, explicit chunk sizes 1 and 333', {
+      timeout: 300_000,
+    }, async () => {
       const nodes = [{ parent: -1, tokens: 700 }];
       for (let branch = 0; branch < 40; branch++) nodes.push({ parent: 0, tokens: 1 + (branch % 17) });
       const tree = buildPagedTree(nodes, 16, { seed: 3 });
