@@ -34,3 +34,16 @@ export { f16BitsToF32, f32ToF16Bits, fromF16Array, toF16Array } from './tensor/f
 export type { DeviceTensor, Shape, TensorDescriptor } from './tensor/tensor.js';
 export { formatShape, shapeSize } from './tensor/tensor.js';
 export { assertFinite, assertInteger, describeValue } from './validate/assert.js';
+export type { PageCopyCheckOptions, SlotCheckOptions } from './validate/backend-arguments.js';
+export {
+  checkAttentionShape,
+  checkAttentionTensor,
+  checkDType,
+  checkKVStorageDescriptor,
+  checkKVValueCount,
+  checkLayerIndex,
+  checkPageCopy,
+  checkSlotIndices,
+  checkTensorDescriptor,
+  checkUploadData,
+} from './validate/backend-arguments.js';

@@ -1,15 +1,22 @@
 import {
   type AttentionShape,
+  assertFinite,
   BACKEND_CONTRACT_VERSION,
   type BackendCapabilities,
   BackendError,
+  checkAttentionShape,
+  checkKVStorageDescriptor,
+  checkKVValueCount,
+  checkLayerIndex,
+  checkPageCopy,
+  checkSlotIndices,
+  checkTensorDescriptor,
+  checkUploadData,
   type DeviceTensor,
   DisposedError,
-  describeValue,
   f32ToF16Bits,
   formatShape,
   InvalidArgumentError,
-  isDType,
   type KVStorage,
   type KVStorageDescriptor,
   type ModelBackend,
@@ -46,18 +53,6 @@ export type CpuBackend = ModelBackend & { readonly name: 'cpu' };
 
 function invalid(argument: string, message: string, expected: unknown, actual: unknown): never {
   throw new InvalidArgumentError(`${argument} ${message}`, { argument, expected, actual });
-}
-
-function checkInteger(argument: string, value: unknown, minimum: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
-    invalid(
-      argument,
-      `must be an integer >= ${minimum}, got ${describeValue(value)}`,
-      `integer >= ${minimum}`,
-      value,
-    );
-  }
-  return value;
 }
 
 /**
@@ -103,34 +98,12 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
     if (storage.disposed) throw new DisposedError(`${argument} (CPU KV storage)`);
     return storage;
   };
-  const checkLayer = (storage: CpuKVStorage, layer: unknown): number => {
-    const value = checkInteger('layer', layer, 0);
-    if (value >= storage.descriptor.numLayers) {
-      invalid(
-        'layer',
-        `must be below the storage's ${storage.descriptor.numLayers} layers`,
-        `< ${storage.descriptor.numLayers}`,
-        value,
-      );
-    }
-    return value;
-  };
-  const checkSlots = (storage: CpuKVStorage, slots: unknown): Int32Array => {
-    if (!(slots instanceof Int32Array)) invalid('slots', 'must be an Int32Array', 'Int32Array', slots);
-    const numSlots = storage.numSlots;
-    for (let index = 0; index < slots.length; index++) {
-      const slot = slots[index]!;
-      if (slot < 0 || slot >= numSlots)
-        invalid(
-          `slots[${index}]`,
-          `must be a slot of the storage (0 <= slot < ${numSlots})`,
-          `< ${numSlots}`,
-          slot,
-        );
-    }
-    return slots;
-  };
-  const hostValues = (argument: string, value: unknown, length: number): Float32Array | Uint16Array => {
+  const hostValues = (
+    argument: string,
+    value: unknown,
+    slotCount: number,
+    rowValues: number,
+  ): Float32Array | Uint16Array => {
     let data: Float32Array | Uint16Array;
     if (value instanceof Float32Array) data = value;
     else if (value instanceof CpuTensor) data = ownTensor(argument, value).data;
@@ -141,14 +114,7 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
         'Float32Array | CpuTensor',
         value,
       );
-    if (data.length !== length) {
-      invalid(
-        argument,
-        `must hold ${length} values ([slots.length, numKvHeads, headDim])`,
-        length,
-        data.length,
-      );
-    }
+    checkKVValueCount(argument, data.length, slotCount, rowValues);
     return data;
   };
   const track = <T extends { dispose(): void }>(object: T): T => {
@@ -179,29 +145,14 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
 
     createTensor(descriptor: TensorDescriptor): DeviceTensor {
       ensureAlive();
-      if (typeof descriptor !== 'object' || descriptor === null || !Array.isArray(descriptor.shape)) {
-        invalid('descriptor.shape', 'must be an array of dimensions', 'number[]', descriptor?.shape);
-      }
-      descriptor.shape.forEach((dimension, index) => {
-        checkInteger(`descriptor.shape[${index}]`, dimension, 0);
-      });
-      if (!isDType(descriptor.dtype))
-        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
-      return track(new CpuTensor(owner, descriptor.shape, descriptor.dtype, shapeSize(descriptor.shape)));
+      const { shape, dtype } = checkTensorDescriptor(descriptor);
+      return track(new CpuTensor(owner, shape, dtype, shapeSize(shape)));
     },
 
     uploadTensor(tensor: DeviceTensor, data: Float32Array): void {
       ensureAlive();
       const target = ownTensor('tensor', tensor);
-      if (!(data instanceof Float32Array)) invalid('data', 'must be a Float32Array', 'Float32Array', data);
-      if (data.length !== target.data.length) {
-        invalid(
-          'data',
-          `must hold ${target.data.length} values for shape ${formatShape(target.shape)}`,
-          target.data.length,
-          data.length,
-        );
-      }
+      checkUploadData(data, target.shape);
       writeConverted(target.data, 0, data, 0, data.length);
     },
 
@@ -212,16 +163,7 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
 
     createKVStorage(descriptor: KVStorageDescriptor): KVStorage {
       ensureAlive();
-      if (typeof descriptor !== 'object' || descriptor === null)
-        invalid('descriptor', 'must be a KVStorageDescriptor', 'object', descriptor);
-      checkInteger('descriptor.numLayers', descriptor.numLayers, 1);
-      checkInteger('descriptor.numPages', descriptor.numPages, 1);
-      checkInteger('descriptor.pageSize', descriptor.pageSize, 1);
-      checkInteger('descriptor.numKvHeads', descriptor.numKvHeads, 1);
-      checkInteger('descriptor.headDim', descriptor.headDim, 1);
-      if (!isDType(descriptor.dtype))
-        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
-      return track(new CpuKVStorage(owner, descriptor));
+      return track(new CpuKVStorage(owner, checkKVStorageDescriptor(descriptor)));
     },
 
     writeKV(
@@ -233,11 +175,11 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
     ): void {
       ensureAlive();
       const target = ownStorage(storage);
-      checkLayer(target, layer);
-      checkSlots(target, slots);
+      checkLayerIndex(layer, target.descriptor.numLayers);
+      checkSlotIndices(slots, target.numSlots);
       const rowSize = target.descriptor.numKvHeads * target.descriptor.headDim;
-      const keys = hostValues('k', k, slots.length * rowSize);
-      const values = hostValues('v', v, slots.length * rowSize);
+      const keys = hostValues('k', k, slots.length, rowSize);
+      const values = hostValues('v', v, slots.length, rowSize);
       const keyStore = target.keys(layer);
       const valueStore = target.values(layer);
       for (let index = 0; index < slots.length; index++) {
@@ -253,8 +195,8 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
     ): Promise<{ k: Float32Array; v: Float32Array }> {
       ensureAlive();
       const source = ownStorage(storage);
-      checkLayer(source, layer);
-      checkSlots(source, slots);
+      checkLayerIndex(layer, source.descriptor.numLayers);
+      checkSlotIndices(slots, source.numSlots);
       const rowSize = source.descriptor.numKvHeads * source.descriptor.headDim;
       const k = new Float32Array(slots.length * rowSize);
       const v = new Float32Array(slots.length * rowSize);
@@ -269,23 +211,7 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
       ensureAlive();
       const kv = ownStorage(storage);
       const { numPages, pageSize, numKvHeads, headDim, numLayers } = kv.descriptor;
-      if (!(source instanceof Int32Array))
-        invalid('source', 'must be an Int32Array of page indices', 'Int32Array', source);
-      if (!(target instanceof Int32Array) || target.length !== source.length) {
-        invalid('target', `must be an Int32Array of ${source.length} page indices`, source.length, target);
-      }
-      const isTarget = new Uint8Array(numPages);
-      for (let index = 0; index < source.length; index++) {
-        const from = source[index]!;
-        const to = target[index]!;
-        if (from < 0 || from >= numPages)
-          invalid(`source[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, from);
-        if (to < 0 || to >= numPages)
-          invalid(`target[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, to);
-        if (isTarget[to] === 1)
-          invalid(`target[${index}]`, 'must not repeat a target page', 'distinct pages', to);
-        isTarget[to] = 1;
-      }
+      checkPageCopy(source, target, numPages, { distinctTargets: true });
       const pageElements = pageSize * numKvHeads * headDim;
       for (let layer = 0; layer < numLayers; layer++) {
         for (const array of [kv.keys(layer), kv.values(layer)]) {
@@ -303,24 +229,8 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
     preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape): PreparedPlan {
       ensureAlive();
       validatePlan(plan);
-      if (shape !== undefined) {
-        if (typeof shape !== 'object' || shape === null)
-          invalid('shape', 'must be an AttentionShape', 'AttentionShape', shape);
-        checkInteger('shape.numHeads', shape.numHeads, 1);
-        checkInteger('shape.numKvHeads', shape.numKvHeads, 1);
-        checkInteger('shape.headDim', shape.headDim, 1);
-        if (shape.numHeads % shape.numKvHeads !== 0) {
-          invalid(
-            'shape.numKvHeads',
-            `must divide numHeads (${shape.numHeads})`,
-            `a divisor of ${shape.numHeads}`,
-            shape.numKvHeads,
-          );
-        }
-        if (!isDType(shape.kvDtype))
-          invalid('shape.kvDtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", shape.kvDtype);
-      }
-      return track(new CpuPreparedPlan(owner, plan, shape));
+      const checked = shape === undefined ? undefined : checkAttentionShape(shape);
+      return track(new CpuPreparedPlan(owner, plan, checked));
     },
 
     treeAttention(args: TreeAttentionArgs): void {
@@ -328,7 +238,7 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
       if (typeof args !== 'object' || args === null)
         invalid('args', 'must be TreeAttentionArgs', 'object', args);
       const storage = ownStorage(args.storage);
-      const layer = checkLayer(storage, args.layer);
+      const layer = checkLayerIndex(args.layer, storage.descriptor.numLayers);
       const prepared = args.plan;
       if (!(prepared instanceof CpuPreparedPlan) || prepared.owner !== owner) {
         invalid(
@@ -388,8 +298,7 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
           );
         }
       }
-      if (typeof args.scale !== 'number' || !Number.isFinite(args.scale))
-        invalid('scale', 'must be a finite number', 'finite number', args.scale);
+      assertFinite('scale', args.scale);
       validatePlan(plan, { numSlots: storage.numSlots, pageSize, numQueries: plan.numQueries });
 
       const states = computePartialStates(plan, {

@@ -1,15 +1,23 @@
 import {
   type AttentionShape,
+  assertFinite,
+  assertInteger,
   BACKEND_CONTRACT_VERSION,
   type Backend,
   type BackendCapabilities,
   BackendError,
+  checkAttentionShape,
+  checkAttentionTensor,
+  checkKVStorageDescriptor,
+  checkKVValueCount,
+  checkLayerIndex,
+  checkPageCopy,
+  checkSlotIndices,
+  checkTensorDescriptor,
+  checkUploadData,
   type DeviceTensor,
   DisposedError,
-  describeValue,
-  formatShape,
   InvalidArgumentError,
-  isDType,
   type KVStorage,
   type KVStorageDescriptor,
   PLAN_STRATEGIES,
@@ -77,35 +85,8 @@ function invalid(argument: string, message: string, expected: unknown, actual: u
   throw new InvalidArgumentError(`${argument} ${message}`, { argument, expected, actual });
 }
 
-function checkInteger(argument: string, value: unknown, minimum: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < minimum) {
-    invalid(
-      argument,
-      `must be an integer >= ${minimum}, got ${describeValue(value)}`,
-      `integer >= ${minimum}`,
-      value,
-    );
-  }
-  return value;
-}
-
 function checkShape(shape: unknown): AttentionShape {
-  if (typeof shape !== 'object' || shape === null)
-    invalid('shape', 'must be an AttentionShape', 'AttentionShape', shape);
-  const candidate = shape as AttentionShape;
-  checkInteger('shape.numHeads', candidate.numHeads, 1);
-  checkInteger('shape.numKvHeads', candidate.numKvHeads, 1);
-  checkInteger('shape.headDim', candidate.headDim, 1);
-  if (candidate.numHeads % candidate.numKvHeads !== 0) {
-    invalid(
-      'shape.numKvHeads',
-      `must divide numHeads (${candidate.numHeads})`,
-      `a divisor of ${candidate.numHeads}`,
-      candidate.numKvHeads,
-    );
-  }
-  if (!isDType(candidate.kvDtype))
-    invalid('shape.kvDtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", candidate.kvDtype);
+  const candidate = checkAttentionShape(shape);
   if (candidate.headDim > 256) {
     invalid('shape.headDim', 'must be at most 256 on the CUDA backend', '<= 256', candidate.headDim);
   }
@@ -136,7 +117,7 @@ function checkShape(shape: unknown): AttentionShape {
 export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend {
   const addon = options.addon ?? loadCudaAddon(options.addonPath);
   const ordinal = options.device ?? 0;
-  checkInteger('options.device', ordinal, 0);
+  assertInteger('options.device', ordinal, 0);
   const probe = addon.probe();
   if (probe.deviceCount === 0) {
     throw new BackendError(
@@ -180,58 +161,20 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     if (storage.disposed) throw new DisposedError('storage (CUDA KV storage)');
     return storage;
   };
-  const checkLayer = (storage: CudaKVStorage, layer: unknown): number => {
-    const value = checkInteger('layer', layer, 0);
-    if (value >= storage.descriptor.numLayers) {
-      invalid(
-        'layer',
-        `must be below the storage's ${storage.descriptor.numLayers} layers`,
-        `< ${storage.descriptor.numLayers}`,
-        value,
-      );
-    }
-    return value;
-  };
-  const checkSlots = (storage: CudaKVStorage, slots: unknown): Int32Array => {
-    if (!(slots instanceof Int32Array)) invalid('slots', 'must be an Int32Array', 'Int32Array', slots);
-    for (let index = 0; index < slots.length; index++) {
-      const slot = slots[index]!;
-      if (slot < 0 || slot >= storage.numSlots) {
-        invalid(
-          `slots[${index}]`,
-          `must be a slot of the storage (0 <= slot < ${storage.numSlots})`,
-          `< ${storage.numSlots}`,
-          slot,
-        );
-      }
-    }
-    return slots;
-  };
   /** A writeKV source: a host f32 array, or a device tensor of this backend. */
   const kvSource = (
     argument: string,
     value: unknown,
-    length: number,
+    slotCount: number,
+    rowValues: number,
   ): { data: Float32Array | number; dtype: 0 | 1 } => {
     if (value instanceof Float32Array) {
-      if (value.length !== length)
-        invalid(
-          argument,
-          `must hold ${length} values ([slots.length, numKvHeads, headDim])`,
-          length,
-          value.length,
-        );
+      checkKVValueCount(argument, value.length, slotCount, rowValues);
       return { data: value, dtype: 0 };
     }
     if (value instanceof CudaTensor) {
       const tensor = ownTensor(argument, value);
-      if (tensor.size !== length)
-        invalid(
-          argument,
-          `must hold ${length} values ([slots.length, numKvHeads, headDim])`,
-          length,
-          tensor.size,
-        );
+      checkKVValueCount(argument, tensor.size, slotCount, rowValues);
       return { data: tensor.handle, dtype: tensor.dtype === 'f16' ? 1 : 0 };
     }
     return invalid(
@@ -260,22 +203,15 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
 
     createTensor(descriptor: TensorDescriptor): CudaTensor {
       alive();
-      if (typeof descriptor !== 'object' || descriptor === null || !Array.isArray(descriptor.shape)) {
-        invalid('descriptor.shape', 'must be an array of dimensions', 'number[]', descriptor?.shape);
-      }
-      descriptor.shape.forEach((dimension, index) => {
-        checkInteger(`descriptor.shape[${index}]`, dimension, 0);
-      });
-      if (!isDType(descriptor.dtype))
-        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
-      const size = shapeSize(descriptor.shape);
-      const bytes = size * (descriptor.dtype === 'f16' ? 2 : 4);
+      const { shape, dtype } = checkTensorDescriptor(descriptor);
+      const size = shapeSize(shape);
+      const bytes = size * (dtype === 'f16' ? 2 : 4);
       const handle = callNative('createTensor', () => addon.allocate(context, bytes));
       let tensor: CudaTensor | undefined;
       tensor = new CudaTensor(
         owner,
-        descriptor.shape,
-        descriptor.dtype,
+        shape,
+        dtype,
         size,
         handle,
         releaser(
@@ -289,15 +225,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     uploadTensor(tensor: DeviceTensor, data: Float32Array): void {
       alive();
       const target = ownTensor('tensor', tensor);
-      if (!(data instanceof Float32Array)) invalid('data', 'must be a Float32Array', 'Float32Array', data);
-      if (data.length !== target.size) {
-        invalid(
-          'data',
-          `must hold ${target.size} values for shape ${formatShape(target.shape)}`,
-          target.size,
-          data.length,
-        );
-      }
+      checkUploadData(data, target.shape);
       if (target.dtype === 'f16')
         callNative('uploadTensor', () => addon.uploadF32AsF16(target.handle, 0, data));
       else callNative('uploadTensor', () => addon.upload(target.handle, 0, data));
@@ -315,15 +243,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
 
     createKVStorage(descriptor: KVStorageDescriptor): CudaKVStorage {
       alive();
-      if (typeof descriptor !== 'object' || descriptor === null)
-        invalid('descriptor', 'must be a KVStorageDescriptor', 'object', descriptor);
-      checkInteger('descriptor.numLayers', descriptor.numLayers, 1);
-      checkInteger('descriptor.numPages', descriptor.numPages, 1);
-      checkInteger('descriptor.pageSize', descriptor.pageSize, 1);
-      checkInteger('descriptor.numKvHeads', descriptor.numKvHeads, 1);
-      checkInteger('descriptor.headDim', descriptor.headDim, 1);
-      if (!isDType(descriptor.dtype))
-        invalid('descriptor.dtype', "must be 'f32' or 'f16'", "'f32' | 'f16'", descriptor.dtype);
+      checkKVStorageDescriptor(descriptor);
       if (descriptor.numPages * descriptor.pageSize > 0x7fffffff) {
         invalid(
           'descriptor.numPages',
@@ -366,11 +286,11 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     ): void {
       alive();
       const target = ownStorage(storage);
-      checkLayer(target, layer);
-      checkSlots(target, slots);
-      const length = slots.length * target.descriptor.numKvHeads * target.descriptor.headDim;
-      const keys = kvSource('k', k, length);
-      const values = kvSource('v', v, length);
+      checkLayerIndex(layer, target.descriptor.numLayers);
+      checkSlotIndices(slots, target.numSlots);
+      const rowValues = target.descriptor.numKvHeads * target.descriptor.headDim;
+      const keys = kvSource('k', k, slots.length, rowValues);
+      const values = kvSource('v', v, slots.length, rowValues);
       if (typeof keys.data !== typeof values.data || keys.dtype !== values.dtype) {
         invalid(
           'v',
@@ -391,8 +311,8 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     ): Promise<{ k: Float32Array; v: Float32Array }> {
       alive();
       const source = ownStorage(storage);
-      checkLayer(source, layer);
-      checkSlots(source, slots);
+      checkLayerIndex(layer, source.descriptor.numLayers);
+      checkSlotIndices(slots, source.numSlots);
       const length = slots.length * source.descriptor.numKvHeads * source.descriptor.headDim;
       const k = new Float32Array(length);
       const v = new Float32Array(length);
@@ -404,34 +324,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       alive();
       const kv = ownStorage(storage);
       const { numPages } = kv.descriptor;
-      if (!(source instanceof Int32Array))
-        invalid('source', 'must be an Int32Array of page indices', 'Int32Array', source);
-      if (!(target instanceof Int32Array) || target.length !== source.length) {
-        invalid('target', `must be an Int32Array of ${source.length} page indices`, source.length, target);
-      }
-      const role = new Uint8Array(numPages); // bit 0: a source, bit 1: a target
-      for (let index = 0; index < source.length; index++) {
-        const from = source[index]!;
-        if (from < 0 || from >= numPages)
-          invalid(`source[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, from);
-        role[from]! |= 1;
-      }
-      for (let index = 0; index < target.length; index++) {
-        const to = target[index]!;
-        if (to < 0 || to >= numPages)
-          invalid(`target[${index}]`, `must be a page (0 <= page < ${numPages})`, `< ${numPages}`, to);
-        if ((role[to]! & 2) !== 0)
-          invalid(`target[${index}]`, 'must not repeat a target page', 'distinct pages', to);
-        if ((role[to]! & 1) !== 0) {
-          invalid(
-            `target[${index}]`,
-            'must not also be a source page (copies run in parallel)',
-            'a page not in source',
-            to,
-          );
-        }
-        role[to]! |= 2;
-      }
+      checkPageCopy(source, target, numPages, { distinctTargets: true, disjoint: true });
       callNative('copyPages', () => addon.copyPages(kv.handle, source, target));
     },
 
@@ -497,7 +390,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       if (typeof args !== 'object' || args === null)
         invalid('args', 'must be TreeAttentionArgs', 'object', args);
       const storage = ownStorage(args.storage);
-      const layer = checkLayer(storage, args.layer);
+      const layer = checkLayerIndex(args.layer, storage.descriptor.numLayers);
       const prepared = args.plan;
       if (!(prepared instanceof CudaPreparedPlan) || prepared.owner !== owner) {
         invalid('plan', 'must be a plan prepared by this CUDA backend', 'CudaPreparedPlan', prepared);
@@ -528,29 +421,11 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       }
       const q = ownTensor('q', args.q);
       const out = ownTensor('out', args.out);
-      for (const [argument, tensor] of [
-        ['q', q],
-        ['out', out],
-      ] as const) {
-        const dims = tensor.shape;
-        if (
-          tensor.dtype !== 'f32' ||
-          dims.length !== 3 ||
-          dims[0] !== plan.numQueries ||
-          dims[1] !== shape.numHeads ||
-          dims[2] !== shape.headDim
-        ) {
-          invalid(
-            argument,
-            `must be an f32 tensor of shape [${plan.numQueries}, ${shape.numHeads}, ${shape.headDim}]`,
-            `f32 [${plan.numQueries}, ${shape.numHeads}, ${shape.headDim}]`,
-            `${tensor.dtype} ${formatShape(dims)}`,
-          );
-        }
-      }
+      const rows = [plan.numQueries, shape.numHeads, shape.headDim] as const;
+      checkAttentionTensor('q', q, rows);
+      checkAttentionTensor('out', out, rows);
       if (q === out) invalid('out', 'must not be the q tensor', 'a distinct tensor', out);
-      if (typeof args.scale !== 'number' || !Number.isFinite(args.scale))
-        invalid('scale', 'must be a finite number', 'finite', args.scale);
+      assertFinite('scale', args.scale);
       callNative('treeAttention', () =>
         addon.treeAttention(prepared.handle, storage.handle, layer, q.handle, out.handle, args.scale),
       );

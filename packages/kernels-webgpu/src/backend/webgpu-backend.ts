@@ -8,6 +8,15 @@ import {
   type BackendCapabilities,
   BackendError,
   CapacityError,
+  checkAttentionShape,
+  checkAttentionTensor,
+  checkKVStorageDescriptor,
+  checkKVValueCount,
+  checkLayerIndex,
+  checkPageCopy,
+  checkSlotIndices,
+  checkTensorDescriptor,
+  checkUploadData,
   type DeviceTensor,
   DisposedError,
   type DType,
@@ -15,7 +24,6 @@ import {
   formatShape,
   fromF16Array,
   InvalidArgumentError,
-  isDType,
   type KVStorage,
   type KVStorageDescriptor,
   PLAN_STRATEGIES,
@@ -218,8 +226,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
 
   createTensor(descriptor: TensorDescriptor): DeviceTensor {
     this.assertUsable();
-    const shape = checkShape('descriptor.shape', descriptor?.shape);
-    const dtype = checkDType('descriptor.dtype', descriptor.dtype);
+    const { shape, dtype } = checkTensorDescriptor(descriptor);
     const size = shapeSize(shape);
     const bytes = align16(size * (dtype === 'f16' ? 2 : 4));
     this.checkBufferSize('tensor', bytes);
@@ -240,16 +247,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
   uploadTensor(tensor: DeviceTensor, data: Float32Array): void {
     this.assertUsable();
     const target = this.ownTensor('tensor', tensor);
-    if (!(data instanceof Float32Array) || data.length !== target.size) {
-      throw new InvalidArgumentError(
-        `data must be a Float32Array of ${target.size} values for a ${formatShape(target.shape)} tensor`,
-        {
-          argument: 'data',
-          expected: `Float32Array(${target.size})`,
-          actual: data instanceof Float32Array ? data.length : describeValue(data),
-        },
-      );
-    }
+    checkUploadData(data, target.shape);
     const bytes = target.dtype === 'f16' ? padToWords(toF16Array(data)) : data;
     this.monitor.scoped('uploadTensor', () =>
       this.device.queue.writeBuffer(target.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength),
@@ -274,18 +272,8 @@ class WebGpuBackendImpl implements WebGpuBackend {
 
   createKVStorage(descriptor: KVStorageDescriptor): KVStorage {
     this.assertUsable();
-    if (typeof descriptor !== 'object' || descriptor === null) {
-      throw new InvalidArgumentError('descriptor must be a KVStorageDescriptor', {
-        argument: 'descriptor',
-        actual: descriptor,
-      });
-    }
-    const numLayers = assertInteger('descriptor.numLayers', descriptor.numLayers, 1);
-    const numPages = assertInteger('descriptor.numPages', descriptor.numPages, 1);
-    const pageSize = assertInteger('descriptor.pageSize', descriptor.pageSize, 1);
-    const numKvHeads = assertInteger('descriptor.numKvHeads', descriptor.numKvHeads, 1);
+    const { numLayers, numPages, pageSize, numKvHeads, dtype } = checkKVStorageDescriptor(descriptor);
     const headDim = checkHeadDim('descriptor.headDim', descriptor.headDim);
-    const dtype = checkDType('descriptor.dtype', descriptor.dtype);
     const format = this.kvFormat(dtype);
     const layerBytes = numPages * pageSize * numKvHeads * headDim * (dtype === 'f16' ? 2 : 4);
     this.checkBufferSize('one layer of K (numPages × pageSize × numKvHeads × headDim)', layerBytes);
@@ -327,8 +315,8 @@ class WebGpuBackendImpl implements WebGpuBackend {
   ): void {
     this.assertUsable();
     const target = this.ownStorage(storage);
-    this.checkLayer(target, layer);
-    this.checkSlots(target, slots, true);
+    checkLayerIndex(layer, target.descriptor.numLayers);
+    checkSlotIndices(slots, target.numSlots, { distinct: true });
     const rowValues = target.descriptor.numKvHeads * target.descriptor.headDim;
     const count = slots.length;
     const keySource = this.kvSource('k', k, count, rowValues);
@@ -407,8 +395,8 @@ class WebGpuBackendImpl implements WebGpuBackend {
   ): Promise<{ k: Float32Array; v: Float32Array }> {
     this.assertUsable();
     const source = this.ownStorage(storage);
-    this.checkLayer(source, layer);
-    this.checkSlots(source, slots, false);
+    checkLayerIndex(layer, source.descriptor.numLayers);
+    checkSlotIndices(slots, source.numSlots);
     const rowValues = source.descriptor.numKvHeads * source.descriptor.headDim;
     const count = slots.length;
     if (count === 0) return { k: new Float32Array(0), v: new Float32Array(0) };
@@ -480,37 +468,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
     this.assertUsable();
     const kv = this.ownStorage(storage);
     const numPages = kv.descriptor.numPages;
-    for (const [name, pages] of [
-      ['source', source],
-      ['target', target],
-    ] as const) {
-      if (!(pages instanceof Int32Array)) {
-        throw new InvalidArgumentError(`${name} must be an Int32Array of page ids`, {
-          argument: name,
-          actual: describeValue(pages),
-        });
-      }
-      for (let index = 0; index < pages.length; index++) {
-        const page = pages[index]!;
-        if (page < 0 || page >= numPages) {
-          throw new InvalidArgumentError(
-            `${name}[${index}] = ${page} is not a page of the storage (0 <= page < ${numPages})`,
-            {
-              argument: `${name}[${index}]`,
-              expected: `0 <= page < ${numPages}`,
-              actual: page,
-            },
-          );
-        }
-      }
-    }
-    if (source.length !== target.length) {
-      throw new InvalidArgumentError('source and target must have the same length', {
-        argument: 'target',
-        expected: source.length,
-        actual: target.length,
-      });
-    }
+    checkPageCopy(source, target, numPages);
     const batches = copyPageBatches(source, target);
     if (batches.length === 0) return;
     const wordsPerPage = kv.layerBytes / numPages / 4;
@@ -589,7 +547,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
   preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape): PreparedPlan {
     this.assertUsable();
     validatePlan(plan);
-    const attentionShape = checkAttentionShape(
+    const attentionShape = checkWebGpuAttentionShape(
       shape ?? plan.shape,
       shape === undefined ? 'plan.shape' : 'shape',
     );
@@ -934,57 +892,6 @@ class WebGpuBackendImpl implements WebGpuBackend {
     return storage;
   }
 
-  private checkLayer(storage: WebGpuKvStorage, layer: number): void {
-    assertInteger('layer', layer);
-    if (layer >= storage.descriptor.numLayers) {
-      throw new InvalidArgumentError(
-        `layer ${layer} is out of range (the storage has ${storage.descriptor.numLayers} layers)`,
-        {
-          argument: 'layer',
-          expected: `0 <= layer < ${storage.descriptor.numLayers}`,
-          actual: layer,
-        },
-      );
-    }
-  }
-
-  private checkSlots(storage: WebGpuKvStorage, slots: Int32Array, distinct: boolean): void {
-    if (!(slots instanceof Int32Array)) {
-      throw new InvalidArgumentError('slots must be an Int32Array', {
-        argument: 'slots',
-        actual: describeValue(slots),
-      });
-    }
-    const numSlots = storage.numSlots;
-    const seen = distinct ? new Set<number>() : undefined;
-    for (let index = 0; index < slots.length; index++) {
-      const slot = slots[index]!;
-      if (slot < 0 || slot >= numSlots) {
-        throw new InvalidArgumentError(
-          `slots[${index}] = ${slot} is outside the storage (${numSlots} slots)`,
-          {
-            argument: `slots[${index}]`,
-            expected: `0 <= slot < ${numSlots}`,
-            actual: slot,
-          },
-        );
-      }
-      if (seen !== undefined) {
-        if (seen.has(slot)) {
-          throw new InvalidArgumentError(
-            `slots[${index}] = ${slot} appears twice; write each slot once per call`,
-            {
-              argument: `slots[${index}]`,
-              expected: 'distinct slots',
-              actual: slot,
-            },
-          );
-        }
-        seen.add(slot);
-      }
-    }
-  }
-
   private kvSource(
     argument: string,
     source: Float32Array | DeviceTensor,
@@ -993,16 +900,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
   ): Float32Array | WebGpuTensor {
     const expected = count * rowValues;
     if (source instanceof Float32Array) {
-      if (source.length !== expected) {
-        throw new InvalidArgumentError(
-          `${argument} must hold [${count}, numKvHeads, headDim] = ${expected} values`,
-          {
-            argument,
-            expected,
-            actual: source.length,
-          },
-        );
-      }
+      checkKVValueCount(argument, source.length, count, rowValues);
       return source;
     }
     const tensor = this.ownTensor(argument, source);
@@ -1027,7 +925,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
       });
     }
     const storage = this.ownStorage(args.storage);
-    this.checkLayer(storage, args.layer);
+    checkLayerIndex(args.layer, storage.descriptor.numLayers);
     const prepared = args.plan;
     if (!(prepared instanceof WebGpuPreparedPlan) || prepared.owner !== this) {
       throw new InvalidArgumentError('plan must be prepared by this backend (backend.preparePlan(plan))', {
@@ -1068,28 +966,11 @@ class WebGpuBackendImpl implements WebGpuBackend {
         },
       );
     }
-    const rows = [plan.numQueries, shape.numHeads, shape.headDim];
+    const rows = [plan.numQueries, shape.numHeads, shape.headDim] as const;
     const q = this.ownTensor('q', args.q);
     const out = this.ownTensor('out', args.out);
-    for (const [name, tensor] of [
-      ['q', q],
-      ['out', out],
-    ] as const) {
-      if (
-        tensor.dtype !== 'f32' ||
-        tensor.shape.length !== 3 ||
-        tensor.shape.some((dimension, index) => dimension !== rows[index])
-      ) {
-        throw new InvalidArgumentError(
-          `${name} must be an f32 tensor ${formatShape(rows)} ([numQueries, numHeads, headDim])`,
-          {
-            argument: name,
-            expected: `f32 ${formatShape(rows)}`,
-            actual: `${tensor.dtype} ${formatShape(tensor.shape)}`,
-          },
-        );
-      }
-    }
+    checkAttentionTensor('q', q, rows);
+    checkAttentionTensor('out', out, rows);
     const scale = assertFinite('scale', args.scale);
     return { storage, layer: args.layer, prepared, q, out, scale };
   }
@@ -1111,30 +992,6 @@ function padToWords(halves: Uint16Array): Uint16Array {
   return padded;
 }
 
-function checkShape(argument: string, shape: unknown): readonly number[] {
-  if (!Array.isArray(shape)) {
-    throw new InvalidArgumentError(`${argument} must be an array of dimensions`, {
-      argument,
-      actual: describeValue(shape),
-    });
-  }
-  shape.forEach((dimension, index) => {
-    assertInteger(`${argument}[${index}]`, dimension);
-  });
-  return shape as number[];
-}
-
-function checkDType(argument: string, dtype: unknown): DType {
-  if (!isDType(dtype)) {
-    throw new InvalidArgumentError(`${argument} must be 'f32' or 'f16'`, {
-      argument,
-      expected: "'f32' | 'f16'",
-      actual: dtype,
-    });
-  }
-  return dtype;
-}
-
 function checkHeadDim(argument: string, headDim: unknown): number {
   const value = assertInteger(argument, headDim, 4);
   if (value % 4 !== 0 || value > 512) {
@@ -1150,20 +1007,8 @@ function checkHeadDim(argument: string, headDim: unknown): number {
   return value;
 }
 
-function checkAttentionShape(shape: AttentionShape, argument: string): AttentionShape {
-  if (typeof shape !== 'object' || shape === null) {
-    throw new InvalidArgumentError(`${argument} must be an AttentionShape`, { argument, actual: shape });
-  }
-  const numHeads = assertInteger(`${argument}.numHeads`, shape.numHeads, 1);
-  const numKvHeads = assertInteger(`${argument}.numKvHeads`, shape.numKvHeads, 1);
-  if (numHeads % numKvHeads !== 0) {
-    throw new InvalidArgumentError(`${argument}.numHeads must be a multiple of numKvHeads`, {
-      argument: `${argument}.numKvHeads`,
-      expected: `a divisor of ${numHeads}`,
-      actual: numKvHeads,
-    });
-  }
-  const headDim = checkHeadDim(`${argument}.headDim`, shape.headDim);
-  const kvDtype = checkDType(`${argument}.kvDtype`, shape.kvDtype);
-  return { numHeads, numKvHeads, headDim, kvDtype };
+function checkWebGpuAttentionShape(shape: AttentionShape, argument: string): AttentionShape {
+  const checked = checkAttentionShape(shape, argument);
+  checkHeadDim(`${argument}.headDim`, checked.headDim);
+  return checked;
 }
