@@ -28,7 +28,7 @@ const BACKENDS = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
 type BenchBackend = (typeof BACKENDS)[number];
 
 /** Timed runs per layer when `--repetitions` is not given. */
-const DEFAULT_REPETITIONS = { cpu: 1, gpu: 50 } as const;
+const DEFAULT_REPETITIONS = { cpu: 3, gpu: 50 } as const;
 
 const HELP = `Usage: deft bench [--backend auto|cpu|webgpu|cuda] [--workloads a,b,…] [--strategies s,…]
                   [--repetitions N] [--all-heads] [--quick] [--json FILE]
