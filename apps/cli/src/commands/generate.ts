@@ -63,7 +63,7 @@ Options:
   --depth N               tot: thoughts per answer (default 3)
   --branch TEXT           few-shot: a suffix branching off the prompt (repeat for more branches)
   --no-stop               do not stop at the end-of-sequence token
-  --backend B             ${BACKENDS.join(', ')} (default cpu); the backend must implement the model ops
+  --backend B             ${BACKENDS.join(', ')} (default cpu); cpu and webgpu implement the model ops
   --plan-strategy S       ${PLAN_STRATEGIES.join(', ')} (default deft-flatten)
   --page-size N           tokens per KV page (default 16)
   --pages N               KV pages in the pool (default 1024)
@@ -119,7 +119,7 @@ async function createBackend(name: BackendName): Promise<ModelBackend> {
   if (!isModelBackend(backend)) {
     backend.dispose();
     throw new UsageError(
-      `the ${name} backend runs tree attention but does not implement the model ops yet; use --backend cpu`,
+      `the ${name} backend runs tree attention but does not implement the model ops yet; use --backend cpu or --backend webgpu`,
       {
         argument: '--backend',
         expected: 'a backend with model ops',

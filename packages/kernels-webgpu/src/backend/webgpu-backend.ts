@@ -26,6 +26,7 @@ import {
   InvalidArgumentError,
   type KVStorage,
   type KVStorageDescriptor,
+  type ModelOps,
   PLAN_STRATEGIES,
   type PreparedPlan,
   shapeSize,
@@ -38,6 +39,7 @@ import {
 } from '@deft/core';
 import { BUFFER_USAGE, MAP_MODE } from '../device/gpu-flags.js';
 import { describeAdapter } from '../device/request-device.js';
+import { createWebGpuModelOps } from '../ops/webgpu-model-ops.js';
 import {
   type AttentionKernelConfig,
   attentionKernelLayout,
@@ -113,12 +115,18 @@ export interface AttentionTimestampWrites {
 }
 
 /**
- * The WebGPU implementation of the DeFT `Backend` contract, with a few WebGPU-specific extras for
- * batching and profiling.
+ * The WebGPU implementation of the DeFT `Backend` contract, with the model ops (so it is a
+ * `ModelBackend`) and a few WebGPU-specific extras for batching and profiling.
  */
 export interface WebGpuBackend extends Backend {
   readonly device: GPUDevice;
   readonly features: WebGpuFeatures;
+  /**
+   * The model ops (`ModelOps` of `@deft/core`) in WGSL: tiled matmul, one workgroup per row for
+   * RMSNorm and softmax, elementwise kernels; f16 weights are read from packed binary16 pairs.
+   * `argmax` and `topK` read the rows back and finish on the host.
+   */
+  readonly ops: ModelOps;
   /**
    * Encodes one layer's tree attention (the fused attention dispatch and the merge dispatch, in one
    * compute pass) into `encoder` without submitting it, so a whole step's layers can share one command
@@ -181,6 +189,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
   readonly capabilities: BackendCapabilities;
   readonly device: GPUDevice;
   readonly features: WebGpuFeatures;
+  readonly ops: ModelOps;
 
   private isDisposed = false;
   private readonly monitor: DeviceErrorMonitor;
@@ -216,6 +225,16 @@ class WebGpuBackendImpl implements WebGpuBackend {
       device: describeAdapter(adapterInfo),
     };
     this.monitor = new DeviceErrorMonitor(device, NAME);
+    this.ops = createWebGpuModelOps({
+      device,
+      maxWorkgroupsPerDimension: this.maxWorkgroupsPerDimension,
+      assertUsable: () => this.assertUsable(),
+      scoped: (what, work) => this.monitor.scoped(what, work),
+      pipeline: (key, source) => this.pipeline(key, source),
+      tensor: (argument, tensor) => this.ownTensor(argument, tensor),
+      storage: (_argument, storage) => this.ownStorage(storage),
+      read: (buffer, bytes, what) => this.readBuffer(buffer, 0, bytes, what),
+    });
   }
 
   get disposed(): boolean {

@@ -1,0 +1,90 @@
+import { type DeviceTensor, formatShape, InvalidArgumentError, shapeSize } from '@deft/core';
+
+/** The matrix view `[rows, columns]` of a tensor: its first dimension, and the product of the rest. */
+export interface MatrixView {
+  readonly rows: number;
+  readonly columns: number;
+}
+
+/** Reads a tensor of rank `>= 1` as a matrix; throws `InvalidArgumentError` for a scalar. */
+export function matrixOf(tensor: DeviceTensor, argument: string): MatrixView {
+  const rows = tensor.shape[0];
+  if (rows === undefined) {
+    throw new InvalidArgumentError(`${argument} must have at least one dimension, got shape []`, {
+      argument,
+      expected: 'a tensor of rank >= 1',
+      actual: formatShape(tensor.shape),
+    });
+  }
+  return { rows, columns: rows === 0 ? shapeSize(tensor.shape.slice(1)) : shapeSize(tensor.shape) / rows };
+}
+
+/** Throws `InvalidArgumentError` unless the tensor is f32 (activations and outputs always are). */
+export function requireF32(tensor: DeviceTensor, argument: string): void {
+  if (tensor.dtype !== 'f32') {
+    throw new InvalidArgumentError(
+      `${argument} must be an f32 tensor, got ${tensor.dtype}; allocate activations as f32`,
+      {
+        argument,
+        expected: 'f32',
+        actual: tensor.dtype,
+      },
+    );
+  }
+}
+
+/** Throws `InvalidArgumentError` unless `actual` equals `expected` (a dimension or a size). */
+export function requireEqual(
+  argument: string,
+  what: string,
+  expected: number,
+  actual: number,
+  tensor: DeviceTensor,
+): void {
+  if (expected !== actual) {
+    throw new InvalidArgumentError(
+      `${argument} has ${what} ${actual} (shape ${formatShape(tensor.shape)}) but ${expected} is required; pass a tensor of the matching shape`,
+      { argument, expected, actual },
+    );
+  }
+}
+
+/** Throws `InvalidArgumentError` if two distinct arguments are the same tensor where aliasing is not allowed. */
+export function requireDistinct(
+  first: DeviceTensor,
+  second: DeviceTensor,
+  firstName: string,
+  secondName: string,
+): void {
+  if (first === second) {
+    throw new InvalidArgumentError(
+      `${secondName} must not be the same tensor as ${firstName}; allocate a separate output`,
+      {
+        argument: secondName,
+        expected: `a tensor other than ${firstName}`,
+        actual: 'the same tensor',
+      },
+    );
+  }
+}
+
+/** Throws `InvalidArgumentError` unless every entry of `indices` is an integer in `[0, limit)`. */
+export function requireIndices(argument: string, indices: Int32Array, limit: number): void {
+  if (!(indices instanceof Int32Array)) {
+    throw new InvalidArgumentError(`${argument} must be an Int32Array`, {
+      argument,
+      expected: 'Int32Array',
+      actual: typeof indices,
+    });
+  }
+  for (let index = 0; index < indices.length; index++) {
+    const value = indices[index]!;
+    if (value < 0 || value >= limit) {
+      throw new InvalidArgumentError(`${argument}[${index}] = ${value} is out of range [0, ${limit})`, {
+        argument: `${argument}[${index}]`,
+        expected: `0 <= value < ${limit}`,
+        actual: value,
+      });
+    }
+  }
+}

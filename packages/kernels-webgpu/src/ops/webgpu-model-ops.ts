@@ -1,0 +1,416 @@
+/// <reference types="@webgpu/types" />
+import {
+  assertFinite,
+  assertInteger,
+  type DeviceTensor,
+  InvalidArgumentError,
+  type ModelOps,
+  type RopeOptions,
+  shapeSize,
+  type TopKResult,
+} from '@deft/core';
+import { linearDispatchGrid } from '../backend/dispatch-grid.js';
+import { BUFFER_USAGE } from '../device/gpu-flags.js';
+import { COPY_SLOTS_OFFSET, copyKvSlotsShader } from './copy-kv-slots-shader.js';
+import { type ElementwiseKind, elementwiseShader } from './elementwise-shader.js';
+import { GATHER_INDICES_OFFSET, gatherRowsShader } from './gather-shader.js';
+import { argmaxRows, topKRows } from './host-top-k.js';
+import { matmulShader } from './matmul-shader.js';
+import type { ModelOpsContext } from './model-ops-context.js';
+import { ELEMENT_THREADS, MATMUL_TILE } from './op-threads.js';
+import { rmsNormShader } from './rms-norm-shader.js';
+import { ROPE_TABLE_OFFSET, ropeShader } from './rope-shader.js';
+import { type SoftmaxKind, softmaxShader } from './softmax-shader.js';
+import { matrixOf, requireDistinct, requireEqual, requireF32, requireIndices } from './validate-operands.js';
+
+const align16 = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
+
+/** One dispatch of a kernel: the buffers of bindings 1.. (binding 0 is the params) and the grid. */
+interface Dispatch {
+  readonly buffers: readonly (readonly [binding: number, buffer: GPUBuffer])[];
+  readonly grid: readonly [number, number];
+}
+
+/** The bits of `value` rounded to f32, for a `u32` params slot read with `bitcast<f32>`. */
+function f32Bits(value: number): number {
+  return new Uint32Array(Float32Array.of(value).buffer)[0]!;
+}
+
+/**
+ * The model ops of the WebGPU backend ({@link ModelOps}): WGSL kernels on the backend's tensors, f32
+ * arithmetic, f16 weights read from their packed binary16 pairs. Each op validates every operand, then
+ * enqueues its dispatch in one submitted command buffer; `argmax` and `topK` read the rows back and
+ * finish on the host.
+ *
+ * @param context the owning backend's device, pipeline cache and tensor resolution
+ * @throws InvalidArgumentError / DisposedError from each op, as {@link ModelOps} documents; device
+ *   errors surface as `BackendError` from `synchronize()` and the reads.
+ * @example
+ * ```ts
+ * const backend = createWebGpuBackend({ device });
+ * backend.ops.matmul(x, weight, out); // the ops built here
+ * ```
+ */
+export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
+  const { device } = context;
+
+  const submit = (what: string, pipeline: GPUComputePipeline, params: Uint32Array, dispatches: Dispatch[]) =>
+    context.scoped(what, () => {
+      const paramsBuffer = device.createBuffer({
+        size: align16(params.byteLength),
+        usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST,
+        label: `deft ${what} params`,
+      });
+      device.queue.writeBuffer(paramsBuffer, 0, params.buffer, params.byteOffset, params.byteLength);
+      const encoder = device.createCommandEncoder({ label: `deft ${what}` });
+      const pass = encoder.beginComputePass({ label: `deft ${what}` });
+      pass.setPipeline(pipeline);
+      for (const dispatch of dispatches) {
+        pass.setBindGroup(
+          0,
+          device.createBindGroup({
+            label: `deft ${what}`,
+            layout: pipeline.getBindGroupLayout(0),
+            entries: [
+              { binding: 0, resource: { buffer: paramsBuffer } },
+              ...dispatch.buffers.map(([binding, buffer]) => ({ binding, resource: { buffer } })),
+            ],
+          }),
+        );
+        pass.dispatchWorkgroups(dispatch.grid[0], dispatch.grid[1]);
+      }
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      paramsBuffer.destroy();
+    });
+
+  const elementGrid = (count: number) =>
+    linearDispatchGrid(Math.ceil(count / ELEMENT_THREADS), context.maxWorkgroupsPerDimension);
+  const rowGrid = (rows: number) => linearDispatchGrid(rows, context.maxWorkgroupsPerDimension);
+
+  const gather = (
+    what: string,
+    source: DeviceTensor,
+    indices: Int32Array,
+    out: DeviceTensor,
+    width: number,
+  ) => {
+    const sourceTensor = context.tensor(what === 'embedding' ? 'table' : 'x', source);
+    const outTensor = context.tensor('out', out);
+    const count = indices.length * width;
+    if (count === 0) return;
+    const grid = elementGrid(count);
+    const params = new Uint32Array(GATHER_INDICES_OFFSET + indices.length);
+    params.set([indices.length, width, grid[0]]);
+    params.set(indices, GATHER_INDICES_OFFSET);
+    const pipeline = context.pipeline(`op-gather:${source.dtype}`, () => gatherRowsShader(source.dtype));
+    submit(what, pipeline, params, [
+      {
+        buffers: [
+          [1, sourceTensor.buffer],
+          [2, outTensor.buffer],
+        ],
+        grid,
+      },
+    ]);
+  };
+
+  const elementwise = (kind: ElementwiseKind, a: DeviceTensor, b: DeviceTensor, out: DeviceTensor) => {
+    const names = kind === 'add' ? (['a', 'b'] as const) : (['gate', 'up'] as const);
+    const first = context.tensor(names[0], a);
+    const second = context.tensor(names[1], b);
+    const output = context.tensor('out', out);
+    requireF32(a, names[0]);
+    requireF32(b, names[1]);
+    requireF32(out, 'out');
+    requireEqual(names[1], 'size', shapeSize(a.shape), shapeSize(b.shape), b);
+    requireEqual('out', 'size', shapeSize(a.shape), shapeSize(out.shape), out);
+    const count = shapeSize(out.shape);
+    if (count === 0) return;
+    const aliasing = { firstIsOut: a === out, secondIsOut: b === out };
+    const pipeline = context.pipeline(`op-${kind}:${aliasing.firstIsOut}:${aliasing.secondIsOut}`, () =>
+      elementwiseShader(kind, aliasing),
+    );
+    const grid = elementGrid(count);
+    const buffers: [number, GPUBuffer][] = [[3, output.buffer]];
+    if (!aliasing.firstIsOut) buffers.push([1, first.buffer]);
+    if (!aliasing.secondIsOut) buffers.push([2, second.buffer]);
+    submit(kind, pipeline, Uint32Array.of(count, grid[0]), [{ buffers, grid }]);
+  };
+
+  const rowSoftmax = (kind: SoftmaxKind, x: DeviceTensor, out: DeviceTensor, temperature: number) => {
+    const input = context.tensor('x', x);
+    const output = context.tensor('out', out);
+    const view = matrixOf(x, 'x');
+    requireF32(x, 'x');
+    requireF32(out, 'out');
+    requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
+    if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
+      throw new InvalidArgumentError('temperature must be a finite number > 0', {
+        argument: 'temperature',
+        expected: '> 0',
+        actual: temperature,
+      });
+    }
+    if (view.rows === 0 || view.columns === 0) return;
+    const inPlace = x === out;
+    const pipeline = context.pipeline(`op-${kind}:${inPlace}`, () => softmaxShader(kind, inPlace));
+    const grid = rowGrid(view.rows);
+    const buffers: [number, GPUBuffer][] = [[2, output.buffer]];
+    if (!inPlace) buffers.push([1, input.buffer]);
+    submit(kind, pipeline, Uint32Array.of(view.rows, view.columns, f32Bits(temperature), grid[0]), [
+      { buffers, grid },
+    ]);
+  };
+
+  const readRows = async (
+    x: DeviceTensor,
+  ): Promise<{ data: Float32Array; rows: number; columns: number }> => {
+    context.assertUsable();
+    const tensor = context.tensor('x', x);
+    const view = matrixOf(x, 'x');
+    requireF32(x, 'x');
+    const raw = await context.read(tensor.buffer, align16(tensor.size * 4), 'read rows');
+    return { data: new Float32Array(raw, 0, tensor.size), ...view };
+  };
+
+  return {
+    embedding(table, tokens, out) {
+      context.assertUsable();
+      context.tensor('table', table);
+      context.tensor('out', out);
+      const tableView = matrixOf(table, 'table');
+      const outView = matrixOf(out, 'out');
+      requireF32(out, 'out');
+      requireEqual('out', 'rows', tokens.length, outView.rows, out);
+      requireEqual('out', 'row width', tableView.columns, outView.columns, out);
+      requireDistinct(table, out, 'table', 'out');
+      requireIndices('tokens', tokens, tableView.rows);
+      gather('embedding', table, tokens, out, tableView.columns);
+    },
+
+    matmul(x, weight, out) {
+      context.assertUsable();
+      const input = context.tensor('x', x);
+      const weights = context.tensor('weight', weight);
+      const output = context.tensor('out', out);
+      const xView = matrixOf(x, 'x');
+      const weightView = matrixOf(weight, 'weight');
+      const outView = matrixOf(out, 'out');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('weight', 'inner dimension', xView.columns, weightView.columns, weight);
+      requireEqual('out', 'rows', xView.rows, outView.rows, out);
+      requireEqual('out', 'columns', weightView.rows, outView.columns, out);
+      requireDistinct(x, out, 'x', 'out');
+      requireDistinct(weight, out, 'weight', 'out');
+      const rows = xView.rows;
+      const columns = weightView.rows;
+      if (rows === 0 || columns === 0) return;
+      const pipeline = context.pipeline(`op-matmul:${weight.dtype}`, () => matmulShader(weight.dtype));
+      submit('matmul', pipeline, Uint32Array.of(rows, columns, xView.columns), [
+        {
+          buffers: [
+            [1, input.buffer],
+            [2, weights.buffer],
+            [3, output.buffer],
+          ],
+          grid: [Math.ceil(columns / MATMUL_TILE), Math.ceil(rows / MATMUL_TILE)],
+        },
+      ]);
+    },
+
+    rmsNorm(x, weight, out, epsilon) {
+      context.assertUsable();
+      const input = context.tensor('x', x);
+      const weights = context.tensor('weight', weight);
+      const output = context.tensor('out', out);
+      const view = matrixOf(x, 'x');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('weight', 'size', view.columns, shapeSize(weight.shape), weight);
+      requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
+      requireDistinct(weight, out, 'weight', 'out');
+      assertFinite('epsilon', epsilon);
+      if (view.rows === 0 || view.columns === 0) return;
+      const inPlace = x === out;
+      const pipeline = context.pipeline(`op-rms-norm:${weight.dtype}:${inPlace}`, () =>
+        rmsNormShader(weight.dtype, inPlace),
+      );
+      const grid = rowGrid(view.rows);
+      const buffers: [number, GPUBuffer][] = [
+        [2, weights.buffer],
+        [3, output.buffer],
+      ];
+      if (!inPlace) buffers.push([1, input.buffer]);
+      submit('rmsNorm', pipeline, Uint32Array.of(view.rows, view.columns, f32Bits(epsilon), grid[0]), [
+        { buffers, grid },
+      ]);
+    },
+
+    rope(x, positions, options: RopeOptions) {
+      context.assertUsable();
+      const tensor = context.tensor('x', x);
+      requireF32(x, 'x');
+      if (x.shape.length !== 3) {
+        throw new InvalidArgumentError('x must be [rows, numHeads, headDim] for rope', {
+          argument: 'x',
+          expected: '[rows, numHeads, headDim]',
+          actual: x.shape,
+        });
+      }
+      const [rows, numHeads, headDim] = x.shape as [number, number, number];
+      if (headDim % 2 !== 0) {
+        throw new InvalidArgumentError(`rope needs an even headDim, got ${headDim}`, {
+          argument: 'x',
+          expected: 'even headDim',
+          actual: headDim,
+        });
+      }
+      requireEqual('positions', 'length', rows, positions.length, x);
+      requireIndices('positions', positions, 2 ** 31 - 1);
+      if (!(typeof options.theta === 'number' && options.theta > 0 && Number.isFinite(options.theta))) {
+        throw new InvalidArgumentError('rope theta must be a finite number > 0', {
+          argument: 'options.theta',
+          expected: '> 0',
+          actual: options.theta,
+        });
+      }
+      const style = options.style ?? 'interleaved';
+      if (style !== 'interleaved' && style !== 'half') {
+        throw new InvalidArgumentError(`unknown rope style ${String(style)}`, {
+          argument: 'options.style',
+          expected: "'interleaved' | 'half'",
+          actual: style,
+        });
+      }
+      const pairs = headDim / 2;
+      const count = rows * numHeads * pairs;
+      if (count === 0) return;
+      // The angles are computed in f64 on the host, as the CPU backend does: f32 angles lose accuracy
+      // at large positions.
+      const params = new Uint32Array(ROPE_TABLE_OFFSET + rows * pairs * 2);
+      const table = new Float32Array(params.buffer, ROPE_TABLE_OFFSET * 4);
+      for (let row = 0; row < rows; row++) {
+        for (let pair = 0; pair < pairs; pair++) {
+          const angle = positions[row]! * options.theta ** ((-2 * pair) / headDim);
+          table[(row * pairs + pair) * 2] = Math.cos(angle);
+          table[(row * pairs + pair) * 2 + 1] = Math.sin(angle);
+        }
+      }
+      const grid = elementGrid(count);
+      params.set([
+        rows,
+        numHeads,
+        headDim,
+        grid[0],
+        style === 'interleaved' ? 2 : 1,
+        style === 'interleaved' ? 1 : pairs,
+      ]);
+      submit('rope', context.pipeline('op-rope', ropeShader), params, [
+        { buffers: [[1, tensor.buffer]], grid },
+      ]);
+    },
+
+    swiglu(gate, up, out) {
+      context.assertUsable();
+      elementwise('swiglu', gate, up, out);
+    },
+
+    add(a, b, out) {
+      context.assertUsable();
+      elementwise('add', a, b, out);
+    },
+
+    softmax(x, out, temperature = 1) {
+      context.assertUsable();
+      rowSoftmax('softmax', x, out, temperature);
+    },
+
+    logSoftmax(x, out) {
+      context.assertUsable();
+      rowSoftmax('log-softmax', x, out, 1);
+    },
+
+    gatherRows(x, rows, out) {
+      context.assertUsable();
+      context.tensor('x', x);
+      context.tensor('out', out);
+      const view = matrixOf(x, 'x');
+      const outView = matrixOf(out, 'out');
+      requireF32(x, 'x');
+      requireF32(out, 'out');
+      requireEqual('out', 'rows', rows.length, outView.rows, out);
+      requireEqual('out', 'row width', view.columns, outView.columns, out);
+      requireDistinct(x, out, 'x', 'out');
+      requireIndices('rows', rows, view.rows);
+      gather('gatherRows', x, rows, out, view.columns);
+    },
+
+    async argmax(x) {
+      const { data, rows, columns } = await readRows(x);
+      return argmaxRows(data, rows, columns);
+    },
+
+    async topK(x, k): Promise<TopKResult> {
+      const view = matrixOf(x, 'x');
+      assertInteger('k', k, 1);
+      if (k > view.columns) {
+        throw new InvalidArgumentError(`k = ${k} exceeds the row width ${view.columns}`, {
+          argument: 'k',
+          expected: `<= ${view.columns}`,
+          actual: k,
+        });
+      }
+      const { data, rows, columns } = await readRows(x);
+      return topKRows(data, rows, columns, k);
+    },
+
+    copyKVSlots(storage, source, target) {
+      context.assertUsable();
+      const kv = context.storage('storage', storage);
+      const { numLayers, numKvHeads, headDim, dtype } = kv.descriptor;
+      const numSlots = kv.numSlots;
+      requireIndices('source', source, numSlots);
+      requireIndices('target', target, numSlots);
+      if (source.length !== target.length) {
+        throw new InvalidArgumentError(
+          `target must hold ${source.length} slots like source, got ${target.length}`,
+          { argument: 'target', expected: source.length, actual: target.length },
+        );
+      }
+      const sources = new Set(source);
+      const targets = new Set<number>();
+      for (let index = 0; index < target.length; index++) {
+        const slot = target[index]!;
+        if (targets.has(slot) || sources.has(slot)) {
+          throw new InvalidArgumentError(
+            `target[${index}] = ${slot} repeats a target or is also a source; copies must be disjoint`,
+            {
+              argument: `target[${index}]`,
+              expected: 'a distinct slot that is not a source',
+              actual: slot,
+            },
+          );
+        }
+        targets.add(slot);
+      }
+      const count = source.length;
+      if (count === 0) return;
+      const wordsPerSlot = (numKvHeads * headDim * (dtype === 'f16' ? 2 : 4)) / 4;
+      const grid = elementGrid(count * wordsPerSlot);
+      const params = new Uint32Array(COPY_SLOTS_OFFSET + 2 * count);
+      params.set([count, wordsPerSlot, grid[0]]);
+      params.set(source, COPY_SLOTS_OFFSET);
+      params.set(target, COPY_SLOTS_OFFSET + count);
+      const dispatches: Dispatch[] = [];
+      for (let layer = 0; layer < numLayers; layer++) {
+        dispatches.push(
+          { buffers: [[1, kv.keys[layer]!]], grid },
+          { buffers: [[1, kv.values[layer]!]], grid },
+        );
+      }
+      submit('copyKVSlots', context.pipeline('op-copy-kv-slots', copyKvSlotsShader), params, dispatches);
+    },
+  };
+}
