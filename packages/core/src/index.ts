@@ -18,6 +18,7 @@ export { InvalidArgumentError } from './errors/invalid-argument-error.js';
 export { InvalidStateError } from './errors/invalid-state-error.js';
 export { NotFoundError } from './errors/not-found-error.js';
 export { UnsupportedError } from './errors/unsupported-error.js';
+export { argmaxHost, topKHost } from './ops/host-top-k.js';
 export type {
   AttentionShape,
   PartialStateLayout,
@@ -47,3 +48,12 @@ export {
   checkTensorDescriptor,
   checkUploadData,
 } from './validate/backend-arguments.js';
+export type { MatrixView, RopeOperands } from './validate/model-op-operands.js';
+export {
+  checkRopeOperands,
+  matrixOf,
+  requireDistinct,
+  requireEqual,
+  requireF32,
+  requireIndices,
+} from './validate/model-op-operands.js';

@@ -1,14 +1,22 @@
 import {
+  argmaxHost,
   assertFinite,
   assertInteger,
+  checkRopeOperands,
   type DeviceTensor,
   InvalidArgumentError,
   type KVStorage,
   type KVStorageDescriptor,
   type ModelOps,
+  matrixOf,
   type RopeOptions,
+  requireDistinct,
+  requireEqual,
+  requireF32,
+  requireIndices,
   shapeSize,
   type TopKResult,
+  topKHost,
 } from '@deft/core';
 import { addHost, swigluHost } from './elementwise.js';
 import { embeddingHost, gatherRowsHost } from './gather.js';
@@ -16,8 +24,6 @@ import { matmulHost } from './matmul.js';
 import { rmsNormHost } from './rms-norm.js';
 import { ropeHost } from './rope.js';
 import { logSoftmaxHost, softmaxHost } from './softmax.js';
-import { argmaxHost, topKHost } from './top-k.js';
-import { matrixOf, requireDistinct, requireEqual, requireF32, requireIndices } from './validate-operands.js';
 
 /**
  * Resolves a tensor of the CPU backend to its host array: `Float32Array` for f32, `Uint16Array` of
@@ -103,39 +109,7 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
     },
 
     rope(x, positions, options: RopeOptions) {
-      requireF32(x, 'x');
-      if (x.shape.length !== 3) {
-        throw new InvalidArgumentError('x must be [rows, numHeads, headDim] for rope', {
-          argument: 'x',
-          expected: '[rows, numHeads, headDim]',
-          actual: x.shape,
-        });
-      }
-      const [rows, numHeads, headDim] = x.shape as [number, number, number];
-      if (headDim % 2 !== 0) {
-        throw new InvalidArgumentError(`rope needs an even headDim, got ${headDim}`, {
-          argument: 'x',
-          expected: 'even headDim',
-          actual: headDim,
-        });
-      }
-      requireEqual('positions', 'length', rows, positions.length, x);
-      requireIndices('positions', positions, 2 ** 31 - 1);
-      if (!(typeof options.theta === 'number' && options.theta > 0 && Number.isFinite(options.theta))) {
-        throw new InvalidArgumentError('rope theta must be a finite number > 0', {
-          argument: 'options.theta',
-          expected: '> 0',
-          actual: options.theta,
-        });
-      }
-      const style = options.style ?? 'interleaved';
-      if (style !== 'interleaved' && style !== 'half') {
-        throw new InvalidArgumentError(`unknown rope style ${String(style)}`, {
-          argument: 'options.style',
-          expected: "'interleaved' | 'half'",
-          actual: style,
-        });
-      }
+      const { rows, numHeads, headDim, style } = checkRopeOperands(x, positions, options);
       ropeHost(f32Data(data, x, 'x'), positions, rows, numHeads, headDim, options.theta, style);
     },
 

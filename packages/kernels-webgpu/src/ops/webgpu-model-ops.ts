@@ -1,27 +1,33 @@
 /// <reference types="@webgpu/types" />
 import {
+  argmaxHost,
   assertFinite,
   assertInteger,
+  checkRopeOperands,
   type DeviceTensor,
   InvalidArgumentError,
   type ModelOps,
+  matrixOf,
   type RopeOptions,
+  requireDistinct,
+  requireEqual,
+  requireF32,
+  requireIndices,
   shapeSize,
   type TopKResult,
+  topKHost,
 } from '@deft/core';
 import { linearDispatchGrid } from '../backend/dispatch-grid.js';
 import { BUFFER_USAGE } from '../device/gpu-flags.js';
 import { COPY_SLOTS_OFFSET, copyKvSlotsShader } from './copy-kv-slots-shader.js';
 import { type ElementwiseKind, elementwiseShader } from './elementwise-shader.js';
 import { GATHER_INDICES_OFFSET, gatherRowsShader } from './gather-shader.js';
-import { argmaxRows, topKRows } from './host-top-k.js';
 import { matmulShader } from './matmul-shader.js';
 import type { ModelOpsContext } from './model-ops-context.js';
 import { ELEMENT_THREADS, MATMUL_TILE } from './op-threads.js';
 import { rmsNormShader } from './rms-norm-shader.js';
 import { ROPE_TABLE_OFFSET, ropeShader } from './rope-shader.js';
 import { type SoftmaxKind, softmaxShader } from './softmax-shader.js';
-import { matrixOf, requireDistinct, requireEqual, requireF32, requireIndices } from './validate-operands.js';
 
 const align16 = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
 
@@ -251,39 +257,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
     rope(x, positions, options: RopeOptions) {
       context.assertUsable();
       const tensor = context.tensor('x', x);
-      requireF32(x, 'x');
-      if (x.shape.length !== 3) {
-        throw new InvalidArgumentError('x must be [rows, numHeads, headDim] for rope', {
-          argument: 'x',
-          expected: '[rows, numHeads, headDim]',
-          actual: x.shape,
-        });
-      }
-      const [rows, numHeads, headDim] = x.shape as [number, number, number];
-      if (headDim % 2 !== 0) {
-        throw new InvalidArgumentError(`rope needs an even headDim, got ${headDim}`, {
-          argument: 'x',
-          expected: 'even headDim',
-          actual: headDim,
-        });
-      }
-      requireEqual('positions', 'length', rows, positions.length, x);
-      requireIndices('positions', positions, 2 ** 31 - 1);
-      if (!(typeof options.theta === 'number' && options.theta > 0 && Number.isFinite(options.theta))) {
-        throw new InvalidArgumentError('rope theta must be a finite number > 0', {
-          argument: 'options.theta',
-          expected: '> 0',
-          actual: options.theta,
-        });
-      }
-      const style = options.style ?? 'interleaved';
-      if (style !== 'interleaved' && style !== 'half') {
-        throw new InvalidArgumentError(`unknown rope style ${String(style)}`, {
-          argument: 'options.style',
-          expected: "'interleaved' | 'half'",
-          actual: style,
-        });
-      }
+      const { rows, numHeads, headDim, style } = checkRopeOperands(x, positions, options);
       const pairs = headDim / 2;
       const count = rows * numHeads * pairs;
       if (count === 0) return;
@@ -349,7 +323,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
 
     async argmax(x) {
       const { data, rows, columns } = await readRows(x);
-      return argmaxRows(data, rows, columns);
+      return argmaxHost(data, rows, columns);
     },
 
     async topK(x, k): Promise<TopKResult> {
@@ -363,7 +337,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
         });
       }
       const { data, rows, columns } = await readRows(x);
-      return topKRows(data, rows, columns, k);
+      return topKHost(data, rows, columns, k);
     },
 
     copyKVSlots(storage, source, target) {

@@ -1,4 +1,8 @@
-import { type DeviceTensor, formatShape, InvalidArgumentError, shapeSize } from '@deft/core';
+import type { RopeOptions, RopeStyle } from '../backend/model-ops.js';
+import { InvalidArgumentError } from '../errors/invalid-argument-error.js';
+import { type DeviceTensor, formatShape, shapeSize } from '../tensor/tensor.js';
+
+// Operand checks shared by every backend's model ops (see ModelOps in ../backend/model-ops.ts).
 
 /** The matrix view `[rows, columns]` of a tensor: its first dimension, and the product of the rest. */
 export interface MatrixView {
@@ -87,4 +91,60 @@ export function requireIndices(argument: string, indices: Int32Array, limit: num
       });
     }
   }
+}
+
+/** The checked operands of a RoPE call. */
+export interface RopeOperands {
+  readonly rows: number;
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly style: RopeStyle;
+}
+
+/**
+ * Checks the operands of `ModelOps.rope`: `x` is f32 `[rows, numHeads, headDim]` with an even
+ * `headDim`, `positions` has `rows` non-negative entries, `theta` is finite and positive, and the style
+ * is known (`interleaved` when omitted).
+ *
+ * @throws InvalidArgumentError naming the first bad operand.
+ */
+export function checkRopeOperands(
+  x: DeviceTensor,
+  positions: Int32Array,
+  options: RopeOptions,
+): RopeOperands {
+  requireF32(x, 'x');
+  if (x.shape.length !== 3) {
+    throw new InvalidArgumentError('x must be [rows, numHeads, headDim] for rope', {
+      argument: 'x',
+      expected: '[rows, numHeads, headDim]',
+      actual: x.shape,
+    });
+  }
+  const [rows, numHeads, headDim] = x.shape as [number, number, number];
+  if (headDim % 2 !== 0) {
+    throw new InvalidArgumentError(`rope needs an even headDim, got ${headDim}`, {
+      argument: 'x',
+      expected: 'even headDim',
+      actual: headDim,
+    });
+  }
+  requireEqual('positions', 'length', rows, positions.length, x);
+  requireIndices('positions', positions, 2 ** 31 - 1);
+  if (!(typeof options.theta === 'number' && options.theta > 0 && Number.isFinite(options.theta))) {
+    throw new InvalidArgumentError('rope theta must be a finite number > 0', {
+      argument: 'options.theta',
+      expected: '> 0',
+      actual: options.theta,
+    });
+  }
+  const style = options.style ?? 'interleaved';
+  if (style !== 'interleaved' && style !== 'half') {
+    throw new InvalidArgumentError(`unknown rope style ${String(style)}`, {
+      argument: 'options.style',
+      expected: "'interleaved' | 'half'",
+      actual: style,
+    });
+  }
+  return { rows, numHeads, headDim, style };
 }
