@@ -51,6 +51,8 @@ export {
 export type { MatrixView, RopeOperands } from './validate/model-op-operands.js';
 export {
   checkRopeOperands,
+  checkSlotCopy,
+  checkTopK,
   matrixOf,
   requireDistinct,
   requireEqual,

@@ -1,6 +1,7 @@
 import type { RopeOptions, RopeStyle } from '../backend/model-ops.js';
 import { InvalidArgumentError } from '../errors/invalid-argument-error.js';
 import { type DeviceTensor, formatShape, shapeSize } from '../tensor/tensor.js';
+import { assertInteger } from './assert.js';
 
 // Operand checks shared by every backend's model ops (see ModelOps in ../backend/model-ops.ts).
 
@@ -147,4 +148,53 @@ export function checkRopeOperands(
     });
   }
   return { rows, numHeads, headDim, style };
+}
+
+/**
+ * Checks `k` of `ModelOps.topK`: an integer with `1 <= k <= columns`.
+ *
+ * @throws InvalidArgumentError when it is not.
+ */
+export function checkTopK(k: number, columns: number): void {
+  assertInteger('k', k, 1);
+  if (k > columns) {
+    throw new InvalidArgumentError(`k = ${k} exceeds the row width ${columns}`, {
+      argument: 'k',
+      expected: `<= ${columns}`,
+      actual: k,
+    });
+  }
+}
+
+/**
+ * Checks the slot lists of `ModelOps.copyKVSlots`: equal lengths, every slot in `[0, numSlots)`, and
+ * no target repeated or also listed as a source (so the copies do not depend on their order).
+ *
+ * @throws InvalidArgumentError naming the first bad entry.
+ */
+export function checkSlotCopy(source: Int32Array, target: Int32Array, numSlots: number): void {
+  requireIndices('source', source, numSlots);
+  requireIndices('target', target, numSlots);
+  if (source.length !== target.length) {
+    throw new InvalidArgumentError(
+      `target must hold ${source.length} slots like source, got ${target.length}`,
+      { argument: 'target', expected: source.length, actual: target.length },
+    );
+  }
+  const sources = new Set(source);
+  const targets = new Set<number>();
+  for (let index = 0; index < target.length; index++) {
+    const slot = target[index]!;
+    if (targets.has(slot) || sources.has(slot)) {
+      throw new InvalidArgumentError(
+        `target[${index}] = ${slot} repeats a target or is also a source; copies must be disjoint`,
+        {
+          argument: `target[${index}]`,
+          expected: 'a distinct slot that is not a source',
+          actual: slot,
+        },
+      );
+    }
+    targets.add(slot);
+  }
 }

@@ -1,8 +1,9 @@
 import {
   argmaxHost,
   assertFinite,
-  assertInteger,
   checkRopeOperands,
+  checkSlotCopy,
+  checkTopK,
   type DeviceTensor,
   InvalidArgumentError,
   type KVStorage,
@@ -180,14 +181,7 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
     async topK(x, k): Promise<TopKResult> {
       const view = matrixOf(x, 'x');
       const xData = f32Data(data, x, 'x');
-      assertInteger('k', k, 1);
-      if (k > view.columns) {
-        throw new InvalidArgumentError(`k = ${k} exceeds the row width ${view.columns}`, {
-          argument: 'k',
-          expected: `<= ${view.columns}`,
-          actual: k,
-        });
-      }
+      checkTopK(k, view.columns);
       return topKHost(xData, view.rows, view.columns, k);
     },
 
@@ -195,30 +189,7 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       const layers = access.kvLayers(storage, 'storage');
       const { numPages, pageSize, numLayers, numKvHeads, headDim } = layers.descriptor;
       const numSlots = numPages * pageSize;
-      requireIndices('source', source, numSlots);
-      requireIndices('target', target, numSlots);
-      if (source.length !== target.length) {
-        throw new InvalidArgumentError(
-          `target must hold ${source.length} slots like source, got ${target.length}`,
-          { argument: 'target', expected: source.length, actual: target.length },
-        );
-      }
-      const sources = new Set(source);
-      const targets = new Set<number>();
-      for (let index = 0; index < target.length; index++) {
-        const slot = target[index]!;
-        if (targets.has(slot) || sources.has(slot)) {
-          throw new InvalidArgumentError(
-            `target[${index}] = ${slot} repeats a target or is also a source; copies must be disjoint`,
-            {
-              argument: `target[${index}]`,
-              expected: 'a distinct slot that is not a source',
-              actual: slot,
-            },
-          );
-        }
-        targets.add(slot);
-      }
+      checkSlotCopy(source, target, numSlots);
       const rowSize = numKvHeads * headDim;
       for (let layer = 0; layer < numLayers; layer++) {
         for (const array of [layers.keys(layer), layers.values(layer)]) {

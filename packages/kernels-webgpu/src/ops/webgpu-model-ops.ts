@@ -2,8 +2,9 @@
 import {
   argmaxHost,
   assertFinite,
-  assertInteger,
   checkRopeOperands,
+  checkSlotCopy,
+  checkTopK,
   type DeviceTensor,
   InvalidArgumentError,
   type ModelOps,
@@ -328,14 +329,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
 
     async topK(x, k): Promise<TopKResult> {
       const view = matrixOf(x, 'x');
-      assertInteger('k', k, 1);
-      if (k > view.columns) {
-        throw new InvalidArgumentError(`k = ${k} exceeds the row width ${view.columns}`, {
-          argument: 'k',
-          expected: `<= ${view.columns}`,
-          actual: k,
-        });
-      }
+      checkTopK(k, view.columns);
       const { data, rows, columns } = await readRows(x);
       return topKHost(data, rows, columns, k);
     },
@@ -345,30 +339,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       const kv = context.storage('storage', storage);
       const { numLayers, numKvHeads, headDim, dtype } = kv.descriptor;
       const numSlots = kv.numSlots;
-      requireIndices('source', source, numSlots);
-      requireIndices('target', target, numSlots);
-      if (source.length !== target.length) {
-        throw new InvalidArgumentError(
-          `target must hold ${source.length} slots like source, got ${target.length}`,
-          { argument: 'target', expected: source.length, actual: target.length },
-        );
-      }
-      const sources = new Set(source);
-      const targets = new Set<number>();
-      for (let index = 0; index < target.length; index++) {
-        const slot = target[index]!;
-        if (targets.has(slot) || sources.has(slot)) {
-          throw new InvalidArgumentError(
-            `target[${index}] = ${slot} repeats a target or is also a source; copies must be disjoint`,
-            {
-              argument: `target[${index}]`,
-              expected: 'a distinct slot that is not a source',
-              actual: slot,
-            },
-          );
-        }
-        targets.add(slot);
-      }
+      checkSlotCopy(source, target, numSlots);
       const count = source.length;
       if (count === 0) return;
       const wordsPerSlot = (numKvHeads * headDim * (dtype === 'f16' ? 2 : 4)) / 4;
