@@ -104,6 +104,19 @@ T* Find(std::unordered_map<Handle, std::unique_ptr<T>>& table, Handle handle) {
   return found == table.end() ? nullptr : found->second.get();
 }
 
+/** Frees (with `release`) and erases every entry of `table` that `belongs` selects. */
+template <typename T, typename Belongs, typename ReleaseEntry>
+void ReleaseWhere(std::unordered_map<Handle, std::unique_ptr<T>>& table, Belongs belongs, ReleaseEntry release) {
+  for (auto iterator = table.begin(); iterator != table.end();) {
+    if (belongs(*iterator->second)) {
+      release(*iterator->second);
+      iterator = table.erase(iterator);
+    } else {
+      ++iterator;
+    }
+  }
+}
+
 Status MissingHandle(const char* kind, Handle handle) {
   return Status::NotFound(std::string("no live ") + kind + " with handle " + std::to_string(handle) +
                           " (disposed, or created by another backend)");
@@ -251,47 +264,22 @@ Status DestroyContext(Handle handle) {
   if (context == nullptr) return Status::Ok();  // idempotent
   cudaSetDevice(context->device);
   if (context->stream != nullptr) cudaStreamSynchronize(context->stream);
-  for (auto iterator = plans.begin(); iterator != plans.end();) {
-    if (iterator->second->context == handle) {
-      cudaFree(iterator->second->device);
-      iterator = plans.erase(iterator);
-    } else {
-      ++iterator;
-    }
-  }
-  for (auto iterator = slotLists.begin(); iterator != slotLists.end();) {
-    const Storage* owner = Find(storages, iterator->second->storage);
-    if (owner == nullptr || owner->context == handle) {
-      cudaFree(iterator->second->device);
-      iterator = slotLists.erase(iterator);
-    } else {
-      ++iterator;
-    }
-  }
-  for (auto iterator = storages.begin(); iterator != storages.end();) {
-    if (iterator->second->context == handle) {
-      cudaFree(iterator->second->pointer);
-      iterator = storages.erase(iterator);
-    } else {
-      ++iterator;
-    }
-  }
-  for (auto iterator = buffers.begin(); iterator != buffers.end();) {
-    if (iterator->second->context == handle) {
-      cudaFree(iterator->second->pointer);
-      iterator = buffers.erase(iterator);
-    } else {
-      ++iterator;
-    }
-  }
-  for (auto iterator = events.begin(); iterator != events.end();) {
-    if (iterator->second->context == handle) {
-      cudaEventDestroy(iterator->second->event);
-      iterator = events.erase(iterator);
-    } else {
-      ++iterator;
-    }
-  }
+  // Slot lists before storages: a slot list finds its context through its storage.
+  ReleaseWhere(plans, [&](const Plan& plan) { return plan.context == handle; },
+               [](Plan& plan) { cudaFree(plan.device); });
+  ReleaseWhere(
+      slotLists,
+      [&](const SlotList& list) {
+        const Storage* owner = Find(storages, list.storage);
+        return owner == nullptr || owner->context == handle;
+      },
+      [](SlotList& list) { cudaFree(list.device); });
+  ReleaseWhere(storages, [&](const Storage& storage) { return storage.context == handle; },
+               [](Storage& storage) { cudaFree(storage.pointer); });
+  ReleaseWhere(buffers, [&](const Buffer& buffer) { return buffer.context == handle; },
+               [](Buffer& buffer) { cudaFree(buffer.pointer); });
+  ReleaseWhere(events, [&](const Event& event) { return event.context == handle; },
+               [](Event& event) { cudaEventDestroy(event.event); });
   Release(context);
   contexts.erase(handle);
   return Status::Ok();
