@@ -377,29 +377,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
         [keyBinding, target.keys[layer]!],
         [valueBinding, target.values[layer]!],
       ] as const) {
-        pass.setBindGroup(
-          0,
-          this.device.createBindGroup({
-            layout: pipeline.getBindGroupLayout(0),
-            entries: [
-              {
-                binding: 0,
-                resource: { buffer: transfer.buffer, offset: transfer.offsets.params, size: 16 },
-              },
-              {
-                binding: 1,
-                resource: {
-                  buffer: transfer.buffer,
-                  offset: transfer.offsets.slots,
-                  size: align16(count * 4),
-                },
-              },
-              { binding: 2, resource: rows },
-              { binding: 3, resource: { buffer } },
-            ],
-          }),
-        );
-        pass.dispatchWorkgroups(grid[0], grid[1]);
+        this.dispatchTransfer(pass, pipeline, transfer, count, grid, rows, { buffer });
       }
       pass.end();
       this.device.queue.submit([encoder.finish()]);
@@ -443,29 +421,19 @@ class WebGpuBackendImpl implements WebGpuBackend {
         [source.keys[layer]!, 0],
         [source.values[layer]!, valueOffset],
       ] as const) {
-        pass.setBindGroup(
-          0,
-          this.device.createBindGroup({
-            layout: pipeline.getBindGroupLayout(0),
-            entries: [
-              {
-                binding: 0,
-                resource: { buffer: transfer.buffer, offset: transfer.offsets.params, size: 16 },
-              },
-              {
-                binding: 1,
-                resource: {
-                  buffer: transfer.buffer,
-                  offset: transfer.offsets.slots,
-                  size: align16(count * 4),
-                },
-              },
-              { binding: 2, resource: { buffer } },
-              { binding: 3, resource: { buffer: rows, offset, size: align16(rowBytes) } },
-            ],
-          }),
+        this.dispatchTransfer(
+          pass,
+          pipeline,
+          transfer,
+          count,
+          grid,
+          { buffer },
+          {
+            buffer: rows,
+            offset,
+            size: align16(rowBytes),
+          },
         );
-        pass.dispatchWorkgroups(grid[0], grid[1]);
       }
       pass.end();
       this.device.queue.submit([encoder.finish()]);
@@ -796,6 +764,37 @@ class WebGpuBackendImpl implements WebGpuBackend {
       this.pipelines.set(key, pipeline);
     }
     return pipeline;
+  }
+
+  /**
+   * One dispatch of a KV transfer kernel: bindings 0 and 1 are the transfer's parameters and slot list,
+   * 2 the rows read and 3 the rows written.
+   */
+  private dispatchTransfer(
+    pass: GPUComputePassEncoder,
+    pipeline: GPUComputePipeline,
+    transfer: TransferResources,
+    count: number,
+    grid: readonly [number, number],
+    input: GPUBindingResource,
+    output: GPUBindingResource,
+  ): void {
+    pass.setBindGroup(
+      0,
+      this.device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: transfer.buffer, offset: transfer.offsets.params, size: 16 } },
+          {
+            binding: 1,
+            resource: { buffer: transfer.buffer, offset: transfer.offsets.slots, size: align16(count * 4) },
+          },
+          { binding: 2, resource: input },
+          { binding: 3, resource: output },
+        ],
+      }),
+    );
+    pass.dispatchWorkgroups(grid[0], grid[1]);
   }
 
   private createTransferBuffer(
