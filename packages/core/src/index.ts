@@ -31,9 +31,10 @@ export type { PlanLimits } from './plan/validate-plan.js';
 export { validatePlan } from './plan/validate-plan.js';
 export type { DType } from './tensor/dtype.js';
 export { DTYPES, dtypeBytes, isDType } from './tensor/dtype.js';
-export { f16BitsToF32, f32ToF16Bits, fromF16Array, toF16Array } from './tensor/f16.js';
+export { f16BitsToF32, f16ToF32Table, f32ToF16Bits, fromF16Array, toF16Array } from './tensor/f16.js';
 export type { DeviceTensor, Shape, TensorDescriptor } from './tensor/tensor.js';
 export { formatShape, shapeSize } from './tensor/tensor.js';
+export type { PagedTreeView, TreeQueries } from './tree/paged-tree-view.js';
 export { assertFinite, assertInteger, describeValue } from './validate/assert.js';
 export type { PageCopyCheckOptions, SlotCheckOptions } from './validate/backend-arguments.js';
 export {

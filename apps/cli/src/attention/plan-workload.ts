@@ -1,5 +1,5 @@
 import type { PlanStrategy, TreeAttentionPlan } from '@deft/core';
-import { planTreeAttention } from '@deft/kv-cache';
+import { planTreeAttention } from '@deft/planner';
 import type { BuiltWorkload } from '../workloads/build-workload.js';
 
 /** A plan and how long the planner took to build it. */

@@ -1,5 +1,5 @@
 import type { PlanStrategy } from '@deft/core';
-import { planTreeAttention } from '@deft/kv-cache';
+import { planTreeAttention } from '@deft/planner';
 import type { CliIo } from '../cli/cli-io.js';
 import type { OptionValues } from '../cli/parse-command-line.js';
 import { createProgress } from '../cli/progress.js';

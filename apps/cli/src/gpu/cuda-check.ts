@@ -2,8 +2,8 @@ import type { AttentionShape, DType, PlanStrategy } from '@deft/core';
 import { PLAN_STRATEGIES } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import type { CudaAttentionKernel, CudaBackend } from '@deft/kernels-cuda';
-import { planTreeAttention } from '@deft/kv-cache';
-import { randomTreeCase } from '@deft/kv-cache/testing';
+import { planTreeAttention } from '@deft/planner';
+import { randomTreeCase } from '@deft/testing';
 import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
 import { seededRandom } from '../attention/seeded-random.js';
 

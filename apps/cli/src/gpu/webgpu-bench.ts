@@ -6,7 +6,7 @@ import {
   type WebGpuBackend,
   type WebGpuDeviceHandle,
 } from '@deft/kernels-webgpu';
-import { planTreeAttention } from '@deft/kv-cache';
+import { planTreeAttention } from '@deft/planner';
 import { randomAttentionInputs, scatterToSlots } from '../attention/random-inputs.js';
 import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
 import type { BenchRow } from '../bench/bench-result.js';

@@ -1,8 +1,8 @@
 import { type AttentionShape, PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import type { WebGpuBackend } from '@deft/kernels-webgpu';
-import { planTreeAttention } from '@deft/kv-cache';
-import { randomTreeCase, SeededRandom } from '@deft/kv-cache/testing';
+import { planTreeAttention } from '@deft/planner';
+import { randomTreeCase, SeededRandom } from '@deft/testing';
 import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
 
 /** One checked (tree, dtype, strategy). */

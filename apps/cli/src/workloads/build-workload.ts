@@ -1,6 +1,5 @@
-import type { AttentionShape } from '@deft/core';
-import type { PagedTreeView, TreeQueries } from '@deft/kv-cache';
-import { buildPagedTree } from '@deft/kv-cache/testing';
+import type { AttentionShape, PagedTreeView, TreeQueries } from '@deft/core';
+import { buildPagedTree } from '@deft/testing';
 import { workloadQueries } from './parse-workload.js';
 import type { Workload } from './workload.js';
 

@@ -5,9 +5,9 @@ import {
   isModelBackend,
   type TreeAttentionPlan,
 } from '@deft/core';
-import { createRecordingBackend } from '@deft/core/testing';
-import { planTreeAttention } from '@deft/kv-cache';
-import { buildPagedTree, defaultQueries } from '@deft/kv-cache/testing';
+import { createRecordingBackend } from '@deft/testing';
+import { planTreeAttention } from '@deft/planner';
+import { buildPagedTree, defaultQueries } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from './create-cpu-backend.js';
 

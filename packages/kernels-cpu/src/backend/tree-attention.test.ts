@@ -1,6 +1,6 @@
 import { type Backend, type DType, PLAN_STRATEGIES, type PlanStrategy, validatePlan } from '@deft/core';
-import { planTreeAttention } from '@deft/kv-cache';
-import { RANDOM_TREE_KINDS, type RandomTreeCase, randomTreeCase, SeededRandom } from '@deft/kv-cache/testing';
+import { planTreeAttention } from '@deft/planner';
+import { RANDOM_TREE_KINDS, type RandomTreeCase, randomTreeCase, SeededRandom } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { directTreeAttention } from '../reference/direct-tree-attention.js';
 import { createCpuBackend } from './create-cpu-backend.js';

@@ -1,30 +1,16 @@
+import type { PagedTreeView, TreeQueries } from '@deft/core';
 import { InvalidArgumentError } from '@deft/core';
 
-/** The parts of a paged tree view the reference reads (structurally a `PagedTreeView` of `@deft/kv-cache`). */
-export interface ReferenceTreeView {
-  readonly pageSize: number;
-  /** `[numIds]` parent of each node, `-1` for a root. */
-  readonly parent: Int32Array;
-  /** `[numIds]` tokens of each node. */
-  readonly tokenCount: Int32Array;
-  /** `[numIds + 1]` offsets into `pages`. */
-  readonly pageIndptr: Int32Array;
-  /** Pages of each node in token order. */
-  readonly pages: Int32Array;
-}
-
-/** Queries as `(node, position)` pairs (structurally a `TreeQueries` of `@deft/kv-cache`). */
-export interface ReferenceTreeQueries {
-  /** `[numQueries]` node of each query. */
-  readonly nodes: Int32Array;
-  /** `[numQueries]` position inside the node: the query sees tokens `0 ..= position` of it. */
-  readonly positions: Int32Array;
-}
+/** The parts of a {@link PagedTreeView} the reference reads (it needs no depth-first order). */
+export type ReferenceTreeView = Pick<
+  PagedTreeView,
+  'pageSize' | 'parent' | 'tokenCount' | 'pageIndptr' | 'pages'
+>;
 
 /** Arguments of {@link directTreeAttention}. */
 export interface DirectTreeAttentionArgs {
   readonly view: ReferenceTreeView;
-  readonly queries: ReferenceTreeQueries;
+  readonly queries: TreeQueries;
   /** `[numQueries, numHeads, headDim]` f32 queries. */
   readonly q: Float32Array;
   /** `[numSlots, numKvHeads, headDim]` f32 keys (a slot is `page * pageSize + offset`). */

@@ -5,7 +5,6 @@ export type { PartialStates } from './compute-partials.js';
 export { computePartials } from './compute-partials.js';
 export type {
   DirectTreeAttentionArgs,
-  ReferenceTreeQueries,
   ReferenceTreeView,
 } from './direct-tree-attention.js';
 export { directTreeAttention } from './direct-tree-attention.js';

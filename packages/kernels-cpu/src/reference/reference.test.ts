@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from '@deft/core';
-import { planTreeAttention } from '@deft/kv-cache';
-import { buildPagedTree, randomTreeCase, SeededRandom } from '@deft/kv-cache/testing';
+import { planTreeAttention } from '@deft/planner';
+import { buildPagedTree, randomTreeCase, SeededRandom } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { mergeAttentionStates } from '../attention/merge-attention-states.js';
 import { computePartials } from './compute-partials.js';

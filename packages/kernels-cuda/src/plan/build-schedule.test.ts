@@ -1,8 +1,8 @@
 import type { AttentionShape } from '@deft/core';
 import { validatePlan } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
-import { planTreeAttention } from '@deft/kv-cache';
-import { buildPagedTree, defaultQueries, RANDOM_TREE_KINDS, randomTreeCase } from '@deft/kv-cache/testing';
+import { planTreeAttention } from '@deft/planner';
+import { buildPagedTree, defaultQueries, RANDOM_TREE_KINDS, randomTreeCase } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { buildSchedule, EXEC_CHUNK_FIELDS, UNIT_FIELDS } from './build-schedule.js';
 import { emulateSchedule } from './emulate-schedule.js';

@@ -1,5 +1,5 @@
 import { type AttentionShape, PLAN_STRATEGIES } from '@deft/core';
-import { buildPagedTree, randomTreeCase } from '@deft/kv-cache/testing';
+import { buildPagedTree, randomTreeCase } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkTreeAttention } from '../test-support/check-tree-attention.js';
 import { openTestDevice } from '../test-support/open-test-device.js';

@@ -7,8 +7,8 @@ import {
   InvalidArgumentError,
   UnsupportedError,
 } from '@deft/core';
-import { planTreeAttention } from '@deft/kv-cache';
-import { buildPagedTree, defaultQueries, SeededRandom } from '@deft/kv-cache/testing';
+import { planTreeAttention } from '@deft/planner';
+import { buildPagedTree, defaultQueries, SeededRandom } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requestWebGpuDevice } from '../device/request-device.js';
 import { openTestDevice } from '../test-support/open-test-device.js';

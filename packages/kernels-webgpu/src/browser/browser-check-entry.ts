@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import { type AttentionShape, PLAN_STRATEGIES } from '@deft/core';
-import { randomTreeCase } from '@deft/kv-cache/testing';
+import { randomTreeCase } from '@deft/testing';
 import { createWebGpuBackend } from '../backend/webgpu-backend.js';
 import { requestWebGpuDevice } from '../device/request-device.js';
 import { checkTreeAttention, type StrategyCheck } from '../test-support/check-tree-attention.js';

@@ -7,7 +7,7 @@ import {
   type Shape,
 } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
-import { SeededRandom } from '@deft/kv-cache/testing';
+import { SeededRandom } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWebGpuBackend } from '../backend/webgpu-backend.js';
 import { openTestDevice } from '../test-support/open-test-device.js';

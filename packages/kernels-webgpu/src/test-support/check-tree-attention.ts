@@ -1,7 +1,8 @@
 import type { AttentionShape, Backend, PlanStrategy } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
-import { type PagedTreeView, planTreeAttention, type TreeQueries } from '@deft/kv-cache';
-import { SeededRandom } from '@deft/kv-cache/testing';
+import { type PagedTreeView, type TreeQueries } from '@deft/core';
+import { planTreeAttention } from '@deft/planner';
+import { SeededRandom } from '@deft/testing';
 
 /** A tree to check: what `randomTreeCase` and `buildPagedTree` return. */
 export interface TreeCheckCase {

@@ -1,4 +1,4 @@
-import type { Backend, KVStorage } from '@deft/core';
+import type { Backend, KVStorage, PagedTreeView } from '@deft/core';
 import {
   assertInteger,
   CapacityError,
@@ -9,7 +9,6 @@ import {
   NotFoundError,
 } from '@deft/core';
 import type { CommitResult, TokenTree, TreeChange } from '@deft/tree';
-import type { PagedTreeView } from '../plan/paged-tree-view.js';
 import type { PagePool } from '../pool/page-pool.js';
 import { growInt32 } from './grow-int32.js';
 import type { PrefixBlock, PrefixCache } from './prefix-cache.js';

@@ -6,7 +6,8 @@ import {
   type PlanStrategy,
 } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
-import { PagePool, planTreeAttention } from '@deft/kv-cache';
+import { PagePool } from '@deft/kv-cache';
+import { planTreeAttention } from '@deft/planner';
 import { TokenTree } from '@deft/tree';
 import { describe, expect, it } from 'vitest';
 import { LlamaModel } from '../forward/llama-model.js';

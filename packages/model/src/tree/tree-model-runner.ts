@@ -6,7 +6,8 @@ import {
   kvBytesPerToken,
   type PlanStrategy,
 } from '@deft/core';
-import { type PagePool, planTreeAttention, TreeKVCache } from '@deft/kv-cache';
+import { type PagePool, TreeKVCache } from '@deft/kv-cache';
+import { planTreeAttention } from '@deft/planner';
 import type { TokenTree, TreeChange } from '@deft/tree';
 import type { LlamaModel } from '../forward/llama-model.js';
 import type { StepStats } from './step-stats.js';

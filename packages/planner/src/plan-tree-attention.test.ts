@@ -1,3 +1,4 @@
+import type { PagedTreeView, TreeQueries } from '@deft/core';
 import {
   type AttentionShape,
   InvalidArgumentError,
@@ -6,11 +7,8 @@ import {
   type TreeAttentionPlan,
   validatePlan,
 } from '@deft/core';
+import { buildPagedTree, defaultQueries, randomTreeCase } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
-import { buildPagedTree } from '../testing/build-paged-tree.js';
-import { defaultQueries } from '../testing/default-queries.js';
-import { randomTreeCase } from '../testing/random-tree-case.js';
-import type { PagedTreeView, TreeQueries } from './paged-tree-view.js';
 import { planTreeAttention } from './plan-tree-attention.js';
 
 const shape: AttentionShape = { numHeads: 8, numKvHeads: 2, headDim: 16, kvDtype: 'f16' };

@@ -1,4 +1,4 @@
-import type { PagedTreeView, TreeQueries } from '../plan/paged-tree-view.js';
+import type { PagedTreeView, TreeQueries } from '@deft/core';
 
 /**
  * One query per leaf that holds tokens, at its last token, in depth-first order: a decoding step of

@@ -1,4 +1,4 @@
-import type { PagedTreeView, TreeQueries } from '../plan/paged-tree-view.js';
+import type { PagedTreeView, TreeQueries } from '@deft/core';
 import { buildPagedTree, type TreeNodeSpec } from './build-paged-tree.js';
 import { SeededRandom } from './seeded-random.js';
 

@@ -1,4 +1,4 @@
-import type { Backend } from '../backend/backend.js';
+import type { Backend } from '@deft/core';
 
 /** One call recorded by {@link createRecordingBackend}. */
 export interface RecordedCall {

@@ -1,5 +1,5 @@
+import type { PagedTreeView, TreeQueries } from '@deft/core';
 import { InvalidArgumentError, NotFoundError } from '@deft/core';
-import type { PagedTreeView, TreeQueries } from './paged-tree-view.js';
 
 /**
  * The planner's index of a tree and its queries, built in time linear in the tree and the queries.

@@ -1,4 +1,4 @@
-import type { PagedTreeView } from './paged-tree-view.js';
+import type { PagedTreeView } from '@deft/core';
 
 /**
  * Writes the KV slots of tokens `start .. end` of `node` into `target` from `offset` on.

@@ -9,11 +9,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AttentionShape, PlanStrategy } from '@deft/core';
-import type { PagedTreeView, TreeQueries } from '../src/plan/paged-tree-view.js';
-import { planTreeAttention } from '../src/plan/plan-tree-attention.js';
-import { buildPagedTree, type TreeNodeSpec } from '../src/testing/build-paged-tree.js';
-import { defaultQueries } from '../src/testing/default-queries.js';
+import type { AttentionShape, PagedTreeView, PlanStrategy, TreeQueries } from '@deft/core';
+import { buildPagedTree, defaultQueries, type TreeNodeSpec } from '@deft/testing';
+import { planTreeAttention } from '../src/plan-tree-attention.js';
 
 const shape: AttentionShape = { numHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' };
 const pageSize = 16;

@@ -1,9 +1,8 @@
-import type { AttentionShape, PlanStrategy, TreeAttentionPlan } from '@deft/core';
+import type { AttentionShape, PagedTreeView, PlanStrategy, TreeAttentionPlan, TreeQueries } from '@deft/core';
 import { InvalidArgumentError, isDType, PLAN_STRATEGIES } from '@deft/core';
 import { buildGroupedPlan } from './build-grouped-plan.js';
 import { buildSequencePlan, sumPathLengths } from './build-sequence-plan.js';
 import { autoChunkSize, DEFAULT_MAX_PARTIAL_RATIO, DEFAULT_TARGET_WORK_UNITS } from './chunk-size.js';
-import type { PagedTreeView, TreeQueries } from './paged-tree-view.js';
 import { buildTreeQueryLayout } from './tree-query-layout.js';
 
 /** Options of {@link planTreeAttention}. */

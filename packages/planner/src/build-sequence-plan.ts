@@ -1,8 +1,7 @@
-import type { AttentionShape, TreeAttentionPlan } from '@deft/core';
+import type { AttentionShape, PagedTreeView, TreeAttentionPlan, TreeQueries } from '@deft/core';
 import { PLAN_FORMAT_VERSION } from '@deft/core';
 import { chunkTolerance, nextChunkCut } from './chunk-cutter.js';
 import { fillTokenSlots } from './fill-token-slots.js';
-import type { PagedTreeView, TreeQueries } from './paged-tree-view.js';
 import { computePlanIO } from './plan-io.js';
 import type { TreeQueryLayout } from './tree-query-layout.js';
 

@@ -1,5 +1,5 @@
+import type { PagedTreeView } from '@deft/core';
 import { InvalidArgumentError } from '@deft/core';
-import type { PagedTreeView } from '../plan/paged-tree-view.js';
 import { SeededRandom } from './seeded-random.js';
 
 /** One node of a tree described by index: `parent` is the index of an earlier node, or `-1` for a root. */

@@ -1,2 +1,0 @@
-export type { RecordedCall, RecordingBackend } from './recording-backend.js';
-export { createRecordingBackend } from './recording-backend.js';
