@@ -76,6 +76,17 @@ enum PlanHeaderField : int {
   kHeaderNumMergeQueries,
   kHeaderFuseMerge,
   kHeaderTotalBytes,
+  // the task executor (v7): 0 work units over the plan's chunks, 1 mask-free tasks
+  kHeaderExecutor,
+  kHeaderNumTasks,
+  kHeaderNumTaskRows,
+  kHeaderNumTaskSlots,
+  kHeaderNumSuffixSlots,
+  kHeaderOffsetTasks,
+  kHeaderOffsetTaskSlots,
+  kHeaderOffsetTaskRows,
+  kHeaderOffsetSuffixIndptr,
+  kHeaderOffsetSuffixSlots,
   kHeaderFieldCount,
 };
 

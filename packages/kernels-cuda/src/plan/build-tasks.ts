@@ -1,0 +1,311 @@
+import type { TreeAttentionPlan } from '@deft/core';
+
+/** Ints per task in {@link TaskSchedule.tasks}: `[slotStart, numTokens, rowStart, rowCount]`. */
+export const TASK_FIELDS = 4;
+/** Ints per task row in {@link TaskSchedule.taskRows}: `[qRow, partialRow]`. */
+export const TASK_ROW_FIELDS = 2;
+/** Tokens per KV tile of the task kernel (one barrier per tile). */
+export const TASK_TILE_TOKENS = 64;
+/** Rows (query x head of one KV head's group) of one task: one 16-row query tile per warp, four warps. */
+export const TASK_MAX_ROWS = 64;
+
+/** Device facts and knobs the task schedule is built for. */
+export interface TaskScheduleOptions {
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  /** Multiprocessors of the device (132 on an H100 / H200 SXM). */
+  readonly multiprocessors: number;
+  /** CTAs of the task kernel resident per multiprocessor (default 2: three 32 KB stages each). */
+  readonly blocksPerMultiprocessor?: number;
+  /** Cost of one 16-row query tile per token, relative to reading the token's K and V (default 0.15). */
+  readonly queryTileCost?: number;
+  /** Fixed cost of a task (start-up latency of a CTA), in tokens read (default 96). */
+  readonly taskCost?: number;
+  /**
+   * Largest group (a set of tokens seen by the same queries) computed in the merge kernel instead of
+   * as a task: at most this many tokens (default 16) ...
+   */
+  readonly suffixTokens?: number;
+  /** ... and at most this many rows (queries x group, default 16). */
+  readonly suffixRows?: number;
+}
+
+/**
+ * A mask-free execution of a plan. The plan's segments (runs of tokens that every query of a chunk
+ * either sees or does not) are grouped by their exact set of queries, so every query of a group sees
+ * every token of it: no mask anywhere. Small groups (speculative leaves, a draft tree's private
+ * ancestors) become per-query suffixes, computed by the merge kernel on CUDA cores; every other group
+ * becomes tasks of at most {@link TASK_MAX_ROWS} rows (row = query-in-group * group + head-in-group)
+ * by a range of whole 64-token tiles of the group's tokens, the number of KV splits chosen from a
+ * cost model so that about one wave of CTAs (one per task and KV head) finishes together.
+ *
+ * Task `t` is `tasks[4t .. 4t + 4)`: `[slotStart, numTokens, rowStart, rowCount]`; its tokens are
+ * `taskSlots[slotStart ..< slotStart + numTokens]`, its rows `taskRows[2 * (rowStart ..< rowStart + rowCount)]`.
+ * Row entry `[qRow, partialRow]`: for KV head `h`, the row reads `q[(qRow + h * group) * headDim ..]`
+ * and writes the output at the same offset when `partialRow < 0` (the query's only state), else
+ * `partialO[(partialRow + h * group) * headDim ..]` and `partialLse[partialRow + h * group]` (base 2).
+ * Tasks are ordered costliest first (deterministic), so the largest start in the first wave.
+ */
+export interface TaskSchedule {
+  /** Groups of tokens with one set of queries (suffix groups included). */
+  readonly numGroups: number;
+  readonly numTasks: number;
+  /** `[numTasks, 4]` see above. */
+  readonly tasks: Int32Array;
+  /** `[numTaskSlots]` KV slot of each task token, each group's tokens contiguous. */
+  readonly taskSlots: Int32Array;
+  /** `[numTaskRows, 2]` see above. */
+  readonly taskRows: Int32Array;
+  /** Partial-state slots (each `numHeads` rows of `headDim` floats and one lse per head). */
+  readonly numPartials: number;
+  /** `[numQueries + 1]` offsets into `queryPartials`. */
+  readonly queryPartialIndptr: Int32Array;
+  /** Partial slots of each query, in task-creation order (the merge order). */
+  readonly queryPartials: Int32Array;
+  /** `[numQueries + 1]` offsets into `suffixSlots`. */
+  readonly suffixIndptr: Int32Array;
+  /** KV slots each query attends to in the merge kernel (its small private groups). */
+  readonly suffixSlots: Int32Array;
+  /** Queries the merge kernel writes: several partials, a suffix, or nothing at all (output zero). */
+  readonly mergeQueries: Int32Array;
+  /** Largest KV slot read, `-1` when none. */
+  readonly maxSlot: number;
+}
+
+interface Group {
+  readonly queries: Int32Array;
+  readonly slots: number[];
+}
+
+interface TaskDraft {
+  readonly fields: [number, number, number, number];
+  readonly cost: number;
+  readonly order: number;
+}
+
+/**
+ * Builds the mask-free task schedule of a validated plan for a device.
+ *
+ * @param plan A plan that passed `validatePlan` (any strategy).
+ * @param options The attention shape's heads and the device's multiprocessors.
+ * @returns The schedule (see {@link TaskSchedule}); deterministic for the same inputs.
+ * @example
+ * ```ts
+ * const schedule = buildTaskSchedule(plan, { numHeads: 32, numKvHeads: 8, multiprocessors: 132 });
+ * ```
+ */
+export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskScheduleOptions): TaskSchedule {
+  const group = options.numHeads / options.numKvHeads;
+  const numHeads = options.numHeads;
+  const queryTileCost = options.queryTileCost ?? 0.15;
+  const taskCost = options.taskCost ?? 96;
+  const suffixTokens = options.suffixTokens ?? 16;
+  const suffixRows = options.suffixRows ?? 16;
+  const blocks = Math.max(1, options.multiprocessors) * (options.blocksPerMultiprocessor ?? 2);
+  const slotsPerKvHead = Math.max(1, Math.floor(blocks / options.numKvHeads));
+  const { numChunks, numQueries } = plan;
+
+  // 1. Groups: every segment's tokens go to the group of its exact query set (first-seen order).
+  const groupsByKey = new Map<string, Group>();
+  const groups: Group[] = [];
+  const groupOf = (queries: Int32Array): Group => {
+    const key = queries.join(',');
+    let found = groupsByKey.get(key);
+    if (found === undefined) {
+      found = { queries, slots: [] };
+      groupsByKey.set(key, found);
+      groups.push(found);
+    }
+    return found;
+  };
+  let previousFull: { start: number; end: number; group: Group } | undefined;
+  for (let chunk = 0; chunk < numChunks; chunk++) {
+    const queryStart = plan.chunkQueryIndptr[chunk]!;
+    const queryEnd = plan.chunkQueryIndptr[chunk + 1]!;
+    const tokenStart = plan.chunkTokenIndptr[chunk]!;
+    const tokenEnd = plan.chunkTokenIndptr[chunk + 1]!;
+    if (queryEnd === queryStart || tokenEnd === tokenStart) continue;
+    const chunkQueries = plan.chunkQueries.subarray(queryStart, queryEnd);
+    if (plan.chunkFullyVisible[chunk] === 1) {
+      let target: Group;
+      if (
+        previousFull !== undefined &&
+        previousFull.end - previousFull.start === queryEnd - queryStart &&
+        sameRange(plan.chunkQueries, previousFull.start, queryStart, queryEnd - queryStart)
+      ) {
+        target = previousFull.group;
+      } else {
+        target = groupOf(Int32Array.from(chunkQueries));
+      }
+      previousFull = { start: queryStart, end: queryEnd, group: target };
+      for (let token = tokenStart; token < tokenEnd; token++) target.slots.push(plan.tokenSlots[token]!);
+      continue;
+    }
+    const words = Math.ceil((queryEnd - queryStart) / 32);
+    const maskOffset = plan.chunkMaskOffset[chunk]!;
+    const segmentGroups: (Group | null | undefined)[] = [];
+    for (let token = tokenStart; token < tokenEnd; token++) {
+      const segment = plan.tokenSegments[token]!;
+      let target = segmentGroups[segment];
+      if (target === undefined) {
+        const seen: number[] = [];
+        for (let index = 0; index < queryEnd - queryStart; index++) {
+          const word = plan.mask[maskOffset + segment * words + (index >> 5)]!;
+          if (((word >>> (index & 31)) & 1) === 1) seen.push(chunkQueries[index]!);
+        }
+        target = seen.length === 0 ? null : groupOf(Int32Array.from(seen));
+        segmentGroups[segment] = target;
+      }
+      if (target !== null) target.slots.push(plan.tokenSlots[token]!);
+    }
+  }
+
+  // 2. Suffix groups go to their queries' suffix lists; the others are cut into row blocks and KV splits.
+  const suffixCounts = new Int32Array(numQueries);
+  const partialCounts = new Int32Array(numQueries);
+  const isSuffix = groups.map(
+    (candidate) => candidate.slots.length <= suffixTokens && candidate.queries.length * group <= suffixRows,
+  );
+  interface Blocked {
+    readonly group: Group;
+    readonly blockTiles: number[];
+    readonly tiles: number;
+    splits: number;
+  }
+  const blocked: Blocked[] = [];
+  let totalCost = 0;
+  groups.forEach((candidate, index) => {
+    if (isSuffix[index]) {
+      for (const query of candidate.queries) suffixCounts[query]! += candidate.slots.length;
+      return;
+    }
+    const rowTiles = Math.ceil((candidate.queries.length * group) / 16);
+    const numBlocks = Math.ceil(rowTiles / (TASK_MAX_ROWS / 16));
+    const blockTiles: number[] = [];
+    for (let block = 0; block < numBlocks; block++) {
+      blockTiles.push(
+        Math.floor((rowTiles * (block + 1)) / numBlocks) - Math.floor((rowTiles * block) / numBlocks),
+      );
+    }
+    const tokens = candidate.slots.length;
+    for (const tiles of blockTiles) totalCost += tokens * (1 + queryTileCost * tiles) + taskCost;
+    blocked.push({ group: candidate, blockTiles, tiles: Math.ceil(tokens / TASK_TILE_TOKENS), splits: 1 });
+  });
+  // One wave: each task's cost near the total over the CTA slots of one KV head (twice: the split
+  // count changes the fixed costs in the total).
+  for (let pass = 0; pass < 2; pass++) {
+    const target = Math.max(totalCost / slotsPerKvHead, taskCost * 2);
+    let nextTotal = 0;
+    for (const entry of blocked) {
+      const tokens = entry.group.slots.length;
+      let worst = 0;
+      for (const tiles of entry.blockTiles) worst = Math.max(worst, tokens * (1 + queryTileCost * tiles));
+      entry.splits = Math.max(1, Math.min(entry.tiles, Math.ceil(worst / target)));
+      for (const tiles of entry.blockTiles) {
+        nextTotal += tokens * (1 + queryTileCost * tiles) + taskCost * entry.splits;
+      }
+    }
+    totalCost = nextTotal;
+  }
+  for (const entry of blocked) {
+    for (const query of entry.group.queries) partialCounts[query]! += entry.splits;
+  }
+  const direct = (query: number): boolean => partialCounts[query] === 1 && suffixCounts[query] === 0;
+
+  // 3. Tasks, rows and partial slots, in group order.
+  const taskSlots: number[] = [];
+  const taskRows: number[] = [];
+  const drafts: TaskDraft[] = [];
+  const partialLists: number[][] = Array.from({ length: numQueries }, () => []);
+  let numPartials = 0;
+  for (const entry of blocked) {
+    const { queries, slots } = entry.group;
+    const slotStart = taskSlots.length;
+    for (const slot of slots) taskSlots.push(slot);
+    const rows = queries.length * group;
+    for (let split = 0; split < entry.splits; split++) {
+      const firstTile = Math.floor((entry.tiles * split) / entry.splits);
+      const endTile = Math.floor((entry.tiles * (split + 1)) / entry.splits);
+      const firstToken = firstTile * TASK_TILE_TOKENS;
+      const numTokens = Math.min(slots.length, endTile * TASK_TILE_TOKENS) - firstToken;
+      const partialOf = new Int32Array(queries.length);
+      queries.forEach((query, index) => {
+        if (direct(query)) {
+          partialOf[index] = -1;
+        } else {
+          partialOf[index] = numPartials;
+          partialLists[query]!.push(numPartials++);
+        }
+      });
+      let firstRow = 0;
+      for (const tiles of entry.blockTiles) {
+        const endRow = Math.min(rows, firstRow + tiles * 16);
+        const rowStart = taskRows.length / TASK_ROW_FIELDS;
+        for (let row = firstRow; row < endRow; row++) {
+          const index = Math.floor(row / group);
+          const head = row - index * group;
+          const partial = partialOf[index]!;
+          taskRows.push(queries[index]! * numHeads + head, partial < 0 ? -1 : partial * numHeads + head);
+        }
+        drafts.push({
+          fields: [slotStart + firstToken, numTokens, rowStart, endRow - firstRow],
+          cost: numTokens * (1 + queryTileCost * tiles),
+          order: drafts.length,
+        });
+        firstRow = endRow;
+      }
+    }
+  }
+  drafts.sort((a, b) => b.cost - a.cost || a.order - b.order);
+  const tasks = new Int32Array(drafts.length * TASK_FIELDS);
+  drafts.forEach((draft, index) => {
+    tasks.set(draft.fields, index * TASK_FIELDS);
+  });
+
+  // 4. Per-query CSR of partials and suffixes, and the queries the merge kernel writes.
+  const queryPartialIndptr = new Int32Array(numQueries + 1);
+  const suffixIndptr = new Int32Array(numQueries + 1);
+  for (let query = 0; query < numQueries; query++) {
+    queryPartialIndptr[query + 1] = queryPartialIndptr[query]! + partialLists[query]!.length;
+    suffixIndptr[query + 1] = suffixIndptr[query]! + suffixCounts[query]!;
+  }
+  const queryPartials = new Int32Array(numPartials);
+  for (let query = 0; query < numQueries; query++) {
+    queryPartials.set(partialLists[query]!, queryPartialIndptr[query]!);
+  }
+  const suffixSlots = new Int32Array(suffixIndptr[numQueries]!);
+  const suffixCursor = suffixIndptr.slice(0, numQueries);
+  groups.forEach((candidate, index) => {
+    if (!isSuffix[index]) return;
+    for (const query of candidate.queries) {
+      for (const slot of candidate.slots) suffixSlots[suffixCursor[query]!++] = slot;
+    }
+  });
+  const mergeQueries: number[] = [];
+  for (let query = 0; query < numQueries; query++) if (!direct(query)) mergeQueries.push(query);
+  let maxSlot = -1;
+  for (const slot of taskSlots) if (slot > maxSlot) maxSlot = slot;
+  for (const slot of suffixSlots) if (slot > maxSlot) maxSlot = slot;
+
+  return {
+    numGroups: groups.length,
+    numTasks: drafts.length,
+    tasks,
+    taskSlots: Int32Array.from(taskSlots),
+    taskRows: Int32Array.from(taskRows),
+    numPartials,
+    queryPartialIndptr,
+    queryPartials,
+    suffixIndptr,
+    suffixSlots,
+    mergeQueries: Int32Array.from(mergeQueries),
+    maxSlot,
+  };
+}
+
+function sameRange(values: Int32Array, first: number, second: number, length: number): boolean {
+  for (let index = 0; index < length; index++) {
+    if (values[first + index] !== values[second + index]) return false;
+  }
+  return true;
+}
