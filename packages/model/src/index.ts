@@ -19,8 +19,5 @@ export type {
   TokenTextStream,
 } from './tokenizer/tokenizer.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
-export type { StepStats } from './tree/step-stats.js';
-export type { EvaluateOptions, TreeEvaluation, TreeModelRunnerOptions } from './tree/tree-model-runner.js';
-export { TreeModelRunner } from './tree/tree-model-runner.js';
 export type { LlamaCheckpoint, LlamaLayerWeights, LlamaWeights } from './weights/llama-weights.js';
 export { validateLlamaWeights } from './weights/llama-weights.js';

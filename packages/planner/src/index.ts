@@ -5,5 +5,5 @@ export {
   DEFAULT_TARGET_WORK_UNITS,
   MIN_AUTO_CHUNK_SIZE,
 } from './chunk-size.js';
-export type { PlanTreeAttentionOptions } from './plan-tree-attention.js';
+export type { PlannerOptions, PlanTreeAttentionOptions } from './plan-tree-attention.js';
 export { planTreeAttention } from './plan-tree-attention.js';

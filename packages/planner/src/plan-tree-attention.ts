@@ -26,6 +26,12 @@ export interface PlanTreeAttentionOptions {
   readonly maxPartialRatio?: number;
 }
 
+/**
+ * Everything of {@link PlanTreeAttentionOptions} but the shape: how a caller that owns the model (a
+ * decoding engine, a step runner) lets its user steer the planner. Passed through unchanged.
+ */
+export type PlannerOptions = Omit<PlanTreeAttentionOptions, 'shape'>;
+
 function checkPositiveInteger(argument: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
     throw new InvalidArgumentError(`${argument} must be an integer >= 1`, {

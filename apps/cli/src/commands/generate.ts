@@ -274,7 +274,12 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
     const loaded = await loadModelFiles(modelPath, tokenizerPath, backend);
     model = loaded.model;
     const tokenizer: Tokenizer = loaded.tokenizer;
-    engine = DecodingEngine.create(model, { numPages, pageSize, kvDtype, planStrategy });
+    engine = DecodingEngine.create(model, {
+      numPages,
+      pageSize,
+      kvDtype,
+      planner: { strategy: planStrategy },
+    });
     const prompt = tokenizer.encode(promptText);
     const stopTokens = values['no-stop'] === true ? [] : [tokenizer.eosId];
     const sampling = { temperature, topK, topP, seed };

@@ -1,4 +1,4 @@
-import type { StepStats } from '@deft/model';
+import type { StepStats } from '../runner/step-stats.js';
 
 /** Names of the strategies, as they appear in events and results. */
 export type StrategyName =

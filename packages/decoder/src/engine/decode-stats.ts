@@ -1,4 +1,4 @@
-import type { StepStats } from '@deft/model';
+import type { StepStats } from '../runner/step-stats.js';
 
 /**
  * Totals of a strategy's forward passes. KV byte counts cover every layer, K and V together; the

@@ -1,6 +1,7 @@
-import { assertInteger, type DType, type KVStorage, type PlanStrategy } from '@deft/core';
+import { assertInteger, type DType, type KVStorage } from '@deft/core';
 import { PagePool } from '@deft/kv-cache';
 import type { LlamaModel } from '@deft/model';
+import type { PlannerOptions } from '@deft/planner';
 import { DecodingSession } from './decoding-session.js';
 
 /** Options of {@link DecodingEngine.create}. */
@@ -11,12 +12,11 @@ export interface DecodingEngineOptions {
   readonly pageSize?: number;
   /** KV element type (default `f32`). */
   readonly kvDtype?: DType;
-  /** Attention plan strategy (default `deft-flatten`; `sequence` is the baseline). */
-  readonly planStrategy?: PlanStrategy;
-  /** Planner chunk size (default: the planner's choice). */
-  readonly chunkSize?: number;
-  /** Planner work-unit target (default: the planner's). */
-  readonly targetWorkUnits?: number;
+  /**
+   * How each step's attention is planned, handed to the planner unchanged: `strategy` (default
+   * `deft-flatten`; `sequence` is the baseline), `chunkSize`, `targetWorkUnits`, `maxPartialRatio`.
+   */
+  readonly planner?: PlannerOptions;
 }
 
 /**

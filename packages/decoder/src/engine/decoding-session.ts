@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '@deft/core';
-import { type EvaluateOptions, type StepStats, type TreeEvaluation, TreeModelRunner } from '@deft/model';
 import { TokenTree } from '@deft/tree';
+import type { StepStats } from '../runner/step-stats.js';
+import { type EvaluateOptions, type TreeEvaluation, TreeModelRunner } from '../runner/tree-model-runner.js';
 import { type DecodeStats, summarizeSteps } from './decode-stats.js';
 import type { DecodingEngine } from './decoding-engine.js';
 
@@ -60,9 +61,7 @@ export class DecodingSession {
       tree: this.tree,
       pool: engine.pool,
       storage: engine.storage,
-      ...(options.planStrategy === undefined ? {} : { planStrategy: options.planStrategy }),
-      ...(options.chunkSize === undefined ? {} : { chunkSize: options.chunkSize }),
-      ...(options.targetWorkUnits === undefined ? {} : { targetWorkUnits: options.targetWorkUnits }),
+      ...(options.planner === undefined ? {} : { planner: options.planner }),
     });
   }
 

@@ -1,4 +1,5 @@
 import { CapacityError, InvalidArgumentError } from '@deft/core';
+import { tinyModel } from '@deft/testing';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DraftNode } from '../draft/draft-tree.js';
@@ -9,7 +10,6 @@ import { generate } from '../strategies/generate.js';
 import { runStrategy } from '../strategies/run-strategy.js';
 import { speculativeDecode } from '../strategies/speculative-decode.js';
 import { treeOfThoughts } from '../strategies/tree-of-thoughts.js';
-import { tinyModel } from '../test-support/tiny-model.js';
 import { DecodingEngine } from './decoding-engine.js';
 
 const model = tinyModel();

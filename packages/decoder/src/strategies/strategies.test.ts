@@ -1,7 +1,11 @@
 import type { LlamaModel, Tokenizer } from '@deft/model';
+import {
+  hasStories260K as hasStories,
+  loadStories260K as loadStories,
+  stories260KSkipReason as storiesSkipReason,
+} from '@deft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DecodingEngine } from '../engine/decoding-engine.js';
-import { hasStories, loadStories, storiesSkipReason } from '../test-support/stories260k.js';
 import { beamHypothesisScore, beamSearch } from './beam-search.js';
 import { bestOfN } from './best-of-n.js';
 import { fewShot } from './few-shot.js';

@@ -1,8 +1,7 @@
 import { type AttentionShape, PLAN_STRATEGIES } from '@deft/core';
-import { buildPagedTree, randomTreeCase } from '@deft/testing';
+import { buildPagedTree, checkTreeAttention, randomTreeCase } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkTreeAttention } from '../test-support/check-tree-attention.js';
-import { openTestDevice } from '../test-support/open-test-device.js';
+import { openTestDevice } from '../../test/open-test-device.js';
 import { createWebGpuBackend, type WebGpuBackendOptions } from './webgpu-backend.js';
 
 const testDevice = await openTestDevice();

@@ -10,8 +10,8 @@ import {
 import { planTreeAttention } from '@deft/planner';
 import { buildPagedTree, defaultQueries, SeededRandom } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openTestDevice } from '../../test/open-test-device.js';
 import { requestWebGpuDevice } from '../device/request-device.js';
-import { openTestDevice } from '../test-support/open-test-device.js';
 import { createWebGpuBackend } from './webgpu-backend.js';
 import type { WebGpuPreparedPlan } from './webgpu-prepared-plan.js';
 

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserCheckReport } from './browser-check-entry.js';
+import type { BrowserCheckReport } from '../../test/browser-check-entry.js';
 
 const CHROMIUM = process.env.DEFT_CHROMIUM ?? '/usr/bin/chromium';
 /** Flags that give headless Chromium a WebGPU adapter on a machine without a GPU (SwiftShader's Vulkan). */
@@ -38,7 +38,7 @@ describe.skipIf(skipReason !== undefined)('WebGPU kernels in headless Chromium',
   beforeAll(async () => {
     const { build } = await import('esbuild');
     const bundle = await build({
-      entryPoints: [fileURLToPath(new URL('./browser-check-entry.ts', import.meta.url))],
+      entryPoints: [fileURLToPath(new URL('../../test/browser-check-entry.ts', import.meta.url))],
       bundle: true,
       format: 'esm',
       platform: 'browser',

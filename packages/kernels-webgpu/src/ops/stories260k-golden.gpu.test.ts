@@ -2,12 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DType } from '@deft/core';
+import { TreeModelRunner } from '@deft/decoder';
 import { PagePool } from '@deft/kv-cache';
-import { LlamaModel, loadLlama2cCheckpoint, TreeModelRunner } from '@deft/model';
+import { LlamaModel, loadLlama2cCheckpoint } from '@deft/model';
 import { TokenTree } from '@deft/tree';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openTestDevice } from '../../test/open-test-device.js';
 import { createWebGpuBackend } from '../backend/webgpu-backend.js';
-import { openTestDevice } from '../test-support/open-test-device.js';
 
 const repoRoot = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
 const modelDirectory = path.resolve(repoRoot, '../shared/models/stories260K');

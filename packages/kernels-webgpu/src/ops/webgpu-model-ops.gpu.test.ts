@@ -9,8 +9,8 @@ import {
 import { createCpuBackend } from '@deft/kernels-cpu';
 import { SeededRandom } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openTestDevice } from '../../test/open-test-device.js';
 import { createWebGpuBackend } from '../backend/webgpu-backend.js';
-import { openTestDevice } from '../test-support/open-test-device.js';
 
 const testDevice = await openTestDevice();
 if (testDevice.handle === undefined) console.warn(`WebGPU model ops tests skipped: ${testDevice.skipReason}`);

@@ -2,10 +2,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NotFoundError, UnsupportedError } from '@deft/core';
+import {
+  hasStories260K,
+  stories260K,
+  stories260KSkipReason,
+  syntheticCheckpoint,
+  writeGgufCheckpoint,
+} from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../errors/model-format-error.js';
-import { hasStories260K, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
-import { syntheticCheckpoint, writeGgufCheckpoint } from '../test-support/synthetic-checkpoint.js';
 import { loadGgufModel, parseGgufModel } from './gguf-model.js';
 import { loadLlama2cCheckpoint } from './llama2c-checkpoint.js';
 

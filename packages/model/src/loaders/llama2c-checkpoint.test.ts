@@ -2,14 +2,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NotFoundError, UnsupportedError } from '@deft/core';
-import { describe, expect, it } from 'vitest';
-import { ModelFormatError } from '../errors/model-format-error.js';
-import { hasStories260K, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
 import {
+  hasStories260K,
+  stories260K,
+  stories260KSkipReason,
   syntheticCheckpoint,
   writeLlama2cLegacy,
   writeLlama2cVersion1,
-} from '../test-support/synthetic-checkpoint.js';
+} from '@deft/testing';
+import { describe, expect, it } from 'vitest';
+import { ModelFormatError } from '../errors/model-format-error.js';
 import { validateLlamaWeights } from '../weights/llama-weights.js';
 import { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from './llama2c-checkpoint.js';
 

@@ -1,13 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '@deft/core';
+import { hasStories260K, type Stories260KGolden, stories260K, stories260KSkipReason } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { loadGgufModel } from '../loaders/gguf-model.js';
-import {
-  hasStories260K,
-  type Stories260KGolden,
-  stories260K,
-  stories260KSkipReason,
-} from '../test-support/shared-models.js';
 import { loadLlama2cTokenizer, parseLlama2cTokenizer } from './llama2c-tokenizer.js';
 import { Tokenizer, type TokenKind } from './tokenizer.js';
 

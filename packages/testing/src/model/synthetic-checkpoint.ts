@@ -1,6 +1,5 @@
 import { f32ToF16Bits } from '@deft/core';
-import type { LlamaConfig } from '../config/llama-config.js';
-import type { LlamaCheckpoint, LlamaLayerWeights } from '../weights/llama-weights.js';
+import type { LlamaCheckpoint, LlamaConfig, LlamaLayerWeights } from '@deft/model';
 import {
   f32Bytes,
   type MetadataValue,

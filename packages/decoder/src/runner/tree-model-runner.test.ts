@@ -7,11 +7,11 @@ import {
 } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
 import { PagePool } from '@deft/kv-cache';
+import { LlamaModel } from '@deft/model';
 import { planTreeAttention } from '@deft/planner';
+import { syntheticCheckpoint } from '@deft/testing';
 import { TokenTree } from '@deft/tree';
 import { describe, expect, it } from 'vitest';
-import { LlamaModel } from '../forward/llama-model.js';
-import { syntheticCheckpoint } from '../test-support/synthetic-checkpoint.js';
 import { TreeModelRunner } from './tree-model-runner.js';
 
 const backend = createCpuBackend();
@@ -37,7 +37,7 @@ function start(prompt: number[], setup: Setup = {}) {
     tree,
     pool,
     storage,
-    ...(setup.planStrategy ? { planStrategy: setup.planStrategy } : {}),
+    ...(setup.planStrategy ? { planner: { strategy: setup.planStrategy } } : {}),
   });
   return { pool, storage, tree, runner };
 }

@@ -3,7 +3,7 @@ import {
   type RequestWebGpuDeviceOptions,
   requestWebGpuDevice,
   type WebGpuDeviceHandle,
-} from '../device/request-device.js';
+} from '../src/device/request-device.js';
 
 /** CPU Vulkan drivers the tests look for when the default driver search finds no adapter. */
 export const KNOWN_CPU_VULKAN_DRIVERS: readonly string[] = [

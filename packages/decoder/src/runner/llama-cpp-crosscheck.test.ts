@@ -1,11 +1,10 @@
 import { createCpuBackend } from '@deft/kernels-cpu';
 import { PagePool } from '@deft/kv-cache';
+import { LlamaModel, loadGgufModel } from '@deft/model';
+import { hasStories260K, stories260K, stories260KSkipReason } from '@deft/testing';
 import { TokenTree } from '@deft/tree';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadGgufModel } from '../loaders/gguf-model.js';
-import { hasStories260K, stories260K, stories260KSkipReason } from '../test-support/shared-models.js';
-import { TreeModelRunner } from '../tree/tree-model-runner.js';
-import { LlamaModel } from './llama-model.js';
+import { TreeModelRunner } from './tree-model-runner.js';
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;

@@ -1,9 +1,8 @@
 /// <reference lib="dom" />
 import { type AttentionShape, PLAN_STRATEGIES } from '@deft/core';
-import { randomTreeCase } from '@deft/testing';
-import { createWebGpuBackend } from '../backend/webgpu-backend.js';
-import { requestWebGpuDevice } from '../device/request-device.js';
-import { checkTreeAttention, type StrategyCheck } from '../test-support/check-tree-attention.js';
+import { checkTreeAttention, randomTreeCase, type StrategyCheck } from '@deft/testing/browser';
+import { createWebGpuBackend } from '../src/backend/webgpu-backend.js';
+import { requestWebGpuDevice } from '../src/device/request-device.js';
 
 /** What the page reports back to the browser test. */
 export interface BrowserCheckReport {

@@ -1,17 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { createCpuBackend } from '@deft/kernels-cpu';
 import { PagePool } from '@deft/kv-cache';
+import { LlamaModel, loadLlama2cCheckpoint } from '@deft/model';
+import { hasStories260K, type Stories260KGolden, stories260K, stories260KSkipReason } from '@deft/testing';
 import { TokenTree } from '@deft/tree';
 import { describe, expect, it } from 'vitest';
-import { loadLlama2cCheckpoint } from '../loaders/llama2c-checkpoint.js';
-import {
-  hasStories260K,
-  type Stories260KGolden,
-  stories260K,
-  stories260KSkipReason,
-} from '../test-support/shared-models.js';
-import { TreeModelRunner } from '../tree/tree-model-runner.js';
-import { LlamaModel } from './llama-model.js';
+import { TreeModelRunner } from './tree-model-runner.js';
 
 function argmax(row: Float32Array): number {
   let best = 0;

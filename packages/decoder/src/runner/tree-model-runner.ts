@@ -7,9 +7,9 @@ import {
   type PlanStrategy,
 } from '@deft/core';
 import { type PagePool, TreeKVCache } from '@deft/kv-cache';
-import { planTreeAttention } from '@deft/planner';
+import type { LlamaModel } from '@deft/model';
+import { type PlannerOptions, planTreeAttention } from '@deft/planner';
 import type { TokenTree, TreeChange } from '@deft/tree';
-import type { LlamaModel } from '../forward/llama-model.js';
 import type { StepStats } from './step-stats.js';
 
 /** Options of {@link TreeModelRunner}. */
@@ -21,12 +21,12 @@ export interface TreeModelRunnerOptions {
   readonly pool: PagePool;
   /** The KV bytes, created with `model.createKVStorage` for the pool's pages. */
   readonly storage: KVStorage;
-  /** How attention is planned (`deft-flatten` default; `sequence` is the baseline). */
-  readonly planStrategy?: PlanStrategy;
-  /** Chunk size handed to the planner (default: chosen by the planner). */
-  readonly chunkSize?: number;
-  /** Work units the planner aims for (default: the planner's). */
-  readonly targetWorkUnits?: number;
+  /**
+   * How attention is planned, handed to the planner as is: `strategy` (`deft-flatten` default;
+   * `sequence` is the baseline), `chunkSize`, `targetWorkUnits`, `maxPartialRatio`. The attention shape
+   * comes from the model.
+   */
+  readonly planner?: PlannerOptions;
 }
 
 /** Options of {@link TreeModelRunner.evaluate}. */
@@ -88,8 +88,7 @@ export class TreeModelRunner {
   readonly storage: KVStorage;
   readonly cache: TreeKVCache;
   readonly planStrategy: PlanStrategy;
-  private readonly chunkSize: number | undefined;
-  private readonly targetWorkUnits: number | undefined;
+  private readonly plannerOptions: PlannerOptions;
   private readonly kvDtype: DType;
   /** `[idLimit]` how many leading tokens of each node have KV in the storage. */
   private computed = new Int32Array(64);
@@ -122,9 +121,8 @@ export class TreeModelRunner {
     this.tree = tree;
     this.pool = pool;
     this.storage = storage;
-    this.planStrategy = options.planStrategy ?? 'deft-flatten';
-    this.chunkSize = options.chunkSize;
-    this.targetWorkUnits = options.targetWorkUnits;
+    this.plannerOptions = { ...options.planner };
+    this.planStrategy = this.plannerOptions.strategy ?? 'deft-flatten';
     this.kvDtype = descriptor.dtype;
     const backend = model.backend;
     this.cache = new TreeKVCache({
@@ -227,12 +225,7 @@ export class TreeModelRunner {
     const plan = planTreeAttention(
       view,
       { nodes: queryNodes, positions: queryPositions },
-      {
-        strategy: this.planStrategy,
-        shape,
-        ...(this.chunkSize === undefined ? {} : { chunkSize: this.chunkSize }),
-        ...(this.targetWorkUnits === undefined ? {} : { targetWorkUnits: this.targetWorkUnits }),
-      },
+      { ...this.plannerOptions, strategy: this.planStrategy, shape },
     );
     const planMilliseconds = performance.now() - planStart;
     const backend = this.model.backend;

@@ -1,8 +1,7 @@
-import type { AttentionShape, Backend, PlanStrategy } from '@deft/core';
+import type { AttentionShape, Backend, PagedTreeView, PlanStrategy, TreeQueries } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
-import { type PagedTreeView, type TreeQueries } from '@deft/core';
 import { planTreeAttention } from '@deft/planner';
-import { SeededRandom } from '@deft/testing';
+import { SeededRandom } from '../tree/seeded-random.js';
 
 /** A tree to check: what `randomTreeCase` and `buildPagedTree` return. */
 export interface TreeCheckCase {
