@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { f16BitsToF32, f32ToF16Bits } from './f16.js';
+import { f16BitsToF32, f16ToF32Table, f32ToF16Bits, fromF16Array } from './f16.js';
 
 describe('f16 conversion', () => {
   it('round-trips representable values and rounds to nearest even', () => {
@@ -20,5 +20,45 @@ describe('f16 conversion', () => {
       const roundTrip = f16BitsToF32(f32ToF16Bits(value));
       expect(Math.abs(roundTrip - value)).toBeLessThanOrEqual(Math.abs(value) * 2 ** -11 + 2 ** -25);
     }
+  });
+
+  it('decodes every one of the 65536 bit patterns exactly as the scalar conversion does', () => {
+    const all = new Uint16Array(65536).map((_, bits) => bits);
+    // the scalar conversion's results, stored as f32 the way every decoder stores them
+    const expected = new Float32Array(65536);
+    for (let bits = 0; bits < 65536; bits++) expected[bits] = f16BitsToF32(bits);
+    const expectedBits = new Uint32Array(expected.buffer);
+    const table = f16ToF32Table();
+    const decodedBits = new Uint32Array(fromF16Array(all).buffer);
+    const tableBits = new Uint32Array(table.buffer, table.byteOffset, table.length);
+    // bit for bit, NaN payloads included; report the first pattern that differs
+    const mismatch = (actual: Uint32Array): number =>
+      actual.findIndex((value, bits) => value !== expectedBits[bits]);
+    expect(mismatch(decodedBits)).toBe(-1);
+    expect(mismatch(tableBits)).toBe(-1);
+    expect(f16ToF32Table()).toBe(table);
+  });
+
+  it('keeps signed zeros, subnormals, infinities and NaN', () => {
+    const decoded = fromF16Array(
+      Uint16Array.of(0x0000, 0x8000, 0x0001, 0x83ff, 0x0400, 0x7bff, 0x7c00, 0xfc00),
+    );
+    expect(Array.from(decoded)).toEqual([
+      0,
+      -0,
+      2 ** -24,
+      -1023 * 2 ** -24,
+      2 ** -14,
+      65504,
+      Number.POSITIVE_INFINITY,
+      Number.NEGATIVE_INFINITY,
+    ]);
+    expect(Object.is(decoded[1], -0)).toBe(true);
+    for (const nan of [0x7c01, 0x7e00, 0x7fff, 0xfc01, 0xfe00, 0xffff])
+      expect(Number.isNaN(fromF16Array(Uint16Array.of(nan))[0])).toBe(true);
+  });
+
+  it('decodes an empty array', () => {
+    expect(fromF16Array(new Uint16Array(0))).toEqual(new Float32Array(0));
   });
 });

@@ -1,5 +1,4 @@
-import type { TreeAttentionPlan } from '@deft/core';
-import { f16Table } from '../ops/f16-table.js';
+import { f16ToF32Table, type TreeAttentionPlan } from '@deft/core';
 import type { AttentionStates } from './merge-attention-states.js';
 
 /** Inputs of {@link computePartialStates}: queries and one layer of KV, host arrays. */
@@ -31,7 +30,7 @@ export function computePartialStates(plan: TreeAttentionPlan, inputs: PartialSta
   const groupSize = numHeads / numKvHeads;
   const o = new Float64Array(plan.numPartials * numHeads * headDim);
   const lse = new Float64Array(plan.numPartials * numHeads).fill(Number.NEGATIVE_INFINITY);
-  const table = k instanceof Uint16Array ? f16Table() : undefined;
+  const table = k instanceof Uint16Array ? f16ToF32Table() : undefined;
   const rowSize = numKvHeads * headDim;
   let maxTokens = 0;
   for (let chunk = 0; chunk < plan.numChunks; chunk++) {

@@ -14,6 +14,7 @@ import {
   checkUploadData,
   type DeviceTensor,
   DisposedError,
+  f16ToF32Table,
   f32ToF16Bits,
   formatShape,
   InvalidArgumentError,
@@ -31,7 +32,6 @@ import {
 import { computePartialStates } from '../attention/compute-partial-states.js';
 import { reducePartialStates } from '../attention/reduce-partial-states.js';
 import { createCpuModelOps } from '../ops/cpu-model-ops.js';
-import { f16Table } from '../ops/f16-table.js';
 import { CpuKVStorage } from './cpu-kv-storage.js';
 import { CpuPreparedPlan } from './cpu-prepared-plan.js';
 import { CpuTensor } from './cpu-tensor.js';
@@ -370,7 +370,7 @@ function writeConverted(
     for (let index = 0; index < length; index++)
       target[targetOffset + index] = f32ToF16Bits(source[sourceOffset + index]!);
   } else {
-    const table = f16Table();
+    const table = f16ToF32Table();
     for (let index = 0; index < length; index++)
       target[targetOffset + index] = table[source[sourceOffset + index]!]!;
   }

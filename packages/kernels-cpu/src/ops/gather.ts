@@ -1,4 +1,4 @@
-import { readRowAsF32 } from './f16-table.js';
+import { readRowAsF32 } from './read-row-as-f32.js';
 
 /**
  * Embedding lookup on host arrays: `out[i, :] = table[tokens[i], :]`.

@@ -1,4 +1,4 @@
-import { readRowAsF32 } from './f16-table.js';
+import { readRowAsF32 } from './read-row-as-f32.js';
 
 /**
  * `out = x · weightᵀ` on host arrays, each dot product accumulated in float64.

@@ -1,4 +1,4 @@
-import { readRowAsF32 } from './f16-table.js';
+import { readRowAsF32 } from './read-row-as-f32.js';
 
 /**
  * RMSNorm of each row on host arrays (float64 sums): `out[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + epsilon) · weight`.

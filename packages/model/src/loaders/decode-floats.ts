@@ -1,7 +1,6 @@
-import { f16BitsToF32 } from '@deft/core';
+import { f16ToF32Table, fromF16Array } from '@deft/core';
 
 const littleEndianPlatform = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-let f16Values: Float32Array | undefined;
 
 /** Decodes `count` little-endian f32 values starting at byte `offset` of `bytes` into a new array. */
 export function decodeF32(bytes: Uint8Array, offset: number, count: number): Float32Array {
@@ -15,13 +14,13 @@ export function decodeF32(bytes: Uint8Array, offset: number, count: number): Flo
 
 /** Decodes `count` little-endian IEEE binary16 values starting at byte `offset` into f32. */
 export function decodeF16(bytes: Uint8Array, offset: number, count: number): Float32Array {
-  if (f16Values === undefined) {
-    f16Values = new Float32Array(65536);
-    for (let bits = 0; bits < 65536; bits++) f16Values[bits] = f16BitsToF32(bits);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, count * 2);
+  const start = bytes.byteOffset + offset;
+  if (littleEndianPlatform)
+    return fromF16Array(new Uint16Array(bytes.buffer.slice(start, start + count * 2)));
+  const table = f16ToF32Table();
+  const view = new DataView(bytes.buffer, start, count * 2);
   const values = new Float32Array(count);
-  for (let index = 0; index < count; index++) values[index] = f16Values[view.getUint16(index * 2, true)]!;
+  for (let index = 0; index < count; index++) values[index] = table[view.getUint16(index * 2, true)]!;
   return values;
 }
 
