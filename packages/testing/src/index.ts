@@ -1,5 +1,6 @@
 export type { StrategyCheck, TreeCheckCase } from './attention/check-tree-attention.js';
-export { checkTreeAttention, relativeError } from './attention/check-tree-attention.js';
+export { checkTreeAttention } from './attention/check-tree-attention.js';
+export { ATTENTION_TOLERANCE, maxRelativeError, relativeError } from './attention/relative-error.js';
 export type { RecordedCall, RecordingBackend } from './backend/recording-backend.js';
 export { createRecordingBackend } from './backend/recording-backend.js';
 export type { Stories260KGolden } from './model/shared-models.js';
@@ -26,4 +27,4 @@ export { buildPagedTree } from './tree/build-paged-tree.js';
 export { defaultQueries } from './tree/default-queries.js';
 export type { RandomTreeCase, RandomTreeCaseOptions, RandomTreeKind } from './tree/random-tree-case.js';
 export { RANDOM_TREE_KINDS, randomTreeCase } from './tree/random-tree-case.js';
-export { SeededRandom } from './tree/seeded-random.js';
+export { SeededRandom, seededRandom } from './tree/seeded-random.js';

@@ -1,5 +1,5 @@
+import { seededRandom } from '@deft/testing';
 import type { BuiltWorkload } from '../workloads/build-workload.js';
-import { seededRandom } from './seeded-random.js';
 
 /** Random inputs of one layer of tree attention. */
 export interface AttentionInputs {

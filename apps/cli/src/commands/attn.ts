@@ -1,11 +1,11 @@
 import path from 'node:path';
 import { PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
+import { ATTENTION_TOLERANCE, relativeError } from '@deft/testing';
 import { dumpAttention } from '../attention/dump-attention.js';
 import { ATTENTION_BACKENDS, openBackend } from '../attention/open-backend.js';
 import { planWorkload } from '../attention/plan-workload.js';
 import { randomAttentionInputs } from '../attention/random-inputs.js';
 import { referenceAttention } from '../attention/reference-attention.js';
-import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
 import { createAttentionSession } from '../attention/run-attention.js';
 import type { CliIo } from '../cli/cli-io.js';
 import { choiceOption, parseCommandLine, stringOption } from '../cli/parse-command-line.js';

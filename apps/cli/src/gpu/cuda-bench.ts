@@ -10,15 +10,18 @@ import {
   type CudaTensor,
   createCudaBackend,
 } from '@deft/kernels-cuda';
+import { ATTENTION_TOLERANCE, relativeError } from '@deft/testing';
 import { planWorkload } from '../attention/plan-workload.js';
 import { randomAttentionInputs } from '../attention/random-inputs.js';
 import { referenceAttention } from '../attention/reference-attention.js';
-import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
 import type { BenchRow } from '../bench/bench-result.js';
 import type { GpuBenchOptions, GpuBenchOutcome } from '../bench/gpu-bench-modules.js';
 import { withSequenceRatios } from '../bench/sequence-ratios.js';
 import { formatMicroseconds } from '../format/format-number.js';
 import { buildWorkload } from '../workloads/build-workload.js';
+
+/** `tasks` (mask-free tasks) or `units` (work units over the plan's chunks). */
+export type CudaExecutorName = NonNullable<CudaPlanOptions['executor']>;
 
 /** Knobs of the CUDA bench beyond {@link GpuBenchOptions}. */
 export interface CudaBenchSettings {
@@ -32,6 +35,10 @@ export interface CudaBenchSettings {
   readonly kernel?: CudaAttentionKernel;
   /** Scheduler overrides passed to `preparePlan`. */
   readonly schedule?: CudaPlanOptions['schedule'];
+  /** Task-scheduler overrides passed to `preparePlan`. */
+  readonly tasks?: CudaPlanOptions['tasks'];
+  /** Executors timed for every strategy (default: the backend's default only). */
+  readonly executors?: readonly CudaExecutorName[];
   /** An existing backend (not disposed by the bench). */
   readonly backend?: CudaBackend;
 }
@@ -39,6 +46,8 @@ export interface CudaBenchSettings {
 /** Timing of one (workload, strategy). */
 export interface CudaStrategyResult {
   readonly strategy: PlanStrategy;
+  /** The executor the plan ran with (`default` when none was asked for). */
+  readonly executor: CudaExecutorName | 'default';
   readonly io: PlanIO;
   readonly numChunks: number;
   readonly numPartials: number;
@@ -211,7 +220,6 @@ export async function runCudaBenchReport(
         let readOnceMicroseconds = Number.NaN;
         const results: CudaStrategyResult[] = [];
         for (const strategy of strategies) {
-          options.progress.start(`${workload.name} ${strategy}`);
           const timed = planWorkload(built, strategy);
           const { plan } = timed;
           if (uniqueKvBytes === 0) {
@@ -223,10 +231,14 @@ export async function runCudaBenchReport(
               readOnce.dispose();
             }
           }
+          for (const executor of settings.executors ?? ['default' as const]) {
+          options.progress.start(`${workload.name} ${strategy} ${executor}`);
           const prepareSamples: number[] = [];
           const planOptions: CudaPlanOptions = {
             ...(settings.kernel === undefined ? {} : { kernel: settings.kernel }),
             ...(settings.schedule === undefined ? {} : { schedule: settings.schedule }),
+            ...(settings.tasks === undefined ? {} : { tasks: settings.tasks }),
+            ...(executor === 'default' ? {} : { executor }),
           };
           let prepared = backend.preparePlan(plan, built.shape, planOptions);
           for (let sample = 0; sample < 5; sample++) {
@@ -258,6 +270,7 @@ export async function runCudaBenchReport(
             const bandwidthFloor = plan.io.uniqueKvBytes / (copyBandwidth.gigabytesPerSecond * 1e3);
             const result: CudaStrategyResult = {
               strategy,
+              executor,
               io: plan.io,
               numChunks: plan.numChunks,
               numPartials: plan.numPartials,
@@ -296,6 +309,7 @@ export async function runCudaBenchReport(
                 hostMicroseconds,
                 prepareMicroseconds: result.prepareMicroseconds,
                 units: prepared.schedule.numUnits,
+                executor: prepared.schedule.executor,
               },
             });
             options.progress.done(
@@ -303,6 +317,7 @@ export async function runCudaBenchReport(
             );
           } finally {
             prepared.dispose();
+          }
           }
         }
         workloads.push({

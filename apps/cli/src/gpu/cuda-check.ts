@@ -3,9 +3,7 @@ import { PLAN_STRATEGIES } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import type { CudaAttentionKernel, CudaBackend } from '@deft/kernels-cuda';
 import { planTreeAttention } from '@deft/planner';
-import { randomTreeCase } from '@deft/testing';
-import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
-import { seededRandom } from '../attention/seeded-random.js';
+import { ATTENTION_TOLERANCE, randomTreeCase, relativeError, seededRandom } from '@deft/testing';
 
 /** One kernel configuration the check runs. */
 export interface CudaCheckVariant {

@@ -7,8 +7,8 @@ import {
   type WebGpuDeviceHandle,
 } from '@deft/kernels-webgpu';
 import { planTreeAttention } from '@deft/planner';
+import { ATTENTION_TOLERANCE, relativeError } from '@deft/testing';
 import { randomAttentionInputs, scatterToSlots } from '../attention/random-inputs.js';
-import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
 import type { BenchRow } from '../bench/bench-result.js';
 import type { GpuBenchOptions, GpuBenchOutcome } from '../bench/gpu-bench-modules.js';
 import { withSequenceRatios } from '../bench/sequence-ratios.js';

@@ -2,8 +2,7 @@ import { type AttentionShape, PLAN_STRATEGIES, type PlanStrategy } from '@deft/c
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import type { WebGpuBackend } from '@deft/kernels-webgpu';
 import { planTreeAttention } from '@deft/planner';
-import { randomTreeCase, SeededRandom } from '@deft/testing';
-import { ATTENTION_TOLERANCE, relativeError } from '../attention/relative-error.js';
+import { ATTENTION_TOLERANCE, randomTreeCase, relativeError, SeededRandom } from '@deft/testing';
 
 /** One checked (tree, dtype, strategy). */
 export interface WebGpuCheckCase {

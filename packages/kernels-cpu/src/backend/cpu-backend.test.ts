@@ -5,9 +5,8 @@ import {
   isModelBackend,
   type TreeAttentionPlan,
 } from '@deft/core';
-import { createRecordingBackend } from '@deft/testing';
 import { planTreeAttention } from '@deft/planner';
-import { buildPagedTree, defaultQueries } from '@deft/testing';
+import { buildPagedTree, createRecordingBackend, defaultQueries } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend } from './create-cpu-backend.js';
 

@@ -1,20 +1,8 @@
-import { type Backend, type DType, PLAN_STRATEGIES, type PlanStrategy, validatePlan } from '@deft/core';
+import { type Backend, type DType, PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
 import { planTreeAttention } from '@deft/planner';
-import { RANDOM_TREE_KINDS, type RandomTreeCase, randomTreeCase, SeededRandom } from '@deft/testing';
+import { checkTreeAttention, RANDOM_TREE_KINDS, type RandomTreeCase, randomTreeCase } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
-import { directTreeAttention } from '../reference/direct-tree-attention.js';
 import { createCpuBackend } from './create-cpu-backend.js';
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let difference = 0;
-  let norm = 0;
-  for (let index = 0; index < expected.length; index++) {
-    if (!Number.isFinite(actual[index]!)) throw new Error(`output ${index} is ${actual[index]}, not finite`);
-    difference += (actual[index]! - expected[index]!) ** 2;
-    norm += expected[index]! ** 2;
-  }
-  return Math.sqrt(difference) / Math.max(Math.sqrt(norm), 1e-30);
-}
 
 interface Heads {
   readonly numHeads: number;
@@ -30,59 +18,24 @@ async function runCase(
   strategies: readonly PlanStrategy[],
   chunkSize?: number,
 ): Promise<number> {
-  const { view, queries, numSlots, pageSize } = testCase;
-  const { numHeads, numKvHeads, headDim } = heads;
-  const random = new SeededRandom(numSlots * 31 + queries.nodes.length);
-  const k = random.float32Array(numSlots * numKvHeads * headDim);
-  const v = random.float32Array(numSlots * numKvHeads * headDim);
-  const numQueries = queries.nodes.length;
-  const qValues = random.float32Array(numQueries * numHeads * headDim).map((value) => value * 3);
-  const scale = 1 / Math.sqrt(headDim);
-  const expected = directTreeAttention({
-    view,
-    queries,
-    q: qValues,
-    k,
-    v,
-    numHeads,
-    numKvHeads,
-    headDim,
-    scale,
-  });
-
-  const storage = backend.createKVStorage({
-    numLayers: 2,
-    numPages: numSlots / pageSize,
-    pageSize,
-    numKvHeads,
-    headDim,
-    dtype,
-  });
-  const allSlots = Int32Array.from({ length: numSlots }, (_, slot) => slot);
-  backend.writeKV(storage, 1, allSlots, k, v);
-  const q = backend.createTensor({ shape: [numQueries, numHeads, headDim], dtype: 'f32' });
-  backend.uploadTensor(q, qValues);
-  const out = backend.createTensor({ shape: [numQueries, numHeads, headDim], dtype: 'f32' });
-  let worst = 0;
-  for (const strategy of strategies) {
-    const plan = planTreeAttention(view, queries, {
-      strategy,
-      shape: { ...heads, kvDtype: dtype },
+  const results = await checkTreeAttention(
+    backend,
+    testCase,
+    { ...heads, kvDtype: dtype },
+    {
+      seed: testCase.numSlots * 31 + testCase.queries.nodes.length,
+      strategies,
+      queryScale: 3,
       ...(chunkSize === undefined ? {} : { chunkSize }),
-    });
-    validatePlan(plan, { numSlots, pageSize, numQueries });
-    const prepared = backend.preparePlan(plan, { ...heads, kvDtype: dtype });
-    backend.treeAttention({ storage, layer: 1, plan: prepared, q, out, scale });
-    const error = relativeError(await backend.downloadTensor(out), expected);
-    worst = Math.max(worst, error);
-    expect(error, `${testCase.description}, ${strategy}, ${dtype}`).toBeLessThan(
+    },
+  );
+  let worst = 0;
+  for (const { strategy, relativeError } of results) {
+    worst = Math.max(worst, relativeError);
+    expect(relativeError, `${testCase.description}, ${strategy}, ${dtype}`).toBeLessThan(
       dtype === 'f32' ? 1e-6 : 2e-3,
     );
-    prepared.dispose();
   }
-  storage.dispose();
-  q.dispose();
-  out.dispose();
   return worst;
 }
 

@@ -7,7 +7,7 @@ import {
   type Shape,
 } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
-import { SeededRandom } from '@deft/testing';
+import { maxRelativeError, SeededRandom } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openTestDevice } from '../../test/open-test-device.js';
 import { createWebGpuBackend } from '../backend/webgpu-backend.js';
@@ -17,17 +17,6 @@ if (testDevice.handle === undefined) console.warn(`WebGPU model ops tests skippe
 
 /** Tolerance on the error relative to the largest reference magnitude, per weight dtype. */
 const TOLERANCE: Record<DType, number> = { f32: 1e-5, f16: 2e-3 };
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  expect(actual.length).toBe(expected.length);
-  let scale = 1e-30;
-  let error = 0;
-  for (let index = 0; index < expected.length; index++) {
-    scale = Math.max(scale, Math.abs(expected[index]!));
-    error = Math.max(error, Math.abs(actual[index]! - expected[index]!));
-  }
-  return error / scale;
-}
 
 describe.skipIf(testDevice.handle === undefined)('WebGPU model ops against the CPU ops', () => {
   const gpu = createWebGpuBackend({ device: testDevice.handle!.device });
@@ -56,7 +45,10 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU model ops against the C
     tensors: { gpu: DeviceTensor; cpu: DeviceTensor },
     tolerance: number,
   ): Promise<number> {
-    const error = relativeError(await gpu.downloadTensor(tensors.gpu), await cpu.downloadTensor(tensors.cpu));
+    const error = maxRelativeError(
+      await gpu.downloadTensor(tensors.gpu),
+      await cpu.downloadTensor(tensors.cpu),
+    );
     expect(error).toBeLessThan(tolerance);
     return error;
   }
@@ -161,7 +153,7 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU model ops against the C
     const out = pair([4, 10]);
     gpu.ops.gatherRows(x.gpu, rows, out.gpu);
     cpu.ops.gatherRows(x.cpu, rows, out.cpu);
-    expect(relativeError(await gpu.downloadTensor(out.gpu), await cpu.downloadTensor(out.cpu))).toBe(0);
+    expect(maxRelativeError(await gpu.downloadTensor(out.gpu), await cpu.downloadTensor(out.cpu))).toBe(0);
   });
 
   it('argmax and topK, ties to the smaller column', async () => {

@@ -24,3 +24,25 @@ export function relativeError(actual: Float32Array, expected: Float32Array): num
   }
   return reference === 0 ? Math.sqrt(difference) : Math.sqrt(difference / reference);
 }
+
+/**
+ * `max |actual − expected| / max |expected|`: the worst element error against the largest reference
+ * magnitude, for outputs whose elements should each be close (model ops). Any NaN or infinity in
+ * `actual` gives `Infinity`.
+ *
+ * @throws {RangeError} when the lengths differ.
+ */
+export function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
+  if (actual.length !== expected.length) {
+    throw new RangeError(`output has ${actual.length} values, the reference ${expected.length}`);
+  }
+  let scale = 1e-30;
+  let error = 0;
+  for (let index = 0; index < expected.length; index++) {
+    const value = actual[index]!;
+    if (!Number.isFinite(value)) return Number.POSITIVE_INFINITY;
+    scale = Math.max(scale, Math.abs(expected[index]!));
+    error = Math.max(error, Math.abs(value - expected[index]!));
+  }
+  return error / scale;
+}
