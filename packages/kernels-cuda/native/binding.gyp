@@ -13,6 +13,7 @@
         "src/addon.cc",
         "src/runtime/runtime.cc",
         "src/kernels/tree_attention.cu",
+        "src/kernels/task_attention.cu",
         "src/kernels/kv_ops.cu",
         "src/kernels/bench_ops.cu",
       ],
@@ -29,7 +30,7 @@
         {
           "rule_name": "nvcc",
           "extension": "cu",
-          "inputs": ["<(RULE_INPUT_PATH)", "src/kernels/kernels.h", "src/core/status.h"],
+          "inputs": ["<(RULE_INPUT_PATH)", "src/kernels/kernels.h", "src/kernels/device_primitives.cuh", "src/core/status.h"],
           "outputs": ["<(INTERMEDIATE_DIR)/<(RULE_INPUT_ROOT).o"],
           "action": [
             "<(nvcc)", "-O3", "-std=c++17", "--expt-relaxed-constexpr", "-Xcompiler", "-fPIC",

@@ -1,20 +1,9 @@
 import {
   type AttentionShape,
-  assertFinite,
-  assertInteger,
   BACKEND_CONTRACT_VERSION,
   type Backend,
   type BackendCapabilities,
   BackendError,
-  checkAttentionShape,
-  checkAttentionTensor,
-  checkKVStorageDescriptor,
-  checkKVValueCount,
-  checkLayerIndex,
-  checkPageCopy,
-  checkSlotIndices,
-  checkTensorDescriptor,
-  checkUploadData,
   type DeviceTensor,
   DisposedError,
   InvalidArgumentError,
@@ -27,13 +16,31 @@ import {
   type TreeAttentionPlan,
   validatePlan,
 } from '@deft/core';
+import {
+  checkAttentionShape,
+  checkAttentionTensor,
+  checkKVStorageDescriptor,
+  checkKVValueCount,
+  checkLayerIndex,
+  checkPageCopy,
+  checkSlotIndices,
+  checkTensorDescriptor,
+  checkUploadData,
+} from '@deft/core/backend-kit';
+import { assertFinite, assertInteger } from '@deft/core/validate';
 import { type CudaAddon, type CudaDeviceInfo, loadCudaAddon } from '../native/load-addon.js';
 import { callNative } from '../native/native-error.js';
 import { buildSchedule, type ScheduleOptions } from '../plan/build-schedule.js';
-import { type KernelCode, packSchedule } from '../plan/pack-schedule.js';
+import { buildTaskSchedule, type TaskScheduleOptions } from '../plan/build-tasks.js';
+import {
+  type KernelCode,
+  type PackedSchedule,
+  packSchedule,
+  packTaskSchedule,
+} from '../plan/pack-schedule.js';
 import { type CudaTiming, createCudaTiming } from '../timing/cuda-timing.js';
 import { CudaKVStorage } from './cuda-kv-storage.js';
-import { CudaPreparedPlan } from './cuda-prepared-plan.js';
+import { CudaPreparedPlan, type CudaScheduleSummary } from './cuda-prepared-plan.js';
 import { CudaTensor } from './cuda-tensor.js';
 
 /** Options of {@link createCudaBackend}. */
@@ -49,10 +56,26 @@ export interface CudaBackendOptions {
 /** Which attention kernel a plan runs: tensor cores where possible (`auto`), or forced. */
 export type CudaAttentionKernel = 'auto' | 'mma' | 'scalar';
 
+/**
+ * How a plan executes: `tasks` (v7, the default: mask-free tasks over groups of tokens with one query
+ * set, per-query suffixes in the merge kernel) or `units` (v1-v6: work units over the plan's chunks,
+ * masks where the plan has them; keeps the paper's strategies distinct for the ablation).
+ */
+export type CudaExecutor = 'tasks' | 'units';
+
 /** Options of {@link CudaBackend.preparePlan} beyond the Backend contract. */
 export interface CudaPlanOptions {
   /** Default `auto`: tensor cores for fp16 KV with head dim 64 or 128, CUDA cores otherwise. */
   readonly kernel?: CudaAttentionKernel;
+  /** Default {@link DEFAULT_CUDA_EXECUTOR}. */
+  readonly executor?: CudaExecutor;
+  /** Overrides of the task scheduler's cost model (see `TaskScheduleOptions`). */
+  readonly tasks?: Partial<
+    Pick<
+      TaskScheduleOptions,
+      'blocksPerMultiprocessor' | 'queryTileCost' | 'taskCost' | 'suffixTokens' | 'suffixRows'
+    >
+  >;
   /** Overrides of the scheduler's cost model (see `ScheduleOptions`). */
   readonly schedule?: Partial<
     Pick<
@@ -80,6 +103,9 @@ export interface CudaBackend extends Backend {
 }
 
 const KERNEL_CODES: Readonly<Record<CudaAttentionKernel, KernelCode>> = { auto: 0, mma: 1, scalar: 2 };
+
+/** The executor a plan uses when {@link CudaPlanOptions.executor} is not given. */
+export const DEFAULT_CUDA_EXECUTOR: CudaExecutor = 'units';
 
 function invalid(argument: string, message: string, expected: unknown, actual: unknown): never {
   throw new InvalidArgumentError(`${argument} ${message}`, { argument, expected, actual });
@@ -345,37 +371,73 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       ) {
         invalid('options.kernel', "'mma' needs fp16 KV and head dim 64 or 128", 'auto | scalar', kernel);
       }
-      const schedule = buildSchedule(plan, {
-        numHeads: resolved.numHeads,
-        numKvHeads: resolved.numKvHeads,
-        multiprocessors: deviceInfo.multiprocessors,
-        ...planOptions.schedule,
-      });
-      const packed = packSchedule(plan, resolved, schedule, KERNEL_CODES[kernel]);
+      const executor = planOptions.executor ?? DEFAULT_CUDA_EXECUTOR;
+      if (executor !== 'tasks' && executor !== 'units')
+        invalid('options.executor', "must be 'tasks' or 'units'", 'tasks | units', executor);
+      let summaryFields: Omit<CudaScheduleSummary, 'kernel' | 'ringStages' | 'sharedBytes'>;
+      let packed: PackedSchedule;
+      let maxSlot: number;
+      if (executor === 'tasks') {
+        const tasks = buildTaskSchedule(plan, {
+          numHeads: resolved.numHeads,
+          numKvHeads: resolved.numKvHeads,
+          multiprocessors: deviceInfo.multiprocessors,
+          ...planOptions.tasks,
+        });
+        packed = packTaskSchedule(plan, resolved, tasks, KERNEL_CODES[kernel]);
+        maxSlot = tasks.maxSlot;
+        let mergedQueries = 0;
+        for (let query = 0; query < plan.numQueries; query++) {
+          if (tasks.queryPartialIndptr[query + 1]! - tasks.queryPartialIndptr[query]! > 1) mergedQueries++;
+        }
+        summaryFields = {
+          executor,
+          numExecChunks: tasks.numGroups,
+          numUnits: tasks.numTasks,
+          numExecPartials: tasks.numPartials,
+          mergedQueries,
+          suffixTokens: tasks.suffixSlots.length,
+          fusedMerge: false,
+        };
+      } else {
+        const schedule = buildSchedule(plan, {
+          numHeads: resolved.numHeads,
+          numKvHeads: resolved.numKvHeads,
+          multiprocessors: deviceInfo.multiprocessors,
+          ...planOptions.schedule,
+        });
+        packed = packSchedule(plan, resolved, schedule, KERNEL_CODES[kernel]);
+        maxSlot = schedule.maxSlot;
+        let mergedQueries = 0;
+        for (let query = 0; query < plan.numQueries; query++) {
+          if (schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]! > 1)
+            mergedQueries++;
+        }
+        summaryFields = {
+          executor,
+          numExecChunks: schedule.numExecChunks,
+          numUnits: schedule.numUnits,
+          numExecPartials: schedule.numExecPartials,
+          mergedQueries,
+          suffixTokens: 0,
+          fusedMerge: schedule.fuseMerge,
+        };
+      }
       const summary = callNative('preparePlan', () =>
         addon.preparePlan(context, packed.header, packed.bytes),
       );
-      let mergedQueries = 0;
-      for (let query = 0; query < plan.numQueries; query++) {
-        if (schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]! > 1)
-          mergedQueries++;
-      }
       let prepared: CudaPreparedPlan | undefined;
       prepared = new CudaPreparedPlan(
         owner,
         plan,
         resolved,
         Object.freeze({
-          numExecChunks: schedule.numExecChunks,
-          numUnits: schedule.numUnits,
-          numExecPartials: schedule.numExecPartials,
-          mergedQueries,
-          fusedMerge: schedule.fuseMerge,
+          ...summaryFields,
           kernel: summary.kernel === 1 ? 'mma' : 'scalar',
           ringStages: summary.ringStages,
           sharedBytes: summary.sharedBytes,
         }),
-        schedule.maxSlot,
+        maxSlot,
         summary.handle,
         releaser(
           (h) => addon.freePlan(h),

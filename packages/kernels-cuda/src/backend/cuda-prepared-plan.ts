@@ -2,10 +2,14 @@ import type { AttentionShape, PreparedPlan, TreeAttentionPlan } from '@deft/core
 
 /** How a prepared plan runs on the device. */
 export interface CudaScheduleSummary {
-  /** Execution chunks (coalesced runs of plan chunks). */
+  /** `tasks` (mask-free tasks, v7) or `units` (work units over the plan's chunks, v1-v6). */
+  readonly executor: 'tasks' | 'units';
+  /** Execution chunks (coalesced runs of plan chunks), or groups of tokens with one query set (tasks). */
   readonly numExecChunks: number;
-  /** Work units; each runs as one CTA per KV head. */
+  /** Work units or tasks; each runs as one CTA per KV head. */
   readonly numUnits: number;
+  /** Tokens attended to in the merge kernel (sum over queries of their suffixes; tasks only). */
+  readonly suffixTokens: number;
   /** Partial-state slots of the schedule (queries seen by one execution chunk write their output directly). */
   readonly numExecPartials: number;
   /** Queries whose output is a merge of several partial states. */
@@ -14,7 +18,7 @@ export interface CudaScheduleSummary {
   readonly fusedMerge: boolean;
   /** `"mma"` (tensor cores) or `"scalar"` (CUDA cores). */
   readonly kernel: 'mma' | 'scalar';
-  /** KV tiles of 64 tokens kept in shared memory per CTA. */
+  /** KV tiles kept in shared memory per CTA. */
   readonly ringStages: number;
   /** Dynamic shared memory per CTA of the tensor-core kernel. */
   readonly sharedBytes: number;

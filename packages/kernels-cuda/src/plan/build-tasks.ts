@@ -22,6 +22,11 @@ export interface TaskScheduleOptions {
   /** Fixed cost of a task (start-up latency of a CTA), in tokens read (default 96). */
   readonly taskCost?: number;
   /**
+   * Cost of one row's partial state (written by the task, read by the merge), in tokens read
+   * (default 2: 4 * headDim bytes written and read against 2 * headDim fp16 bytes of K and V per token).
+   */
+  readonly partialCost?: number;
+  /**
    * Largest group (a set of tokens seen by the same queries) computed in the merge kernel instead of
    * as a task: at most this many tokens (default 16) ...
    */
@@ -99,6 +104,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
   const numHeads = options.numHeads;
   const queryTileCost = options.queryTileCost ?? 0.15;
   const taskCost = options.taskCost ?? 96;
+  const partialCost = options.partialCost ?? 2;
   const suffixTokens = options.suffixTokens ?? 16;
   const suffixRows = options.suffixRows ?? 16;
   const blocks = Math.max(1, options.multiprocessors) * (options.blocksPerMultiprocessor ?? 2);
@@ -191,8 +197,10 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     for (const tiles of blockTiles) totalCost += tokens * (1 + queryTileCost * tiles) + taskCost;
     blocked.push({ group: candidate, blockTiles, tiles: Math.ceil(tokens / TASK_TILE_TOKENS), splits: 1 });
   });
-  // One wave: each task's cost near the total over the CTA slots of one KV head (twice: the split
-  // count changes the fixed costs in the total).
+  // One wave: each task's cost near the total over the CTA slots of one KV head. A split adds a
+  // task's fixed cost and its rows' partial states; two passes, as the splits change the total.
+  const rowsOf = (tiles: number, entry: Blocked, block: number): number =>
+    Math.min(tiles * 16, entry.group.queries.length * group - tilesBefore(entry, block) * 16);
   for (let pass = 0; pass < 2; pass++) {
     const target = Math.max(totalCost / slotsPerKvHead, taskCost * 2);
     let nextTotal = 0;
@@ -201,9 +209,10 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
       let worst = 0;
       for (const tiles of entry.blockTiles) worst = Math.max(worst, tokens * (1 + queryTileCost * tiles));
       entry.splits = Math.max(1, Math.min(entry.tiles, Math.ceil(worst / target)));
-      for (const tiles of entry.blockTiles) {
-        nextTotal += tokens * (1 + queryTileCost * tiles) + taskCost * entry.splits;
-      }
+      entry.blockTiles.forEach((tiles, block) => {
+        const partials = entry.splits > 1 ? rowsOf(tiles, entry, block) * partialCost * entry.splits : 0;
+        nextTotal += tokens * (1 + queryTileCost * tiles) + taskCost * entry.splits + partials;
+      });
     }
     totalCost = nextTotal;
   }
@@ -301,6 +310,12 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     mergeQueries: Int32Array.from(mergeQueries),
     maxSlot,
   };
+}
+
+function tilesBefore(entry: { readonly blockTiles: readonly number[] }, block: number): number {
+  let tiles = 0;
+  for (let index = 0; index < block; index++) tiles += entry.blockTiles[index]!;
+  return tiles;
 }
 
 function sameRange(values: Int32Array, first: number, second: number, length: number): boolean {

@@ -97,6 +97,64 @@ struct AttentionParams {
   int dependentLaunch;
 };
 
+/**
+ * A mask-free task of the task executor (v7; see src/plan/build-tasks.ts): every row of the task sees
+ * every one of its tokens. Tokens `taskSlots[slotStart ..< slotStart + numTokens]`, rows
+ * `taskRows[rowStart ..< rowStart + rowCount]`.
+ */
+struct AttentionTask {
+  int slotStart;
+  int numTokens;
+  int rowStart;
+  int rowCount;
+};
+
+/**
+ * One row of a task: for KV head `h` (group `g` query heads per KV head) it reads
+ * `q[(qRow + h * g) * headDim ..]` and writes the output at the same offset when `partialRow < 0`,
+ * else `partialO[(partialRow + h * g) * headDim ..]` and `partialLse[partialRow + h * g]` (base 2).
+ */
+struct TaskRow {
+  int qRow;
+  int partialRow;
+};
+
+/** Everything one launch of the task executor reads and writes (two launches: tasks, then merge + suffixes). */
+struct TaskParams {
+  const AttentionTask* tasks;     // [numTasks], costliest first
+  const int* taskSlots;           // [numTaskSlots]
+  const TaskRow* taskRows;        // [numTaskRows]
+  const int* queryPartialIndptr;  // [numQueries + 1]
+  const int* queryPartials;       // [numPartials] partial slots of each query, in merge order
+  const int* suffixIndptr;        // [numQueries + 1]
+  const int* suffixSlots;         // [numSuffixSlots] KV slots each merge query attends to on CUDA cores
+  const int* mergeQueries;        // [numMergeQueries] queries the merge kernel writes
+  int numTasks;
+  int numMergeQueries;
+
+  const void* k;                  // layer's K: [numSlots, numKvHeads, headDim]
+  const void* v;                  // layer's V: [numSlots, numKvHeads, headDim]
+  const float* q;                 // [numQueries, numHeads, headDim]
+  float* out;                     // [numQueries, numHeads, headDim]
+  float* partialO;                // [numPartials, numHeads, headDim], owned by the plan
+  float* partialLse;              // [numPartials, numHeads], base 2, owned by the plan
+
+  int numHeads;
+  int numKvHeads;
+  int group;                      // numHeads / numKvHeads
+  int headDim;
+  float scaleLog2;                // scale * log2(e)
+  /** 1: the merge launch uses programmatic dependent launch (sm_90+). */
+  int dependentLaunch;
+};
+
+/** Raises the dynamic shared-memory limit of the task kernels on the current device. */
+Status ConfigureTaskKernels();
+/** Shared-memory bytes of the tensor-core task kernel at a head dim. */
+size_t TaskSharedBytes(int headDim);
+/** Enqueues one layer of tree attention with the task executor. */
+Status LaunchTaskAttention(const TaskParams& params, KvType kvType, AttentionKernel kernel, cudaStream_t stream);
+
 /** Shared-memory bytes of the tensor-core kernel for a head dim and ring depth. */
 size_t MmaSharedBytes(int headDim, int ringStages);
 /** Deepest ring of KV tiles the tensor-core kernel can keep within `sharedBytes` per block. */

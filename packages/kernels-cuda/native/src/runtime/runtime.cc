@@ -71,7 +71,12 @@ struct Storage {
 struct Plan {
   Handle context = 0;
   void* device = nullptr;
+  /** 1: the task executor (taskParams), 0: work units (params). */
+  int executor = 0;
   AttentionParams params{};
+  TaskParams taskParams{};
+  /** The task executor's partial states, owned by the plan: plans never share them. */
+  void* partials = nullptr;
   KvType kvType = KvType::kF16;
   AttentionKernel kernel = AttentionKernel::kAuto;
   int numQueries = 0;
@@ -246,6 +251,7 @@ Status CreateContext(int ordinal, Handle* handle) {
     return Status::Invalid(std::string("device ") + properties.name + " has too little shared memory per block");
   }
   DEFT_RETURN_IF_ERROR(ConfigureAttentionKernels(properties.sharedMemPerBlockOptin));
+  DEFT_RETURN_IF_ERROR(ConfigureTaskKernels());
   const cudaError_t streamError = cudaStreamCreateWithFlags(&context->stream, cudaStreamNonBlocking);
   if (streamError != cudaSuccess) return CudaFailure(streamError, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
   const cudaError_t sinkError = cudaMalloc(reinterpret_cast<void**>(&context->sink), sizeof(unsigned));
@@ -569,6 +575,57 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
   plan->numQueries = header[kHeaderNumQueries];
   plan->pageSize = header[kHeaderPageSize];
   plan->maxSlot = header[kHeaderMaxSlot];
+  plan->executor = header[kHeaderExecutor];
+  if (plan->executor == 1) {
+    for (int field = kHeaderOffsetTasks; field <= kHeaderOffsetSuffixSlots; ++field) {
+      if (static_cast<size_t>(header[field]) > size || header[field] % 16 != 0) {
+        return Status::Invalid("plan header offset is out of range or unaligned");
+      }
+    }
+    const int numPartials = header[kHeaderNumExecPartials];
+    const size_t oBytes = (static_cast<size_t>(numPartials) * numHeads * headDim * sizeof(float) + 255) / 256 * 256;
+    const size_t lseBytes = static_cast<size_t>(numPartials) * numHeads * sizeof(float);
+    if (oBytes + lseBytes > 0) DEFT_CUDA_CHECK(cudaMallocAsync(&plan->partials, oBytes + lseBytes, context->stream));
+    if (size > 0) {
+      const cudaError_t allocated = cudaMallocAsync(&plan->device, size, context->stream);
+      const cudaError_t copied = allocated == cudaSuccess
+                                     ? cudaMemcpyAsync(plan->device, bytes, size, cudaMemcpyHostToDevice, context->stream)
+                                     : allocated;
+      if (copied != cudaSuccess) {
+        if (plan->partials != nullptr) cudaFreeAsync(plan->partials, context->stream);
+        if (allocated == cudaSuccess) cudaFreeAsync(plan->device, context->stream);
+        return CudaFailure(copied, "cudaMemcpyAsync(plan)", __FILE__, __LINE__);
+      }
+    }
+    const unsigned char* base = static_cast<const unsigned char*>(plan->device);
+    auto at = [&](int field) { return base + header[field]; };
+    TaskParams& params = plan->taskParams;
+    params.tasks = reinterpret_cast<const AttentionTask*>(at(kHeaderOffsetTasks));
+    params.taskSlots = reinterpret_cast<const int*>(at(kHeaderOffsetTaskSlots));
+    params.taskRows = reinterpret_cast<const TaskRow*>(at(kHeaderOffsetTaskRows));
+    params.queryPartialIndptr = reinterpret_cast<const int*>(at(kHeaderOffsetQueryPartialIndptr));
+    params.queryPartials = reinterpret_cast<const int*>(at(kHeaderOffsetQueryPartials));
+    params.suffixIndptr = reinterpret_cast<const int*>(at(kHeaderOffsetSuffixIndptr));
+    params.suffixSlots = reinterpret_cast<const int*>(at(kHeaderOffsetSuffixSlots));
+    params.mergeQueries = reinterpret_cast<const int*>(at(kHeaderOffsetMergeQueries));
+    params.numTasks = header[kHeaderNumTasks];
+    params.numMergeQueries = header[kHeaderNumMergeQueries];
+    params.partialO = static_cast<float*>(plan->partials);
+    params.partialLse =
+        plan->partials == nullptr ? nullptr : reinterpret_cast<float*>(static_cast<unsigned char*>(plan->partials) + oBytes);
+    params.numHeads = numHeads;
+    params.numKvHeads = numKvHeads;
+    params.group = numHeads / numKvHeads;
+    params.headDim = headDim;
+    params.dependentLaunch = context->info.computeMajor >= 9 ? 1 : 0;
+    summary->ringStages = 3;
+    summary->kernel = static_cast<int>(plan->kernel);
+    summary->sharedBytes = plan->kernel == AttentionKernel::kMma ? TaskSharedBytes(headDim) : 0;
+    const Handle id = nextHandle++;
+    plans.emplace(id, std::move(plan));
+    *handle = id;
+    return Status::Ok();
+  }
 
   // Ring depth: enough KV tiles to keep a chunk resident when several passes reuse it, at least a
   // double buffer, at most what shared memory allows.
@@ -632,7 +689,10 @@ Status FreePlan(Handle handle) {
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(plan->context, &context));
   const cudaError_t error = plan->device != nullptr ? cudaFreeAsync(plan->device, context->stream) : cudaSuccess;
+  const cudaError_t partialsError =
+      plan->partials != nullptr ? cudaFreeAsync(plan->partials, context->stream) : cudaSuccess;
   plans.erase(handle);
+  DEFT_CUDA_CHECK(partialsError);
   DEFT_CUDA_CHECK(error);
   return Status::Ok();
 }
@@ -650,21 +710,33 @@ Status TreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle 
     return Status::Invalid("plan, storage and tensors must belong to the same backend");
   }
   const StorageDescriptor& descriptor = storage->descriptor;
-  AttentionParams params = plan->params;
-  if (descriptor.type != plan->kvType || descriptor.numKvHeads != params.numKvHeads ||
-      descriptor.headDim != params.headDim || descriptor.pageSize != plan->pageSize) {
+  const int numKvHeads = plan->executor == 1 ? plan->taskParams.numKvHeads : plan->params.numKvHeads;
+  const int numHeads = plan->executor == 1 ? plan->taskParams.numHeads : plan->params.numHeads;
+  const int headDim = plan->executor == 1 ? plan->taskParams.headDim : plan->params.headDim;
+  if (descriptor.type != plan->kvType || descriptor.numKvHeads != numKvHeads || descriptor.headDim != headDim ||
+      descriptor.pageSize != plan->pageSize) {
     return Status::Invalid("the storage's shape differs from the shape the plan was prepared for");
   }
   if (plan->maxSlot >= static_cast<long long>(descriptor.numPages) * descriptor.pageSize) {
     return Status::Invalid("the plan reads slots beyond the storage");
   }
   if (layer < 0 || layer >= descriptor.numLayers) return Status::Invalid("layer is out of range");
-  const size_t rowBytes = static_cast<size_t>(plan->numQueries) * params.numHeads * params.headDim * sizeof(float);
+  const size_t rowBytes = static_cast<size_t>(plan->numQueries) * numHeads * headDim * sizeof(float);
   if (q->bytes < rowBytes || out->bytes < rowBytes) return Status::Invalid("q or out is smaller than the plan needs");
   if (!std::isfinite(scale)) return Status::Invalid("scale must be finite");
   Context* context = Find(contexts, plan->context);
   DEFT_CUDA_CHECK(cudaSetDevice(context->device));
   const KvLayer view = LayerOf(storage, layer);
+  if (plan->executor == 1) {
+    TaskParams params = plan->taskParams;
+    params.k = view.k;
+    params.v = view.v;
+    params.q = static_cast<const float*>(q->pointer);
+    params.out = static_cast<float*>(out->pointer);
+    params.scaleLog2 = scale * 1.4426950408889634f;
+    return LaunchTaskAttention(params, plan->kvType, plan->kernel, context->stream);
+  }
+  AttentionParams params = plan->params;
   params.k = view.k;
   params.v = view.v;
   params.q = static_cast<const float*>(q->pointer);

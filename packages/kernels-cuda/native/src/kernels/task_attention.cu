@@ -1,0 +1,622 @@
+// The task executor of DeFT tree attention (v7). The schedule (src/plan/build-tasks.ts) groups the
+// tree's tokens by the exact set of queries that see them, so no kernel here ever reads a mask:
+//   - TaskAttentionMmaKernel: one CTA (4 warps) per (task, KV head); a task is up to 64 rows (query x
+//     head of the KV head's group) by a range of 64-token KV tiles; fp16 KV on tensor cores
+//     (mma.sync m16n8k16, fp32 accumulation), three-stage cp.async ring, one barrier per tile. With
+//     fewer than three 16-row query tiles the warps split each KV tile along the tokens (2 or 4 ways)
+//     and merge their states through shared memory at the end (decode-style tasks);
+//   - TaskAttentionScalarKernel: the same tasks on CUDA cores (f32 KV, any head dim up to 256);
+//   - TaskMergeKernel: one warp per (merge query, head): attends to the query's suffix tokens (its small
+//     private groups, e.g. speculative leaves) on CUDA cores, then merges the partial states of its
+//     tasks in CSR order. Launched with programmatic dependent launch: everything before the partials
+//     (schedule, q, the suffix) overlaps the attention launch.
+// Scores are pre-multiplied by scale * log2(e): softmax uses exp2 and every lse is base 2. Partial
+// buffers belong to the plan, so two plans never share them; there are no counters.
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/device_primitives.cuh"
+#include "kernels/kernels.h"
+
+namespace deft {
+namespace {
+
+using namespace device;  // NOLINT: the primitives of device_primitives.cuh
+
+constexpr int kTaskWarps = 4;
+constexpr int kTaskThreads = kTaskWarps * 32;
+/** Tokens per staged KV tile (K and V of one KV head: 32 KB per stage at head dim 128). */
+constexpr int kTaskTileTokens = 64;
+/** Ring stages: two tiles in flight while one is computed. */
+constexpr int kTaskStages = 3;
+/** CTAs per multiprocessor the launch bounds aim for (shared memory allows two at head dim 128). */
+constexpr int kTaskBlocksPerMultiprocessor = 2;
+/** Largest head dim of the CUDA-core paths (values per lane). */
+constexpr int kMaxPerLane = 8;
+
+template <int Dim>
+struct TaskLayout {
+  static constexpr int kChunks = Dim / 8;  // 16-byte chunks per K / V row
+  static constexpr int kTileHalves = kTaskTileTokens * Dim;
+  static constexpr int kStageHalves = 2 * kTileHalves;  // K tile then V tile
+  static constexpr int kCopiesPerThread = kTaskTileTokens * kChunks / kTaskThreads;
+  static constexpr int kScratchRowFloats = Dim + 4;
+  static constexpr int kScratchWarpFloats = 16 * kScratchRowFloats + 32;  // o rows, then m[16], l[16]
+  static constexpr size_t kRingBytes = static_cast<size_t>(kTaskStages) * kStageHalves * sizeof(half);
+  static constexpr size_t kScratchBytes = static_cast<size_t>(kTaskWarps) * kScratchWarpFloats * sizeof(float);
+  static constexpr size_t kTargetsOffset = kRingBytes > kScratchBytes ? kRingBytes : kScratchBytes;
+  static constexpr size_t kSharedBytes = kTargetsOffset + kTaskWarps * 16 * sizeof(int2);
+};
+
+/** Slot indices of the token rows one thread copies for one tile (-1: past the task's end). */
+template <int Dim>
+struct TaskTileSlots {
+  int slot[TaskLayout<Dim>::kCopiesPerThread];
+};
+
+template <int Dim>
+__device__ __forceinline__ void FetchTaskSlots(const int* slots, int numTokens, int tile, TaskTileSlots<Dim>& out) {
+#pragma unroll
+  for (int step = 0; step < TaskLayout<Dim>::kCopiesPerThread; ++step) {
+    const int row = (threadIdx.x + step * kTaskThreads) / TaskLayout<Dim>::kChunks;
+    const int token = tile * kTaskTileTokens + row;
+    out.slot[step] = token < numTokens ? __ldg(slots + token) : -1;
+  }
+}
+
+/** Issues the 16-byte copies of one tile's K and V rows into a ring stage (rows past the end are zero-filled). */
+template <int Dim>
+__device__ __forceinline__ void IssueTaskTile(const TaskParams& params, int kvHead, half* stage,
+                                              const TaskTileSlots<Dim>& slots) {
+  using Layout = TaskLayout<Dim>;
+  const half* keys = static_cast<const half*>(params.k) + kvHead * Dim;
+  const half* values = static_cast<const half*>(params.v) + kvHead * Dim;
+  const size_t slotStride = static_cast<size_t>(params.numKvHeads) * Dim;
+#pragma unroll
+  for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
+    const int index = threadIdx.x + step * kTaskThreads;
+    const int row = index / Layout::kChunks;
+    const int chunk = index % Layout::kChunks;
+    const int slot = slots.slot[step];
+    const bool valid = slot >= 0;
+    const size_t offset = valid ? static_cast<size_t>(slot) * slotStride + chunk * 8 : 0;
+    const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
+    CopyAsync16(stage + sharedOffset, keys + offset, valid);
+    CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + offset, valid);
+  }
+}
+
+/**
+ * One warp, 16 rows, `Step` tokens of a staged tile starting at tile row `firstRow`: S = Q K^T,
+ * tokens past the task's end masked (last tile only), online softmax in base 2 with the output
+ * rescale skipped when no row's maximum rose, O += P V.
+ */
+template <int Dim, int Step>
+__device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV, int tokensLeft, int firstRow,
+                                         const uint32_t (&queryFragments)[Dim / 16][4], float (&o)[Dim / 8][4],
+                                         float (&rowMax)[2], float (&rowSum)[2], int lane) {
+  constexpr int kNTiles = Step / 8;
+  if (firstRow >= tokensLeft) return;  // warp-uniform: nothing of this step exists
+  float scores[kNTiles][4];
+#pragma unroll
+  for (int tile = 0; tile < kNTiles; ++tile) {
+#pragma unroll
+    for (int element = 0; element < 4; ++element) scores[tile][element] = 0.0f;
+  }
+#pragma unroll
+  for (int step = 0; step < Dim / 16; ++step) {
+#pragma unroll
+    for (int tile = 0; tile < kNTiles; tile += 2) {
+      uint32_t keyFragments[4];
+      const int row = firstRow + tile * 8 + (lane & 7) + ((lane >> 4) << 3);
+      LoadMatrixX4(keyFragments, stageK + SwizzledOffset<Dim>(row, (step << 1) + ((lane >> 3) & 1)));
+      Mma16816(scores[tile], queryFragments[step], keyFragments[0], keyFragments[1]);
+      Mma16816(scores[tile + 1], queryFragments[step], keyFragments[2], keyFragments[3]);
+    }
+  }
+  const int column = (lane & 3) * 2;
+  if (firstRow + Step > tokensLeft) {  // the task's last tile: tokens past its end are zero-filled
+#pragma unroll
+    for (int tile = 0; tile < kNTiles; ++tile) {
+#pragma unroll
+      for (int element = 0; element < 4; ++element) {
+        if (firstRow + tile * 8 + column + (element & 1) >= tokensLeft) scores[tile][element] = -INFINITY;
+      }
+    }
+  }
+  float newMax[2] = {rowMax[0], rowMax[1]};
+#pragma unroll
+  for (int tile = 0; tile < kNTiles; ++tile) {
+    newMax[0] = fmaxf(newMax[0], fmaxf(scores[tile][0], scores[tile][1]));
+    newMax[1] = fmaxf(newMax[1], fmaxf(scores[tile][2], scores[tile][3]));
+  }
+  float base[2];
+  float correction[2];
+  bool rose = false;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    newMax[half] = fmaxf(newMax[half], __shfl_xor_sync(0xffffffffu, newMax[half], 1));
+    newMax[half] = fmaxf(newMax[half], __shfl_xor_sync(0xffffffffu, newMax[half], 2));
+    // Empty-state guard: a row that has seen no key keeps max -inf; subtract 0 then, so that
+    // exp2(-inf - base) is 0 rather than NaN. (Every step has a valid token, so this is defensive.)
+    base[half] = newMax[half] == -INFINITY ? 0.0f : newMax[half];
+    correction[half] = exp2f(rowMax[half] - base[half]);  // exactly 1 when the max did not rise
+    rose |= newMax[half] > rowMax[half];
+    rowMax[half] = newMax[half];
+    rowSum[half] *= correction[half];
+  }
+  if (__any_sync(0xffffffffu, rose)) {
+#pragma unroll
+    for (int tile = 0; tile < Dim / 8; ++tile) {
+      o[tile][0] *= correction[0];
+      o[tile][1] *= correction[0];
+      o[tile][2] *= correction[1];
+      o[tile][3] *= correction[1];
+    }
+  }
+#pragma unroll
+  for (int tile = 0; tile < kNTiles; ++tile) {
+    scores[tile][0] = exp2f(scores[tile][0] - base[0]);
+    scores[tile][1] = exp2f(scores[tile][1] - base[0]);
+    scores[tile][2] = exp2f(scores[tile][2] - base[1]);
+    scores[tile][3] = exp2f(scores[tile][3] - base[1]);
+    rowSum[0] += scores[tile][0] + scores[tile][1];
+    rowSum[1] += scores[tile][2] + scores[tile][3];
+  }
+#pragma unroll
+  for (int step = 0; step < Step / 16; ++step) {
+    uint32_t probabilities[4];
+    probabilities[0] = PackHalf2(scores[2 * step][0], scores[2 * step][1]);
+    probabilities[1] = PackHalf2(scores[2 * step][2], scores[2 * step][3]);
+    probabilities[2] = PackHalf2(scores[2 * step + 1][0], scores[2 * step + 1][1]);
+    probabilities[3] = PackHalf2(scores[2 * step + 1][2], scores[2 * step + 1][3]);
+    const int row = firstRow + step * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+#pragma unroll
+    for (int tile = 0; tile < Dim / 8; tile += 2) {
+      uint32_t valueFragments[4];
+      LoadMatrixX4Transposed(valueFragments, stageV + SwizzledOffset<Dim>(row, tile + (lane >> 4)));
+      Mma16816(o[tile], probabilities, valueFragments[0], valueFragments[1]);
+      Mma16816(o[tile + 1], probabilities, valueFragments[2], valueFragments[3]);
+    }
+  }
+}
+
+/**
+ * Loads one warp's 16 query rows (scaled by scale * log2(e), fp16) into mma A fragments and, from lanes
+ * 0-15, writes each row's target (output row, partial row or -1) to `targets[16]`. Lane r loads row
+ * r's entry once; rows are broadcast with shuffles; every Q load of the tile is independent.
+ */
+template <int Dim>
+__device__ __forceinline__ void LoadTaskQuery(const TaskParams& params, int rowStart, int rowCount, int kvHead,
+                                              int queryTile, uint32_t (&fragments)[Dim / 16][4], int2* targets,
+                                              bool writeTargets, int lane) {
+  const int myRow = lane & 15;
+  const int taskRow = queryTile * 16 + myRow;
+  long long queryOffset = -1;
+  int2 target = make_int2(-1, -1);
+  if (taskRow < rowCount) {
+    const int2 entry = __ldg(reinterpret_cast<const int2*>(params.taskRows) + rowStart + taskRow);
+    const int shift = kvHead * params.group;
+    queryOffset = static_cast<long long>(entry.x + shift) * Dim;
+    target = make_int2(entry.x + shift, entry.y < 0 ? -1 : entry.y + shift);
+  }
+  if (writeTargets && lane < 16) targets[myRow] = target;
+  const int group = lane >> 2;
+  const int column = (lane & 3) * 2;
+  const long long offsetLow = __shfl_sync(0xffffffffu, queryOffset, group);
+  const long long offsetHigh = __shfl_sync(0xffffffffu, queryOffset, group + 8);
+  const float scale = params.scaleLog2;
+  const float2 zero = make_float2(0.0f, 0.0f);
+#pragma unroll
+  for (int step = 0; step < Dim / 16; ++step) {
+    const int first = step * 16 + column;
+    const float2 a0 = offsetLow >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetLow + first)) : zero;
+    const float2 a1 = offsetHigh >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetHigh + first)) : zero;
+    const float2 a2 = offsetLow >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetLow + first + 8)) : zero;
+    const float2 a3 = offsetHigh >= 0 ? __ldg(reinterpret_cast<const float2*>(params.q + offsetHigh + first + 8)) : zero;
+    fragments[step][0] = PackHalf2(a0.x * scale, a0.y * scale);
+    fragments[step][1] = PackHalf2(a1.x * scale, a1.y * scale);
+    fragments[step][2] = PackHalf2(a2.x * scale, a2.y * scale);
+    fragments[step][3] = PackHalf2(a3.x * scale, a3.y * scale);
+  }
+}
+
+/** Writes one finished row: `o` divided by `sum` to the output or a partial slot, and the lse of a partial. */
+__device__ __forceinline__ float* TargetRow(const TaskParams& params, int2 target, int dim) {
+  return target.y < 0 ? params.out + static_cast<size_t>(target.x) * dim
+                      : params.partialO + static_cast<size_t>(target.y) * dim;
+}
+
+/**
+ * The body of the tensor-core task kernel for `Split` warps per query tile: Split 1 (3-4 query tiles,
+ * each warp 16 rows x 64 tokens per tile in two steps of 32), 2 (2 query tiles, 32 tokens per warp),
+ * 4 (one query tile, 16 tokens per warp).
+ */
+template <int Dim, int Split>
+__device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char* shared, int kvHead, int slotStart,
+                                         int numTokens, int rowStart, int rowCount) {
+  using Layout = TaskLayout<Dim>;
+  constexpr int kWarpTokens = kTaskTileTokens / Split;
+  constexpr int kStep = kWarpTokens > 32 ? 32 : kWarpTokens;
+  half* ring = reinterpret_cast<half*>(shared);
+  int2* targets = reinterpret_cast<int2*>(shared + Layout::kTargetsOffset);
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int queryTiles = (rowCount + 15) >> 4;
+  const int queryTile = warp / Split;
+  const int part = warp % Split;
+  const bool active = queryTile < queryTiles;
+  const int* slots = params.taskSlots + slotStart;
+  const int numTiles = (numTokens + kTaskTileTokens - 1) / kTaskTileTokens;
+
+  // Prologue: the slots of the first three tiles in one batch, then the copies of the first two.
+  TaskTileSlots<Dim> first;
+  TaskTileSlots<Dim> second;
+  TaskTileSlots<Dim> next;
+  FetchTaskSlots<Dim>(slots, numTokens, 0, first);
+  FetchTaskSlots<Dim>(slots, numTokens, 1, second);
+  FetchTaskSlots<Dim>(slots, numTokens, 2, next);
+  IssueTaskTile<Dim>(params, kvHead, ring, first);
+  CopyAsyncCommit();
+  if (numTiles > 1) IssueTaskTile<Dim>(params, kvHead, ring + Layout::kStageHalves, second);
+  CopyAsyncCommit();
+
+  uint32_t queryFragments[Dim / 16][4];
+  if (active) {
+    LoadTaskQuery<Dim>(params, rowStart, rowCount, kvHead, queryTile, queryFragments, targets + queryTile * 16,
+                       part == 0, lane);
+  }
+  float o[Dim / 8][4];
+#pragma unroll
+  for (int tile = 0; tile < Dim / 8; ++tile) {
+#pragma unroll
+    for (int element = 0; element < 4; ++element) o[tile][element] = 0.0f;
+  }
+  float rowMax[2] = {-INFINITY, -INFINITY};
+  float rowSum[2] = {0.0f, 0.0f};
+
+  for (int tile = 0; tile < numTiles; ++tile) {
+    CopyAsyncWait<kTaskStages - 2>();
+    __syncthreads();  // tile is staged for every thread; every warp is done with tile - 1's stage
+    const int issue = tile + kTaskStages - 1;
+    if (issue < numTiles) IssueTaskTile<Dim>(params, kvHead, ring + (issue % kTaskStages) * Layout::kStageHalves, next);
+    CopyAsyncCommit();
+    if (issue + 1 < numTiles) FetchTaskSlots<Dim>(slots, numTokens, issue + 1, next);
+    if (active) {
+      const half* stageK = ring + (tile % kTaskStages) * Layout::kStageHalves;
+      const half* stageV = stageK + Layout::kTileHalves;
+      const int tokensLeft = numTokens - tile * kTaskTileTokens;
+#pragma unroll
+      for (int sub = 0; sub < kWarpTokens / kStep; ++sub) {
+        TaskStep<Dim, kStep>(stageK, stageV, tokensLeft, part * kWarpTokens + sub * kStep, queryFragments, o, rowMax,
+                             rowSum, lane);
+      }
+    }
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 1);
+    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 2);
+  }
+  const int column = (lane & 3) * 2;
+
+  if constexpr (Split == 1) {
+    if (!active) return;
+    __syncwarp();
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = (lane >> 2) + half * 8;
+      const int2 target = targets[queryTile * 16 + row];
+      if (target.x < 0) continue;
+      float* destination = TargetRow(params, target, Dim);
+      const float sum = rowSum[half];
+      const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+#pragma unroll
+      for (int tile = 0; tile < Dim / 8; ++tile) {
+        *reinterpret_cast<float2*>(destination + tile * 8 + column) =
+            make_float2(o[tile][2 * half] * inverse, o[tile][2 * half + 1] * inverse);
+      }
+      if (target.y >= 0 && (lane & 3) == 0) {
+        params.partialLse[target.y] = sum > 0.0f ? rowMax[half] + log2f(sum) : -INFINITY;
+      }
+    }
+  } else {
+    // Merge the Split warps of each query tile through shared memory (the ring is free now).
+    CopyAsyncWait<0>();
+    __syncthreads();
+    float* scratch = reinterpret_cast<float*>(shared);
+    float* mine = scratch + warp * Layout::kScratchWarpFloats;
+    if (active) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = (lane >> 2) + half * 8;
+#pragma unroll
+        for (int tile = 0; tile < Dim / 8; ++tile) {
+          *reinterpret_cast<float2*>(mine + row * Layout::kScratchRowFloats + tile * 8 + column) =
+              make_float2(o[tile][2 * half], o[tile][2 * half + 1]);
+        }
+        if ((lane & 3) == 0) {
+          mine[16 * Layout::kScratchRowFloats + row] = rowMax[half];
+          mine[16 * Layout::kScratchRowFloats + 16 + row] = rowSum[half];
+        }
+      }
+    }
+    __syncthreads();
+    constexpr int kVectors = Dim / 4;
+    for (int item = threadIdx.x; item < queryTiles * 16 * kVectors; item += kTaskThreads) {
+      const int tileRow = item / kVectors;  // query tile * 16 + row
+      const int vector = item % kVectors;
+      const int row = tileRow & 15;
+      const int2 target = targets[tileRow];
+      if (target.x < 0) continue;
+      const float* members = scratch + (tileRow >> 4) * Split * Layout::kScratchWarpFloats;
+      float best = -INFINITY;
+#pragma unroll
+      for (int member = 0; member < Split; ++member) {
+        best = fmaxf(best, members[member * Layout::kScratchWarpFloats + 16 * Layout::kScratchRowFloats + row]);
+      }
+      float sum = 0.0f;
+      float4 value = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+      for (int member = 0; member < Split; ++member) {
+        const float* state = members + member * Layout::kScratchWarpFloats;
+        // Empty-state guard: a warp that saw no token of this task has max -inf and weight 0.
+        const float memberMax = state[16 * Layout::kScratchRowFloats + row];
+        const float weight = memberMax == -INFINITY ? 0.0f : exp2f(memberMax - best);
+        sum += weight * state[16 * Layout::kScratchRowFloats + 16 + row];
+        const float4 part4 = *reinterpret_cast<const float4*>(state + row * Layout::kScratchRowFloats + vector * 4);
+        value.x += weight * part4.x;
+        value.y += weight * part4.y;
+        value.z += weight * part4.z;
+        value.w += weight * part4.w;
+      }
+      const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+      reinterpret_cast<float4*>(TargetRow(params, target, Dim))[vector] =
+          make_float4(value.x * inverse, value.y * inverse, value.z * inverse, value.w * inverse);
+      if (target.y >= 0 && vector == 0) params.partialLse[target.y] = sum > 0.0f ? best + log2f(sum) : -INFINITY;
+    }
+  }
+}
+
+template <int Dim>
+__global__ void __launch_bounds__(kTaskThreads, kTaskBlocksPerMultiprocessor)
+    TaskAttentionMmaKernel(const TaskParams params) {
+  extern __shared__ __align__(16) unsigned char sharedBytes[];
+  AllowDependentLaunch();
+  const int kvHead = blockIdx.x % params.numKvHeads;
+  const int4 task = __ldg(reinterpret_cast<const int4*>(params.tasks) + blockIdx.x / params.numKvHeads);
+  const int queryTiles = (task.w + 15) >> 4;
+  if (queryTiles >= 3) {
+    TaskBody<Dim, 1>(params, sharedBytes, kvHead, task.x, task.y, task.z, task.w);
+  } else if (queryTiles == 2) {
+    TaskBody<Dim, 2>(params, sharedBytes, kvHead, task.x, task.y, task.z, task.w);
+  } else {
+    TaskBody<Dim, 4>(params, sharedBytes, kvHead, task.x, task.y, task.z, task.w);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CUDA-core paths
+
+__device__ __forceinline__ float LoadAsFloat(const float* data, size_t index) { return __ldg(data + index); }
+__device__ __forceinline__ float LoadAsFloat(const half* data, size_t index) { return __half2float(data[index]); }
+
+/** Online-softmax state of one (row, head) on one warp: lane holds dims lane + 32 * part. */
+struct LaneState {
+  float best = -INFINITY;
+  float sum = 0.0f;
+  float values[kMaxPerLane] = {};
+};
+
+/** Attends one warp's row (scaled q values per lane) to one KV row. */
+template <typename Element>
+__device__ __forceinline__ void AttendToken(LaneState& state, const float (&queryValues)[kMaxPerLane],
+                                            const Element* keys, const Element* values, size_t rowOffset, int dim,
+                                            int lane) {
+  float dot = 0.0f;
+#pragma unroll
+  for (int part = 0; part < kMaxPerLane; ++part) {
+    const int d = lane + part * 32;
+    if (d < dim) dot += queryValues[part] * LoadAsFloat(keys, rowOffset + d);
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+  const float newBest = fmaxf(state.best, dot);  // finite: dot is finite for finite inputs
+  const float correction = exp2f(state.best - newBest);
+  const float weight = exp2f(dot - newBest);
+  state.sum = state.sum * correction + weight;
+#pragma unroll
+  for (int part = 0; part < kMaxPerLane; ++part) {
+    const int d = lane + part * 32;
+    if (d < dim) state.values[part] = state.values[part] * correction + weight * LoadAsFloat(values, rowOffset + d);
+  }
+  state.best = newBest;
+}
+
+__device__ __forceinline__ void LoadScaledQuery(const TaskParams& params, size_t rowOffset, float (&queryValues)[kMaxPerLane],
+                                                int lane) {
+#pragma unroll
+  for (int part = 0; part < kMaxPerLane; ++part) {
+    const int d = lane + part * 32;
+    queryValues[part] = d < params.headDim ? __ldg(params.q + rowOffset + d) * params.scaleLog2 : 0.0f;
+  }
+}
+
+template <typename Element>
+__global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const TaskParams params) {
+  AllowDependentLaunch();
+  const int kvHead = blockIdx.x % params.numKvHeads;
+  const AttentionTask task = params.tasks[blockIdx.x / params.numKvHeads];
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int dim = params.headDim;
+  const Element* keys = static_cast<const Element*>(params.k);
+  const Element* values = static_cast<const Element*>(params.v);
+  const size_t slotStride = static_cast<size_t>(params.numKvHeads) * dim;
+  for (int row = warp; row < task.rowCount; row += kTaskWarps) {
+    const TaskRow entry = params.taskRows[task.rowStart + row];
+    const int shift = kvHead * params.group;
+    const int2 target = make_int2(entry.qRow + shift, entry.partialRow < 0 ? -1 : entry.partialRow + shift);
+    float queryValues[kMaxPerLane];
+    LoadScaledQuery(params, static_cast<size_t>(target.x) * dim, queryValues, lane);
+    LaneState state;
+    for (int token = 0; token < task.numTokens; ++token) {
+      const size_t rowOffset =
+          static_cast<size_t>(__ldg(params.taskSlots + task.slotStart + token)) * slotStride + kvHead * dim;
+      AttendToken(state, queryValues, keys, values, rowOffset, dim, lane);
+    }
+    float* destination = TargetRow(params, target, dim);
+    // Empty-state guard: a task has at least one token, but a row that saw none writes o = 0, lse = -inf.
+    const float inverse = state.sum > 0.0f ? 1.0f / state.sum : 0.0f;
+#pragma unroll
+    for (int part = 0; part < kMaxPerLane; ++part) {
+      const int d = lane + part * 32;
+      if (d < dim) destination[d] = state.values[part] * inverse;
+    }
+    if (target.y >= 0 && lane == 0) {
+      params.partialLse[target.y] = state.sum > 0.0f ? state.best + log2f(state.sum) : -INFINITY;
+    }
+  }
+}
+
+/**
+ * One warp per (merge query, head): the query's suffix tokens on CUDA cores (before waiting for the
+ * attention launch: they read only K, V and q), then its partial states in CSR order, four partials'
+ * loads in flight, written to the output. A query with neither writes zeros (it sees no token).
+ */
+template <typename Element>
+__global__ void __launch_bounds__(256) TaskMergeKernel(const TaskParams params) {
+  const int item = blockIdx.x * 8 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (item >= params.numMergeQueries * params.numHeads) {
+    WaitForPrerequisiteGrid();
+    return;
+  }
+  const int query = __ldg(params.mergeQueries + item / params.numHeads);
+  const int head = item % params.numHeads;
+  const int kvHead = head / params.group;
+  const int dim = params.headDim;
+  const size_t row = static_cast<size_t>(query) * params.numHeads + head;
+  const int firstSuffix = __ldg(params.suffixIndptr + query);
+  const int endSuffix = __ldg(params.suffixIndptr + query + 1);
+  const int firstPartial = __ldg(params.queryPartialIndptr + query);
+  const int endPartial = __ldg(params.queryPartialIndptr + query + 1);
+  LaneState state;
+  if (endSuffix > firstSuffix) {
+    float queryValues[kMaxPerLane];
+    LoadScaledQuery(params, row * dim, queryValues, lane);
+    const Element* keys = static_cast<const Element*>(params.k);
+    const Element* values = static_cast<const Element*>(params.v);
+    const size_t slotStride = static_cast<size_t>(params.numKvHeads) * dim;
+    for (int entry = firstSuffix; entry < endSuffix; ++entry) {
+      const size_t rowOffset = static_cast<size_t>(__ldg(params.suffixSlots + entry)) * slotStride + kvHead * dim;
+      AttendToken(state, queryValues, keys, values, rowOffset, dim, lane);
+    }
+  }
+  WaitForPrerequisiteGrid();  // the partials below are written by the attention launch
+  for (int base = firstPartial; base < endPartial; base += 4) {
+    float lse[4];
+    float loaded[4][kMaxPerLane];
+#pragma unroll
+    for (int step = 0; step < 4; ++step) {
+      lse[step] = -INFINITY;
+      if (base + step < endPartial) {
+        const size_t partialRow = static_cast<size_t>(__ldg(params.queryPartials + base + step)) * params.numHeads + head;
+        lse[step] = __ldcg(params.partialLse + partialRow);
+#pragma unroll
+        for (int part = 0; part < kMaxPerLane; ++part) {
+          const int d = lane + part * 32;
+          loaded[step][part] = d < dim ? __ldcg(params.partialO + partialRow * dim + d) : 0.0f;
+        }
+      }
+    }
+#pragma unroll
+    for (int step = 0; step < 4; ++step) {
+      // Empty-state guard: a partial that saw no key (lse -inf; never written past the end) adds nothing.
+      if (lse[step] == -INFINITY) continue;
+      const float newBest = fmaxf(state.best, lse[step]);
+      const float correction = exp2f(state.best - newBest);  // 0 while the state is empty
+      const float weight = exp2f(lse[step] - newBest);
+      state.sum = state.sum * correction + weight;
+#pragma unroll
+      for (int part = 0; part < kMaxPerLane; ++part) {
+        state.values[part] = state.values[part] * correction + weight * loaded[step][part];
+      }
+      state.best = newBest;
+    }
+  }
+  // Empty-state guard: a query that sees no token gets zeros.
+  const float inverse = state.sum > 0.0f ? 1.0f / state.sum : 0.0f;
+  float* output = params.out + row * dim;
+#pragma unroll
+  for (int part = 0; part < kMaxPerLane; ++part) {
+    const int d = lane + part * 32;
+    if (d < dim) output[d] = state.values[part] * inverse;
+  }
+}
+
+}  // namespace
+
+size_t TaskSharedBytes(int headDim) {
+  return headDim == 64 ? TaskLayout<64>::kSharedBytes : TaskLayout<128>::kSharedBytes;
+}
+
+Status ConfigureTaskKernels() {
+  DEFT_CUDA_CHECK(cudaFuncSetAttribute(TaskAttentionMmaKernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(TaskLayout<64>::kSharedBytes)));
+  DEFT_CUDA_CHECK(cudaFuncSetAttribute(TaskAttentionMmaKernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(TaskLayout<128>::kSharedBytes)));
+  return Status::Ok();
+}
+
+Status LaunchTaskAttention(const TaskParams& params, KvType kvType, AttentionKernel kernel, cudaStream_t stream) {
+  if (params.headDim > 32 * kMaxPerLane) return Status::Invalid("head dim above 256 is not supported");
+  const bool useMma =
+      kernel != AttentionKernel::kScalar && kvType == KvType::kF16 && (params.headDim == 64 || params.headDim == 128);
+  if (kernel == AttentionKernel::kMma && !useMma) {
+    return Status::Invalid("the tensor-core kernel needs fp16 KV and head dim 64 or 128");
+  }
+  const long long blocks = static_cast<long long>(params.numTasks) * params.numKvHeads;
+  if (blocks > 0x7fffffffLL) return Status::Invalid("the plan has too many tasks for one launch");
+  if (blocks > 0) {
+    const dim3 grid(static_cast<unsigned>(blocks));
+    if (useMma) {
+      if (params.headDim == 128) {
+        TaskAttentionMmaKernel<128><<<grid, kTaskThreads, TaskLayout<128>::kSharedBytes, stream>>>(params);
+      } else {
+        TaskAttentionMmaKernel<64><<<grid, kTaskThreads, TaskLayout<64>::kSharedBytes, stream>>>(params);
+      }
+    } else if (kvType == KvType::kF16) {
+      TaskAttentionScalarKernel<half><<<grid, kTaskThreads, 0, stream>>>(params);
+    } else {
+      TaskAttentionScalarKernel<float><<<grid, kTaskThreads, 0, stream>>>(params);
+    }
+    DEFT_CUDA_CHECK(cudaGetLastError());
+  }
+  if (params.numMergeQueries > 0) {
+    const long long items = static_cast<long long>(params.numMergeQueries) * params.numHeads;
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(static_cast<unsigned>((items + 7) / 8));
+    config.blockDim = dim3(256);
+    config.dynamicSmemBytes = 0;
+    config.stream = stream;
+    // Programmatic dependent launch: the merge's blocks start while the attention launch ends; each
+    // waits in griddepcontrol.wait for its writes before reading a partial.
+    cudaLaunchAttribute attribute{};
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = params.dependentLaunch != 0 && blocks > 0 ? 1 : 0;
+    if (kvType == KvType::kF16) {
+      DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, TaskMergeKernel<half>, params));
+    } else {
+      DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, TaskMergeKernel<float>, params));
+    }
+    DEFT_CUDA_CHECK(cudaGetLastError());
+  }
+  return Status::Ok();
+}
+
+}  // namespace deft
