@@ -232,92 +232,92 @@ export async function runCudaBenchReport(
             }
           }
           for (const executor of settings.executors ?? ['default' as const]) {
-          options.progress.start(`${workload.name} ${strategy} ${executor}`);
-          const prepareSamples: number[] = [];
-          const planOptions: CudaPlanOptions = {
-            ...(settings.kernel === undefined ? {} : { kernel: settings.kernel }),
-            ...(settings.schedule === undefined ? {} : { schedule: settings.schedule }),
-            ...(settings.tasks === undefined ? {} : { tasks: settings.tasks }),
-            ...(executor === 'default' ? {} : { executor }),
-          };
-          let prepared = backend.preparePlan(plan, built.shape, planOptions);
-          for (let sample = 0; sample < 5; sample++) {
-            await backend.synchronize();
-            prepared.dispose();
-            const before = performance.now();
-            prepared = backend.preparePlan(plan, built.shape, planOptions);
-            prepareSamples.push((performance.now() - before) * 1000);
-          }
-          try {
-            const args = { storage, layer: 0, plan: prepared, q, out, scale: inputs.scale };
-            // Check: poison, run once, compare with the float64 reference.
-            backend.uploadTensor(out, poison);
-            backend.treeAttention(args);
-            const output = await backend.downloadTensor(out);
-            const error = relativeError(output, expected);
-            const passed = error < ATTENTION_TOLERANCE[workload.dtype];
-            allPassed &&= passed;
-            // Time: CUDA events around one layer, L2 flushed before each run.
-            const samples = timeWithEvents(backend, () => backend.treeAttention(args), runs, warmupRuns);
-            // Host time per call: enqueue back to back, no wait.
-            await backend.synchronize();
-            const before = process.hrtime.bigint();
-            for (let call = 0; call < hostCalls; call++) backend.treeAttention(args);
-            const hostMicroseconds = Number(process.hrtime.bigint() - before) / 1000 / hostCalls;
-            await backend.synchronize();
-            const sorted = [...samples].sort((a, b) => a - b);
-            const layerMedian = median(sorted);
-            const bandwidthFloor = plan.io.uniqueKvBytes / (copyBandwidth.gigabytesPerSecond * 1e3);
-            const result: CudaStrategyResult = {
-              strategy,
-              executor,
-              io: plan.io,
-              numChunks: plan.numChunks,
-              numPartials: plan.numPartials,
-              planMicroseconds: timed.planMicroseconds,
-              prepareMicroseconds: median(prepareSamples),
-              schedule: prepared.schedule,
-              relativeError: error,
-              passed,
-              layerMicroseconds: {
-                median: layerMedian,
-                min: sorted[0]!,
-                max: sorted[sorted.length - 1]!,
-                runs: sorted.length,
-              },
-              hostMicroseconds,
-              gigabytesPerSecond: plan.io.uniqueKvBytes / (layerMedian * 1e3),
-              vsReadOnce: layerMedian / readOnceMicroseconds,
-              vsBandwidthFloor: layerMedian / bandwidthFloor,
+            options.progress.start(`${workload.name} ${strategy} ${executor}`);
+            const prepareSamples: number[] = [];
+            const planOptions: CudaPlanOptions = {
+              ...(settings.kernel === undefined ? {} : { kernel: settings.kernel }),
+              ...(settings.schedule === undefined ? {} : { schedule: settings.schedule }),
+              ...(settings.tasks === undefined ? {} : { tasks: settings.tasks }),
+              ...(executor === 'default' ? {} : { executor }),
             };
-            results.push(result);
-            rows.push({
-              workload: workload.name,
-              strategy,
-              numChunks: plan.numChunks,
-              numPartials: plan.numPartials,
-              io: plan.io,
-              planMicroseconds: timed.planMicroseconds,
-              layerMicroseconds: result.layerMicroseconds,
-              extra: {
+            let prepared = backend.preparePlan(plan, built.shape, planOptions);
+            for (let sample = 0; sample < 5; sample++) {
+              await backend.synchronize();
+              prepared.dispose();
+              const before = performance.now();
+              prepared = backend.preparePlan(plan, built.shape, planOptions);
+              prepareSamples.push((performance.now() - before) * 1000);
+            }
+            try {
+              const args = { storage, layer: 0, plan: prepared, q, out, scale: inputs.scale };
+              // Check: poison, run once, compare with the float64 reference.
+              backend.uploadTensor(out, poison);
+              backend.treeAttention(args);
+              const output = await backend.downloadTensor(out);
+              const error = relativeError(output, expected);
+              const passed = error < ATTENTION_TOLERANCE[workload.dtype];
+              allPassed &&= passed;
+              // Time: CUDA events around one layer, L2 flushed before each run.
+              const samples = timeWithEvents(backend, () => backend.treeAttention(args), runs, warmupRuns);
+              // Host time per call: enqueue back to back, no wait.
+              await backend.synchronize();
+              const before = process.hrtime.bigint();
+              for (let call = 0; call < hostCalls; call++) backend.treeAttention(args);
+              const hostMicroseconds = Number(process.hrtime.bigint() - before) / 1000 / hostCalls;
+              await backend.synchronize();
+              const sorted = [...samples].sort((a, b) => a - b);
+              const layerMedian = median(sorted);
+              const bandwidthFloor = plan.io.uniqueKvBytes / (copyBandwidth.gigabytesPerSecond * 1e3);
+              const result: CudaStrategyResult = {
+                strategy,
+                executor,
+                io: plan.io,
+                numChunks: plan.numChunks,
+                numPartials: plan.numPartials,
+                planMicroseconds: timed.planMicroseconds,
+                prepareMicroseconds: median(prepareSamples),
+                schedule: prepared.schedule,
                 relativeError: error,
-                gigabytesPerSecond: result.gigabytesPerSecond,
-                readOnceMicroseconds,
-                bandwidthFloorMicroseconds: bandwidthFloor,
-                vsReadOnce: result.vsReadOnce,
-                vsBandwidthFloor: result.vsBandwidthFloor,
+                passed,
+                layerMicroseconds: {
+                  median: layerMedian,
+                  min: sorted[0]!,
+                  max: sorted[sorted.length - 1]!,
+                  runs: sorted.length,
+                },
                 hostMicroseconds,
-                prepareMicroseconds: result.prepareMicroseconds,
-                units: prepared.schedule.numUnits,
-                executor: prepared.schedule.executor,
-              },
-            });
-            options.progress.done(
-              `${formatMicroseconds(layerMedian)}${passed ? '' : ` CHECK FAILED (rel. error ${error})`}`,
-            );
-          } finally {
-            prepared.dispose();
-          }
+                gigabytesPerSecond: plan.io.uniqueKvBytes / (layerMedian * 1e3),
+                vsReadOnce: layerMedian / readOnceMicroseconds,
+                vsBandwidthFloor: layerMedian / bandwidthFloor,
+              };
+              results.push(result);
+              rows.push({
+                workload: workload.name,
+                strategy,
+                numChunks: plan.numChunks,
+                numPartials: plan.numPartials,
+                io: plan.io,
+                planMicroseconds: timed.planMicroseconds,
+                layerMicroseconds: result.layerMicroseconds,
+                extra: {
+                  relativeError: error,
+                  gigabytesPerSecond: result.gigabytesPerSecond,
+                  readOnceMicroseconds,
+                  bandwidthFloorMicroseconds: bandwidthFloor,
+                  vsReadOnce: result.vsReadOnce,
+                  vsBandwidthFloor: result.vsBandwidthFloor,
+                  hostMicroseconds,
+                  prepareMicroseconds: result.prepareMicroseconds,
+                  units: prepared.schedule.numUnits,
+                  tasksExecutor: prepared.schedule.executor === 'tasks' ? 1 : 0,
+                },
+              });
+              options.progress.done(
+                `${formatMicroseconds(layerMedian)}${passed ? '' : ` CHECK FAILED (rel. error ${error})`}`,
+              );
+            } finally {
+              prepared.dispose();
+            }
           }
         }
         workloads.push({

@@ -1,7 +1,7 @@
 import type { AttentionShape, DType, PlanStrategy } from '@deft/core';
 import { PLAN_STRATEGIES } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
-import type { CudaAttentionKernel, CudaBackend } from '@deft/kernels-cuda';
+import type { CudaAttentionKernel, CudaBackend, CudaPlanOptions } from '@deft/kernels-cuda';
 import { planTreeAttention } from '@deft/planner';
 import { ATTENTION_TOLERANCE, randomTreeCase, relativeError, seededRandom } from '@deft/testing';
 
@@ -12,10 +12,16 @@ export interface CudaCheckVariant {
   readonly shape: AttentionShape;
 }
 
-/** One checked (tree, strategy, variant). */
+/** `tasks` or `units` (see `CudaPlanOptions.executor`). */
+export type CudaCheckExecutor = NonNullable<CudaPlanOptions['executor']>;
+
+/** One checked (tree, strategy, variant, executor). */
 export interface CudaCheckCase {
   readonly description: string;
   readonly strategy: PlanStrategy;
+  readonly executor: CudaCheckExecutor;
+  /** Whether a second run gave bit-identical output. */
+  readonly repeatable: boolean;
   readonly variant: string;
   readonly kernel: string;
   readonly relativeError: number;
@@ -61,7 +67,11 @@ const KV_GRID = 2048;
  */
 export async function runCudaCheck(
   backend: CudaBackend,
-  options: { readonly seeds: number; readonly onCase?: (checked: CudaCheckCase) => void },
+  options: {
+    readonly seeds: number;
+    readonly executors?: readonly CudaCheckExecutor[];
+    readonly onCase?: (checked: CudaCheckCase) => void;
+  },
 ): Promise<CudaCheckCase[]> {
   const cases: CudaCheckCase[] = [];
   for (let seed = 0; seed < options.seeds; seed++) {
@@ -118,23 +128,34 @@ export async function runCudaCheck(
           shape,
           ...(chunkSize === undefined ? {} : { chunkSize }),
         });
-        const prepared = backend.preparePlan(plan, shape, { kernel: variant.kernel });
-        try {
-          backend.uploadTensor(out, poison);
-          backend.treeAttention({ storage, layer: 1, plan: prepared, q: queryTensor, out, scale });
-          const error = relativeError(await backend.downloadTensor(out), expected);
-          const checked: CudaCheckCase = {
-            description: tree.description,
-            strategy,
-            variant: variant.name,
-            kernel: prepared.schedule.kernel,
-            relativeError: error,
-            passed: error < ATTENTION_TOLERANCE[shape.kvDtype],
-          };
-          cases.push(checked);
-          options.onCase?.(checked);
-        } finally {
-          prepared.dispose();
+        for (const executor of options.executors ?? (['tasks', 'units'] as const)) {
+          const prepared = backend.preparePlan(plan, shape, { kernel: variant.kernel, executor });
+          try {
+            backend.uploadTensor(out, poison);
+            backend.treeAttention({ storage, layer: 1, plan: prepared, q: queryTensor, out, scale });
+            const first = await backend.downloadTensor(out);
+            const error = relativeError(first, expected);
+            backend.uploadTensor(out, poison);
+            backend.treeAttention({ storage, layer: 1, plan: prepared, q: queryTensor, out, scale });
+            const second = await backend.downloadTensor(out);
+            const firstBits = new Uint32Array(first.buffer, first.byteOffset, first.length);
+            const secondBits = new Uint32Array(second.buffer, second.byteOffset, second.length);
+            const repeatable = firstBits.every((bits, index) => bits === secondBits[index]);
+            const checked: CudaCheckCase = {
+              description: tree.description,
+              strategy,
+              executor,
+              repeatable,
+              variant: variant.name,
+              kernel: prepared.schedule.kernel,
+              relativeError: error,
+              passed: error < ATTENTION_TOLERANCE[shape.kvDtype] && repeatable,
+            };
+            cases.push(checked);
+            options.onCase?.(checked);
+          } finally {
+            prepared.dispose();
+          }
         }
       }
     } finally {

@@ -4,7 +4,8 @@
  * short table last and writes everything as JSON to the path given by `--json`.
  *
  *   node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t]
- *                      [--kernel auto|mma|scalar] [--skip-check] [--skip-bench]
+ *                      [--kernel auto|mma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench]
+ *                      [--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N]
  */
 import { writeFileSync } from 'node:fs';
 import type { PlanStrategy } from '@deft/core';
@@ -14,7 +15,12 @@ import type { Progress } from '../cli/progress.js';
 import { formatTable } from '../format/format-table.js';
 import { findBuiltinWorkload, PAPER_WORKLOAD_NAMES } from '../workloads/builtin.js';
 import type { Workload } from '../workloads/workload.js';
-import { type CudaBenchReport, openCudaBackend, runCudaBenchReport } from './cuda-bench.js';
+import {
+  type CudaBenchReport,
+  type CudaExecutorName,
+  openCudaBackend,
+  runCudaBenchReport,
+} from './cuda-bench.js';
 import { type CudaCheckCase, runCudaCheck } from './cuda-check.js';
 
 interface MainOptions {
@@ -25,6 +31,8 @@ interface MainOptions {
   strategies: PlanStrategy[];
   kernel: CudaAttentionKernel;
   schedule: NonNullable<CudaPlanOptions['schedule']>;
+  tasks: NonNullable<CudaPlanOptions['tasks']>;
+  executors: CudaExecutorName[];
   label: string;
   check: boolean;
   bench: boolean;
@@ -38,6 +46,8 @@ function parseArguments(argv: readonly string[]): MainOptions {
     strategies: [...PLAN_STRATEGIES],
     kernel: 'auto',
     schedule: {},
+    tasks: {},
+    executors: ['tasks', 'units'],
     label: 'default',
     check: true,
     bench: true,
@@ -69,7 +79,22 @@ function parseArguments(argv: readonly string[]): MainOptions {
       options.schedule = { ...options.schedule, minRingStages: Number(value()) };
     else if (flag === '--tile-cost')
       options.schedule = { ...options.schedule, queryTileCost: Number(value()) };
-    else if (flag === '--skip-check') options.check = false;
+    else if (flag === '--executors') options.executors = value().split(',') as CudaExecutorName[];
+    else if (flag === '--suffix-tokens') options.tasks = { ...options.tasks, suffixTokens: Number(value()) };
+    else if (flag === '--task-cost') options.tasks = { ...options.tasks, taskCost: Number(value()) };
+    else if (flag === '--task-tile-cost')
+      options.tasks = { ...options.tasks, queryTileCost: Number(value()) };
+    else if (flag === '--task-blocks-per-sm')
+      options.tasks = { ...options.tasks, blocksPerMultiprocessor: Number(value()) };
+    else if (flag === '--help') {
+      console.log(
+        'node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t] ' +
+          '[--kernel auto|mma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench] ' +
+          '[--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N] ' +
+          '[--blocks-per-sm N] [--partial-cost N] [--unit-cost N] [--tile-cost X] [--label TEXT]',
+      );
+      process.exit(0);
+    } else if (flag === '--skip-check') options.check = false;
     else if (flag === '--skip-bench') options.bench = false;
     else throw new Error(`unknown option ${flag}`);
   }
@@ -93,8 +118,10 @@ function formatNumber(value: number, digits = 1): string {
 function benchTable(report: CudaBenchReport): string {
   const rows: string[][] = [];
   for (const workload of report.workloads) {
-    const sequence = workload.strategies.find((row) => row.strategy === 'sequence');
     for (const row of workload.strategies) {
+      const sequence = workload.strategies.find(
+        (other) => other.strategy === 'sequence' && other.executor === row.executor,
+      );
       const speedup =
         sequence === undefined
           ? Number.NaN
@@ -102,6 +129,7 @@ function benchTable(report: CudaBenchReport): string {
       rows.push([
         workload.workload,
         row.strategy,
+        row.schedule.executor,
         formatNumber(row.layerMicroseconds.median),
         formatNumber(row.gigabytesPerSecond, 0),
         formatNumber(workload.readOnceMicroseconds),
@@ -121,6 +149,7 @@ function benchTable(report: CudaBenchReport): string {
     [
       { header: 'workload' },
       { header: 'strategy' },
+      { header: 'exec' },
       { header: 'µs', align: 'right' },
       { header: 'GB/s', align: 'right' },
       { header: 'read1 µs', align: 'right' },
@@ -142,19 +171,25 @@ function benchTable(report: CudaBenchReport): string {
 function targetLines(report: CudaBenchReport): string[] {
   const lines: string[] = [];
   for (const workload of report.workloads) {
-    const flatten = workload.strategies.find((row) => row.strategy === 'deft-flatten');
-    const sequence = workload.strategies.find((row) => row.strategy === 'sequence');
-    if (flatten === undefined) continue;
-    const time = flatten.layerMicroseconds.median;
+    let best: (typeof workload.strategies)[number] | undefined;
+    for (const row of workload.strategies) {
+      if (row.strategy === 'sequence') continue;
+      if (best === undefined || row.layerMicroseconds.median < best.layerMicroseconds.median) best = row;
+    }
+    const sequence = workload.strategies.find(
+      (row) => row.strategy === 'sequence' && best !== undefined && row.executor === best.executor,
+    );
+    if (best === undefined) continue;
+    const time = best.layerMicroseconds.median;
     const absolute =
       workload.workload === 'sd-t64'
         ? 15
         : workload.workload === 'sd-t256'
           ? 25
           : 1.3 * workload.readOnceMicroseconds;
-    let line = `${workload.workload}: ${time.toFixed(1)} µs vs target ${absolute.toFixed(1)} µs ${time <= absolute ? 'MET' : 'MISSED'}`;
+    let line = `${workload.workload}: best ${best.strategy}/${best.schedule.executor} ${time.toFixed(1)} µs vs target ${absolute.toFixed(1)} µs ${time <= absolute ? 'MET' : 'MISSED'}`;
     if (sequence !== undefined) {
-      const needed = Math.sqrt(sequence.io.kvBytesRead / flatten.io.kvBytesRead);
+      const needed = Math.sqrt(sequence.io.kvBytesRead / best.io.kvBytesRead);
       const speedup = sequence.layerMicroseconds.median / time;
       line += `; vs sequence ${speedup.toFixed(2)}× (needs ${needed.toFixed(2)}×) ${speedup >= needed ? 'MET' : 'MISSED'}`;
     }
@@ -181,10 +216,11 @@ async function main(): Promise<number> {
       output.check = cases;
       await runCudaCheck(backend, {
         seeds: options.seeds,
+        executors: options.executors,
         onCase(checked) {
           if (!checked.passed) {
             console.log(
-              `CHECK FAIL ${checked.variant} ${checked.strategy} ${checked.description}: rel. error ${checked.relativeError}`,
+              `CHECK FAIL ${checked.variant} ${checked.strategy} ${checked.executor} ${checked.description}: rel. error ${checked.relativeError}, repeatable ${checked.repeatable}`,
             );
           }
         },
@@ -193,7 +229,10 @@ async function main(): Promise<number> {
       const failures = cases.filter((checked) => !checked.passed);
       const byVariant = new Map<string, number>();
       for (const checked of cases)
-        byVariant.set(checked.variant, Math.max(byVariant.get(checked.variant) ?? 0, checked.relativeError));
+        byVariant.set(
+          `${checked.variant}/${checked.executor}`,
+          Math.max(byVariant.get(`${checked.variant}/${checked.executor}`) ?? 0, checked.relativeError),
+        );
       checkSummary =
         `check: ${cases.length - failures.length}/${cases.length} passed; worst rel. error by variant: ` +
         [...byVariant].map(([variant, error]) => `${variant} ${error.toExponential(1)}`).join(', ');
@@ -211,12 +250,19 @@ async function main(): Promise<number> {
         strategies: options.strategies,
         repetitions: options.runs,
         progress,
-        settings: { backend, runs: options.runs, kernel: options.kernel, schedule: options.schedule },
+        settings: {
+          backend,
+          runs: options.runs,
+          kernel: options.kernel,
+          schedule: options.schedule,
+          tasks: options.tasks,
+          executors: options.executors,
+        },
       });
       output.bench = report;
       failed ||= !report.allPassed;
       tableLines.push(
-        `[${options.label}] ${JSON.stringify(options.schedule)}`,
+        `[${options.label}] ${JSON.stringify({ schedule: options.schedule, tasks: options.tasks })}`,
         `${report.device.description}; copy ${report.copyBandwidth.gigabytesPerSecond.toFixed(0)} GB/s; empty kernel ${report.emptyKernelMicroseconds.toFixed(2)} µs; median of ${report.runs} runs`,
         benchTable(report),
         ...targetLines(report),
