@@ -79,7 +79,29 @@ export interface TaskSchedule {
 
 interface Group {
   readonly queries: Int32Array;
-  readonly slots: number[];
+  /** Token ranges of the plan's `tokenSlots` this group reads: `[start, end)` pairs, in plan order. */
+  readonly ranges: number[];
+  tokens: number;
+}
+
+/** Adds plan tokens `[start, end)` to a group, extending its last range when they follow it. */
+function addTokens(target: Group, start: number, end: number): void {
+  const ranges = target.ranges;
+  if (ranges.length > 0 && ranges[ranges.length - 1] === start) ranges[ranges.length - 1] = end;
+  else ranges.push(start, end);
+  target.tokens += end - start;
+}
+
+function hashQueries(queries: ArrayLike<number>): number {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < queries.length; index++) hash = Math.imul(hash ^ queries[index]!, 0x01000193);
+  return hash >>> 0;
+}
+
+function sameQueries(a: Int32Array, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false;
+  return true;
 }
 
 interface TaskDraft {
@@ -112,17 +134,20 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
   const { numChunks, numQueries } = plan;
 
   // 1. Groups: every segment's tokens go to the group of its exact query set (first-seen order).
-  const groupsByKey = new Map<string, Group>();
+  const groupsByHash = new Map<number, Group[]>();
   const groups: Group[] = [];
-  const groupOf = (queries: Int32Array): Group => {
-    const key = queries.join(',');
-    let found = groupsByKey.get(key);
-    if (found === undefined) {
-      found = { queries, slots: [] };
-      groupsByKey.set(key, found);
-      groups.push(found);
+  const groupOf = (queries: ArrayLike<number>): Group => {
+    const hash = hashQueries(queries);
+    let bucket = groupsByHash.get(hash);
+    if (bucket === undefined) {
+      bucket = [];
+      groupsByHash.set(hash, bucket);
     }
-    return found;
+    for (const candidate of bucket) if (sameQueries(candidate.queries, queries)) return candidate;
+    const created: Group = { queries: Int32Array.from(queries), ranges: [], tokens: 0 };
+    bucket.push(created);
+    groups.push(created);
+    return created;
   };
   let previousFull: { start: number; end: number; group: Group } | undefined;
   for (let chunk = 0; chunk < numChunks; chunk++) {
@@ -141,10 +166,10 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
       ) {
         target = previousFull.group;
       } else {
-        target = groupOf(Int32Array.from(chunkQueries));
+        target = groupOf(chunkQueries);
       }
       previousFull = { start: queryStart, end: queryEnd, group: target };
-      for (let token = tokenStart; token < tokenEnd; token++) target.slots.push(plan.tokenSlots[token]!);
+      addTokens(target, tokenStart, tokenEnd);
       continue;
     }
     const words = Math.ceil((queryEnd - queryStart) / 32);
@@ -159,10 +184,10 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
           const word = plan.mask[maskOffset + segment * words + (index >> 5)]!;
           if (((word >>> (index & 31)) & 1) === 1) seen.push(chunkQueries[index]!);
         }
-        target = seen.length === 0 ? null : groupOf(Int32Array.from(seen));
+        target = seen.length === 0 ? null : groupOf(seen);
         segmentGroups[segment] = target;
       }
-      if (target !== null) target.slots.push(plan.tokenSlots[token]!);
+      if (target !== null) addTokens(target, token, token + 1);
     }
   }
 
@@ -170,7 +195,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
   const suffixCounts = new Int32Array(numQueries);
   const partialCounts = new Int32Array(numQueries);
   const isSuffix = groups.map(
-    (candidate) => candidate.slots.length <= suffixTokens && candidate.queries.length * group <= suffixRows,
+    (candidate) => candidate.tokens <= suffixTokens && candidate.queries.length * group <= suffixRows,
   );
   interface Blocked {
     readonly group: Group;
@@ -182,7 +207,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
   let totalCost = 0;
   groups.forEach((candidate, index) => {
     if (isSuffix[index]) {
-      for (const query of candidate.queries) suffixCounts[query]! += candidate.slots.length;
+      for (const query of candidate.queries) suffixCounts[query]! += candidate.tokens;
       return;
     }
     const rowTiles = Math.ceil((candidate.queries.length * group) / 16);
@@ -193,7 +218,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
         Math.floor((rowTiles * (block + 1)) / numBlocks) - Math.floor((rowTiles * block) / numBlocks),
       );
     }
-    const tokens = candidate.slots.length;
+    const tokens = candidate.tokens;
     for (const tiles of blockTiles) totalCost += tokens * (1 + queryTileCost * tiles) + taskCost;
     blocked.push({ group: candidate, blockTiles, tiles: Math.ceil(tokens / TASK_TILE_TOKENS), splits: 1 });
   });
@@ -205,7 +230,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     const target = Math.max(totalCost / slotsPerKvHead, taskCost * 2);
     let nextTotal = 0;
     for (const entry of blocked) {
-      const tokens = entry.group.slots.length;
+      const tokens = entry.group.tokens;
       let worst = 0;
       for (const tiles of entry.blockTiles) worst = Math.max(worst, tokens * (1 + queryTileCost * tiles));
       entry.splits = Math.max(1, Math.min(entry.tiles, Math.ceil(worst / target)));
@@ -222,21 +247,32 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
   const direct = (query: number): boolean => partialCounts[query] === 1 && suffixCounts[query] === 0;
 
   // 3. Tasks, rows and partial slots, in group order.
-  const taskSlots: number[] = [];
+  let numTaskSlots = 0;
+  for (const entry of blocked) numTaskSlots += entry.group.tokens;
+  const taskSlots = new Int32Array(numTaskSlots);
+  let slotCursor = 0;
+  const copyRanges = (target: Int32Array, at: number, ranges: readonly number[]): number => {
+    let cursor = at;
+    for (let index = 0; index < ranges.length; index += 2) {
+      target.set(plan.tokenSlots.subarray(ranges[index]!, ranges[index + 1]!), cursor);
+      cursor += ranges[index + 1]! - ranges[index]!;
+    }
+    return cursor;
+  };
   const taskRows: number[] = [];
   const drafts: TaskDraft[] = [];
   const partialLists: number[][] = Array.from({ length: numQueries }, () => []);
   let numPartials = 0;
   for (const entry of blocked) {
-    const { queries, slots } = entry.group;
-    const slotStart = taskSlots.length;
-    for (const slot of slots) taskSlots.push(slot);
+    const { queries, tokens } = entry.group;
+    const slotStart = slotCursor;
+    slotCursor = copyRanges(taskSlots, slotCursor, entry.group.ranges);
     const rows = queries.length * group;
     for (let split = 0; split < entry.splits; split++) {
       const firstTile = Math.floor((entry.tiles * split) / entry.splits);
       const endTile = Math.floor((entry.tiles * (split + 1)) / entry.splits);
       const firstToken = firstTile * TASK_TILE_TOKENS;
-      const numTokens = Math.min(slots.length, endTile * TASK_TILE_TOKENS) - firstToken;
+      const numTokens = Math.min(tokens, endTile * TASK_TILE_TOKENS) - firstToken;
       const partialOf = new Int32Array(queries.length);
       queries.forEach((query, index) => {
         if (direct(query)) {
@@ -287,7 +323,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
   groups.forEach((candidate, index) => {
     if (!isSuffix[index]) return;
     for (const query of candidate.queries) {
-      for (const slot of candidate.slots) suffixSlots[suffixCursor[query]!++] = slot;
+      suffixCursor[query] = copyRanges(suffixSlots, suffixCursor[query]!, candidate.ranges);
     }
   });
   const mergeQueries: number[] = [];
@@ -300,7 +336,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     numGroups: groups.length,
     numTasks: drafts.length,
     tasks,
-    taskSlots: Int32Array.from(taskSlots),
+    taskSlots,
     taskRows: Int32Array.from(taskRows),
     numPartials,
     queryPartialIndptr,
