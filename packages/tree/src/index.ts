@@ -6,6 +6,8 @@ export {
   TOKEN_TREE_JSON_FORMAT,
   TOKEN_TREE_JSON_VERSION,
 } from './serialize/token-tree-json.js';
+export type { TreeTopologyView } from './topology/tree-topology.js';
+export { TreeTopology } from './topology/tree-topology.js';
 export { TokenTree } from './tree/token-tree.js';
 export type {
   CommitResult,

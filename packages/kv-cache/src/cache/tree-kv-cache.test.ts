@@ -142,6 +142,34 @@ describe('TreeKVCache attached to a TokenTree', () => {
     expect(small.tokenCount(other.root)).toBe(3);
   });
 
+  it("reads the tree's topology instead of a copy; shape changes go through the tree", () => {
+    const pool = new PagePool({ numPages: 32, pageSize: 4 });
+    const tree = TokenTree.create([1, 2, 3, 4, 5]);
+    const cache = new TreeKVCache({ pool });
+    cache.attach(tree);
+    const [a, b] = tree.fork(tree.root, 2) as [number, number];
+    tree.append(a, [6, 7]);
+    const view = cache.view();
+    expect(view.parent.buffer).toBe(tree.topology.parents().buffer);
+    expect(view.order.buffer).toBe(tree.topology.order().buffer);
+    expect(Array.from(view.parent)).toEqual([-1, 0, 0]);
+    expect(() => cache.addNode(9, a)).toThrow(InvalidStateError);
+    expect(() => cache.removeNodes([b])).toThrow(InvalidStateError);
+    const none = new Int32Array(0);
+    expect(() => cache.applyCommit({ into: a, merged: none, acceptedCounts: none, removed: none })).toThrow(
+      InvalidStateError,
+    );
+    expect(cache.nodeCount).toBe(3);
+    // detached, the cache keeps the shape it had and changes it on its own
+    cache.detach();
+    tree.prune(b);
+    expect(cache.has(b)).toBe(true);
+    cache.removeNodes([b]);
+    expect(tree.has(a) && cache.has(a) && !cache.has(b)).toBe(true);
+    expect(Array.from(cache.view().order)).toEqual([tree.root, a]);
+    expect(cache.pagesOf(a)).toHaveLength(1);
+  });
+
   it('commits a speculative path, adopting aligned pages and moving the rest', () => {
     const pool = new PagePool({ numPages: 32, pageSize: 4 });
     const simulation = createKVSimulation(32, 4);

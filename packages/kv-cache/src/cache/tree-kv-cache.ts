@@ -1,14 +1,14 @@
 import type { Backend, KVStorage, PagedTreeView } from '@deft/core';
 import {
-  assertInteger,
   CapacityError,
   DisposedError,
-  describeValue,
   InvalidArgumentError,
   InvalidStateError,
   NotFoundError,
 } from '@deft/core';
-import type { CommitResult, TokenTree, TreeChange } from '@deft/tree';
+import { assertInteger, describeValue } from '@deft/core/validate';
+import type { CommitResult, TokenTree, TreeChange, TreeTopologyView } from '@deft/tree';
+import { TreeTopology } from '@deft/tree';
 import type { PagePool } from '../pool/page-pool.js';
 import { growInt32 } from './grow-int32.js';
 import type { PrefixBlock, PrefixCache } from './prefix-cache.js';
@@ -55,6 +55,11 @@ export interface AttachOptions {
  * tree) or let it follow a {@link TokenTree} with {@link TreeKVCache.attach}: then every fork, append, prune
  * and commit of the tree updates the cache, and a change the pool cannot hold is vetoed before the tree changes.
  *
+ * **Topology.** The cache keeps per-node page data only (pages, tokens with KV); who is whose parent is read from
+ * a {@link TreeTopologyView}: the attached tree's own ({@link TokenTree.topology}), never a mirrored copy, or,
+ * when used without a tree, one the cache owns. While attached, change the shape through the tree:
+ * `addNode`, `removeNodes` and `applyCommit` then throw.
+ *
  * Pages come from a {@link PagePool} (shared by many caches); a page is freed when its last holder (a node or a
  * prefix-cache entry) lets go. Appending to a node whose last page is partly filled and shared copies that page
  * first (copy-on-write). Every operation is all-or-nothing: on error nothing changed.
@@ -82,18 +87,15 @@ export class TreeKVCache {
   private readonly storage: KVStorage | null;
   private readonly onSlotMoves: ((moves: SlotMoves) => void) | null;
 
-  private parentColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
-  private firstChildColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
-  private lastChildColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
-  private nextSiblingColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
-  private previousSiblingColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** The topology the cache changes itself when used without a tree; `null` while attached. */
+  private ownTopology: TreeTopology | null = new TreeTopology();
+  /** Where the shape is read: `ownTopology`, or the attached tree's topology. */
+  private topology: TreeTopologyView = this.ownTopology!;
+  /** `[>= idLimit]` tokens with KV of each node (0 for ids not in the cache). */
   private tokenCountColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
+  /** `[>= idLimit]` pages in use at the start of each node's page list. */
   private pageCountColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
-  private presentColumn: Int32Array<ArrayBuffer> = new Int32Array(0);
   private pageLists: (Int32Array | undefined)[] = [];
-  private roots: number[] = [];
-  private idLimit = 0;
-  private liveNodes = 0;
   private changeVersion = 0;
   private isDisposed = false;
 
@@ -101,10 +103,9 @@ export class TreeKVCache {
   private unsubscribe: (() => void)[] = [];
 
   private viewVersion = -1;
-  private orderDirty = true;
   private pagesDirty = true;
-  private orderBuffer: Int32Array<ArrayBuffer> = new Int32Array(0);
-  private orderLength = 0;
+  /** The id limit `indptrBuffer` was built for. */
+  private pagesIdLimit = -1;
   private indptrBuffer: Int32Array<ArrayBuffer> = new Int32Array(0);
   private pagesBuffer: Int32Array<ArrayBuffer> = new Int32Array(0);
   private pagesLength = 0;
@@ -167,7 +168,7 @@ export class TreeKVCache {
 
   /** Number of nodes in the cache. */
   get nodeCount(): number {
-    return this.liveNodes;
+    return this.topology.nodeCount;
   }
 
   /** True after {@link TreeKVCache.dispose}. */
@@ -182,7 +183,7 @@ export class TreeKVCache {
 
   /** True if `node` is in the cache. */
   has(node: number): boolean {
-    return Number.isInteger(node) && node >= 0 && node < this.idLimit && this.presentColumn[node] === 1;
+    return this.topology.has(node);
   }
 
   /**
@@ -237,8 +238,8 @@ export class TreeKVCache {
 
   /**
    * Adds an empty node below `parent` (after its existing children), or a new root with `parent = -1`.
-   * @throws InvalidArgumentError for a bad id; InvalidStateError if `node` is already in the cache;
-   *   NotFoundError if `parent` is not in the cache.
+   * @throws InvalidArgumentError for a bad id; InvalidStateError if `node` is already in the cache or the cache
+   *   is attached to a tree (fork the tree instead); NotFoundError if `parent` is not in the cache.
    */
   addNode(node: number, parent = NONE): void {
     this.checkNotDisposed();
@@ -254,8 +255,10 @@ export class TreeKVCache {
       );
     }
     if (parent !== NONE) this.requireNode('parent', parent);
-    this.insertNode(node, parent);
-    this.orderDirty = true;
+    const topology = this.requireOwnTopology('addNode');
+    this.ensureColumns(node + 1);
+    this.clearPageData(node);
+    topology.add(node, parent);
     this.changeVersion++;
   }
 
@@ -288,6 +291,11 @@ export class TreeKVCache {
     this.requireNode('node', node);
     assertInteger('count', count, 1);
     this.requireLeaf(node);
+    return this.growNode(node, count);
+  }
+
+  /** Appends `count` tokens' pages to a node (checked by the caller) and returns their slots. */
+  private growNode(node: number, count: number): Int32Array {
     const plan = this.appendPlan(node, count);
     const fresh =
       plan.pages > 0 ? this.allocate(plan.pages, `append ${count} token(s) to node ${node}`) : EMPTY;
@@ -318,7 +326,8 @@ export class TreeKVCache {
    * every descendant of each of its nodes, as {@link TokenTree.prune} reports.
    *
    * @throws NotFoundError if an id is not in the cache; InvalidArgumentError for a duplicate or bad id;
-   *   InvalidStateError if a node's child is missing from the set (nothing changed).
+   *   InvalidStateError if a node's child is missing from the set, or the cache is attached to a tree (prune
+   *   the tree instead) (nothing changed).
    */
   removeNodes(ids: ArrayLike<number>): void {
     this.checkNotDisposed();
@@ -335,8 +344,9 @@ export class TreeKVCache {
       }
       set.add(id);
     }
+    const view = this.topology;
     for (const id of set) {
-      for (let child = this.firstChildColumn[id]!; child !== NONE; child = this.nextSiblingColumn[child]!) {
+      for (let child = view.firstChildOf(id); child !== NONE; child = view.nextSiblingOf(child)) {
         if (!set.has(child)) {
           throw new InvalidStateError(
             `node ${id} has child ${child} that is not being removed; remove whole subtrees (pass what tree.prune() returned)`,
@@ -346,9 +356,10 @@ export class TreeKVCache {
       }
     }
     if (set.size === 0) return;
-    for (const id of set) this.deleteNode(id, set);
-    this.orderDirty = true;
-    this.pagesDirty = true;
+    const topology = this.requireOwnTopology('removeNodes');
+    const removed = Array.from(set);
+    this.releaseNodes(removed);
+    topology.remove(removed);
     this.changeVersion++;
   }
 
@@ -359,6 +370,7 @@ export class TreeKVCache {
    *
    * @returns The token copies to perform (also passed to `onSlotMoves`); empty when pages could be adopted.
    * @throws NotFoundError / InvalidArgumentError if the change does not match the cache's nodes;
+   *   InvalidStateError if the cache is attached to a tree (commit on the tree instead);
    *   CapacityError if the pool cannot hold the result (nothing changed).
    * @example
    * ```ts
@@ -369,19 +381,26 @@ export class TreeKVCache {
   applyCommit(change: CommitChange): SlotMoves {
     this.checkNotDisposed();
     this.validateCommit(change);
+    const topology = this.requireOwnTopology('applyCommit');
+    const removed = topology.subtree(change.into, false);
+    const slotMoves = this.commitPages(change, removed);
+    topology.remove(removed);
+    this.changeVersion++;
+    return slotMoves;
+  }
+
+  /**
+   * The page side of a commit: rewrites `into`'s pages, reports the token moves, and releases the pages of
+   * `removed` (every descendant of `into`). Nothing changes if the pool cannot hold the result.
+   */
+  private commitPages(change: CommitChange, removed: ArrayLike<number>): SlotMoves {
     const needed = this.commitPlan(change, null).pages;
     const fresh = needed > 0 ? this.allocate(needed, `commit into node ${change.into}`) : EMPTY;
     const moves = this.commitPlan(change, fresh);
     if (moves.used < fresh.length) this.pool.release(fresh.subarray(moves.used));
     const slotMoves: SlotMoves = { source: moves.source, target: moves.target };
     if (slotMoves.source.length > 0) this.onSlotMoves?.(slotMoves);
-    const removed = this.descendants(change.into);
-    if (removed.length > 0) for (const id of removed) this.deleteNode(id, null);
-    this.firstChildColumn[change.into] = NONE;
-    this.lastChildColumn[change.into] = NONE;
-    this.orderDirty = true;
-    this.pagesDirty = true;
-    this.changeVersion++;
+    this.releaseNodes(removed);
     return slotMoves;
   }
 
@@ -397,15 +416,25 @@ export class TreeKVCache {
     this.requireNode('node', node);
     const prefixCache = this.requirePrefixCache();
     if (
-      this.parentColumn[node] !== NONE ||
+      this.topology.parentOf(node) !== NONE ||
       this.tokenCountColumn[node] !== 0 ||
-      this.firstChildColumn[node] !== NONE
+      this.topology.firstChildOf(node) !== NONE
     ) {
       throw new InvalidStateError(
         `node ${node} must be an empty root without children to reuse a cached prefix; call reusePrefix right after addNode(node)`,
         { argument: 'node', expected: 'an empty root', actual: node },
       );
     }
+    return this.adoptPrefix(node, prefixCache, tokens, limit);
+  }
+
+  /** Gives the empty `node` the pages of the longest cached prefix of `tokens` (at most `limit` tokens). */
+  private adoptPrefix(
+    node: number,
+    prefixCache: PrefixCache,
+    tokens: ArrayLike<number>,
+    limit: number,
+  ): number {
     const match = prefixCache.match(tokens, limit);
     if (match.tokenCount === 0) return 0;
     this.pool.retain(match.pages);
@@ -442,7 +471,7 @@ export class TreeKVCache {
     }
     const path: number[] = [];
     let total = 0;
-    for (let id = node; id !== NONE; id = this.parentColumn[id]!) {
+    for (let id = node; id !== NONE; id = this.topology.parentOf(id)) {
       path.push(id);
       total += this.tokenCountColumn[id]!;
     }
@@ -481,16 +510,17 @@ export class TreeKVCache {
    */
   view(): PagedTreeView {
     if (this.cachedView !== null && this.viewVersion === this.changeVersion) return this.cachedView;
-    const numIds = this.idLimit;
-    if (this.orderDirty) this.rebuildOrder();
-    if (this.pagesDirty) this.rebuildPages();
+    const topology = this.topology;
+    const numIds = topology.idLimit;
+    this.ensureColumns(numIds);
+    if (this.pagesDirty || this.pagesIdLimit !== numIds) this.rebuildPages(numIds);
     this.cachedView = {
       pageSize: this.pageSize,
-      parent: this.parentColumn.subarray(0, numIds),
+      parent: topology.parents(),
       tokenCount: this.tokenCountColumn.subarray(0, numIds),
       pageIndptr: this.indptrBuffer.subarray(0, numIds + 1),
       pages: this.pagesBuffer.subarray(0, this.pagesLength),
-      order: this.orderBuffer.subarray(0, this.orderLength),
+      order: topology.order(),
     };
     this.viewVersion = this.changeVersion;
     return this.cachedView;
@@ -510,7 +540,7 @@ export class TreeKVCache {
    */
   attach(tree: TokenTree, options: AttachOptions = {}): { reusedTokens: number } {
     this.checkNotDisposed();
-    if (this.attachedTree !== null || this.liveNodes > 0) {
+    if (this.attachedTree !== null || this.topology.nodeCount > 0) {
       throw new InvalidStateError(
         'attach() needs an empty, unattached cache; create one TreeKVCache per tree',
         {
@@ -520,23 +550,29 @@ export class TreeKVCache {
     }
     const order = tree.dfsOrder();
     this.checkAttachCapacity(tree, order, options);
+    const ownTopology = this.ownTopology!;
+    this.ensureColumns(tree.topology.idLimit);
+    this.topology = tree.topology;
+    this.ownTopology = null;
+    this.changeVersion++;
     let reusedTokens = 0;
     try {
       for (const id of order) {
-        this.addNode(id, tree.parent(id));
         const count = tree.tokenCount(id);
         let reused = 0;
         if (id === tree.root && this.prefixCache !== null && count > 0) {
           const limit = options.maxReusedTokens ?? count - 1;
           assertInteger('maxReusedTokens', limit, 0);
-          reused = this.reusePrefix(id, tree.tokens(id), Math.min(limit, count));
+          reused = this.adoptPrefix(id, this.prefixCache, tree.tokens(id), Math.min(limit, count));
           reusedTokens = reused;
         }
-        if (count > reused) this.appendTokens(id, count - reused);
+        if (count > reused) this.growNode(id, count - reused);
       }
     } catch (error) {
-      const added = Array.from(order).filter((id) => this.has(id));
-      this.removeNodes(added);
+      this.releaseNodes(order);
+      this.topology = ownTopology;
+      this.ownTopology = ownTopology;
+      this.changeVersion++;
       throw error;
     }
     this.attachedTree = tree;
@@ -549,24 +585,28 @@ export class TreeKVCache {
 
   /** Stops following the tree (the cache keeps its nodes and pages). Does nothing when not attached. */
   detach(): void {
-    for (const stop of this.unsubscribe) stop();
-    this.unsubscribe = [];
+    this.unsubscribeTree();
+    if (this.ownTopology === null) {
+      this.ownTopology = this.attachedTree!.topology.clone();
+      this.topology = this.ownTopology;
+    }
     this.attachedTree = null;
   }
 
   /** Detaches and releases every page the cache holds (idempotent). Later use throws `DisposedError`. */
   dispose(): void {
     if (this.isDisposed) return;
-    this.detach();
-    for (let id = 0; id < this.idLimit; id++) {
-      if (this.presentColumn[id] !== 1) continue;
+    this.unsubscribeTree();
+    this.attachedTree = null;
+    for (let id = 0; id < this.topology.idLimit; id++) {
       const count = this.pageCountColumn[id]!;
       if (count > 0) this.pool.release(this.pageLists[id]!.subarray(0, count));
     }
-    this.presentColumn.fill(0);
+    this.pageCountColumn.fill(0);
+    this.tokenCountColumn.fill(0);
     this.pageLists = [];
-    this.roots = [];
-    this.liveNodes = 0;
+    this.ownTopology = new TreeTopology();
+    this.topology = this.ownTopology;
     this.changeVersion++;
     this.isDisposed = true;
   }
@@ -626,21 +666,29 @@ export class TreeKVCache {
     }
   }
 
+  /** Runs after the tree (and so the topology the cache reads) changed: only page data is left to follow. */
   private applyTreeChange(change: TreeChange): void {
     switch (change.type) {
       case 'fork':
-        for (const child of change.children) this.addNode(child, change.node);
+        this.ensureColumns(this.topology.idLimit);
+        for (const child of change.children) this.clearPageData(child);
         break;
       case 'append':
-        this.appendTokens(change.node, change.tokens.length);
+        this.growNode(change.node, change.tokens.length);
         break;
       case 'prune':
-        this.removeNodes(change.removed);
+        this.releaseNodes(change.removed);
         break;
       case 'commit':
-        this.applyCommit(change);
+        this.commitPages(change, change.removed);
         break;
     }
+    this.changeVersion++;
+  }
+
+  private unsubscribeTree(): void {
+    for (const stop of this.unsubscribe) stop();
+    this.unsubscribe = [];
   }
 
   // ---- internals ----
@@ -666,12 +714,22 @@ export class TreeKVCache {
   }
 
   private requireLeaf(node: number): void {
-    if (this.firstChildColumn[node] !== NONE) {
+    if (this.topology.firstChildOf(node) !== NONE) {
       throw new InvalidStateError(
         `node ${node} has children, so its tokens are frozen; append to a leaf, or remove its children first`,
         { argument: 'node', expected: 'a leaf', actual: node },
       );
     }
+  }
+
+  private requireOwnTopology(operation: string): TreeTopology {
+    if (this.ownTopology === null) {
+      throw new InvalidStateError(
+        `${operation}() changes the cache's own nodes, but the cache follows a tree; fork, prune or commit the tree instead (or detach() first)`,
+        { argument: 'tree' },
+      );
+    }
+    return this.ownTopology;
   }
 
   private requirePrefixCache(): PrefixCache {
@@ -704,69 +762,28 @@ export class TreeKVCache {
     }
   }
 
-  private ensureIdCapacity(length: number): void {
-    if (this.presentColumn.length >= length) return;
-    this.parentColumn = growInt32(this.parentColumn, length, NONE);
-    this.firstChildColumn = growInt32(this.firstChildColumn, length, NONE);
-    this.lastChildColumn = growInt32(this.lastChildColumn, length, NONE);
-    this.nextSiblingColumn = growInt32(this.nextSiblingColumn, length, NONE);
-    this.previousSiblingColumn = growInt32(this.previousSiblingColumn, length, NONE);
+  /** Makes the page-data columns at least `length` long (new entries: no tokens, no pages). */
+  private ensureColumns(length: number): void {
+    if (this.tokenCountColumn.length >= length) return;
     this.tokenCountColumn = growInt32(this.tokenCountColumn, length);
     this.pageCountColumn = growInt32(this.pageCountColumn, length);
-    this.presentColumn = growInt32(this.presentColumn, length);
   }
 
-  private insertNode(node: number, parent: number): void {
-    this.ensureIdCapacity(node + 1);
-    if (node >= this.idLimit) {
-      // ids that were never added read as absent
-      this.parentColumn.fill(NONE, this.idLimit, node + 1);
-      this.tokenCountColumn.fill(0, this.idLimit, node + 1);
-      this.idLimit = node + 1;
-      this.pagesDirty = true; // pageIndptr grows with the ids
-    }
-    this.parentColumn[node] = parent;
-    this.firstChildColumn[node] = NONE;
-    this.lastChildColumn[node] = NONE;
-    this.nextSiblingColumn[node] = NONE;
-    this.previousSiblingColumn[node] = NONE;
+  private clearPageData(node: number): void {
     this.tokenCountColumn[node] = 0;
     this.pageCountColumn[node] = 0;
-    this.presentColumn[node] = 1;
     this.pageLists[node] = undefined;
-    if (parent === NONE) this.roots.push(node);
-    else {
-      const last = this.lastChildColumn[parent]!;
-      if (last === NONE) this.firstChildColumn[parent] = node;
-      else {
-        this.nextSiblingColumn[last] = node;
-        this.previousSiblingColumn[node] = last;
-      }
-      this.lastChildColumn[parent] = node;
-    }
-    this.liveNodes++;
   }
 
-  /** Unlinks and frees one node; `removing` skips unlinking from a parent that is removed too. */
-  private deleteNode(node: number, removing: Set<number> | null): void {
-    const parent = this.parentColumn[node]!;
-    if (parent === NONE) this.roots.splice(this.roots.indexOf(node), 1);
-    else if (removing === null || !removing.has(parent)) {
-      const previous = this.previousSiblingColumn[node]!;
-      const next = this.nextSiblingColumn[node]!;
-      if (previous === NONE) this.firstChildColumn[parent] = next;
-      else this.nextSiblingColumn[previous] = next;
-      if (next === NONE) this.lastChildColumn[parent] = previous;
-      else this.previousSiblingColumn[next] = previous;
+  /** Releases the pages of nodes leaving the cache and clears their page data. */
+  private releaseNodes(ids: ArrayLike<number>): void {
+    for (let index = 0; index < ids.length; index++) {
+      const id = ids[index]!;
+      const count = this.pageCountColumn[id]!;
+      if (count > 0) this.pool.release(this.pageLists[id]!.subarray(0, count));
+      this.clearPageData(id);
     }
-    const count = this.pageCountColumn[node]!;
-    if (count > 0) this.pool.release(this.pageLists[node]!.subarray(0, count));
-    this.pageLists[node] = undefined;
-    this.pageCountColumn[node] = 0;
-    this.tokenCountColumn[node] = 0;
-    this.parentColumn[node] = NONE;
-    this.presentColumn[node] = 0;
-    this.liveNodes--;
+    if (ids.length > 0) this.pagesDirty = true;
   }
 
   private pushPage(node: number, page: number): void {
@@ -780,22 +797,6 @@ export class TreeKVCache {
     }
     list[count] = page;
     this.pageCountColumn[node] = count + 1;
-  }
-
-  private descendants(node: number): number[] {
-    const result: number[] = [];
-    const stack: number[] = [];
-    for (let child = this.firstChildColumn[node]!; child !== NONE; child = this.nextSiblingColumn[child]!) {
-      stack.push(child);
-    }
-    while (stack.length > 0) {
-      const id = stack.pop()!;
-      result.push(id);
-      for (let child = this.firstChildColumn[id]!; child !== NONE; child = this.nextSiblingColumn[child]!) {
-        stack.push(child);
-      }
-    }
-    return result;
   }
 
   private appendPlan(node: number, count: number): { pages: number; copyOnWrite: boolean } {
@@ -828,7 +829,7 @@ export class TreeKVCache {
     for (let index = 0; index < merged.length; index++) {
       const id = merged[index]!;
       this.requireNode(`change.merged[${index}]`, id);
-      if (this.parentColumn[id] !== parent) {
+      if (this.topology.parentOf(id) !== parent) {
         throw new InvalidArgumentError(
           `change.merged[${index}] (${id}) is not a child of ${parent}; pass the result of tree.commitPath()`,
           { argument: `change.merged[${index}]`, expected: `a child of ${parent}`, actual: id },
@@ -844,7 +845,7 @@ export class TreeKVCache {
       }
       parent = id;
     }
-    const descendants = this.descendants(change.into);
+    const descendants = Array.from(this.topology.subtree(change.into, false));
     const removed = new Set(change.removed);
     if (removed.size !== descendants.length || descendants.some((id) => !removed.has(id))) {
       throw new InvalidArgumentError(
@@ -937,49 +938,23 @@ export class TreeKVCache {
     };
   }
 
-  private rebuildOrder(): void {
-    this.orderBuffer = growInt32(this.orderBuffer, this.liveNodes);
-    const order = this.orderBuffer;
-    const firstChild = this.firstChildColumn;
-    const nextSibling = this.nextSiblingColumn;
-    const parent = this.parentColumn;
-    let length = 0;
-    for (const root of this.roots) {
-      let id = root;
-      while (true) {
-        order[length++] = id;
-        const child = firstChild[id]!;
-        if (child !== NONE) {
-          id = child;
-          continue;
-        }
-        while (id !== root && nextSibling[id] === NONE) id = parent[id]!;
-        if (id === root) break;
-        id = nextSibling[id]!;
-      }
-    }
-    this.orderLength = length;
-    this.orderDirty = false;
-  }
-
-  private rebuildPages(): void {
-    const numIds = this.idLimit;
+  private rebuildPages(numIds: number): void {
     this.indptrBuffer = growInt32(this.indptrBuffer, numIds + 1);
     const indptr = this.indptrBuffer;
     let total = 0;
     for (let id = 0; id < numIds; id++) {
       indptr[id] = total;
-      if (this.presentColumn[id] === 1) total += this.pageCountColumn[id]!;
+      total += this.pageCountColumn[id]!; // 0 for ids not in the cache
     }
     indptr[numIds] = total;
     this.pagesBuffer = growInt32(this.pagesBuffer, total);
     const pages = this.pagesBuffer;
     for (let id = 0; id < numIds; id++) {
       const count = this.pageCountColumn[id]!;
-      if (count > 0 && this.presentColumn[id] === 1)
-        pages.set(this.pageLists[id]!.subarray(0, count), indptr[id]!);
+      if (count > 0) pages.set(this.pageLists[id]!.subarray(0, count), indptr[id]!);
     }
     this.pagesLength = total;
     this.pagesDirty = false;
+    this.pagesIdLimit = numIds;
   }
 }

@@ -1,10 +1,5 @@
-import {
-  assertInteger,
-  describeValue,
-  InvalidArgumentError,
-  InvalidStateError,
-  NotFoundError,
-} from '@deft/core';
+import { InvalidArgumentError, InvalidStateError, NotFoundError } from '@deft/core';
+import { assertInteger, describeValue } from '@deft/core/validate';
 import type { DumpTreeOptions } from '../dump/dump-tree.js';
 import { dumpTree } from '../dump/dump-tree.js';
 import {
@@ -14,7 +9,8 @@ import {
   type TokenTreeJSON,
   type TokenTreeNodeJSON,
 } from '../serialize/token-tree-json.js';
-import { growInt32, growUint8 } from '../storage/grow-int32.js';
+import { growInt32 } from '../storage/grow-int32.js';
+import { TreeTopology, type TreeTopologyView } from '../topology/tree-topology.js';
 import { checkToken, toTokenArray } from '../validate/to-token-array.js';
 import type {
   CommitResult,
@@ -43,8 +39,9 @@ const COMPACTION_THRESHOLD = 1 << 14;
  * a pruned id stays dead forever, so a structure keyed by id (a KV cache, a plan) can never confuse a new node
  * with an old one. Arrays indexed by id need {@link TokenTree.idLimit} entries.
  *
- * **Storage.** Topology lives in `Int32Array` columns (parent, first/last child, next/previous sibling) and
- * tokens in one growable `Int32Array` where each node owns a region with spare capacity; a region that fills
+ * **Storage.** Topology lives in a {@link TreeTopology} (`Int32Array` columns: parent, first/last child,
+ * next/previous sibling), readable through {@link TokenTree.topology}, and tokens in one growable `Int32Array`
+ * where each node owns a region with spare capacity; a region that fills
  * up moves to the end with doubled capacity, and the store is compacted when more than half of it is garbage.
  * Every operation costs O(its own size): fork O(k), append O(tokens), prune O(subtree).
  *
@@ -63,23 +60,15 @@ const COMPACTION_THRESHOLD = 1 << 14;
  * ```
  */
 export class TokenTree {
-  private parentColumn = new Int32Array(0);
-  private firstChildColumn = new Int32Array(0);
-  private lastChildColumn = new Int32Array(0);
-  private nextSiblingColumn = new Int32Array(0);
-  private previousSiblingColumn = new Int32Array(0);
+  private readonly structure = new TreeTopology();
   private tokenOffsetColumn = new Int32Array(0);
   private tokenCountColumn = new Int32Array(0);
   private tokenCapacityColumn = new Int32Array(0);
-  private aliveColumn = new Uint8Array(0);
   private store = new Int32Array(0);
   private storeUsed = 0;
   private storeGarbage = 0;
   private nextId = 0;
-  private liveNodes = 0;
   private changeVersion = 0;
-  private dfsCache: Int32Array | null = null;
-  private dfsCacheVersion = -1;
   private readonly listeners: Record<TreeChangePhase, TreeChangeListener[]> = {
     beforeChange: [],
     change: [],
@@ -136,7 +125,16 @@ export class TokenTree {
 
   /** Number of live nodes. */
   get nodeCount(): number {
-    return this.liveNodes;
+    return this.structure.nodeCount;
+  }
+
+  /**
+   * The tree's shape, read-only (parents, children, depth-first order): the one copy a KV cache that follows
+   * the tree reads instead of mirroring it. It changes with the tree; its `version` moves only when nodes are
+   * added or removed.
+   */
+  get topology(): TreeTopologyView {
+    return this.structure;
   }
 
   /** One more than the largest id ever handed out: arrays indexed by node id need this many entries. */
@@ -151,9 +149,8 @@ export class TokenTree {
 
   /** Total tokens held by live nodes. */
   get totalTokens(): number {
-    let total = 0;
-    for (let id = 0; id < this.nextId; id++)
-      if (this.aliveColumn[id] === 1) total += this.tokenCountColumn[id]!;
+    let total = 0; // removed nodes hold no tokens
+    for (let id = 0; id < this.nextId; id++) total += this.tokenCountColumn[id]!;
     return total;
   }
 
@@ -199,7 +196,7 @@ export class TokenTree {
 
   /** True if `node` is a live node id. */
   has(node: number): boolean {
-    return Number.isInteger(node) && node >= 0 && node < this.nextId && this.aliveColumn[node] === 1;
+    return this.structure.has(node);
   }
 
   /**
@@ -208,7 +205,7 @@ export class TokenTree {
    */
   parent(node: number): number {
     this.requireNode('node', node);
-    return this.parentColumn[node]!;
+    return this.structure.parentOf(node);
   }
 
   /**
@@ -218,7 +215,8 @@ export class TokenTree {
   children(node: number): number[] {
     this.requireNode('node', node);
     const result: number[] = [];
-    for (let child = this.firstChildColumn[node]!; child !== NONE; child = this.nextSiblingColumn[child]!) {
+    const structure = this.structure;
+    for (let child = structure.firstChildOf(node); child !== NONE; child = structure.nextSiblingOf(child)) {
       result.push(child);
     }
     return result;
@@ -230,7 +228,7 @@ export class TokenTree {
    */
   isLeaf(node: number): boolean {
     this.requireNode('node', node);
-    return this.firstChildColumn[node] === NONE;
+    return this.structure.firstChildOf(node) === NONE;
   }
 
   /**
@@ -276,7 +274,8 @@ export class TokenTree {
   pathTokenCount(node: number): number {
     this.requireNode('node', node);
     let total = 0;
-    for (let id = node; id !== NONE; id = this.parentColumn[id]!) total += this.tokenCountColumn[id]!;
+    const parents = this.structure.parents();
+    for (let id = node; id !== NONE; id = parents[id]!) total += this.tokenCountColumn[id]!;
     return total;
   }
 
@@ -286,28 +285,24 @@ export class TokenTree {
    */
   path(node: number): Int32Array {
     this.requireNode('node', node);
+    const parents = this.structure.parents();
     let depth = 0;
-    for (let id = node; id !== NONE; id = this.parentColumn[id]!) depth++;
+    for (let id = node; id !== NONE; id = parents[id]!) depth++;
     const result = new Int32Array(depth);
-    for (let id = node, index = depth - 1; id !== NONE; id = this.parentColumn[id]!, index--)
-      result[index] = id;
+    for (let id = node, index = depth - 1; id !== NONE; id = parents[id]!, index--) result[index] = id;
     return result;
   }
 
   /** Live node ids in depth-first pre-order (a parent before its children, siblings in creation order). */
   dfsOrder(): Int32Array {
-    if (this.dfsCache === null || this.dfsCacheVersion !== this.changeVersion) {
-      this.dfsCache = this.collectSubtree(this.root, true);
-      this.dfsCacheVersion = this.changeVersion;
-    }
-    return this.dfsCache.slice();
+    return this.structure.order().slice();
   }
 
   /** Leaves in depth-first order. */
   leaves(): Int32Array {
     const order = this.dfsOrder();
     let count = 0;
-    for (const id of order) if (this.firstChildColumn[id] === NONE) order[count++] = id;
+    for (const id of order) if (this.structure.firstChildOf(id) === NONE) order[count++] = id;
     return order.slice(0, count);
   }
 
@@ -332,13 +327,14 @@ export class TokenTree {
       );
     }
     this.requireNode('under', under);
-    const subtree = this.collectSubtree(under, true);
+    const structure = this.structure;
+    const subtree = under === this.root ? structure.order() : structure.subtree(under, true);
     let total = 0;
     for (const id of subtree) {
       const count = this.tokenCountColumn[id]!;
       if (count === 0) continue;
       if (mode === 'all-tokens') total += count;
-      else if (mode === 'all-nodes' || this.firstChildColumn[id] === NONE) total += 1;
+      else if (mode === 'all-nodes' || structure.firstChildOf(id) === NONE) total += 1;
     }
     const nodes = new Int32Array(total);
     const positions = new Int32Array(total);
@@ -351,7 +347,7 @@ export class TokenTree {
           nodes[index] = id;
           positions[index] = position;
         }
-      } else if (mode === 'all-nodes' || this.firstChildColumn[id] === NONE) {
+      } else if (mode === 'all-nodes' || structure.firstChildOf(id) === NONE) {
         nodes[index] = id;
         positions[index] = count - 1;
         index++;
@@ -407,7 +403,7 @@ export class TokenTree {
    */
   append(leaf: number, tokens: number | ArrayLike<number>): void {
     this.requireNode('leaf', leaf);
-    if (this.firstChildColumn[leaf] !== NONE) {
+    if (this.structure.firstChildOf(leaf) !== NONE) {
       throw new InvalidStateError(
         `node ${leaf} has children, so its tokens are frozen; append to one of its leaves (tree.leaves()) or prune its children first`,
         { argument: 'leaf', expected: 'a leaf', actual: leaf },
@@ -461,10 +457,9 @@ export class TokenTree {
         { argument: 'node', expected: 'a non-root node', actual: node },
       );
     }
-    const removed = this.collectSubtree(node, true);
+    const removed = this.structure.subtree(node, true);
     const change: TreeChange | null = this.hasListeners() ? { type: 'prune', node, removed } : null;
     this.emit('beforeChange', change);
-    this.unlink(node);
     this.killNodes(removed);
     this.changeVersion++;
     this.emit('change', change);
@@ -510,7 +505,7 @@ export class TokenTree {
     let id = node;
     while (id !== into && id !== NONE) {
       chain.push(id);
-      id = this.parentColumn[id]!;
+      id = this.structure.parentOf(id);
     }
     if (id !== into) {
       throw new InvalidArgumentError(
@@ -524,8 +519,7 @@ export class TokenTree {
     for (let index = 0; index < merged.length; index++) {
       acceptedCounts[index] = index === merged.length - 1 ? accepted : this.tokenCountColumn[merged[index]!]!;
     }
-    const subtree = this.collectSubtree(into, true);
-    const removed = subtree.subarray(1).slice();
+    const removed = this.structure.subtree(into, false);
     const result: CommitResult = {
       into,
       node,
@@ -546,8 +540,6 @@ export class TokenTree {
       position += acceptedCounts[index]!;
     }
     this.killNodes(removed);
-    this.firstChildColumn[into] = NONE;
-    this.lastChildColumn[into] = NONE;
     if (total > 0) this.writeTokens(into, gathered);
     this.changeVersion++;
     this.emit('change', change);
@@ -564,7 +556,7 @@ export class TokenTree {
   toJSON(): TokenTreeJSON {
     const nodes: TokenTreeNodeJSON[] = [];
     for (const id of this.dfsOrder()) {
-      nodes.push({ id, parent: this.parentColumn[id]!, tokens: Array.from(this.tokens(id)) });
+      nodes.push({ id, parent: this.structure.parentOf(id), tokens: Array.from(this.tokens(id)) });
     }
     return { format: TOKEN_TREE_JSON_FORMAT, version: TOKEN_TREE_JSON_VERSION, nextId: this.nextId, nodes };
   }
@@ -608,85 +600,32 @@ export class TokenTree {
   }
 
   private ensureIdCapacity(length: number): void {
-    if (this.aliveColumn.length >= length) return;
-    this.parentColumn = growInt32(this.parentColumn, length, NONE);
-    this.firstChildColumn = growInt32(this.firstChildColumn, length, NONE);
-    this.lastChildColumn = growInt32(this.lastChildColumn, length, NONE);
-    this.nextSiblingColumn = growInt32(this.nextSiblingColumn, length, NONE);
-    this.previousSiblingColumn = growInt32(this.previousSiblingColumn, length, NONE);
+    if (this.tokenCountColumn.length >= length) return;
+    this.structure.reserve(length);
     this.tokenOffsetColumn = growInt32(this.tokenOffsetColumn, length);
     this.tokenCountColumn = growInt32(this.tokenCountColumn, length);
     this.tokenCapacityColumn = growInt32(this.tokenCapacityColumn, length);
-    this.aliveColumn = growUint8(this.aliveColumn, length);
   }
 
   /** Creates node `nextId` as the last child of `parent` (or as the root). */
   private createNode(parent: number): number {
     const id = this.nextId++;
     this.ensureIdCapacity(id + 1);
-    this.parentColumn[id] = parent;
-    this.firstChildColumn[id] = NONE;
-    this.lastChildColumn[id] = NONE;
-    this.nextSiblingColumn[id] = NONE;
-    this.previousSiblingColumn[id] = NONE;
     this.tokenOffsetColumn[id] = this.storeUsed;
     this.tokenCountColumn[id] = 0;
     this.tokenCapacityColumn[id] = 0;
-    this.aliveColumn[id] = 1;
-    if (parent !== NONE) {
-      const last = this.lastChildColumn[parent]!;
-      if (last === NONE) this.firstChildColumn[parent] = id;
-      else {
-        this.nextSiblingColumn[last] = id;
-        this.previousSiblingColumn[id] = last;
-      }
-      this.lastChildColumn[parent] = id;
-    }
-    this.liveNodes++;
+    this.structure.add(id, parent);
     return id;
   }
 
-  private unlink(node: number): void {
-    const parent = this.parentColumn[node]!;
-    const previous = this.previousSiblingColumn[node]!;
-    const next = this.nextSiblingColumn[node]!;
-    if (previous === NONE) this.firstChildColumn[parent] = next;
-    else this.nextSiblingColumn[previous] = next;
-    if (next === NONE) this.lastChildColumn[parent] = previous;
-    else this.previousSiblingColumn[next] = previous;
-  }
-
+  /** Removes whole subtrees (`ids` holds every descendant of each of its nodes) and frees their tokens. */
   private killNodes(ids: Int32Array): void {
     for (const id of ids) {
-      this.aliveColumn[id] = 0;
       this.storeGarbage += this.tokenCapacityColumn[id]!;
       this.tokenCapacityColumn[id] = 0;
       this.tokenCountColumn[id] = 0;
     }
-    this.liveNodes -= ids.length;
-  }
-
-  /** The subtree of `node` in pre-order (`node` first when `includeSelf`). */
-  private collectSubtree(node: number, includeSelf: boolean): Int32Array {
-    const firstChild = this.firstChildColumn;
-    const nextSibling = this.nextSiblingColumn;
-    const parent = this.parentColumn;
-    let result = new Int32Array(node === this.root ? Math.max(64, this.liveNodes) : 64);
-    let count = 0;
-    let id = node;
-    while (true) {
-      if (count === result.length) result = growInt32(result, count + 1);
-      result[count++] = id;
-      const child = firstChild[id]!;
-      if (child !== NONE) {
-        id = child;
-        continue;
-      }
-      while (id !== node && nextSibling[id] === NONE) id = parent[id]!;
-      if (id === node) break;
-      id = nextSibling[id]!;
-    }
-    return includeSelf ? result.slice(0, count) : result.slice(1, count);
+    this.structure.remove(ids);
   }
 
   private writeTokens(node: number, tokens: Int32Array): void {
@@ -724,18 +663,20 @@ export class TokenTree {
   /** Rewrites the token store without garbage; interior nodes keep exactly their tokens, leaves their capacity. */
   private compact(): void {
     let size = 0;
+    const structure = this.structure;
     for (let id = 0; id < this.nextId; id++) {
-      if (this.aliveColumn[id] !== 1) continue;
-      size += this.firstChildColumn[id] === NONE ? this.tokenCapacityColumn[id]! : this.tokenCountColumn[id]!;
+      if (!structure.has(id)) continue;
+      size +=
+        structure.firstChildOf(id) === NONE ? this.tokenCapacityColumn[id]! : this.tokenCountColumn[id]!;
     }
     const store = new Int32Array(Math.max(16, size + (size >>> 1)));
     let position = 0;
     for (let id = 0; id < this.nextId; id++) {
-      if (this.aliveColumn[id] !== 1) continue;
+      if (!structure.has(id)) continue;
       const offset = this.tokenOffsetColumn[id]!;
       const count = this.tokenCountColumn[id]!;
       store.set(this.store.subarray(offset, offset + count), position);
-      const capacity = this.firstChildColumn[id] === NONE ? this.tokenCapacityColumn[id]! : count;
+      const capacity = structure.firstChildOf(id) === NONE ? this.tokenCapacityColumn[id]! : count;
       this.tokenOffsetColumn[id] = position;
       this.tokenCapacityColumn[id] = capacity;
       position += capacity;
