@@ -104,11 +104,13 @@ describe.skipIf(reason !== '')('CUDA backend on a device', () => {
       cuda.uploadTensor(queryTensor, q);
       for (const strategy of ['deft-flatten', 'deft-node', 'sequence'] as const) {
         const plan = planTreeAttention(tree.view, tree.queries, { strategy, shape });
-        const prepared = cuda.preparePlan(plan, shape, { kernel: variant.kernel });
-        cuda.uploadTensor(out, new Float32Array(out.size).fill(Number.NaN));
-        cuda.treeAttention({ storage, layer: 0, plan: prepared, q: queryTensor, out, scale });
-        expect(relativeError(await cuda.downloadTensor(out), expected)).toBeLessThan(variant.tolerance);
-        prepared.dispose();
+        for (const executor of ['tasks', 'units'] as const) {
+          const prepared = cuda.preparePlan(plan, shape, { kernel: variant.kernel, executor });
+          cuda.uploadTensor(out, new Float32Array(out.size).fill(Number.NaN));
+          cuda.treeAttention({ storage, layer: 0, plan: prepared, q: queryTensor, out, scale });
+          expect(relativeError(await cuda.downloadTensor(out), expected)).toBeLessThan(variant.tolerance);
+          prepared.dispose();
+        }
       }
       out.dispose();
       queryTensor.dispose();
