@@ -30,9 +30,7 @@ const SMALL: Workload = {
 describe.skipIf(handle === undefined)('runWebGpuBench', () => {
   afterAll(() => handle?.dispose());
 
-  it('checks, times and reports every strategy with floors and sequence ratios', {
-    timeout: 300_000,
-  }, async () => {
+  it('checks, times and reports every strategy with floors and sequence ratios', async () => {
     const finished: string[] = [];
     const outcome = await runWebGpuBench({
       workloads: [SMALL],
