@@ -147,10 +147,19 @@ describe('createCudaBackend validation (fake device)', () => {
     const shape: AttentionShape = { numHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' };
     const plan = planTreeAttention(view, defaultQueries(view), { shape });
     const few = backend.preparePlan(plan, shape, {
+      executor: 'units',
       schedule: { blocksPerMultiprocessor: 1, unitCost: 1000 },
     });
-    const many = backend.preparePlan(plan, shape, { schedule: { blocksPerMultiprocessor: 8, unitCost: 0 } });
+    const many = backend.preparePlan(plan, shape, {
+      executor: 'units',
+      schedule: { blocksPerMultiprocessor: 8, unitCost: 0 },
+    });
+    expect(many.schedule.executor).toBe('units');
     expect(many.schedule.numUnits).toBeGreaterThan(few.schedule.numUnits);
+    const fewTasks = backend.preparePlan(plan, shape, { tasks: { blocksPerMultiprocessor: 1 } });
+    const manyTasks = backend.preparePlan(plan, shape, { tasks: { blocksPerMultiprocessor: 8 } });
+    expect(manyTasks.schedule.executor).toBe('tasks');
+    expect(manyTasks.schedule.numUnits).toBeGreaterThan(fewTasks.schedule.numUnits);
     const deep = backend.preparePlan(plan, shape, { schedule: { minRingStages: 5, maxResidentTiles: 5 } });
     expect(deep.schedule.ringStages).toBe(2); // the fake addon reports its own ring; the real one honours the hint
   });

@@ -105,7 +105,7 @@ export interface CudaBackend extends Backend {
 const KERNEL_CODES: Readonly<Record<CudaAttentionKernel, KernelCode>> = { auto: 0, mma: 1, scalar: 2 };
 
 /** The executor a plan uses when {@link CudaPlanOptions.executor} is not given. */
-export const DEFAULT_CUDA_EXECUTOR: CudaExecutor = 'units';
+export const DEFAULT_CUDA_EXECUTOR: CudaExecutor = 'tasks';
 
 function invalid(argument: string, message: string, expected: unknown, actual: unknown): never {
   throw new InvalidArgumentError(`${argument} ${message}`, { argument, expected, actual });
