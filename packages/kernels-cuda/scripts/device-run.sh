@@ -1,28 +1,42 @@
 #!/usr/bin/env bash
-# One call on a lent GPU: card facts, SASS summary of the attention kernels, the full check and bench
-# (both executors), then optional extra bench runs given as quoted argument lists, e.g.
+# One call on a lent GPU: card facts, the addon's SASS (gzipped), the full check and bench (both
+# executors), then optional extra bench runs given as quoted argument lists; an extra that starts with
+# "@NAME " runs the addon at packages/kernels-cuda/native/build/NAME/deft_cuda.node (an earlier version
+# carried for a same-call comparison), one that starts with "@ncu " runs under Nsight Compute. E.g.
 #   packages/kernels-cuda/scripts/device-run.sh "--skip-check --executors tasks --task-cost 200 --label cost200"
 # Needs .gpu (../shared/gpu/prepare.sh apps/cli/src/gpu/cuda-main.ts) and the built addon; writes under $OUT.
 set -u
 source .gpu/device.sh
-ADDON=$PWD/packages/kernels-cuda/native/build/Release/deft_cuda.node
+BUILD=$PWD/packages/kernels-cuda/native/build
+ADDON=$BUILD/Release/deft_cuda.node
 OUT=${OUT:-/tmp/deft-out}
 mkdir -p "$OUT"
+LOG=$OUT/log.txt
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$OUT/card.txt"
 if command -v cuobjdump >/dev/null; then
-  cuobjdump -sass -arch sm_90 "$ADDON" > "$OUT/addon-sm90.sass" 2>&1
-  # Instruction mix of each task kernel: counts by opcode.
-  awk '/Function :/ {name=$3} /\/\*[0-9a-f]+\*\// && name ~ /Task/ { for (i=1;i<=NF;i++) if ($i ~ /^[A-Z][A-Z0-9_.]+$/) { split($i,a,"."); count[name" "a[1]]++; break } }
-       END { for (k in count) print count[k], k }' "$OUT/addon-sm90.sass" | sort -k2,2 -k1,1nr > "$OUT/task-sass-mix.txt"
-  gzip -f "$OUT/addon-sm90.sass"
+  cuobjdump -sass -arch sm_90 "$ADDON" | gzip > "$OUT/addon-sm90.sass.gz"
 fi
 DEFT_CUDA_ADDON=$ADDON timeout "${MAIN_TIMEOUT:-330}" node .gpu/app/cuda-main.mjs --json "$OUT/cuda-bench.json" ${MAIN_ARGS:-} \
-  2> "$OUT/main-stderr.txt" | tee "$OUT/main-stdout.txt" | tail -60
+  2>> "$LOG" | tee -a "$LOG" | tail -60
 echo "main exit ${PIPESTATUS[0]}"
 index=0
 for extra in "$@"; do
   index=$((index + 1))
+  addon=$ADDON
+  prefix=()
+  if [[ $extra == @ncu\ * ]]; then
+    extra=${extra#@ncu }
+    prefix=(ncu --clock-control none --kernel-name regex:Task --launch-skip 12 --launch-count 2 --section SpeedOfLight
+      --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats)
+  elif [[ $extra == @* ]]; then
+    name=${extra%% *}
+    name=${name#@}
+    extra=${extra#* }
+    addon=$BUILD/$name/deft_cuda.node
+  fi
+  echo "== extra $index: ${prefix[*]:-} $extra ($addon)" | tee -a "$LOG"
   # shellcheck disable=SC2086
-  DEFT_CUDA_ADDON=$ADDON timeout "${EXTRA_TIMEOUT:-120}" node .gpu/app/cuda-main.mjs --json "$OUT/cuda-extra-$index.json" $extra 2> "$OUT/extra-$index-stderr.txt" | tee "$OUT/extra-$index-stdout.txt" | tail -16
+  DEFT_CUDA_ADDON=$addon timeout "${EXTRA_TIMEOUT:-120}" "${prefix[@]}" node .gpu/app/cuda-main.mjs \
+    --json "$OUT/cuda-extra-$index.json" $extra 2>> "$LOG" | tee -a "$LOG" | tail -"${EXTRA_TAIL:-14}"
   echo "extra $index exit ${PIPESTATUS[0]}"
 done

@@ -37,6 +37,13 @@ constexpr int kTaskBlocksPerMultiprocessor = 2;
 /** Largest head dim of the CUDA-core paths (values per lane). */
 constexpr int kMaxPerLane = 8;
 
+/** 2^x with the hardware approximation, denormal results flushed to zero (ex2.approx.ftz); 2^-inf = 0. */
+__device__ __forceinline__ float FastExp2(float x) {
+  float result;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x));
+  return result;
+}
+
 template <int Dim>
 struct TaskLayout {
   static constexpr int kChunks = Dim / 8;  // 16-byte chunks per K / V row
@@ -74,19 +81,47 @@ __device__ __forceinline__ void IssueTaskTile(const TaskParams& params, int kvHe
   using Layout = TaskLayout<Dim>;
   const half* keys = static_cast<const half*>(params.k) + kvHead * Dim;
   const half* values = static_cast<const half*>(params.v) + kvHead * Dim;
-  const size_t slotStride = static_cast<size_t>(params.numKvHeads) * Dim;
+  const int slotStride = params.numKvHeads * Dim;  // halves per slot row
 #pragma unroll
   for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
     const int index = threadIdx.x + step * kTaskThreads;
     const int row = index / Layout::kChunks;
     const int chunk = index % Layout::kChunks;
     const int slot = slots.slot[step];
-    const bool valid = slot >= 0;
-    const size_t offset = valid ? static_cast<size_t>(slot) * slotStride + chunk * 8 : 0;
+    // One 32 x 32 -> 64-bit multiply-add per row; a row past the end reads slot 0's address, zero-filled.
+    const long long offset = static_cast<long long>(max(slot, 0)) * slotStride + chunk * 8;
     const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
-    CopyAsync16(stage + sharedOffset, keys + offset, valid);
-    CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + offset, valid);
+    CopyAsync16(stage + sharedOffset, keys + offset, slot >= 0);
+    CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + offset, slot >= 0);
   }
+}
+
+/**
+ * Per-lane ldmatrix offsets (halves) into a swizzled [rows, Dim] tile. The swizzle XORs the 16-byte
+ * chunk index with row & 7, and every ldmatrix row group starts at a multiple of 8 rows, so row & 7 is a
+ * lane constant and chunk ^ (row & 7) = 8 * (chunk / 8) + ((chunk % 8) ^ (row & 7)): four offsets per lane
+ * (chunk % 8 = 2 * j + lane bit, j = 0..3) cover every k-step, the rest is compile-time immediates.
+ * `key[j]`: K fragments of k-step 4q + j at tile row 0; `value[j]`: V fragments of columns 16 * (4q + j).
+ */
+struct LaneOffsets {
+  int key[4];
+  int value[4];
+};
+
+template <int Dim>
+__device__ __forceinline__ LaneOffsets ComputeLaneOffsets(int lane) {
+  LaneOffsets offsets;
+  const int r7 = lane & 7;
+  const int keyRow = (lane & 7) + ((lane >> 4) << 3);
+  const int keyBit = (lane >> 3) & 1;
+  const int valueRow = (lane & 7) + (((lane >> 3) & 1) << 3);
+  const int valueBit = lane >> 4;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    offsets.key[j] = keyRow * Dim + (((2 * j + keyBit) ^ r7) << 3);
+    offsets.value[j] = valueRow * Dim + (((2 * j + valueBit) ^ r7) << 3);
+  }
+  return offsets;
 }
 
 /**
@@ -97,7 +132,7 @@ __device__ __forceinline__ void IssueTaskTile(const TaskParams& params, int kvHe
 template <int Dim, int Step>
 __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV, int tokensLeft, int firstRow,
                                          const uint32_t (&queryFragments)[Dim / 16][4], float (&o)[Dim / 8][4],
-                                         float (&rowMax)[2], float (&rowSum)[2], int lane) {
+                                         float (&rowMax)[2], float (&rowSum)[2], const LaneOffsets& lanes, int lane) {
   constexpr int kNTiles = Step / 8;
   if (firstRow >= tokensLeft) return;  // warp-uniform: nothing of this step exists
   float scores[kNTiles][4];
@@ -111,8 +146,7 @@ __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV,
 #pragma unroll
     for (int tile = 0; tile < kNTiles; tile += 2) {
       uint32_t keyFragments[4];
-      const int row = firstRow + tile * 8 + (lane & 7) + ((lane >> 4) << 3);
-      LoadMatrixX4(keyFragments, stageK + SwizzledOffset<Dim>(row, (step << 1) + ((lane >> 3) & 1)));
+      LoadMatrixX4(keyFragments, stageK + (firstRow + tile * 8) * Dim + lanes.key[step & 3] + (step >> 2) * 64);
       Mma16816(scores[tile], queryFragments[step], keyFragments[0], keyFragments[1]);
       Mma16816(scores[tile + 1], queryFragments[step], keyFragments[2], keyFragments[3]);
     }
@@ -143,7 +177,7 @@ __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV,
     // Empty-state guard: a row that has seen no key keeps max -inf; subtract 0 then, so that
     // exp2(-inf - base) is 0 rather than NaN. (Every step has a valid token, so this is defensive.)
     base[half] = newMax[half] == -INFINITY ? 0.0f : newMax[half];
-    correction[half] = exp2f(rowMax[half] - base[half]);  // exactly 1 when the max did not rise
+    correction[half] = FastExp2(rowMax[half] - base[half]);  // exactly 1 when the max did not rise
     rose |= newMax[half] > rowMax[half];
     rowMax[half] = newMax[half];
     rowSum[half] *= correction[half];
@@ -159,10 +193,10 @@ __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV,
   }
 #pragma unroll
   for (int tile = 0; tile < kNTiles; ++tile) {
-    scores[tile][0] = exp2f(scores[tile][0] - base[0]);
-    scores[tile][1] = exp2f(scores[tile][1] - base[0]);
-    scores[tile][2] = exp2f(scores[tile][2] - base[1]);
-    scores[tile][3] = exp2f(scores[tile][3] - base[1]);
+    scores[tile][0] = FastExp2(scores[tile][0] - base[0]);
+    scores[tile][1] = FastExp2(scores[tile][1] - base[0]);
+    scores[tile][2] = FastExp2(scores[tile][2] - base[1]);
+    scores[tile][3] = FastExp2(scores[tile][3] - base[1]);
     rowSum[0] += scores[tile][0] + scores[tile][1];
     rowSum[1] += scores[tile][2] + scores[tile][3];
   }
@@ -173,11 +207,11 @@ __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV,
     probabilities[1] = PackHalf2(scores[2 * step][2], scores[2 * step][3]);
     probabilities[2] = PackHalf2(scores[2 * step + 1][0], scores[2 * step + 1][1]);
     probabilities[3] = PackHalf2(scores[2 * step + 1][2], scores[2 * step + 1][3]);
-    const int row = firstRow + step * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+    const half* rows = stageV + (firstRow + step * 16) * Dim;
 #pragma unroll
     for (int tile = 0; tile < Dim / 8; tile += 2) {
       uint32_t valueFragments[4];
-      LoadMatrixX4Transposed(valueFragments, stageV + SwizzledOffset<Dim>(row, tile + (lane >> 4)));
+      LoadMatrixX4Transposed(valueFragments, rows + lanes.value[(tile >> 1) & 3] + (tile >> 3) * 64);
       Mma16816(o[tile], probabilities, valueFragments[0], valueFragments[1]);
       Mma16816(o[tile + 1], probabilities, valueFragments[2], valueFragments[3]);
     }
@@ -277,6 +311,7 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
   }
   float rowMax[2] = {-INFINITY, -INFINITY};
   float rowSum[2] = {0.0f, 0.0f};
+  const LaneOffsets lanes = ComputeLaneOffsets<Dim>(lane);
 
   for (int tile = 0; tile < numTiles; ++tile) {
     CopyAsyncWait<kTaskStages - 2>();
@@ -292,7 +327,7 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
 #pragma unroll
       for (int sub = 0; sub < kWarpTokens / kStep; ++sub) {
         TaskStep<Dim, kStep>(stageK, stageV, tokensLeft, part * kWarpTokens + sub * kStep, queryFragments, o, rowMax,
-                             rowSum, lane);
+                             rowSum, lanes, lane);
       }
     }
   }
