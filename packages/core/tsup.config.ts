@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  entry: ['src/index.ts', 'src/backend-kit.ts', 'src/validate.ts'],
   format: ['esm'],
   dts: true,
   sourcemap: true,

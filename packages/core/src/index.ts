@@ -18,7 +18,6 @@ export { InvalidArgumentError } from './errors/invalid-argument-error.js';
 export { InvalidStateError } from './errors/invalid-state-error.js';
 export { NotFoundError } from './errors/not-found-error.js';
 export { UnsupportedError } from './errors/unsupported-error.js';
-export { argmaxHost, topKHost } from './ops/host-top-k.js';
 export type {
   AttentionShape,
   PartialStateLayout,
@@ -35,28 +34,3 @@ export { f16BitsToF32, f16ToF32Table, f32ToF16Bits, fromF16Array, toF16Array } f
 export type { DeviceTensor, Shape, TensorDescriptor } from './tensor/tensor.js';
 export { formatShape, shapeSize } from './tensor/tensor.js';
 export type { PagedTreeView, TreeQueries } from './tree/paged-tree-view.js';
-export { assertFinite, assertInteger, describeValue } from './validate/assert.js';
-export type { PageCopyCheckOptions, SlotCheckOptions } from './validate/backend-arguments.js';
-export {
-  checkAttentionShape,
-  checkAttentionTensor,
-  checkDType,
-  checkKVStorageDescriptor,
-  checkKVValueCount,
-  checkLayerIndex,
-  checkPageCopy,
-  checkSlotIndices,
-  checkTensorDescriptor,
-  checkUploadData,
-} from './validate/backend-arguments.js';
-export type { MatrixView, RopeOperands } from './validate/model-op-operands.js';
-export {
-  checkRopeOperands,
-  checkSlotCopy,
-  checkTopK,
-  matrixOf,
-  requireDistinct,
-  requireEqual,
-  requireF32,
-  requireIndices,
-} from './validate/model-op-operands.js';

@@ -1,10 +1,2 @@
-export type { AttentionStates } from './attention/merge-attention-states.js';
-export { mergeAttentionStates } from './attention/merge-attention-states.js';
-export type { CpuKVArray } from './backend/cpu-kv-storage.js';
-export { CpuKVStorage } from './backend/cpu-kv-storage.js';
-export { CpuPreparedPlan } from './backend/cpu-prepared-plan.js';
-export { CpuTensor } from './backend/cpu-tensor.js';
 export type { CpuBackend, CpuBackendOptions } from './backend/create-cpu-backend.js';
 export { createCpuBackend } from './backend/create-cpu-backend.js';
-export type { CpuKVLayers, CpuOperandAccess, CpuTensorData } from './ops/cpu-model-ops.js';
-export { createCpuModelOps } from './ops/cpu-model-ops.js';

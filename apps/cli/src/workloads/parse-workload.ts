@@ -1,4 +1,5 @@
-import { describeValue, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '@deft/core';
+import { describeValue } from '@deft/core/validate';
 import type { Workload, WorkloadNode } from './workload.js';
 
 /** Tokens per page when a workload does not say. */

@@ -1,4 +1,4 @@
-import { assertInteger } from '@deft/core';
+import { assertInteger } from '@deft/core/validate';
 import { buildDraftTrie, type DraftNode } from './draft-tree.js';
 
 /** Options of {@link promptLookupDraft}. */

@@ -1,4 +1,5 @@
-import { assertInteger, type DType, type KVStorage } from '@deft/core';
+import type { DType, KVStorage } from '@deft/core';
+import { assertInteger } from '@deft/core/validate';
 import { PagePool } from '@deft/kv-cache';
 import type { LlamaModel } from '@deft/model';
 import type { PlannerOptions } from '@deft/planner';

@@ -1,4 +1,5 @@
-import { assertInteger, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '@deft/core';
+import { assertInteger } from '@deft/core/validate';
 
 /** Options every strategy takes. */
 export interface CommonDecodeOptions {

@@ -1,4 +1,5 @@
-import { assertInteger, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '@deft/core';
+import { assertInteger } from '@deft/core/validate';
 import type { TokenTree } from '@deft/tree';
 import type { DecodeEvent, SequenceTokens } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';

@@ -1,17 +1,8 @@
 import {
   type AttentionShape,
-  assertFinite,
   BACKEND_CONTRACT_VERSION,
   type BackendCapabilities,
   BackendError,
-  checkAttentionShape,
-  checkKVStorageDescriptor,
-  checkKVValueCount,
-  checkLayerIndex,
-  checkPageCopy,
-  checkSlotIndices,
-  checkTensorDescriptor,
-  checkUploadData,
   type DeviceTensor,
   DisposedError,
   f16ToF32Table,
@@ -29,6 +20,17 @@ import {
   type TreeAttentionPlan,
   validatePlan,
 } from '@deft/core';
+import {
+  checkAttentionShape,
+  checkKVStorageDescriptor,
+  checkKVValueCount,
+  checkLayerIndex,
+  checkPageCopy,
+  checkSlotIndices,
+  checkTensorDescriptor,
+  checkUploadData,
+} from '@deft/core/backend-kit';
+import { assertFinite } from '@deft/core/validate';
 import { computePartialStates } from '../attention/compute-partial-states.js';
 import { reducePartialStates } from '../attention/reduce-partial-states.js';
 import { createCpuModelOps } from '../ops/cpu-model-ops.js';

@@ -1,24 +1,26 @@
 import {
-  argmaxHost,
-  assertFinite,
-  checkRopeOperands,
-  checkSlotCopy,
-  checkTopK,
   type DeviceTensor,
   InvalidArgumentError,
   type KVStorage,
   type KVStorageDescriptor,
   type ModelOps,
-  matrixOf,
   type RopeOptions,
+  shapeSize,
+  type TopKResult,
+} from '@deft/core';
+import {
+  argmaxHost,
+  checkRopeOperands,
+  checkSlotCopy,
+  checkTopK,
+  matrixOf,
   requireDistinct,
   requireEqual,
   requireF32,
   requireIndices,
-  shapeSize,
-  type TopKResult,
   topKHost,
-} from '@deft/core';
+} from '@deft/core/backend-kit';
+import { assertFinite } from '@deft/core/validate';
 import { addHost, swigluHost } from './elementwise.js';
 import { embeddingHost, gatherRowsHost } from './gather.js';
 import { matmulHost } from './matmul.js';

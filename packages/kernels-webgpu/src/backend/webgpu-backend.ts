@@ -1,26 +1,14 @@
 /// <reference types="@webgpu/types" />
 import {
   type AttentionShape,
-  assertFinite,
-  assertInteger,
   BACKEND_CONTRACT_VERSION,
   type Backend,
   type BackendCapabilities,
   BackendError,
   CapacityError,
-  checkAttentionShape,
-  checkAttentionTensor,
-  checkKVStorageDescriptor,
-  checkKVValueCount,
-  checkLayerIndex,
-  checkPageCopy,
-  checkSlotIndices,
-  checkTensorDescriptor,
-  checkUploadData,
   type DeviceTensor,
   DisposedError,
   type DType,
-  describeValue,
   formatShape,
   fromF16Array,
   InvalidArgumentError,
@@ -37,6 +25,18 @@ import {
   UnsupportedError,
   validatePlan,
 } from '@deft/core';
+import {
+  checkAttentionShape,
+  checkAttentionTensor,
+  checkKVStorageDescriptor,
+  checkKVValueCount,
+  checkLayerIndex,
+  checkPageCopy,
+  checkSlotIndices,
+  checkTensorDescriptor,
+  checkUploadData,
+} from '@deft/core/backend-kit';
+import { assertFinite, assertInteger, describeValue } from '@deft/core/validate';
 import { BUFFER_USAGE, MAP_MODE } from '../device/gpu-flags.js';
 import { describeAdapter } from '../device/request-device.js';
 import { createWebGpuModelOps } from '../ops/webgpu-model-ops.js';

@@ -1,23 +1,25 @@
 /// <reference types="@webgpu/types" />
 import {
-  argmaxHost,
-  assertFinite,
-  checkRopeOperands,
-  checkSlotCopy,
-  checkTopK,
   type DeviceTensor,
   InvalidArgumentError,
   type ModelOps,
-  matrixOf,
   type RopeOptions,
+  shapeSize,
+  type TopKResult,
+} from '@deft/core';
+import {
+  argmaxHost,
+  checkRopeOperands,
+  checkSlotCopy,
+  checkTopK,
+  matrixOf,
   requireDistinct,
   requireEqual,
   requireF32,
   requireIndices,
-  shapeSize,
-  type TopKResult,
   topKHost,
-} from '@deft/core';
+} from '@deft/core/backend-kit';
+import { assertFinite } from '@deft/core/validate';
 import { linearDispatchGrid } from '../backend/dispatch-grid.js';
 import { BUFFER_USAGE } from '../device/gpu-flags.js';
 import { COPY_SLOTS_OFFSET, copyKvSlotsShader } from './copy-kv-slots-shader.js';

@@ -1,4 +1,5 @@
-import { assertInteger, type DType, InvalidArgumentError, isDType, kvBytesPerToken } from '@deft/core';
+import { type DType, InvalidArgumentError, isDType, kvBytesPerToken } from '@deft/core';
+import { assertInteger } from '@deft/core/validate';
 import type { PrefixCache } from '../cache/prefix-cache.js';
 import type { PagePool } from '../pool/page-pool.js';
 

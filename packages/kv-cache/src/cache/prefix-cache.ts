@@ -1,4 +1,5 @@
-import { assertInteger, InvalidArgumentError, InvalidStateError } from '@deft/core';
+import { InvalidArgumentError, InvalidStateError } from '@deft/core';
+import { assertInteger } from '@deft/core/validate';
 import type { PagePool, PageReclaimer } from '../pool/page-pool.js';
 
 /** One cached page: the tokens it holds (`1 ..= pageSize`) below the chain of pages before it. */

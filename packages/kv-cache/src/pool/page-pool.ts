@@ -1,10 +1,5 @@
-import {
-  assertInteger,
-  CapacityError,
-  describeValue,
-  InvalidArgumentError,
-  InvalidStateError,
-} from '@deft/core';
+import { CapacityError, InvalidArgumentError, InvalidStateError } from '@deft/core';
+import { assertInteger, describeValue } from '@deft/core/validate';
 
 /**
  * Something that holds pages it can give back on demand (a prefix cache). A pool asks its reclaimer for pages

@@ -1,4 +1,5 @@
-import { describeValue, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '@deft/core';
+import { describeValue } from '@deft/core/validate';
 import { toTokenArray } from '../validate/to-token-array.js';
 
 /** Format tag of {@link TokenTreeJSON}. */

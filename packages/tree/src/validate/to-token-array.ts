@@ -1,4 +1,5 @@
-import { describeValue, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '@deft/core';
+import { describeValue } from '@deft/core/validate';
 
 /** Largest token id a tree stores (tokens live in an `Int32Array`). */
 export const MAX_TOKEN_ID = 0x7fffffff;

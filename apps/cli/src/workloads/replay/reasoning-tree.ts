@@ -1,4 +1,5 @@
-import { describeValue, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '@deft/core';
+import { describeValue } from '@deft/core/validate';
 import type { Workload, WorkloadNode, WorkloadShape } from '../workload.js';
 
 /** One node of a recorded reasoning tree, renumbered in depth-first pre-order (the root is node 0). */

@@ -1,4 +1,5 @@
-import { describeValue, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '@deft/core';
+import { describeValue } from '@deft/core/validate';
 import type { Workload, WorkloadNode, WorkloadShape } from '../workload.js';
 
 /** Characters per token used to estimate a prompt's length: the records hold the prompt text only. */
