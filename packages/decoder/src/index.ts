@@ -7,6 +7,7 @@ export type { DecodeStats } from './engine/decode-stats.js';
 export { summarizeSteps } from './engine/decode-stats.js';
 export type { DecodingEngineOptions } from './engine/decoding-engine.js';
 export { DecodingEngine } from './engine/decoding-engine.js';
+export type { SessionEngine } from './engine/decoding-session.js';
 export { DecodingSession } from './engine/decoding-session.js';
 export type { FinishReason, GeneratedSequence } from './engine/generated-sequence.js';
 export type { StepStats } from './runner/step-stats.js';

@@ -1,4 +1,4 @@
-export type { DumpTreeOptions } from './dump/dump-tree.js';
+export type { DumpableTree, DumpTreeOptions } from './dump/dump-tree.js';
 export { dumpTree } from './dump/dump-tree.js';
 export type { ParsedTokenTree, TokenTreeJSON, TokenTreeNodeJSON } from './serialize/token-tree-json.js';
 export {

@@ -1,26 +1,6 @@
-import type { PlanStrategy } from '@deft/core';
-import type { Progress } from '../cli/progress.js';
-import type { Workload } from '../workloads/workload.js';
-import type { BenchRow } from './bench-result.js';
+import type { GpuBackendName, GpuBenchOptions, GpuBenchOutcome } from './gpu-bench-types.js';
 
-/** GPU backends `deft bench` can hand the work to. */
-export type GpuBackendName = 'cuda' | 'webgpu';
-
-/** What `deft bench` passes to a GPU bench module. */
-export interface GpuBenchOptions {
-  readonly workloads: readonly Workload[];
-  readonly strategies: readonly PlanStrategy[];
-  readonly repetitions: number;
-  readonly progress: Progress;
-}
-
-/** What a GPU bench module returns. */
-export interface GpuBenchOutcome {
-  readonly device: string;
-  readonly rows: readonly BenchRow[];
-  /** Extra lines to print under the table (floors, notes). */
-  readonly notes?: readonly string[];
-}
+export type { GpuBackendName, GpuBenchOptions, GpuBenchOutcome } from './gpu-bench-types.js';
 
 /** A loaded GPU bench, or why it cannot run here. */
 export type GpuBenchLoad =

@@ -2,11 +2,11 @@ import path from 'node:path';
 import { PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
 import { ATTENTION_TOLERANCE, relativeError } from '@deft/testing';
 import { dumpAttention } from '../attention/dump-attention.js';
-import { ATTENTION_BACKENDS, openBackend } from '../attention/open-backend.js';
 import { planWorkload } from '../attention/plan-workload.js';
 import { randomAttentionInputs } from '../attention/random-inputs.js';
 import { referenceAttention } from '../attention/reference-attention.js';
 import { createAttentionSession } from '../attention/run-attention.js';
+import { BACKEND_NAMES, openBackend } from '../backends/open-backend.js';
 import type { CliIo } from '../cli/cli-io.js';
 import { choiceOption, parseCommandLine, stringOption } from '../cli/parse-command-line.js';
 import { formatBytes, formatMicroseconds } from '../format/format-number.js';
@@ -20,7 +20,7 @@ Runs one layer of tree attention on seeded random Q/K/V (K and V exact in f16) a
 
 Options:
 ${WORKLOAD_HELP}
-  -b, --backend B    ${ATTENTION_BACKENDS.join(', ')} (default cpu: the float64 reference backend;
+  -b, --backend B    ${BACKEND_NAMES.join(', ')} (default cpu: the float64 reference backend;
                      on a GPU the time is the wall-clock median of 10 runs after a warm-up)
   -s, --strategy S   ${PLAN_STRATEGIES.join(', ')} (default deft-flatten)
   --check            compare with the direct float64 reference (no plan): fails with exit code 1
@@ -53,7 +53,7 @@ export async function runAttnCommand(argv: readonly string[], io: CliIo): Promis
     io.stdout(HELP);
     return 0;
   }
-  const backendName = choiceOption(values, 'backend', ATTENTION_BACKENDS) ?? 'cpu';
+  const backendName = choiceOption(values, 'backend', BACKEND_NAMES) ?? 'cpu';
   const strategy: PlanStrategy = choiceOption(values, 'strategy', PLAN_STRATEGIES) ?? 'deft-flatten';
   const dumpDirectory = stringOption(values, 'dump');
   const workload = workloadFromOptions(values, 'attn', io.cwd);

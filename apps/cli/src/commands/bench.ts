@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core';
 import { ATTENTION_TOLERANCE } from '@deft/testing';
-import { probeWebGpuAdapter } from '../attention/open-backend.js';
+import { probeWebGpuAdapter } from '../backends/open-backend.js';
 import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/bench-result.js';
 import { formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
 import { type GpuBackendName, type GpuBenchOptions, loadGpuBench } from '../bench/gpu-bench-modules.js';

@@ -20,6 +20,7 @@ import {
   type Tokenizer,
 } from '@deft/model';
 import type { TokenTree } from '@deft/tree';
+import { type BackendName, openBackend } from '../backends/open-backend.js';
 import { type CliIo, processIo } from '../cli/cli-io.js';
 import {
   choiceOption,
@@ -33,8 +34,7 @@ import { formatBytes } from '../format/format-number.js';
 
 const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
 type Strategy = (typeof STRATEGIES)[number];
-const BACKENDS = ['cpu', 'webgpu', 'cuda'] as const;
-type BackendName = (typeof BACKENDS)[number];
+const BACKENDS = ['cpu', 'webgpu', 'cuda'] as const satisfies readonly BackendName[];
 
 const HELP = `Usage: deft generate --model FILE [--tokenizer FILE] --prompt TEXT [--strategy S] [options]
 
@@ -102,22 +102,12 @@ function numberOption(
   return value;
 }
 
-async function createBackend(name: BackendName): Promise<ModelBackend> {
-  if (name === 'cpu') {
-    const { createCpuBackend } = await import('@deft/kernels-cpu');
-    return createCpuBackend();
-  }
-  let backend: Parameters<typeof isModelBackend>[0];
-  if (name === 'cuda') {
-    const { createCudaBackend } = await import('@deft/kernels-cuda');
-    backend = createCudaBackend();
-  } else {
-    const { createWebGpuBackend, requestWebGpuDevice } = await import('@deft/kernels-webgpu');
-    const handle = await requestWebGpuDevice();
-    backend = createWebGpuBackend({ device: handle.device });
-  }
+/** Opens a backend through the CLI's one resolver and checks that it runs models (has model ops). */
+async function openModelBackend(name: BackendName): Promise<{ backend: ModelBackend; dispose(): void }> {
+  const opened = await openBackend(name);
+  const { backend } = opened;
   if (!isModelBackend(backend)) {
-    backend.dispose();
+    opened.dispose();
     throw new UsageError(
       `the ${name} backend runs tree attention but does not implement the model ops yet; use --backend cpu or --backend webgpu`,
       {
@@ -127,7 +117,7 @@ async function createBackend(name: BackendName): Promise<ModelBackend> {
       },
     );
   }
-  return backend;
+  return { backend, dispose: () => opened.dispose() };
 }
 
 async function loadModelFiles(modelPath: string, tokenizerPath: string | undefined, backend: ModelBackend) {
@@ -267,7 +257,8 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   const json = values.json === true;
   const quiet = values.quiet === true || json;
 
-  const backend = await createBackend(backendName);
+  const opened = await openModelBackend(backendName);
+  const { backend } = opened;
   let model: LlamaModel | undefined;
   let engine: DecodingEngine | undefined;
   try {
@@ -361,7 +352,7 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   } finally {
     engine?.dispose();
     model?.dispose();
-    backend.dispose();
+    opened.dispose();
   }
 }
 

@@ -15,7 +15,7 @@ import { planWorkload } from '../attention/plan-workload.js';
 import { randomAttentionInputs } from '../attention/random-inputs.js';
 import { referenceAttention } from '../attention/reference-attention.js';
 import type { BenchRow } from '../bench/bench-result.js';
-import type { GpuBenchOptions, GpuBenchOutcome } from '../bench/gpu-bench-modules.js';
+import type { GpuBenchOptions, GpuBenchOutcome } from '../bench/gpu-bench-types.js';
 import { withSequenceRatios } from '../bench/sequence-ratios.js';
 import { formatMicroseconds } from '../format/format-number.js';
 import { buildWorkload } from '../workloads/build-workload.js';

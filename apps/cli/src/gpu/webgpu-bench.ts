@@ -10,7 +10,7 @@ import { planTreeAttention } from '@deft/planner';
 import { ATTENTION_TOLERANCE, relativeError } from '@deft/testing';
 import { randomAttentionInputs, scatterToSlots } from '../attention/random-inputs.js';
 import type { BenchRow } from '../bench/bench-result.js';
-import type { GpuBenchOptions, GpuBenchOutcome } from '../bench/gpu-bench-modules.js';
+import type { GpuBenchOptions, GpuBenchOutcome } from '../bench/gpu-bench-types.js';
 import { withSequenceRatios } from '../bench/sequence-ratios.js';
 import { formatMicroseconds } from '../format/format-number.js';
 import { type BuiltWorkload, buildWorkload } from '../workloads/build-workload.js';

@@ -1,9 +1,20 @@
+import type { KVStorage } from '@deft/core';
 import { InvalidArgumentError } from '@deft/core';
+import type { PagePool } from '@deft/kv-cache';
+import type { LlamaModel } from '@deft/model';
+import type { PlannerOptions } from '@deft/planner';
 import { TokenTree } from '@deft/tree';
 import type { StepStats } from '../runner/step-stats.js';
 import { type EvaluateOptions, type TreeEvaluation, TreeModelRunner } from '../runner/tree-model-runner.js';
 import { type DecodeStats, summarizeSteps } from './decode-stats.js';
-import type { DecodingEngine } from './decoding-engine.js';
+
+/** What a session uses of its engine (a `DecodingEngine` is one): the model, the pool, the storage, the planner options. */
+export interface SessionEngine {
+  readonly model: LlamaModel;
+  readonly pool: PagePool;
+  readonly storage: KVStorage;
+  readonly options: { readonly planner?: PlannerOptions };
+}
 
 /**
  * One search: a {@link TokenTree} whose root holds the prompt, its KV pages in the engine's pool, and the
@@ -22,7 +33,7 @@ import type { DecodingEngine } from './decoding-engine.js';
  * ```
  */
 export class DecodingSession {
-  readonly engine: DecodingEngine;
+  readonly engine: SessionEngine;
   readonly tree: TokenTree;
   readonly runner: TreeModelRunner;
   /** Length of the prompt (the root's first tokens). */
@@ -30,7 +41,7 @@ export class DecodingSession {
   private readonly stepStats: StepStats[] = [];
 
   /** @throws InvalidArgumentError for an empty prompt or an invalid id; CapacityError if it does not fit. */
-  constructor(engine: DecodingEngine, prompt: ArrayLike<number>) {
+  constructor(engine: SessionEngine, prompt: ArrayLike<number>) {
     if (prompt.length === 0) {
       throw new InvalidArgumentError('the prompt must hold at least one token (start it with BOS)', {
         argument: 'prompt',

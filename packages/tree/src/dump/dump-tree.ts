@@ -1,6 +1,12 @@
-import type { TokenTree } from '../tree/token-tree.js';
+/** What {@link dumpTree} reads of a tree (a `TokenTree` is one). */
+export interface DumpableTree {
+  readonly root: number;
+  dfsOrder(): Int32Array;
+  tokens(node: number): Int32Array;
+  children(node: number): readonly number[];
+}
 
-/** Options of {@link TokenTree.dump}. */
+/** Options of `TokenTree.dump`. */
 export interface DumpTreeOptions {
   /** Tokens shown per node before `…` (default 8). */
   readonly maxTokens?: number;
@@ -12,7 +18,7 @@ export interface DumpTreeOptions {
  * Draws a token tree, one line per node in depth-first order:
  * `#id (n tokens) t0 t1 …`, indented with box-drawing characters.
  */
-export function dumpTree(tree: TokenTree, options: DumpTreeOptions = {}): string {
+export function dumpTree(tree: DumpableTree, options: DumpTreeOptions = {}): string {
   const maxTokens = options.maxTokens ?? 8;
   const maxNodes = options.maxNodes ?? 1000;
   const lines: string[] = [];

@@ -1,47 +1,77 @@
 import { type Backend, BackendError, UnsupportedError } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
+import type { CudaBackendOptions } from '@deft/kernels-cuda';
+import type { WebGpuBackendOptions } from '@deft/kernels-webgpu';
 
-/** Backends `deft attn` can run on. */
-export const ATTENTION_BACKENDS = ['cpu', 'cuda', 'webgpu'] as const;
-export type AttentionBackendName = (typeof ATTENTION_BACKENDS)[number];
+/** Backends the CLI can open by name. */
+export const BACKEND_NAMES = ['cpu', 'cuda', 'webgpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
 
-/** An opened backend and what releases it (the backend, and the WebGPU device it runs on). */
+/** Per-backend settings for {@link openBackend}; each applies only when that backend is opened. */
+export interface OpenBackendOptions {
+  readonly cuda?: CudaBackendOptions;
+  readonly webgpu?: {
+    /** Dawn toggles for the device (Node only), e.g. full-precision timestamps. */
+    readonly dawnOptions?: readonly string[];
+    /** Backend settings other than the device. */
+    readonly backend?: Omit<WebGpuBackendOptions, 'device'>;
+  };
+}
+
+/** An opened backend, a description of the device it runs on, and what releases both. */
 export interface OpenedBackend {
   readonly backend: Backend;
+  readonly description: string;
+  /** Releases the backend and, for WebGPU, destroys the device opened for it (idempotent). */
   dispose(): void;
 }
 
 /**
- * Opens a backend by name: the CPU reference, CUDA (device 0 through the native addon) or WebGPU (a
- * device from the `webgpu` package in Node).
+ * The one place the CLI turns a backend name into a backend: the CPU reference, CUDA (through the
+ * native addon) or WebGPU (a device from the `webgpu` package in Node, destroyed by `dispose()`).
+ * Callers release it in a `finally`, so every exit path frees the device.
  *
  * @throws {UnsupportedError} with the reason when the backend cannot run here (no addon, no device, no adapter).
  * @example
  * ```ts
- * const { backend, dispose } = await openBackend('cpu');
+ * const opened = await openBackend('cpu');
+ * try {
+ *   // ... opened.backend ...
+ * } finally {
+ *   opened.dispose();
+ * }
  * ```
  */
-export async function openBackend(name: AttentionBackendName): Promise<OpenedBackend> {
+export async function openBackend(
+  name: BackendName,
+  options: OpenBackendOptions = {},
+): Promise<OpenedBackend> {
   if (name === 'cpu') {
     const backend = createCpuBackend();
-    return { backend, dispose: () => backend.dispose() };
+    return { backend, description: 'CPU reference', dispose: once(() => backend.dispose()) };
   }
   try {
     if (name === 'cuda') {
       const { createCudaBackend } = await import('@deft/kernels-cuda');
-      const backend = createCudaBackend();
-      return { backend, dispose: () => backend.dispose() };
+      const backend = createCudaBackend(options.cuda);
+      return { backend, description: backend.capabilities.device, dispose: once(() => backend.dispose()) };
     }
     const { createWebGpuBackend, requestWebGpuDevice } = await import('@deft/kernels-webgpu');
-    const handle = await requestWebGpuDevice();
+    const handle = await requestWebGpuDevice(
+      options.webgpu?.dawnOptions === undefined ? {} : { dawnOptions: options.webgpu.dawnOptions },
+    );
     try {
-      const backend = createWebGpuBackend({ device: handle.device });
+      const backend = createWebGpuBackend({ ...options.webgpu?.backend, device: handle.device });
       return {
         backend,
-        dispose: () => {
-          backend.dispose();
-          handle.dispose();
-        },
+        description: handle.description,
+        dispose: once(() => {
+          try {
+            backend.dispose();
+          } finally {
+            handle.dispose();
+          }
+        }),
       };
     } catch (error) {
       handle.dispose();
@@ -60,6 +90,15 @@ export async function openBackend(name: AttentionBackendName): Promise<OpenedBac
     }
     throw error;
   }
+}
+
+function once(release: () => void): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    release();
+  };
 }
 
 /**
