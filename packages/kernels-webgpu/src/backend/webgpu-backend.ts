@@ -47,7 +47,7 @@ import {
 } from '../shaders/attention-kernel-config.js';
 import { ATTENTION_PARAMS_BYTES, encodeAttentionParams } from '../shaders/attention-params.js';
 import { attentionShader } from '../shaders/attention-shader.js';
-import type { KvFormat } from '../shaders/kv-format.js';
+import type { KVFormat } from '../shaders/kv-format.js';
 import {
   copyPagesShader,
   gatherKvShader,
@@ -59,7 +59,7 @@ import { copyPageBatches } from './copy-page-batches.js';
 import { DeviceErrorMonitor } from './device-error-monitor.js';
 import { linearDispatchGrid } from './dispatch-grid.js';
 import { packPlan } from './plan-buffer-layout.js';
-import { WebGpuKvStorage } from './webgpu-kv-storage.js';
+import { WebGpuKVStorage } from './webgpu-kv-storage.js';
 import { WebGpuPreparedPlan } from './webgpu-prepared-plan.js';
 import { WebGpuTensor } from './webgpu-tensor.js';
 
@@ -194,7 +194,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
   private isDisposed = false;
   private readonly monitor: DeviceErrorMonitor;
   private readonly tensors = new Set<WebGpuTensor>();
-  private readonly storages = new Set<WebGpuKvStorage>();
+  private readonly storages = new Set<WebGpuKVStorage>();
   private readonly plans = new Set<WebGpuPreparedPlan>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly maxWorkgroupsPerDimension: number;
@@ -318,7 +318,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
       }
       return { keys, values };
     });
-    const storage = new WebGpuKvStorage(this, frozen, format, keys, values, layerBytes, (disposed) =>
+    const storage = new WebGpuKVStorage(this, frozen, format, keys, values, layerBytes, (disposed) =>
       this.storages.delete(disposed),
     );
     this.storages.add(storage);
@@ -862,7 +862,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
     }
   }
 
-  private kvFormat(dtype: DType): KvFormat {
+  private kvFormat(dtype: DType): KVFormat {
     if (dtype === 'f32') return 'f32';
     return this.features.shaderF16 ? 'f16-native' : 'f16-packed';
   }
@@ -898,8 +898,8 @@ class WebGpuBackendImpl implements WebGpuBackend {
     return tensor;
   }
 
-  private ownStorage(storage: KVStorage): WebGpuKvStorage {
-    if (!(storage instanceof WebGpuKvStorage) || storage.owner !== this) {
+  private ownStorage(storage: KVStorage): WebGpuKVStorage {
+    if (!(storage instanceof WebGpuKVStorage) || storage.owner !== this) {
       throw new InvalidArgumentError('storage must be a KV storage created by this WebGPU backend', {
         argument: 'storage',
         expected: 'a KVStorage from this backend',
@@ -995,7 +995,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
 }
 
 interface CheckedAttention {
-  readonly storage: WebGpuKvStorage;
+  readonly storage: WebGpuKVStorage;
   readonly layer: number;
   readonly prepared: WebGpuPreparedPlan;
   readonly q: WebGpuTensor;

@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 import type { KVStorage, KVStorageDescriptor } from '@deft/core';
-import type { KvFormat } from '../shaders/kv-format.js';
+import type { KVFormat } from '../shaders/kv-format.js';
 
 let nextStorageId = 1;
 
@@ -9,7 +9,7 @@ let nextStorageId = 1;
  * `[numPages, pageSize, numKvHeads, headDim]` (a page is contiguous; slot = `page * pageSize + offset`).
  * f16 storage holds binary16 pairs packed in 32-bit words; f32 storage holds f32.
  */
-export class WebGpuKvStorage implements KVStorage {
+export class WebGpuKVStorage implements KVStorage {
   readonly backend = 'webgpu';
   readonly id = nextStorageId++;
   private isDisposed = false;
@@ -18,14 +18,14 @@ export class WebGpuKvStorage implements KVStorage {
     readonly owner: object,
     readonly descriptor: KVStorageDescriptor,
     /** How the shaders read the elements. */
-    readonly format: KvFormat,
+    readonly format: KVFormat,
     /** `[numLayers]` K buffers. */
     readonly keys: readonly GPUBuffer[],
     /** `[numLayers]` V buffers. */
     readonly values: readonly GPUBuffer[],
     /** Bytes of one layer's K (or V) buffer. */
     readonly layerBytes: number,
-    private readonly onDispose: (storage: WebGpuKvStorage) => void,
+    private readonly onDispose: (storage: WebGpuKVStorage) => void,
   ) {}
 
   get disposed(): boolean {

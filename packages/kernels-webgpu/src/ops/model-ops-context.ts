@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 import type { DeviceTensor, KVStorage } from '@deft/core';
-import type { WebGpuKvStorage } from '../backend/webgpu-kv-storage.js';
+import type { WebGpuKVStorage } from '../backend/webgpu-kv-storage.js';
 import type { WebGpuTensor } from '../backend/webgpu-tensor.js';
 
 /** What the WebGPU model ops need from the backend that owns them. */
@@ -16,7 +16,7 @@ export interface ModelOpsContext {
   /** The backend's own tensor; throws `InvalidArgumentError` for a foreign one, `DisposedError` for a disposed one. */
   tensor(argument: string, tensor: DeviceTensor): WebGpuTensor;
   /** The backend's own KV store; throws like {@link tensor}. */
-  storage(argument: string, storage: KVStorage): WebGpuKvStorage;
+  storage(argument: string, storage: KVStorage): WebGpuKVStorage;
   /** Copies `bytes` from the start of `buffer` to the host once the queued work is done. */
   read(buffer: GPUBuffer, bytes: number, what: string): Promise<ArrayBuffer>;
 }

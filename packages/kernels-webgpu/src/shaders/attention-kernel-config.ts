@@ -1,4 +1,4 @@
-import type { KvFormat } from './kv-format.js';
+import type { KVFormat } from './kv-format.js';
 
 /**
  * Compile-time shape of the attention kernel (one pipeline per distinct config).
@@ -15,7 +15,7 @@ export interface AttentionKernelConfig {
   readonly headDim: number;
   /** Query heads per KV head (`numHeads / numKvHeads`). */
   readonly groupSize: number;
-  readonly kvFormat: KvFormat;
+  readonly kvFormat: KVFormat;
   /** Invocations per workgroup. */
   readonly threads: number;
   /** KV tokens staged per tile. */
@@ -89,7 +89,7 @@ export function attentionKernelLayout(config: AttentionKernelConfig): AttentionK
 export interface AttentionKernelRequirements {
   readonly headDim: number;
   readonly groupSize: number;
-  readonly kvFormat: KvFormat;
+  readonly kvFormat: KVFormat;
   /** `maxComputeWorkgroupStorageSize` of the device. */
   readonly workgroupStorageBytes: number;
   /** Smallest subgroup size of the device, or 0 to use no subgroup operations. */

@@ -7,10 +7,10 @@
  *
  * All three compute in f32. The byte layout of `f16-packed` and `f16-native` is identical.
  */
-export type KvFormat = 'f32' | 'f16-packed' | 'f16-native';
+export type KVFormat = 'f32' | 'f16-packed' | 'f16-native';
 
-/** WGSL pieces for one {@link KvFormat}: a *unit* is 4 consecutive elements of a head row. */
-export interface KvFormatWgsl {
+/** WGSL pieces for one {@link KVFormat}: a *unit* is 4 consecutive elements of a head row. */
+export interface KVFormatWgsl {
   /** `enable` directives the format needs (empty or `enable f16;`). */
   readonly enable: string;
   /** WGSL type of one unit of 4 elements. */
@@ -22,7 +22,7 @@ export interface KvFormatWgsl {
 }
 
 /** The WGSL declarations for a KV format. */
-export function kvFormatWgsl(format: KvFormat): KvFormatWgsl {
+export function kvFormatWgsl(format: KVFormat): KVFormatWgsl {
   switch (format) {
     case 'f32':
       return {

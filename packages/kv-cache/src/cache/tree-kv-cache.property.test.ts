@@ -2,8 +2,8 @@ import { CapacityError, InvalidArgumentError, InvalidStateError, NotFoundError }
 import { TokenTree } from '@deft/tree';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { createKVSimulation, type KVSimulation, prefixValues } from '../../test/kv-simulation.js';
 import { PagePool } from '../pool/page-pool.js';
-import { createKVSimulation, type KVSimulation, prefixValues } from './kv-simulation.test-helpers.js';
 import { PrefixCache } from './prefix-cache.js';
 import { TreeKVCache } from './tree-kv-cache.js';
 

@@ -7,9 +7,9 @@ import {
 } from '@deft/core';
 import { TokenTree } from '@deft/tree';
 import { describe, expect, it } from 'vitest';
+import { createKVSimulation, prefixValues } from '../../test/kv-simulation.js';
 import { memoryUsage } from '../accounting/memory-usage.js';
 import { PagePool } from '../pool/page-pool.js';
-import { createKVSimulation, prefixValues } from './kv-simulation.test-helpers.js';
 import { PrefixCache } from './prefix-cache.js';
 import { TreeKVCache } from './tree-kv-cache.js';
 

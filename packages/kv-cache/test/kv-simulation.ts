@@ -1,5 +1,5 @@
 import type { Backend, KVStorage } from '@deft/core';
-import type { SlotMoves } from './slot-moves.js';
+import type { SlotMoves } from '../src/cache/slot-moves.js';
 
 /**
  * Host simulation of KV contents for tests: one f32 value per slot, a `copyPages` backend and an
