@@ -49,7 +49,10 @@ export class DeftError extends Error {
   }
 }
 
-/** Builds an `isInstance` guard for a subclass that checks the shared marker and the code. */
+/**
+ * True if `value` is a DeFT error (from any copy of `@deft/core`) with this `code`: what each subclass's
+ * `isInstance` checks.
+ */
 export function isDeftErrorWithCode(value: unknown, code: string): value is DeftError {
   return DeftError.isInstance(value) && value.code === code;
 }
