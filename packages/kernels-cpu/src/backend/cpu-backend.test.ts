@@ -247,7 +247,7 @@ describe('createCpuBackend', () => {
     await expect(backend.synchronize()).rejects.toSatisfy((error) => DisposedError.isInstance(error));
   });
 
-  it('works behind the recording backend of @deft/core/testing', async () => {
+  it('works behind the recording backend of the testing package', async () => {
     const backend = createRecordingBackend(createCpuBackend());
     const tensor = backend.createTensor({ shape: [2], dtype: 'f32' });
     backend.uploadTensor(tensor, Float32Array.of(1, 2));
