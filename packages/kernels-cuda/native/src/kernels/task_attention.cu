@@ -439,21 +439,22 @@ __global__ void __launch_bounds__(kTaskThreads, kTaskBlocksPerMultiprocessor)
 __device__ __forceinline__ float LoadAsFloat(const float* data, size_t index) { return __ldg(data + index); }
 __device__ __forceinline__ float LoadAsFloat(const half* data, size_t index) { return __half2float(data[index]); }
 
-/** Online-softmax state of one (row, head) on one warp: lane holds dims lane + 32 * part. */
+/** Online-softmax state of one (row, head) on one warp: lane holds dims lane + 32 * part, part < PerLane. */
+template <int PerLane>
 struct LaneState {
   float best = -INFINITY;
   float sum = 0.0f;
-  float values[kMaxPerLane] = {};
+  float values[PerLane] = {};
 };
 
 /** Attends one warp's row (scaled q values per lane) to one KV row. */
-template <typename Element>
-__device__ __forceinline__ void AttendToken(LaneState& state, const float (&queryValues)[kMaxPerLane],
+template <int PerLane, typename Element>
+__device__ __forceinline__ void AttendToken(LaneState<PerLane>& state, const float (&queryValues)[PerLane],
                                             const Element* keys, const Element* values, size_t rowOffset, int dim,
                                             int lane) {
   float dot = 0.0f;
 #pragma unroll
-  for (int part = 0; part < kMaxPerLane; ++part) {
+  for (int part = 0; part < PerLane; ++part) {
     const int d = lane + part * 32;
     if (d < dim) dot += queryValues[part] * LoadAsFloat(keys, rowOffset + d);
   }
@@ -463,17 +464,18 @@ __device__ __forceinline__ void AttendToken(LaneState& state, const float (&quer
   const float weight = exp2f(dot - newBest);
   state.sum = state.sum * correction + weight;
 #pragma unroll
-  for (int part = 0; part < kMaxPerLane; ++part) {
+  for (int part = 0; part < PerLane; ++part) {
     const int d = lane + part * 32;
     if (d < dim) state.values[part] = state.values[part] * correction + weight * LoadAsFloat(values, rowOffset + d);
   }
   state.best = newBest;
 }
 
-__device__ __forceinline__ void LoadScaledQuery(const TaskParams& params, size_t rowOffset, float (&queryValues)[kMaxPerLane],
+template <int PerLane>
+__device__ __forceinline__ void LoadScaledQuery(const TaskParams& params, size_t rowOffset, float (&queryValues)[PerLane],
                                                 int lane) {
 #pragma unroll
-  for (int part = 0; part < kMaxPerLane; ++part) {
+  for (int part = 0; part < PerLane; ++part) {
     const int d = lane + part * 32;
     queryValues[part] = d < params.headDim ? __ldg(params.q + rowOffset + d) * params.scaleLog2 : 0.0f;
   }
@@ -495,8 +497,8 @@ __global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const 
     const int shift = kvHead * params.group;
     const int2 target = make_int2(entry.qRow + shift, entry.partialRow < 0 ? -1 : entry.partialRow + shift);
     float queryValues[kMaxPerLane];
-    LoadScaledQuery(params, static_cast<size_t>(target.x) * dim, queryValues, lane);
-    LaneState state;
+    LoadScaledQuery<kMaxPerLane>(params, static_cast<size_t>(target.x) * dim, queryValues, lane);
+    LaneState<kMaxPerLane> state;
     for (int token = 0; token < task.numTokens; ++token) {
       const size_t rowOffset =
           static_cast<size_t>(__ldg(params.taskSlots + task.slotStart + token)) * slotStride + kvHead * dim;
@@ -521,8 +523,8 @@ __global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const 
  * attention launch: they read only K, V and q), then its partial states in CSR order, four partials'
  * loads in flight, written to the output. A query with neither writes zeros (it sees no token).
  */
-template <typename Element>
-__global__ void __launch_bounds__(256) TaskMergeKernel(const TaskParams params) {
+template <typename Element, int PerLane>
+__global__ void __launch_bounds__(256, 4) TaskMergeKernel(const TaskParams params) {
   const int item = blockIdx.x * 8 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (item >= params.numMergeQueries * params.numHeads) {
@@ -538,10 +540,10 @@ __global__ void __launch_bounds__(256) TaskMergeKernel(const TaskParams params) 
   const int endSuffix = __ldg(params.suffixIndptr + query + 1);
   const int firstPartial = __ldg(params.queryPartialIndptr + query);
   const int endPartial = __ldg(params.queryPartialIndptr + query + 1);
-  LaneState state;
+  LaneState<PerLane> state;
   if (endSuffix > firstSuffix) {
-    float queryValues[kMaxPerLane];
-    LoadScaledQuery(params, row * dim, queryValues, lane);
+    float queryValues[PerLane];
+    LoadScaledQuery<PerLane>(params, row * dim, queryValues, lane);
     const Element* keys = static_cast<const Element*>(params.k);
     const Element* values = static_cast<const Element*>(params.v);
     const size_t slotStride = static_cast<size_t>(params.numKvHeads) * dim;
@@ -553,7 +555,7 @@ __global__ void __launch_bounds__(256) TaskMergeKernel(const TaskParams params) 
   WaitForPrerequisiteGrid();  // the partials below are written by the attention launch
   for (int base = firstPartial; base < endPartial; base += 4) {
     float lse[4];
-    float loaded[4][kMaxPerLane];
+    float loaded[4][PerLane];
 #pragma unroll
     for (int step = 0; step < 4; ++step) {
       lse[step] = -INFINITY;
@@ -561,7 +563,7 @@ __global__ void __launch_bounds__(256) TaskMergeKernel(const TaskParams params) 
         const size_t partialRow = static_cast<size_t>(__ldg(params.queryPartials + base + step)) * params.numHeads + head;
         lse[step] = __ldcg(params.partialLse + partialRow);
 #pragma unroll
-        for (int part = 0; part < kMaxPerLane; ++part) {
+        for (int part = 0; part < PerLane; ++part) {
           const int d = lane + part * 32;
           loaded[step][part] = d < dim ? __ldcg(params.partialO + partialRow * dim + d) : 0.0f;
         }
@@ -576,7 +578,7 @@ __global__ void __launch_bounds__(256) TaskMergeKernel(const TaskParams params) 
       const float weight = exp2f(lse[step] - newBest);
       state.sum = state.sum * correction + weight;
 #pragma unroll
-      for (int part = 0; part < kMaxPerLane; ++part) {
+      for (int part = 0; part < PerLane; ++part) {
         state.values[part] = state.values[part] * correction + weight * loaded[step][part];
       }
       state.best = newBest;
@@ -586,7 +588,7 @@ __global__ void __launch_bounds__(256) TaskMergeKernel(const TaskParams params) 
   const float inverse = state.sum > 0.0f ? 1.0f / state.sum : 0.0f;
   float* output = params.out + row * dim;
 #pragma unroll
-  for (int part = 0; part < kMaxPerLane; ++part) {
+  for (int part = 0; part < PerLane; ++part) {
     const int d = lane + part * 32;
     if (d < dim) output[d] = state.values[part] * inverse;
   }
@@ -644,10 +646,17 @@ Status LaunchTaskAttention(const TaskParams& params, KvType kvType, AttentionKer
     attribute.val.programmaticStreamSerializationAllowed = 1;
     config.attrs = &attribute;
     config.numAttrs = params.dependentLaunch != 0 && blocks > 0 ? 1 : 0;
-    if (kvType == KvType::kF16) {
-      DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, TaskMergeKernel<half>, params));
+    // Values per lane sized to the head dim: fewer registers, more resident warps (latency-bound).
+    const bool half16 = kvType == KvType::kF16;
+    if (params.headDim <= 64) {
+      DEFT_CUDA_CHECK(half16 ? cudaLaunchKernelEx(&config, TaskMergeKernel<half, 2>, params)
+                             : cudaLaunchKernelEx(&config, TaskMergeKernel<float, 2>, params));
+    } else if (params.headDim <= 128) {
+      DEFT_CUDA_CHECK(half16 ? cudaLaunchKernelEx(&config, TaskMergeKernel<half, 4>, params)
+                             : cudaLaunchKernelEx(&config, TaskMergeKernel<float, 4>, params));
     } else {
-      DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, TaskMergeKernel<float>, params));
+      DEFT_CUDA_CHECK(half16 ? cudaLaunchKernelEx(&config, TaskMergeKernel<half, kMaxPerLane>, params)
+                             : cudaLaunchKernelEx(&config, TaskMergeKernel<float, kMaxPerLane>, params));
     }
     DEFT_CUDA_CHECK(cudaGetLastError());
   }
