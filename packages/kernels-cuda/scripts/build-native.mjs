@@ -2,11 +2,15 @@
 // Builds the deft_cuda addon (native/build/Release/deft_cuda.node) with node-gyp and nvcc.
 //   node scripts/build-native.mjs             build; fails when the compile fails
 //   node scripts/build-native.mjs --optional  install path: never fails the install
-// Without nvcc (looked up in CUDA_PATH, CUDA_HOME, then PATH) it prints why and exits 0: the package
-// still installs, and createCudaBackend() then explains that the addon is missing.
-import { execFileSync, spawnSync } from 'node:child_process';
+// In --optional mode every failure (no nvcc, an nvcc that does not run, no node-gyp, a failed compile,
+// anything unexpected) ends in one line "installed without the CUDA addon: <why>; <how to fix>" and
+// exit 0: the package still installs, and createCudaBackend() then explains that the addon is missing.
+// node-gyp's own output is kept back unless the build fails; then its tail is shown.
+// Without nvcc (looked up in CUDA_PATH, CUDA_HOME, then PATH) it exits 0 in both modes.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,8 +20,76 @@ const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const nativeRoot = path.join(packageRoot, 'native');
 const output = path.join(nativeRoot, 'build', 'Release', 'deft_cuda.node');
 
+/** How a user outside this repository re-runs the build once the cause is fixed. */
+const REBUILD = 'then run `npm rebuild @deft/kernels-cuda` (or reinstall the package)';
+/** Lines of the failed build's output shown before the summary line. */
+const TAIL_LINES = 40;
+
 function log(message) {
   console.log(`[@deft/kernels-cuda] ${message}`);
+}
+
+/** Reports why the addon is not built and exits: 0 on the install path, `failCode` otherwise. */
+function giveUp(why, fix, failCode = 1) {
+  if (optional) {
+    log(`installed without the CUDA addon: ${why}; ${fix}`);
+    process.exit(0);
+  }
+  log(`the CUDA addon was not built: ${why}; ${fix}`);
+  process.exit(failCode);
+}
+
+/** Whether nvcc runs at all (a broken toolkit or a stale wrapper fails here, fast). */
+function nvccProblem(nvcc) {
+  const result = spawnSync(nvcc, ['--version'], { encoding: 'utf8', timeout: 60_000 });
+  if (result.error) return `${nvcc} does not run (${result.error.message})`;
+  if (result.status !== 0) {
+    const firstLine = `${result.stderr ?? ''}${result.stdout ?? ''}`.trim().split('\n')[0] ?? '';
+    const status = result.status === null ? `signal ${result.signal}` : `exit ${result.status}`;
+    return `${nvcc} --version failed (${status}${firstLine ? `: ${firstLine}` : ''})`;
+  }
+  return undefined;
+}
+
+/**
+ * node-gyp as a command: this package's own (a dev dependency, present in the repository), the one npm
+ * points lifecycle scripts at (`npm_config_node_gyp`), the one bundled with the npm next to this Node,
+ * then `node-gyp` on PATH.
+ */
+function findNodeGyp() {
+  const tried = [];
+  try {
+    const script = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
+    return { command: process.execPath, prefix: [script], tried };
+  } catch {
+    tried.push('the package dependency node-gyp');
+  }
+  const scripts = [
+    process.env.npm_config_node_gyp,
+    path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+  ];
+  for (const script of scripts) {
+    if (!script) continue;
+    if (existsSync(script)) return { command: process.execPath, prefix: [script], tried };
+    tried.push(script);
+  }
+  for (const directory of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!directory) continue;
+    const candidate = path.join(directory, 'node-gyp');
+    if (existsSync(candidate)) return { command: candidate, prefix: [], tried };
+  }
+  tried.push('node-gyp on PATH');
+  return { command: undefined, prefix: [], tried };
 }
 
 function findNvcc() {
@@ -78,50 +150,80 @@ function localNodeDir() {
   return `v${part('MAJOR')}.${part('MINOR')}.${part('PATCH')}` === process.version ? prefix : undefined;
 }
 
-const { nvcc, tried } = findNvcc();
-if (!nvcc) {
-  log(`nvcc not found (looked in ${tried.join(', ')}); skipping the CUDA addon build.`);
-  log(
-    'Install the CUDA toolkit (or set CUDA_PATH) and run `pnpm --filter @deft/kernels-cuda build` to enable the CUDA backend.',
-  );
-  process.exit(0);
-}
-if (!force && existsSync(output) && statSync(output).mtimeMs > newestSource(nativeRoot)) {
-  log(`addon is up to date: ${path.relative(process.cwd(), output)}`);
-  process.exit(0);
-}
-const cudaHome = cudaHomeOf(nvcc);
-log(`building the CUDA addon with ${nvcc} (CUDA at ${cudaHome})`);
-const require = createRequire(import.meta.url);
-const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
-const nodeDir = localNodeDir();
-const jobs = Math.max(1, Math.min(4, (await import('node:os')).cpus().length));
-const common = nodeDir ? [`--nodedir=${nodeDir}`] : [];
-const makefile = path.join(nativeRoot, 'build', 'Makefile');
-const needsConfigure =
-  force ||
-  !existsSync(makefile) ||
-  statSync(makefile).mtimeMs < statSync(path.join(nativeRoot, 'binding.gyp')).mtimeMs;
-const steps = [
-  ...(needsConfigure ? [[nodeGyp, 'configure', '--release', ...common]] : []),
-  [nodeGyp, 'build', '--release', `--jobs=${jobs}`, ...common],
-];
-const started = Date.now();
-try {
-  for (const step of steps) {
-    execFileSync(process.execPath, step, {
-      cwd: nativeRoot,
-      stdio: 'inherit',
-      env: { ...process.env, DEFT_CUDA_HOME: cudaHome, DEFT_NVCC: nvcc },
-    });
+function main() {
+  const { nvcc, tried } = findNvcc();
+  if (!nvcc) {
+    giveUp(
+      `nvcc not found (looked in ${tried.join(', ')})`,
+      `install the CUDA toolkit (nvcc on PATH, or set CUDA_PATH), ${REBUILD}`,
+      0,
+    );
   }
-} catch (error) {
-  const message = `the CUDA addon build failed (${error instanceof Error ? error.message : String(error)})`;
-  if (optional) {
-    log(`${message}; the package is installed without the CUDA backend.`);
+  if (!force && existsSync(output) && statSync(output).mtimeMs > newestSource(nativeRoot)) {
+    log(`addon is up to date: ${path.relative(process.cwd(), output)}`);
     process.exit(0);
   }
-  log(message);
-  process.exit(1);
+  const problem = nvccProblem(nvcc);
+  if (problem) {
+    giveUp(problem, `repair the CUDA toolkit or point CUDA_PATH at a working one, ${REBUILD}`);
+  }
+  const nodeGyp = findNodeGyp();
+  if (!nodeGyp.command) {
+    giveUp(
+      `node-gyp not found (tried ${nodeGyp.tried.join(', ')})`,
+      `install it (\`npm install -g node-gyp\`), ${REBUILD}`,
+    );
+  }
+  const cudaHome = cudaHomeOf(nvcc);
+  log(`building the CUDA addon with ${nvcc} (CUDA at ${cudaHome}); this takes a few minutes`);
+  const nodeDir = localNodeDir();
+  const jobs = Math.max(1, Math.min(4, cpus().length));
+  const common = nodeDir ? [`--nodedir=${nodeDir}`] : [];
+  const makefile = path.join(nativeRoot, 'build', 'Makefile');
+  const needsConfigure =
+    force ||
+    !existsSync(makefile) ||
+    statSync(makefile).mtimeMs < statSync(path.join(nativeRoot, 'binding.gyp')).mtimeMs;
+  const steps = [
+    ...(needsConfigure ? [['configure', '--release', ...common]] : []),
+    ['build', '--release', `--jobs=${jobs}`, ...common],
+  ];
+  const started = Date.now();
+  for (const step of steps) {
+    const result = spawnSync(nodeGyp.command, [...nodeGyp.prefix, ...step], {
+      cwd: nativeRoot,
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+      env: { ...process.env, DEFT_CUDA_HOME: cudaHome, DEFT_NVCC: nvcc },
+    });
+    if (result.error || result.status !== 0) {
+      const text = `${result.stdout ?? ''}${result.stderr ?? ''}`.trimEnd();
+      const lines = text.split('\n');
+      if (text) {
+        console.log(
+          `[@deft/kernels-cuda] last ${Math.min(TAIL_LINES, lines.length)} lines of node-gyp ${step[0]}:`,
+        );
+        console.log(lines.slice(-TAIL_LINES).join('\n'));
+      }
+      const status = result.error
+        ? result.error.message
+        : result.status === null
+          ? `signal ${result.signal}`
+          : `exit ${result.status}`;
+      giveUp(
+        `node-gyp ${step[0]} failed (${status})`,
+        `see the lines above; fix the toolchain (nvcc, a C++ compiler, make, Python), ${REBUILD}`,
+      );
+    }
+  }
+  log(`built ${path.relative(process.cwd(), output)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
-log(`built ${path.relative(process.cwd(), output)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+try {
+  main();
+} catch (error) {
+  giveUp(
+    `unexpected error in the build script (${error instanceof Error ? error.message : String(error)})`,
+    `report it with this line, ${REBUILD}`,
+  );
+}

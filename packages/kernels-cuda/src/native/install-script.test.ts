@@ -1,0 +1,180 @@
+// The install as a user meets it: pack @deft/core and @deft/kernels-cuda, install both tarballs into an
+// empty project with npm, and check that the install succeeds and says why the CUDA addon is absent when
+// the native build cannot run (no nvcc on the PATH, an nvcc that does not run, an nvcc whose compile fails).
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const packageRoot = fileURLToPath(new URL('../..', import.meta.url));
+const repositoryRoot = path.resolve(packageRoot, '..', '..');
+const coreRoot = path.join(repositoryRoot, 'packages', 'core');
+const SUMMARY = /installed without the CUDA addon: (.+); (.+)/;
+
+function run(command: string, args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv }) {
+  const result = spawnSync(command, args, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  return {
+    status: result.status,
+    output: `${result.stdout ?? ''}${result.stderr ?? ''}`,
+    error: result.error,
+  };
+}
+
+/** `pnpm pack` rewrites `workspace:` ranges (npm pack would leave them, and npm install rejects them). */
+function pnpmCommand(): string[] | undefined {
+  const manifest = JSON.parse(readFileSync(path.join(repositoryRoot, 'package.json'), 'utf8')) as {
+    packageManager?: string;
+  };
+  const candidates: string[][] = [['pnpm'], ['npx', '--yes', manifest.packageManager ?? 'pnpm']];
+  for (const candidate of candidates) {
+    const [command, ...args] = candidate as [string, ...string[]];
+    if (run(command, [...args, '--version'], { cwd: repositoryRoot }).status === 0) return candidate;
+  }
+  return undefined;
+}
+
+/** Why packing is impossible here, or undefined when it is possible. */
+function packingProblem(): string | undefined {
+  if (process.platform === 'win32') return 'the fake nvcc is a shell script';
+  if (run('npm', ['--version'], { cwd: repositoryRoot }).status !== 0) return 'npm is not on the PATH';
+  if (!pnpmCommand()) return 'neither pnpm nor `npx pnpm` runs here';
+  return undefined;
+}
+
+const problem = packingProblem();
+if (problem) console.info(`[kernels-cuda] packed-install tests skipped: ${problem}`);
+
+/** PATH without any directory that holds nvcc, plus one holding only node and npm. */
+function pathWithoutNvcc(shims: string): string {
+  mkdirSync(shims, { recursive: true });
+  const npm = spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim();
+  if (!existsSync(path.join(shims, 'node'))) symlinkSync(process.execPath, path.join(shims, 'node'));
+  if (npm && !existsSync(path.join(shims, 'npm'))) symlinkSync(npm, path.join(shims, 'npm'));
+  const kept = (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .filter((directory) => directory && !existsSync(path.join(directory, 'nvcc')));
+  return [shims, ...kept].join(path.delimiter);
+}
+
+/** The environment of a user's shell: no CUDA variables, no package-manager variables from this run. */
+function userEnvironment(pathValue: string): NodeJS.ProcessEnv {
+  const environment: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (/^(npm_|pnpm_|CUDA_PATH$|CUDA_HOME$|DEFT_)/i.test(name)) continue;
+    environment[name] = value;
+  }
+  environment.PATH = pathValue;
+  return environment;
+}
+
+describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-cuda', () => {
+  let workDirectory = '';
+  let tarballs: string[] = [];
+
+  beforeAll(() => {
+    workDirectory = mkdtempSync(path.join(tmpdir(), 'deft-install-'));
+    const pnpm = pnpmCommand() as [string, ...string[]];
+    for (const directory of [coreRoot, packageRoot]) {
+      if (!existsSync(path.join(directory, 'dist', 'index.js'))) {
+        const built = run(path.join(repositoryRoot, 'node_modules', '.bin', 'tsup'), [], { cwd: directory });
+        expect(built.status, built.output).toBe(0);
+      }
+      const packed = run(pnpm[0], [...pnpm.slice(1), 'pack', '--pack-destination', workDirectory], {
+        cwd: directory,
+      });
+      expect(packed.status, packed.output).toBe(0);
+    }
+    tarballs = readdirSync(workDirectory)
+      .filter((name) => name.endsWith('.tgz'))
+      .map((name) => path.join(workDirectory, name));
+    expect(tarballs).toHaveLength(2);
+  });
+
+  afterAll(() => {
+    if (workDirectory) rmSync(workDirectory, { recursive: true, force: true });
+  });
+
+  function install(name: string, pathValue: string) {
+    const project = path.join(workDirectory, name);
+    mkdirSync(project);
+    writeFileSync(
+      path.join(project, 'package.json'),
+      '{ "name": "consumer", "version": "1.0.0", "private": true }\n',
+    );
+    // --foreground-scripts shows the install script's output, which npm otherwise keeps back on success.
+    const result = run(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', ...tarballs],
+      { cwd: project, env: userEnvironment(pathValue) },
+    );
+    return { ...result, project };
+  }
+
+  function fakeNvcc(name: string, script: string): string {
+    const directory = path.join(workDirectory, name);
+    mkdirSync(directory);
+    writeFileSync(path.join(directory, 'nvcc'), script);
+    chmodSync(path.join(directory, 'nvcc'), 0o755);
+    return [directory, pathWithoutNvcc(path.join(workDirectory, 'shims'))].join(path.delimiter);
+  }
+
+  it('installs without nvcc on the PATH and says why', () => {
+    const result = install('no-nvcc', pathWithoutNvcc(path.join(workDirectory, 'shims')));
+    expect(result.status, result.output).toBe(0);
+    expect(result.output).toMatch(SUMMARY);
+    expect(result.output).toMatch(/nvcc not found.*; install the CUDA toolkit/);
+    expect(
+      existsSync(path.join(result.project, 'node_modules', '@deft', 'kernels-cuda', 'dist', 'index.js')),
+    ).toBe(true);
+  });
+
+  it('installs when nvcc does not run and says why', () => {
+    const result = install(
+      'broken-nvcc',
+      fakeNvcc('broken-bin', '#!/bin/sh\necho "nvcc: broken toolkit" >&2\nexit 1\n'),
+    );
+    expect(result.status, result.output).toBe(0);
+    expect(result.output).toMatch(
+      /installed without the CUDA addon: .*nvcc --version failed \(exit 1: nvcc: broken toolkit\); /,
+    );
+    expect(result.output).not.toMatch(/MODULE_NOT_FOUND|npm error/);
+  });
+
+  it('installs when the compile fails, showing the tail of the build output then the summary', () => {
+    const realNvcc = (process.env.PATH ?? '')
+      .split(path.delimiter)
+      .map((directory) => path.join(directory, 'nvcc'))
+      .find((candidate) => existsSync(candidate));
+    const version = realNvcc
+      ? `exec "${realNvcc}" "$@"`
+      : 'echo "Cuda compilation tools, release 13.0"; exit 0';
+    const result = install(
+      'failing-compile',
+      fakeNvcc(
+        'failing-bin',
+        `#!/bin/sh\nif [ "$1" = --version ]; then ${version}; fi\necho "nvcc: compile error" >&2\nexit 2\n`,
+      ),
+    );
+    expect(result.status, result.output).toBe(0);
+    expect(result.output).toMatch(/last \d+ lines of node-gyp (configure|build):/);
+    expect(result.output).toMatch(/installed without the CUDA addon: node-gyp (configure|build) failed/);
+    expect(result.output).not.toMatch(/MODULE_NOT_FOUND|npm error/);
+  });
+});
