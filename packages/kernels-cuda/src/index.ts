@@ -2,15 +2,14 @@ export type {
   CudaAttentionKernel,
   CudaBackend,
   CudaBackendOptions,
+  CudaExecutor,
   CudaPlanOptions,
 } from './backend/create-cuda-backend.js';
-export { createCudaBackend } from './backend/create-cuda-backend.js';
-export { CudaKVStorage } from './backend/cuda-kv-storage.js';
-export type { CudaScheduleSummary } from './backend/cuda-prepared-plan.js';
-export { CudaPreparedPlan } from './backend/cuda-prepared-plan.js';
-export { CudaTensor } from './backend/cuda-tensor.js';
-export type { CudaAddon, CudaDeviceInfo, CudaProbe, NativePlanSummary } from './native/load-addon.js';
-export { CUDA_ADDON_ENV, loadCudaAddon } from './native/load-addon.js';
-export type { ExecutionSchedule, ScheduleOptions } from './plan/build-schedule.js';
-export { buildSchedule } from './plan/build-schedule.js';
+export { createCudaBackend, DEFAULT_CUDA_EXECUTOR } from './backend/create-cuda-backend.js';
+export type { CudaKVStorage } from './backend/cuda-kv-storage.js';
+export type { CudaPreparedPlan, CudaScheduleSummary } from './backend/cuda-prepared-plan.js';
+export type { CudaTensor } from './backend/cuda-tensor.js';
+export type { CudaDeviceInfo } from './native/load-addon.js';
+export type { ScheduleOptions } from './plan/build-schedule.js';
+export type { TaskScheduleOptions } from './plan/build-tasks.js';
 export type { CopyBandwidth, CudaEvent, CudaReadOnce, CudaTiming } from './timing/cuda-timing.js';

@@ -4,8 +4,8 @@ import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import { planTreeAttention } from '@deft/planner';
 import { buildPagedTree, defaultQueries, RANDOM_TREE_KINDS, randomTreeCase } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
+import { emulateSchedule } from '../../test/emulate-schedule.js';
 import { buildSchedule, EXEC_CHUNK_FIELDS, UNIT_FIELDS } from './build-schedule.js';
-import { emulateSchedule } from './emulate-schedule.js';
 import { packSchedule } from './pack-schedule.js';
 
 function seeded(seed: number): () => number {

@@ -4,8 +4,8 @@ import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import { planTreeAttention } from '@deft/planner';
 import { buildPagedTree, defaultQueries, RANDOM_TREE_KINDS, randomTreeCase } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
+import { emulateTaskSchedule } from '../../test/emulate-tasks.js';
 import { buildTaskSchedule, TASK_FIELDS, TASK_MAX_ROWS, TASK_ROW_FIELDS } from './build-tasks.js';
-import { emulateTaskSchedule } from './emulate-tasks.js';
 import { packTaskSchedule } from './pack-schedule.js';
 
 function seeded(seed: number): () => number {

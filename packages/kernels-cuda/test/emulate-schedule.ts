@@ -1,5 +1,5 @@
-import { UNIT_FIELDS } from './build-schedule.js';
-import { HEADER_FIELDS, type PackedSchedule } from './pack-schedule.js';
+import { UNIT_FIELDS } from '../src/plan/build-schedule.js';
+import { HEADER_FIELDS, type PackedSchedule } from '../src/plan/pack-schedule.js';
 
 /** Inputs of {@link emulateSchedule}: host arrays laid out as the device holds them. */
 export interface EmulationInputs {

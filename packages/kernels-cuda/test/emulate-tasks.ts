@@ -1,6 +1,6 @@
-import { TASK_FIELDS, TASK_ROW_FIELDS } from './build-tasks.js';
+import { TASK_FIELDS, TASK_ROW_FIELDS } from '../src/plan/build-tasks.js';
+import { HEADER_FIELDS, type PackedSchedule } from '../src/plan/pack-schedule.js';
 import type { EmulationInputs } from './emulate-schedule.js';
-import { HEADER_FIELDS, type PackedSchedule } from './pack-schedule.js';
 
 /** Online-softmax state of one row in float64, base 2: `sum = Σ 2^(s - best)`, `values = Σ 2^(s - best) v`. */
 interface RowState {
