@@ -70,5 +70,28 @@ describe('deft generate', () => {
       expect(report.acceptance.rate).toBeGreaterThanOrEqual(0);
       expect(report.tree.nodes.length).toBeGreaterThan(0);
     });
+
+    it("stops cleanly at the model's context length and says why", async () => {
+      for (const limit of ['600', '1000000000']) {
+        const io = recordingIo();
+        const args = ['-m', gguf, '-p', 'Once upon a time', '-n', limit, '--no-stop', '--json'];
+        expect(await runGenerate(args, io)).toBe(0);
+        const report = JSON.parse(io.output()) as {
+          contextLength: number;
+          prompt: { tokens: number[] };
+          sequences: { tokens: number[]; finishReason: string }[];
+        };
+        expect(report.contextLength).toBe(512);
+        expect(report.prompt.tokens.length + report.sequences[0]!.tokens.length).toBe(512);
+        expect(report.sequences[0]!.finishReason).toBe('context');
+        expect(io.errors()).toMatch(new RegExp(`context length of 512 tokens .*could not reach -n ${limit}`));
+      }
+    });
+
+    it('refuses a prompt longer than the context with one clear line', async () => {
+      const io = recordingIo();
+      expect(await runGenerate(['-m', gguf, '-p', 'Once upon a time '.repeat(200), '-n', '5'], io)).toBe(1);
+      expect(io.errors()).toMatch(/context length is 512.*shorten the prompt/);
+    });
   });
 });

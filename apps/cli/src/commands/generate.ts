@@ -49,7 +49,8 @@ Options:
   -t, --tokenizer FILE    llama2.c tokenizer (tokenizer.bin, tok512.bin); a GGUF carries its own
   -p, --prompt TEXT       the prompt (BOS is added)
   -s, --strategy S        ${STRATEGIES.join(', ')} (default greedy)
-  -n, --max-tokens N      most tokens generated per sequence (per thought for tot; default 64)
+  -n, --max-tokens N      most tokens generated per sequence (per thought for tot; default 64); generation
+                          also stops where prompt + tokens fill the model's context length
   --width N               beams (beam), samples (best-of), thoughts per expansion (tot) (default 4)
   --temperature X         sampling temperature (default 0 for greedy/beam, 1 for sample/best-of/tot)
   --top-k N               keep the N most likely tokens (default: all)
@@ -303,6 +304,16 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
     });
     progress.clear();
     if (streaming) io.stdout(`${textStream.flush()}\n`);
+    const contextLength = model.config.contextLength;
+    const stoppedAtContext = outcome.sequences.filter(
+      (sequence) => sequence.finishReason === 'context',
+    ).length;
+    if (stoppedAtContext > 0) {
+      io.stderr(
+        `deft generate: stopped at the model's context length of ${contextLength} tokens (prompt ${prompt.length} + ` +
+          `generated); ${stoppedAtContext === 1 ? 'the sequence' : `${stoppedAtContext} sequences`} could not reach -n ${maxTokens}\n`,
+      );
+    }
     const described = outcome.sequences.map((sequence) => ({
       text: tokenizer.decode(sequence.tokens, { stripLeadingSpace: false }),
       tokens: sequence.tokens,
@@ -318,6 +329,7 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
             model: modelPath,
             backend: backend.name,
             strategy,
+            contextLength,
             prompt: { text: promptText, tokens: prompt },
             sequences: described,
             ...outcome.extra,

@@ -1,5 +1,5 @@
 import type { KVStorage } from '@deft/core';
-import { InvalidArgumentError } from '@deft/core';
+import { CapacityError, InvalidArgumentError } from '@deft/core';
 import type { PagePool } from '@deft/kv-cache';
 import type { LlamaModel } from '@deft/model';
 import type { PlannerOptions } from '@deft/planner';
@@ -38,9 +38,18 @@ export class DecodingSession {
   readonly runner: TreeModelRunner;
   /** Length of the prompt (the root's first tokens). */
   readonly promptLength: number;
+  /**
+   * The model's context length (llama2.c `seq_len`, GGUF `<arch>.context_length`): the most tokens a
+   * sequence holds, prompt and generated tokens together. Strategies stop a sequence that reaches it with
+   * the finish reason `'context'`.
+   */
+  readonly contextLength: number;
   private readonly stepStats: StepStats[] = [];
 
-  /** @throws InvalidArgumentError for an empty prompt or an invalid id; CapacityError if it does not fit. */
+  /**
+   * @throws InvalidArgumentError for an empty prompt, an invalid id, or a prompt that leaves no room in
+   * the model's context length for a generated token; CapacityError if it does not fit in the pool.
+   */
   constructor(engine: SessionEngine, prompt: ArrayLike<number>) {
     if (prompt.length === 0) {
       throw new InvalidArgumentError('the prompt must hold at least one token (start it with BOS)', {
@@ -48,6 +57,14 @@ export class DecodingSession {
         expected: '>= 1 token',
         actual: 0,
       });
+    }
+    const contextLength = engine.model.config.contextLength;
+    if (prompt.length >= contextLength) {
+      throw new InvalidArgumentError(
+        `the prompt holds ${prompt.length} tokens, but the model's context length is ${contextLength} ` +
+          `(prompt and generated tokens together); shorten the prompt to at most ${contextLength - 1} tokens`,
+        { argument: 'prompt', expected: `<= ${contextLength - 1} tokens`, actual: prompt.length },
+      );
     }
     const vocabSize = engine.model.config.vocabSize;
     for (let index = 0; index < prompt.length; index++) {
@@ -65,6 +82,7 @@ export class DecodingSession {
     }
     this.engine = engine;
     this.promptLength = prompt.length;
+    this.contextLength = contextLength;
     this.tree = TokenTree.create(prompt);
     const { options } = engine;
     this.runner = new TreeModelRunner({
@@ -89,9 +107,20 @@ export class DecodingSession {
   /**
    * Runs every token of the tree that has no KV yet through the model in one pass (log-probabilities by
    * default) and records the pass's statistics.
-   * @throws InvalidStateError when nothing is pending or after release.
+   * @throws InvalidStateError when nothing is pending or after release; CapacityError when a path of the
+   * tree holds more tokens than the model's context length (nothing is evaluated).
    */
   async evaluate(options: EvaluateOptions = {}): Promise<TreeEvaluation> {
+    for (const leaf of this.tree.leaves()) {
+      const length = this.tree.pathTokenCount(leaf);
+      if (length > this.contextLength) {
+        throw new CapacityError(
+          `node ${leaf} ends at ${length} tokens, beyond the model's context length of ${this.contextLength}; ` +
+            'stop the sequence (finish reason "context") or prune the node before evaluating',
+          { argument: 'tree', expected: `<= ${this.contextLength} tokens per path`, actual: length },
+        );
+      }
+    }
     const evaluation = await this.runner.evaluate(options);
     this.stepStats.push(evaluation.stats);
     return evaluation;
@@ -120,6 +149,14 @@ export class DecodingSession {
       }
     }
     return removed;
+  }
+
+  /**
+   * Tokens a sequence ending at `node` may still gain before it fills the model's context length
+   * (`contextLength - pathTokenCount(node)`, at least 0).
+   */
+  contextRoom(node: number): number {
+    return Math.max(0, this.contextLength - this.tree.pathTokenCount(node));
   }
 
   /** Gives every KV page of the tree back to the pool (idempotent). */

@@ -1,5 +1,8 @@
-/** Why a sequence stopped: a stop token (kept as its last token) or the token limit. */
-export type FinishReason = 'stop' | 'length';
+/**
+ * Why a sequence stopped: a stop token (kept as its last token), the token limit (`maxTokens`), or the
+ * model's context length (`'context'`: prompt and generated tokens together fill it).
+ */
+export type FinishReason = 'stop' | 'length' | 'context';
 
 /** One generated continuation of the prompt. */
 export interface GeneratedSequence {

@@ -4,7 +4,7 @@ import type { TokenTree } from '@deft/tree';
 import type { DecodeEvent, SequenceTokens } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
 import type { DecodingEngine } from '../engine/decoding-engine.js';
-import type { GeneratedSequence } from '../engine/generated-sequence.js';
+import type { FinishReason, GeneratedSequence } from '../engine/generated-sequence.js';
 import { type CommonDecodeOptions, resolveCommon } from './common-options.js';
 
 /** Options of {@link beamSearch}. */
@@ -142,7 +142,7 @@ export async function* beamSearch(
     tokens: number[],
     logProbabilities: number[],
     sum: number,
-    finishReason: 'stop' | 'length',
+    finishReason: FinishReason,
   ) => {
     hypotheses.push({
       tokens,
@@ -170,7 +170,14 @@ export async function* beamSearch(
       }
       const next = selection.next;
       const length = beams[0]!.tokens.length + 1;
-      let done = next.length === 0 || length >= maxTokens;
+      // Every beam has the same length: prompt + length tokens; none may follow once they fill the context.
+      const limit: FinishReason | undefined =
+        length >= maxTokens
+          ? 'length'
+          : session.promptLength + length >= session.contextLength
+            ? 'context'
+            : undefined;
+      let done = next.length === 0 || limit !== undefined;
       if (!done && hypotheses.length >= width) {
         const worst = hypotheses[hypotheses.length - 1]!.score;
         done = earlyStopping || beamHypothesisScore(next[0]!.score, length, lengthPenalty) <= worst;
@@ -180,14 +187,14 @@ export async function* beamSearch(
         tokens: [candidate.token],
       }));
       if (done) {
-        if (length >= maxTokens) {
+        if (limit !== undefined) {
           for (const candidate of next) {
             const parent = beams[candidate.beam]!;
             addHypothesis(
               [...parent.tokens, candidate.token],
               [...parent.logProbabilities, candidate.logProbability],
               candidate.score,
-              'length',
+              limit,
             );
           }
         }

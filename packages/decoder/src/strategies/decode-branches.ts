@@ -41,6 +41,8 @@ export function advanceBranch(
   branch.logProbabilities.push(logProbability);
   if (rules.stopTokens.has(token)) branch.finishReason = 'stop';
   else if (branch.tokens.length >= rules.maxTokens) branch.finishReason = 'length';
+  // The branch's sequence is its path through `node` plus this token: none may follow once it fills the context.
+  else if (session.contextRoom(branch.node) <= 1) branch.finishReason = 'context';
   if (branch.finishReason === undefined) {
     session.tree.append(branch.node, token);
   } else if (rules.pruneFinished && branch.node !== session.tree.root && session.tree.has(branch.node)) {

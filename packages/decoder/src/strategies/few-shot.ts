@@ -59,6 +59,20 @@ export async function* fewShot(
   const sampling = resolveSampling(options.sampling);
   const rules: BranchRules = { strategy: 'few-shot', maxTokens, stopTokens, sampling, pruneFinished: true };
   const session = engine.openSession(options.prompt);
+  suffixes.forEach((suffix, index) => {
+    if (session.promptLength + suffix.length >= session.contextLength) {
+      session.release();
+      throw new InvalidArgumentError(
+        `the prompt and branches[${index}] hold ${session.promptLength + suffix.length} tokens, but the model's ` +
+          `context length is ${session.contextLength}; shorten them to at most ${session.contextLength - 1} tokens together`,
+        {
+          argument: `branches[${index}]`,
+          expected: `<= ${session.contextLength - 1 - session.promptLength} tokens`,
+          actual: suffix.length,
+        },
+      );
+    }
+  });
   try {
     const children = session.tree.fork(session.tree.root, suffixes.length);
     const branches: Branch[] = suffixes.map((suffix, index) => {

@@ -5,7 +5,7 @@ import type { DecodeEvent } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
 import type { DecodingEngine } from '../engine/decoding-engine.js';
 import type { DecodingSession } from '../engine/decoding-session.js';
-import type { GeneratedSequence } from '../engine/generated-sequence.js';
+import type { FinishReason, GeneratedSequence } from '../engine/generated-sequence.js';
 import { argmaxToken } from '../sampling/choose-token.js';
 import { type CommonDecodeOptions, resolveCommon } from './common-options.js';
 
@@ -60,6 +60,15 @@ function growDraft(tree: TokenTree, parent: number, drafts: readonly DraftNode[]
   });
 }
 
+/** The draft cut to at most `depth` tokens along every path (the room left in the model's context). */
+function limitDraftDepth(drafts: readonly DraftNode[], depth: number): DraftNode[] {
+  if (depth <= 0) return [];
+  return drafts.map((draft) => ({
+    token: draft.token,
+    children: limitDraftDepth(draft.children, depth - 1),
+  }));
+}
+
 /** The draft positions that may follow `cursor`: the next token of its node, or its children's first tokens. */
 function followers(session: DecodingSession, cursor: Cursor): Cursor[] {
   const tree = session.tree;
@@ -98,7 +107,7 @@ export async function* speculativeDecode(
   const context = Array.from(options.prompt);
   const tokens: number[] = [];
   const logProbabilities: number[] = [];
-  let finishReason: 'stop' | 'length' | undefined;
+  let finishReason: FinishReason | undefined;
   let proposed = 0;
   let accepted = 0;
   let passes = 0;
@@ -108,6 +117,7 @@ export async function* speculativeDecode(
     context.push(token);
     if (stopTokens.has(token)) finishReason = 'stop';
     else if (tokens.length >= maxTokens) finishReason = 'length';
+    else if (context.length >= session.contextLength) finishReason = 'context';
     return finishReason === undefined;
   };
   try {
@@ -124,7 +134,7 @@ export async function* speculativeDecode(
     for (let step = 1; goOn; step++) {
       // The model's own next token is certain; the draft guesses what follows it.
       tree.append(leaf, next.token);
-      const draft = propose(context);
+      const draft = limitDraftDepth(propose(context), session.contextRoom(leaf));
       growDraft(tree, leaf, draft);
       proposed += draftTokenCount(draft);
       const evaluation = await session.evaluate({ rows: 'all' });

@@ -167,8 +167,12 @@ export async function* treeOfThoughts(
           tree.append(thought.node, chosen.token);
           stepTokens.push({ sequence: index, tokens: [chosen.token] });
           thought.stopped = stopTokens.has(chosen.token);
+          // A thought whose path fills the model's context ends here, and can grow no further.
           thought.ended =
-            thought.stopped || thoughtEnd.has(chosen.token) || thought.tokens.length >= maxTokens;
+            thought.stopped ||
+            thoughtEnd.has(chosen.token) ||
+            thought.tokens.length >= maxTokens ||
+            session.contextRoom(thought.node) === 0;
         });
         const evaluation = await session.evaluate();
         rows = growing.map((thought) => evaluation.row(thought.node));
@@ -199,7 +203,10 @@ export async function* treeOfThoughts(
         });
         const score = typeof returned === 'number' ? returned : returned.score;
         const done =
-          thought.stopped || depth >= maxDepth || (typeof returned === 'object' && returned.done === true);
+          thought.stopped ||
+          depth >= maxDepth ||
+          session.contextRoom(thought.node) === 0 ||
+          (typeof returned === 'object' && returned.done === true);
         const scored = { depth, score, done, pathTokens, pathLogProbabilities };
         if (done) answers.push(scored);
         else frontier.push({ ...scored, node: thought.node, nextRow: thought.nextRow! });
@@ -220,7 +227,9 @@ export async function* treeOfThoughts(
         finishReason:
           winner !== undefined && bestTokens.length > 0 && stopTokens.has(bestTokens[bestTokens.length - 1]!)
             ? 'stop'
-            : 'length',
+            : session.promptLength + bestTokens.length >= session.contextLength
+              ? 'context'
+              : 'length',
       },
       answers,
       thoughts,
