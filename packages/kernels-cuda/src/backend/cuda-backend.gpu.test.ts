@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { AttentionShape } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import { planTreeAttention } from '@deft/planner';
-import { randomTreeCase } from '@deft/testing';
+import { randomTreeCase, relativeError, seededRandom } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCudaAddon } from '../native/load-addon.js';
 import { type CudaAttentionKernel, type CudaBackend, createCudaBackend } from './create-cuda-backend.js';
@@ -18,25 +18,6 @@ const reason =
       ? `no CUDA device: ${probe.errorName} (${probe.error})`
       : '';
 if (reason !== '') console.info(`[kernels-cuda] GPU tests skipped: ${reason}`);
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 4294967296;
-  };
-}
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let difference = 0;
-  let reference = 0;
-  for (let index = 0; index < actual.length; index++) {
-    if (!Number.isFinite(actual[index]!)) return Number.POSITIVE_INFINITY;
-    difference += (actual[index]! - expected[index]!) ** 2;
-    reference += expected[index]! ** 2;
-  }
-  return reference === 0 ? Math.sqrt(difference) : Math.sqrt(difference / reference);
-}
 
 const VARIANTS: { kernel: CudaAttentionKernel; shape: AttentionShape; tolerance: number }[] = [
   { kernel: 'mma', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' }, tolerance: 2e-3 },
@@ -59,7 +40,7 @@ describe.skipIf(reason !== '')('CUDA backend on a device', () => {
       const cuda = open();
       const tree = randomTreeCase(seed);
       const { shape } = variant;
-      const random = seeded(seed + 1);
+      const random = seededRandom(seed + 1);
       const rowLength = shape.numKvHeads * shape.headDim;
       const numQueries = tree.queries.nodes.length;
       const k = Float32Array.from(

@@ -2,33 +2,18 @@ import type { AttentionShape } from '@deft/core';
 import { validatePlan } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import { planTreeAttention } from '@deft/planner';
-import { buildPagedTree, defaultQueries, RANDOM_TREE_KINDS, randomTreeCase } from '@deft/testing';
+import {
+  buildPagedTree,
+  defaultQueries,
+  RANDOM_TREE_KINDS,
+  randomTreeCase,
+  relativeError,
+  seededRandom,
+} from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { emulateTaskSchedule } from '../../test/emulate-tasks.js';
 import { buildTaskSchedule, TASK_FIELDS, TASK_MAX_ROWS, TASK_ROW_FIELDS } from './build-tasks.js';
 import { packTaskSchedule } from './pack-schedule.js';
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let difference = 0;
-  let reference = 0;
-  for (let index = 0; index < actual.length; index++) {
-    if (!Number.isFinite(actual[index]!)) return Number.POSITIVE_INFINITY;
-    difference += (actual[index]! - expected[index]!) ** 2;
-    reference += expected[index]! ** 2;
-  }
-  return reference === 0 ? Math.sqrt(difference) : Math.sqrt(difference / reference);
-}
 
 const SHAPES: readonly AttentionShape[] = [
   { numHeads: 4, numKvHeads: 2, headDim: 8, kvDtype: 'f32' },
@@ -47,7 +32,7 @@ describe('buildTaskSchedule', () => {
           chunkSize: 1 + (seed % 5) * 7,
         });
         validatePlan(plan);
-        const random = seeded(seed * 31 + strategy.length);
+        const random = seededRandom(seed * 31 + strategy.length);
         const numQueries = testCase.queries.nodes.length;
         const q = Float32Array.from(
           { length: numQueries * shape.numHeads * shape.headDim },
