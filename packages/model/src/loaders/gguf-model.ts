@@ -7,6 +7,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { LlamaCheckpoint, LlamaLayerWeights } from '../weights/llama-weights.js';
 import { type ByteSource, bytesSource, openFileSource } from './byte-source.js';
 import { decodeBf16, decodeF16, decodeF32 } from './decode-floats.js';
+import { checkGgufHeader } from './gguf-header-check.js';
 
 /** Architectures (`general.architecture`) whose tensors follow the Llama layout. */
 const SUPPORTED_ARCHITECTURES = ['llama'] as const;
@@ -38,6 +39,32 @@ function rangeFetch(source: ByteSource): typeof fetch {
       headers: { 'content-range': `bytes ${start}-${Math.max(start, end - 1)}/${source.size}` },
     });
   }) as typeof fetch;
+}
+
+/**
+ * Upper bounds on the shape fields of the metadata, far above any real model, checked before anything is
+ * sized from them: a hostile header must fail fast with a `ModelFormatError`, never allocate.
+ */
+const LIMITS: Readonly<Record<string, number>> = {
+  embedding_length: 1 << 16,
+  feed_forward_length: 1 << 20,
+  block_count: 1 << 12,
+  'attention.head_count': 1 << 12,
+  'attention.head_count_kv': 1 << 12,
+  context_length: 1 << 22,
+  vocabulary: 1 << 22,
+};
+
+/** Checks that a shape field is an integer in `1..LIMITS[field]`. */
+function checkCount(name: string, key: string, field: string, value: number): number {
+  const limit = LIMITS[field]!;
+  if (!Number.isInteger(value) || value < 1 || value > limit) {
+    throw new ModelFormatError(
+      `${name} has ${key} = ${value}, not an integer in 1..${limit}; the file is corrupt or not a Llama model`,
+      { argument: key, expected: `integer in 1..${limit}`, actual: value },
+    );
+  }
+  return value;
 }
 
 function metadataNumber(
@@ -85,9 +112,40 @@ function configFromMetadata(
       },
     );
   }
-  const dim = read('embedding_length');
-  const numHeads = read('attention.head_count');
+  const count = (field: string, fallback?: number) =>
+    checkCount(name, prefix + field, field, read(field, fallback));
+  const dim = count('embedding_length');
+  const numHeads = count('attention.head_count');
+  const numKvHeads = count('attention.head_count_kv', numHeads);
+  const hiddenDim = count('feed_forward_length');
+  const numLayers = count('block_count');
+  const contextLength = count('context_length', 2048);
+  checkCount(name, 'token_embd.weight (vocabulary)', 'vocabulary', vocabSize);
   const headDim = dim / numHeads;
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0 || numHeads % numKvHeads !== 0) {
+    throw new ModelFormatError(
+      `${name} has inconsistent attention sizes (embedding_length ${dim}, head_count ${numHeads}, head_count_kv ${numKvHeads}); the file is corrupt`,
+      {
+        argument: `${prefix}attention.head_count`,
+        expected: 'embedding_length / head_count an even integer, head_count a multiple of head_count_kv',
+        actual: [dim, numHeads, numKvHeads],
+      },
+    );
+  }
+  const positive = (field: string, fallback: number) => {
+    const value = read(field, fallback);
+    if (!Number.isFinite(value) || value <= 0) {
+      throw new ModelFormatError(
+        `${name} has ${prefix}${field} = ${value}; expected a positive finite number`,
+        {
+          argument: prefix + field,
+          expected: '> 0, finite',
+          actual: value,
+        },
+      );
+    }
+    return value;
+  };
   const ropeDimensions = read('rope.dimension_count', headDim);
   if (ropeDimensions !== headDim) {
     throw new UnsupportedError(
@@ -101,15 +159,15 @@ function configFromMetadata(
   }
   return {
     dim,
-    hiddenDim: read('feed_forward_length'),
-    numLayers: read('block_count'),
+    hiddenDim,
+    numLayers,
     numHeads,
-    numKvHeads: read('attention.head_count_kv', numHeads),
+    numKvHeads,
     headDim,
     vocabSize,
-    contextLength: read('context_length', 2048),
-    normEpsilon: read('attention.layer_norm_rms_epsilon', 1e-5),
-    ropeTheta: read('rope.freq_base', 10000),
+    contextLength,
+    normEpsilon: positive('attention.layer_norm_rms_epsilon', 1e-5),
+    ropeTheta: positive('rope.freq_base', 10000),
     ropeStyle: 'interleaved',
     tiedEmbeddings: tied,
   };
@@ -145,7 +203,14 @@ async function readTensor(
     );
   }
   const count = actual.reduce((product, dimension) => product * dimension, 1);
-  const bytes = await source.read(dataOffset + Number(info.offset), count * elementBytes);
+  const start = dataOffset + Number(info.offset);
+  if (!Number.isSafeInteger(start) || start < 0 || start + count * elementBytes > source.size) {
+    throw new ModelFormatError(
+      `${source.name}: tensor ${info.name} lies at bytes ${start}..${start + count * elementBytes}, outside the file (${source.size} bytes); the file is truncated or corrupt`,
+      { argument: info.name, expected: `within ${source.size} bytes`, actual: start + count * elementBytes },
+    );
+  }
+  const bytes = await source.read(start, count * elementBytes);
   if (info.dtype === GGMLQuantizationType.F32) return decodeF32(bytes, 0, count);
   if (info.dtype === GGMLQuantizationType.F16) return decodeF16(bytes, 0, count);
   return decodeBf16(bytes, 0, count);
@@ -153,6 +218,8 @@ async function readTensor(
 
 async function parseFromSource(source: ByteSource): Promise<GgufModel> {
   const name = source.name;
+  // Every count and length in the header is checked against the file before the parser sizes anything.
+  await checkGgufHeader(source);
   let parsed: Awaited<ReturnType<typeof gguf>>;
   try {
     parsed = await gguf(`https://gguf.invalid/${encodeURIComponent(name)}`, { fetch: rangeFetch(source) });

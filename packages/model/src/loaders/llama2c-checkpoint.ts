@@ -9,6 +9,19 @@ const VERSION_MAGIC = 0x616b3432; // "ak42", llama2.c export versions >= 1
 const GGUF_MAGIC = 0x46554747; // "GGUF" read little-endian
 const LEGACY_HEADER_BYTES = 7 * 4;
 const VERSIONED_HEADER_BYTES = 256;
+/**
+ * Upper bounds on header fields, far above any real model, checked before anything is sized from the
+ * header: a hostile header must fail fast with a `ModelFormatError`, never allocate.
+ */
+const LIMITS = {
+  dim: 1 << 16,
+  hidden_dim: 1 << 20,
+  n_layers: 1 << 12,
+  n_heads: 1 << 12,
+  n_kv_heads: 1 << 12,
+  vocab_size: 1 << 22,
+  seq_len: 1 << 22,
+} as const;
 
 interface Header {
   readonly config: LlamaConfig;
@@ -76,6 +89,17 @@ function readHeader(bytes: Uint8Array, name: string): Header {
     shared = rawVocabSize > 0;
   }
   const vocabSize = Math.abs(rawVocabSize);
+  const limits = Object.entries(LIMITS);
+  for (let index = 0; index < limits.length; index++) {
+    const [field, limit] = limits[index]!;
+    const value = index === 5 ? vocabSize : fields[index]!;
+    if (value > limit) {
+      throw new ModelFormatError(
+        `${name} has ${field} = ${value} in its llama2.c header, above the limit of ${limit}; the file is corrupt or not a llama2.c checkpoint`,
+        { argument: `${name}: ${field}`, expected: `<= ${limit}`, actual: value },
+      );
+    }
+  }
   const sane =
     dim > 0 &&
     hiddenDim > 0 &&
@@ -112,6 +136,26 @@ function readHeader(bytes: Uint8Array, name: string): Header {
       tiedEmbeddings: shared,
     },
   };
+}
+
+/** Floats the header describes (the sum of {@link tensorPlan}'s sizes), computed without building the plan. */
+function floatCount(header: Header): number {
+  const {
+    dim,
+    hiddenDim,
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    contextLength,
+    tiedEmbeddings,
+  } = header.config;
+  const queryDim = numHeads * headDim;
+  const kvDim = numKvHeads * headDim;
+  const perLayer = 2 * dim + 2 * queryDim * dim + 2 * kvDim * dim + 3 * hiddenDim * dim;
+  const rope = header.version === 1 ? 0 : contextLength * headDim;
+  return vocabSize * dim + numLayers * perLayer + dim + rope + (tiedEmbeddings ? 0 : vocabSize * dim);
 }
 
 /** The sizes, in floats, of the tensors in file order. */
@@ -181,9 +225,8 @@ function tensorPlan(header: Header): { name: string; size: number }[] {
  */
 export function parseLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): LlamaCheckpoint {
   const header = readHeader(bytes, name);
-  const plan = tensorPlan(header);
-  const floats = plan.reduce((sum, entry) => sum + entry.size, 0);
-  const expectedBytes = header.headerBytes + floats * 4;
+  // Checked against the file size before the tensor list (sized by n_layers) is built.
+  const expectedBytes = header.headerBytes + floatCount(header) * 4;
   if (bytes.byteLength !== expectedBytes) {
     const problem = bytes.byteLength < expectedBytes ? 'is truncated' : 'has trailing bytes';
     throw new ModelFormatError(
@@ -191,6 +234,7 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): 
       { argument: name, expected: expectedBytes, actual: bytes.byteLength },
     );
   }
+  const plan = tensorPlan(header);
   const tensors = new Map<string, Float32Array>();
   let offset = header.headerBytes;
   for (const entry of plan) {

@@ -1,4 +1,4 @@
-import { UnsupportedError } from '@deft/core';
+import { InvalidArgumentError, UnsupportedError } from '@deft/core';
 import { ModelFormatError } from '../errors/model-format-error.js';
 import { Tokenizer, type TokenKind } from './tokenizer.js';
 
@@ -71,14 +71,25 @@ export function tokenizerFromGgufMetadata(
     const value = metadata[key];
     return typeof value === 'boolean' ? value : fallback;
   };
-  return new Tokenizer({
-    pieces: (tokens as string[]).map((token) => token.replaceAll('\u2581', ' ')),
-    scores: (scores as unknown[]).map(Number),
-    kinds: (types as unknown[]).map((type) => KINDS[Number(type)] ?? 'normal'),
-    bosId: numberOr('tokenizer.ggml.bos_token_id', 1),
-    eosId: numberOr('tokenizer.ggml.eos_token_id', 2),
-    unknownId: numberOr('tokenizer.ggml.unknown_token_id', -1),
-    addSpacePrefix: booleanOr('tokenizer.ggml.add_space_prefix', true),
-    addBos: booleanOr('tokenizer.ggml.add_bos_token', true),
-  });
+  // The vocabulary's own checks (ids in range) report a bad file as a bad file.
+  try {
+    return new Tokenizer({
+      pieces: (tokens as string[]).map((token) => token.replaceAll('\u2581', ' ')),
+      scores: (scores as unknown[]).map(Number),
+      kinds: (types as unknown[]).map((type) => KINDS[Number(type)] ?? 'normal'),
+      bosId: numberOr('tokenizer.ggml.bos_token_id', 1),
+      eosId: numberOr('tokenizer.ggml.eos_token_id', 2),
+      unknownId: numberOr('tokenizer.ggml.unknown_token_id', -1),
+      addSpacePrefix: booleanOr('tokenizer.ggml.add_space_prefix', true),
+      addBos: booleanOr('tokenizer.ggml.add_bos_token', true),
+    });
+  } catch (error) {
+    if (!InvalidArgumentError.isInstance(error)) throw error;
+    throw new ModelFormatError(`${name} holds an invalid vocabulary: ${error.message}`, {
+      argument: error.argument ?? name,
+      expected: error.expected,
+      actual: error.actual,
+      cause: error,
+    });
+  }
 }

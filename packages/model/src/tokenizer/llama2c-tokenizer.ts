@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '@deft/core';
 import { ModelFormatError } from '../errors/model-format-error.js';
 import { readFileBytes } from '../loaders/byte-source.js';
 import { Tokenizer, type TokenKind } from './tokenizer.js';
@@ -53,16 +54,27 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, nam
     if (id === 1 || id === 2) return 'control';
     return BYTE_PIECE.test(piece) ? 'byte' : 'normal';
   });
-  return new Tokenizer({
-    pieces,
-    scores,
-    kinds,
-    bosId: 1,
-    eosId: 2,
-    unknownId: 0,
-    addSpacePrefix: true,
-    addBos: true,
-  });
+  // The vocabulary's own checks (ids in range) report a bad file as a bad file.
+  try {
+    return new Tokenizer({
+      pieces,
+      scores,
+      kinds,
+      bosId: 1,
+      eosId: 2,
+      unknownId: 0,
+      addSpacePrefix: true,
+      addBos: true,
+    });
+  } catch (error) {
+    if (!InvalidArgumentError.isInstance(error)) throw error;
+    throw new ModelFormatError(`${name} holds an invalid vocabulary: ${error.message}`, {
+      argument: error.argument ?? name,
+      expected: error.expected,
+      actual: error.actual,
+      cause: error,
+    });
+  }
 }
 
 /**
