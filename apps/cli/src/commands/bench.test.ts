@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -52,6 +52,45 @@ describe('deft bench on the CPU', () => {
     expect(io.output()).toMatch(/note: CPU timings are of the float64 reference backend/);
     expect(io.output()).toMatch(/beam-w8 +deft-flatten/);
     expect(io.output()).toMatch(/wrote out\.json/);
+  });
+
+  it('checks the --json path before running anything', async () => {
+    const io = recordingIo();
+    const code = await main(['bench', '-b', 'cpu', '-w', 'beam-w8', '--json', '/no/such/dir/x.json'], io);
+    expect(code).toBe(2);
+    expect(io.errors()).toMatch(
+      /--json \/no\/such\/dir\/x\.json: the directory \/no\/such\/dir does not exist/,
+    );
+    expect(io.errors().trimEnd().split('\n')).toHaveLength(1); // no progress: nothing ran
+    expect(io.output()).toBe('');
+    const directory = mkdtempSync(path.join(tmpdir(), 'deft-bench-'));
+    const intoDirectory = recordingIo(directory);
+    expect(await main(['bench', '-b', 'cpu', '-w', 'beam-w8', '--json', '.'], intoDirectory)).toBe(2);
+    expect(intoDirectory.errors()).toMatch(/is a directory/);
+  });
+
+  it('prints the table even when writing the JSON fails at the end', async () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'deft-bench-'));
+    const output = path.join(directory, 'out');
+    mkdirSync(output);
+    const recorded = recordingIo(directory);
+    // The output directory disappears while the bench runs (at its first progress line).
+    const io = {
+      ...recorded,
+      stderr: (text: string) => {
+        rmSync(output, { recursive: true, force: true });
+        recorded.stderr(text);
+      },
+    };
+    const code = await main(
+      ['bench', '-b', 'cpu', '-w', 'beam-w8', '-s', 'deft-node', '--json', 'out/x.json'],
+      io,
+    );
+    expect(code).toBe(1);
+    expect(recorded.output()).toMatch(/beam-w8 +deft-node/);
+    expect(recorded.errors()).toMatch(
+      /could not write out\/x\.json \(ENOENT.*\); the table above holds the results/,
+    );
   });
 
   it('always measures the sequence baseline, and prints JSON to stdout with --json -', async () => {

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core';
@@ -89,6 +89,7 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
   const allHeads = values['all-heads'] === true;
   const quick = values.quick === true;
   const jsonFile = stringOption(values, 'json');
+  if (jsonFile !== undefined && jsonFile !== '-') checkOutputPath(path.resolve(io.cwd, jsonFile), '--json');
   const workloads = selectWorkloads(listOption(values, 'workloads'), quick, io);
   const progress = createProgress(io, workloads.length * strategies.length);
 
@@ -136,7 +137,6 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
     io.stdout(json);
     return 0;
   }
-  if (jsonFile !== undefined) writeFileSync(path.resolve(io.cwd, jsonFile), json);
 
   const runs = outcome.repetitions;
   io.stdout(
@@ -150,8 +150,56 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
   for (const line of outcome.notes) io.stdout(`${line}\n`);
   const summary = formatBenchSummary(outcome.rows, strategies);
   if (summary !== '') io.stdout(`\n${summary}`);
-  if (jsonFile !== undefined) io.stdout(`\nwrote ${jsonFile}\n`);
-  return reportFailedChecks(outcome.rows, workloads, io);
+  const checks = reportFailedChecks(outcome.rows, workloads, io);
+  if (jsonFile !== undefined) {
+    // Written after the table, so a failure here (the disk filled, the directory went away) loses nothing shown.
+    try {
+      writeFileSync(path.resolve(io.cwd, jsonFile), json);
+    } catch (error) {
+      io.stderr(
+        `deft bench: could not write ${jsonFile} (${(error as Error).message}); the table above holds the results\n`,
+      );
+      return 1;
+    }
+    io.stdout(`\nwrote ${jsonFile}\n`);
+  }
+  return checks;
+}
+
+/**
+ * Checks, before any work starts, that `file` can be written: its directory exists and is writable, and
+ * it is not itself a directory.
+ * @throws UsageError naming the option and what to fix.
+ */
+function checkOutputPath(file: string, option: string): void {
+  const directory = path.dirname(file);
+  let problem: string | undefined;
+  try {
+    if (!statSync(directory).isDirectory()) problem = `${directory} is not a directory`;
+    else accessSync(directory, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    problem =
+      code === 'ENOENT'
+        ? `the directory ${directory} does not exist`
+        : code === 'EACCES' || code === 'EPERM'
+          ? `the directory ${directory} is not writable`
+          : (error as Error).message;
+  }
+  if (problem === undefined) {
+    try {
+      if (statSync(file).isDirectory()) problem = `${file} is a directory`;
+    } catch {
+      // absent: it will be created
+    }
+  }
+  if (problem !== undefined) {
+    throw new UsageError(`${option} ${file}: ${problem}; create the directory or choose another path`, {
+      argument: option,
+      expected: 'a writable file path',
+      actual: file,
+    });
+  }
 }
 
 /**
