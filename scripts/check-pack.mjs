@@ -1,4 +1,5 @@
-// Fails when the tarball of a public package would contain a test, a fixture or test support:
+// Fails when the tarball of a public package would contain a test, a fixture or test support, or would
+// lack LICENSE, or when its README does not say that the package is ESM-only:
 // `npm pack --dry-run --json` in every non-private package under packages/.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -24,11 +25,17 @@ for (const name of readdirSync(path.join(root, 'packages'))) {
   });
   const files = JSON.parse(output)[0].files.map((file) => file.path);
   const bad = files.filter((file) => forbidden.test(file));
-  if (bad.length > 0) {
+  const problems = [];
+  if (bad.length > 0) problems.push(`the tarball would contain ${bad.join(', ')}`);
+  if (!files.includes('LICENSE')) problems.push('the tarball would lack LICENSE (copy the root LICENSE)');
+  const readme = files.includes('README.md') ? readFileSync(path.join(directory, 'README.md'), 'utf8') : '';
+  if (!/ESM-only/.test(readme.split('\n').slice(0, 8).join('\n')))
+    problems.push('README.md does not say "ESM-only" in its header (its first lines)');
+  if (problems.length > 0) {
     failures++;
-    console.error(`${manifest.name}: the tarball would contain ${bad.join(', ')}`);
+    for (const problem of problems) console.error(`${manifest.name}: ${problem}`);
   } else {
-    console.log(`${manifest.name}: ${files.length} files, no tests or test support`);
+    console.log(`${manifest.name}: ${files.length} files with LICENSE, no tests or test support`);
   }
 }
 process.exit(failures === 0 ? 0 : 1);
