@@ -4,7 +4,7 @@ export { ModelFormatError } from './errors/model-format-error.js';
 export type { ForwardBatch, ForwardResult } from './forward/forward-batch.js';
 export type { LlamaModelOptions, ModelKVStorageOptions } from './forward/llama-model.js';
 export { LlamaModel } from './forward/llama-model.js';
-export type { ByteSource } from './loaders/byte-source.js';
+export type { ByteSource, FileRole } from './loaders/byte-source.js';
 export { bytesSource, openFileSource } from './loaders/byte-source.js';
 export type { GgufModel } from './loaders/gguf-model.js';
 export { loadGgufModel, parseGgufModel } from './loaders/gguf-model.js';

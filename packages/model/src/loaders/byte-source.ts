@@ -1,4 +1,4 @@
-import { NotFoundError } from '@deft/core';
+import { InvalidArgumentError, NotFoundError } from '@deft/core';
 import { ModelFormatError } from '../errors/model-format-error.js';
 
 /** Random access to the bytes of a model file (a local file or an in-memory buffer). */
@@ -43,12 +43,15 @@ export function bytesSource(bytes: Uint8Array, name = 'buffer'): ByteSource {
   };
 }
 
-/** Throws `NotFoundError` for a missing path, rethrows anything else. */
-function rethrowMissing(error: unknown, path: string): never {
+/** What a file is for, in messages: `"model file"` or `"tokenizer file"`. */
+export type FileRole = 'model file' | 'tokenizer file';
+
+/** Throws `NotFoundError` for a missing path and `InvalidArgumentError` for a directory; rethrows anything else. */
+function rethrowFileError(error: unknown, path: string, role: FileRole): never {
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {
     throw new NotFoundError(
-      `model file ${path} does not exist; check the path (relative paths resolve from ${process.cwd()})`,
+      `${role} ${path} does not exist; check the path (relative paths resolve from ${process.cwd()})`,
       {
         argument: 'path',
         expected: 'an existing file',
@@ -57,29 +60,45 @@ function rethrowMissing(error: unknown, path: string): never {
       },
     );
   }
+  if (code === 'EISDIR') throw isDirectory(path, role, error);
   throw error;
+}
+
+function isDirectory(path: string, role: FileRole, cause?: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(`${path} is a directory, expected a ${role}`, {
+    argument: 'path',
+    expected: `a ${role}`,
+    actual: path,
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 /**
  * Opens a local file for random access (Node only; `node:fs` is loaded on first use so bundles for
  * browsers stay clean).
  *
- * @throws NotFoundError when the file does not exist.
+ * @param role What the file is, in error messages (default `"model file"`).
+ * @throws NotFoundError when the file does not exist; InvalidArgumentError when the path is a directory.
  * @example
  * ```ts
  * const source = await openFileSource('models/stories260K.gguf');
  * try { ... } finally { await source.close(); }
  * ```
  */
-export async function openFileSource(path: string): Promise<ByteSource> {
+export async function openFileSource(path: string, role: FileRole = 'model file'): Promise<ByteSource> {
   const { open } = await import('node:fs/promises');
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    rethrowMissing(error, path);
+    rethrowFileError(error, path, role);
   }
-  const size = (await handle.stat()).size;
+  const stats = await handle.stat();
+  if (stats.isDirectory()) {
+    await handle.close();
+    throw isDirectory(path, role);
+  }
+  const size = stats.size;
   let closed = false;
   return {
     name: path,
@@ -105,18 +124,19 @@ export async function openFileSource(path: string): Promise<ByteSource> {
 
 /**
  * Reads a whole local file (Node only).
- * @throws NotFoundError when the file does not exist.
+ * @param role What the file is, in error messages (default `"model file"`).
+ * @throws NotFoundError when the file does not exist; InvalidArgumentError when the path is a directory.
  * @example
  * ```ts
  * const bytes = await readFileBytes('tok512.bin');
  * ```
  */
-export async function readFileBytes(path: string): Promise<Uint8Array> {
+export async function readFileBytes(path: string, role: FileRole = 'model file'): Promise<Uint8Array> {
   const { readFile } = await import('node:fs/promises');
   try {
     const buffer = await readFile(path);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   } catch (error) {
-    rethrowMissing(error, path);
+    rethrowFileError(error, path, role);
   }
 }

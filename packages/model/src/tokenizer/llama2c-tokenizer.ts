@@ -80,12 +80,13 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, nam
 /**
  * Loads a llama2.c tokenizer file (Node only). See {@link parseLlama2cTokenizer}.
  *
- * @throws NotFoundError for a missing file; ModelFormatError for a malformed one.
+ * @throws NotFoundError for a missing file; InvalidArgumentError for a directory; ModelFormatError for a
+ *   malformed file.
  * @example
  * ```ts
  * const tokenizer = await loadLlama2cTokenizer('tok512.bin', checkpoint.config.vocabSize);
  * ```
  */
 export async function loadLlama2cTokenizer(path: string, vocabSize?: number): Promise<Tokenizer> {
-  return parseLlama2cTokenizer(await readFileBytes(path), vocabSize, path);
+  return parseLlama2cTokenizer(await readFileBytes(path, 'tokenizer file'), vocabSize, path);
 }
