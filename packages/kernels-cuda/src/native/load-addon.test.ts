@@ -2,7 +2,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BackendError } from '@deft/core';
 import { describe, expect, it } from 'vitest';
-import { loadCudaAddon } from './load-addon.js';
+import {
+  addonCandidates,
+  CUDA_ADDON_ENV,
+  loadAddonFrom,
+  loadCudaAddon,
+  localAddonPath,
+} from './load-addon.js';
 import { toDeftError } from './native-error.js';
 
 const localBuild = fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url));
@@ -61,5 +67,44 @@ describe('addon errors', () => {
     expect((converted as Error).message).toMatch(/no usable CUDA device or driver/);
     const plain = new Error('other');
     expect(toDeftError(plain, 'x')).toBe(plain);
+  });
+});
+
+describe('the load error', () => {
+  it("tries the argument, then this package's build, and no other path", () => {
+    const saved = process.env[CUDA_ADDON_ENV];
+    delete process.env[CUDA_ADDON_ENV];
+    try {
+      expect(addonCandidates('/nonexistent/deft_cuda.node').map((candidate) => candidate.path)).toEqual([
+        '/nonexistent/deft_cuda.node',
+        localBuild,
+      ]);
+    } finally {
+      if (saved !== undefined) process.env[CUDA_ADDON_ENV] = saved;
+    }
+  });
+
+  it('lists the paths it tried and says how a user rebuilds', () => {
+    let caught: unknown;
+    try {
+      loadAddonFrom([{ path: '/nonexistent/deft_cuda.node', origin: 'argument' }]);
+    } catch (error) {
+      caught = error;
+    }
+    expect(BackendError.isInstance(caught)).toBe(true);
+    const message = (caught as Error).message;
+    expect([...message.matchAll(/^ {2}- (\S+) /gm)].map((match) => match[1])).toEqual([
+      '/nonexistent/deft_cuda.node',
+    ]);
+    expect(message).toContain('npm rebuild @deft/kernels-cuda');
+    expect(message).not.toContain('pnpm --filter');
+  });
+});
+
+describe('localAddonPath', () => {
+  it('finds the package root from the sources and from the bundled dist', () => {
+    expect(localAddonPath()).toBe(localBuild);
+    expect(localAddonPath(new URL('../../dist/index.js', import.meta.url).href)).toBe(localBuild);
+    expect(localAddonPath('file:///nonexistent/deft/dist/index.js')).toBeUndefined();
   });
 });

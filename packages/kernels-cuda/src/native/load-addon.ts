@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackendError } from '@deft/core';
 
@@ -115,17 +116,34 @@ const EXPECTED_ABI = 1;
 
 let cached: CudaAddon | undefined;
 
-/** Where the package's own build puts the addon, from this module's URL (sources or the bundled dist). */
-function localCandidates(): string[] {
-  return [
-    fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url)),
-    fileURLToPath(new URL('../native/build/Release/deft_cuda.node', import.meta.url)),
-  ];
+const PACKAGE_NAME = '@deft/kernels-cuda';
+
+/**
+ * Where the package's own build puts the addon: `native/build/Release/deft_cuda.node` under the package
+ * root, the nearest folder above this module (in `src/native/` or the bundled `dist/`) whose
+ * `package.json` names this package; `undefined` when there is none (the module was bundled elsewhere).
+ */
+export function localAddonPath(moduleUrl: string = import.meta.url): string | undefined {
+  let directory = path.dirname(fileURLToPath(moduleUrl));
+  for (;;) {
+    const manifest = path.join(directory, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === PACKAGE_NAME)
+          return path.join(directory, 'native', 'build', 'Release', 'deft_cuda.node');
+      } catch {
+        // An unreadable manifest is not this package's: keep looking above it.
+      }
+    }
+    const parent = path.dirname(directory);
+    if (parent === directory) return undefined;
+    directory = parent;
+  }
 }
 
 /**
  * Loads the `deft_cuda` addon once: first the file named by `DEFT_CUDA_ADDON`, then the package's
- * own build (`native/build/Release/deft_cuda.node`).
+ * own build (`native/build/Release/deft_cuda.node` under the package root, see {@link localAddonPath}).
  *
  * @param explicitPath A path to try before everything else.
  * @returns The addon's functions (see {@link CudaAddon}).
@@ -138,40 +156,61 @@ function localCandidates(): string[] {
  */
 export function loadCudaAddon(explicitPath?: string): CudaAddon {
   if (cached !== undefined && explicitPath === undefined) return cached;
-  const require = createRequire(import.meta.url);
-  const attempts: string[] = [];
-  const candidates: { path: string; origin: string }[] = [];
+  const addon = loadAddonFrom(addonCandidates(explicitPath));
+  if (explicitPath === undefined) cached = addon;
+  return addon;
+}
+
+/** A file to try and where its path came from, for the error message. */
+export interface AddonCandidate {
+  readonly path: string;
+  readonly origin: string;
+}
+
+/** The files {@link loadCudaAddon} tries, in order: the argument, `DEFT_CUDA_ADDON`, this package's build. */
+export function addonCandidates(explicitPath?: string): AddonCandidate[] {
+  const candidates: AddonCandidate[] = [];
   if (explicitPath !== undefined) candidates.push({ path: explicitPath, origin: 'argument' });
   const fromEnvironment = process.env[CUDA_ADDON_ENV];
   if (fromEnvironment !== undefined && fromEnvironment !== '') {
     candidates.push({ path: fromEnvironment, origin: CUDA_ADDON_ENV });
   }
-  for (const path of localCandidates()) candidates.push({ path, origin: 'local build' });
-  for (const { path, origin } of candidates) {
-    if (!existsSync(path)) {
-      attempts.push(`${path} (${origin}): not found`);
+  const local = localAddonPath();
+  if (local !== undefined) candidates.push({ path: local, origin: "this package's build" });
+  return candidates;
+}
+
+/**
+ * Loads the first candidate that loads with the expected ABI.
+ * @throws BackendError listing each candidate and why it failed, and how a user rebuilds the addon.
+ */
+export function loadAddonFrom(candidates: readonly AddonCandidate[]): CudaAddon {
+  const require = createRequire(import.meta.url);
+  const attempts: string[] = [];
+  for (const { path: file, origin } of candidates) {
+    if (!existsSync(file)) {
+      attempts.push(`${file} (${origin}): not found`);
       continue;
     }
     try {
-      const addon = require(path) as CudaAddon;
+      const addon = require(file) as CudaAddon;
       if (addon.abiVersion !== EXPECTED_ABI) {
         attempts.push(
-          `${path} (${origin}): built for ABI ${String(addon.abiVersion)}, expected ${EXPECTED_ABI}; rebuild it`,
+          `${file} (${origin}): built for ABI ${String(addon.abiVersion)}, expected ${EXPECTED_ABI}; rebuild it`,
         );
         continue;
       }
-      if (explicitPath === undefined) cached = addon;
       return addon;
     } catch (error) {
       attempts.push(
-        `${path} (${origin}): ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        `${file} (${origin}): ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
       );
     }
   }
   throw new BackendError(
     'cuda',
     `the CUDA addon could not be loaded. Tried:\n  - ${attempts.join('\n  - ')}\n` +
-      'Build it with `pnpm --filter @deft/kernels-cuda build` (needs the CUDA toolkit: nvcc on PATH or CUDA_PATH), ' +
+      `Build it with \`npm rebuild ${PACKAGE_NAME}\` (needs the CUDA toolkit: nvcc on PATH or CUDA_PATH), ` +
       `or set ${CUDA_ADDON_ENV} to the path of a built deft_cuda.node.`,
     { argument: CUDA_ADDON_ENV, expected: 'a loadable deft_cuda.node', actual: attempts },
   );
