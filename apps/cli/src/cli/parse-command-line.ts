@@ -30,7 +30,7 @@ export function parseCommandLine(
   let parsed: { values: Record<string, unknown> };
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: attachNegativeNumbers(argv, options),
       options: { ...options, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: false,
@@ -40,6 +40,39 @@ export function parseCommandLine(
   }
   const values = parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>;
   return { help: values.help === true, values };
+}
+
+/**
+ * `parseArgs` takes `-5` after `-n` for an option and calls the value ambiguous. A string option followed by
+ * something that reads as a negative number gets it as its value (`-n -5` becomes `--max-tokens=-5`), so
+ * the option's own check can say which range it takes.
+ */
+function attachNegativeNumbers(argv: readonly string[], options: OptionSpecs): string[] {
+  const byShort = new Map<string, string>();
+  for (const [name, spec] of Object.entries(options))
+    if (spec.short !== undefined) byShort.set(spec.short, name);
+  const result: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index]!;
+    const next = argv[index + 1];
+    const name = argument.startsWith('--')
+      ? argument.slice(2)
+      : /^-[^-]$/.test(argument)
+        ? byShort.get(argument.slice(1))
+        : undefined;
+    if (
+      name !== undefined &&
+      options[name]?.type === 'string' &&
+      next !== undefined &&
+      /^-(\d|\.\d|Infinity)/.test(next)
+    ) {
+      result.push(`--${name}=${next}`);
+      index++;
+    } else {
+      result.push(argument);
+    }
+  }
+  return result;
 }
 
 function describeParseError(error: unknown): string {

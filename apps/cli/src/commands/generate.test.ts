@@ -26,6 +26,33 @@ describe('deft generate', () => {
     );
   });
 
+  it('says which range and which strategies an option takes', async () => {
+    const usage = (args: string[]) => runGenerate(['-m', 'x.gguf', '-p', 'x', ...args], recordingIo());
+    await expect(usage(['-n', '-5'])).rejects.toThrow("--max-tokens must be an integer >= 1, got '-5'");
+    await expect(usage(['--max-tokens', '-5'])).rejects.toThrow(/--max-tokens must be an integer >= 1/);
+    await expect(usage(['-s', 'sample', '--top-p', '-0.5'])).rejects.toThrow(/--top-p must be in \(0, 1\]/);
+    await expect(usage(['-s', 'sample', '--top-k', '0'])).rejects.toThrow(
+      "--top-k must be an integer >= 1, got '0'",
+    );
+    await expect(usage(['--width', '3'])).rejects.toThrow(
+      '--width does nothing with --strategy greedy; it applies to beam, best-of, tot',
+    );
+    await expect(usage(['-s', 'beam', '--top-k', '5'])).rejects.toThrow(
+      '--top-k does nothing with --strategy beam; it applies to sample, best-of, tot, few-shot',
+    );
+    await expect(usage(['-s', 'speculative', '--keep', '2'])).rejects.toSatisfy(UsageError.isInstance);
+  });
+
+  it('calls a missing tokenizer a tokenizer file and a directory a directory', async () => {
+    const missing = recordingIo();
+    const checkpoint = path.join(models, 'stories260K.bin');
+    expect(await runGenerate(['-m', checkpoint, '-t', '/nonexistent/tok.bin', '-p', 'x'], missing)).toBe(1);
+    expect(missing.errors()).toMatch(/^deft generate: tokenizer file \/nonexistent\/tok.bin does not exist/);
+    const directory = recordingIo();
+    expect(await runGenerate(['-m', repoRoot, '-t', repoRoot, '-p', 'x'], directory)).toBe(1);
+    expect(directory.errors()).toContain(`${repoRoot} is a directory, expected a model file`);
+  });
+
   it('reports a missing model file as a failure', async () => {
     const io = recordingIo();
     expect(await runGenerate(['-m', '/nonexistent/model.gguf', '-p', 'x'], io)).toBe(1);
@@ -86,6 +113,15 @@ describe('deft generate', () => {
         expect(report.sequences[0]!.finishReason).toBe('context');
         expect(io.errors()).toMatch(new RegExp(`context length of 512 tokens .*could not reach -n ${limit}`));
       }
+    });
+
+    it('suggests a --pages value that fits when the KV pool runs out', async () => {
+      const io = recordingIo();
+      const args = ['-m', gguf, '-p', 'Once', '-s', 'beam', '--width', '4', '-n', '40', '-q'];
+      expect(await runGenerate([...args, '--pages', '3'], io)).toBe(1);
+      const suggested = /run with --pages (\d+)/.exec(io.errors())?.[1];
+      expect(suggested).toBeDefined();
+      expect(await runGenerate([...args, '--pages', suggested!], recordingIo())).toBe(0);
     });
 
     it('refuses a prompt longer than the context with one clear line', async () => {

@@ -1,4 +1,11 @@
-import { DeftError, isModelBackend, type ModelBackend, PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
+import {
+  CapacityError,
+  DeftError,
+  isModelBackend,
+  type ModelBackend,
+  PLAN_STRATEGIES,
+  type PlanStrategy,
+} from '@deft/core';
 import {
   beamSearch,
   bestOfN,
@@ -53,7 +60,7 @@ Options:
                           also stops where prompt + tokens fill the model's context length
   --width N               beams (beam), samples (best-of), thoughts per expansion (tot) (default 4)
   --temperature X         sampling temperature (default 0 for greedy/beam, 1 for sample/best-of/tot)
-  --top-k N               keep the N most likely tokens (default: all)
+  --top-k N               keep the N most likely tokens, N >= 1 (default: all)
   --top-p X               nucleus sampling threshold in (0, 1] (default 1)
   --seed N                sampling seed (default 0)
   --length-penalty X      beam: score = sum / length^X (default 1)
@@ -72,6 +79,10 @@ Options:
   --json                  print one JSON object instead of text
   -q, --quiet             no progress line and no tree
   -h, --help              show this help
+
+An option named for some strategies (--width, --temperature, --top-k, --top-p, --seed, the beam,
+speculative, tot and few-shot options) is refused with the others, which would ignore it. When the KV
+pool runs out, the error suggests a --pages value that fits the run.
 
 tot scores each thought by its mean token log-probability (the model's own confidence); thoughts end at
 '.' or a newline.
@@ -101,6 +112,73 @@ function numberOption(
     });
   }
   return value;
+}
+
+/** The strategies that use each strategy-specific option; any other strategy refuses it. */
+const OPTION_STRATEGIES: Readonly<Record<string, readonly Strategy[]>> = {
+  width: ['beam', 'best-of', 'tot'],
+  temperature: ['sample', 'best-of', 'tot', 'few-shot'],
+  'top-k': ['sample', 'best-of', 'tot', 'few-shot'],
+  'top-p': ['sample', 'best-of', 'tot', 'few-shot'],
+  seed: ['sample', 'best-of', 'tot', 'few-shot'],
+  'length-penalty': ['beam'],
+  'early-stopping': ['beam'],
+  'draft-length': ['speculative'],
+  'draft-branches': ['speculative'],
+  keep: ['tot'],
+  depth: ['tot'],
+  branch: ['few-shot'],
+};
+
+/** @throws {UsageError} naming the strategies that take an option given to one that would ignore it. */
+function refuseIgnoredOptions(values: Record<string, unknown>, strategy: Strategy): void {
+  for (const [name, strategies] of Object.entries(OPTION_STRATEGIES)) {
+    if (values[name] === undefined || strategies.includes(strategy)) continue;
+    throw new UsageError(
+      `--${name} does nothing with --strategy ${strategy}; it applies to ${strategies.join(', ')} (see 'deft generate --help')`,
+      { argument: `--${name}`, expected: `--strategy ${strategies.join(' | ')}`, actual: strategy },
+    );
+  }
+}
+
+/**
+ * The KV pages a run can hold at most without any sharing: every live sequence owning its whole path
+ * (prompt + generated tokens, capped by the context length) plus one partly filled page. A `--pages` value
+ * this large always fits; sharing makes the real need smaller.
+ */
+function pagesUpperBound(
+  strategy: Strategy,
+  inputs: {
+    promptLength: number;
+    maxTokens: number;
+    contextLength: number;
+    pageSize: number;
+    width: number;
+    keep: number;
+    depth: number;
+    draftLength: number;
+    draftBranches: number;
+    branchLengths: readonly number[];
+  },
+): number {
+  const pages = (generated: number) =>
+    Math.ceil(Math.min(inputs.promptLength + generated, inputs.contextLength) / inputs.pageSize) + 1;
+  switch (strategy) {
+    case 'greedy':
+    case 'sample':
+      return pages(inputs.maxTokens);
+    case 'speculative':
+      return pages(inputs.maxTokens + inputs.draftLength) * (inputs.draftBranches + 1);
+    case 'beam':
+      // Up to `width` live beams and `width` finished hypotheses hold their paths.
+      return pages(inputs.maxTokens) * inputs.width * 2;
+    case 'best-of':
+      return pages(inputs.maxTokens) * inputs.width;
+    case 'tot':
+      return pages(inputs.maxTokens * inputs.depth) * inputs.width * inputs.keep;
+    case 'few-shot':
+      return inputs.branchLengths.reduce((sum, length) => sum + pages(length + inputs.maxTokens), 0);
+  }
 }
 
 /** Opens a backend through the CLI's one resolver and checks that it runs models (has model ops). */
@@ -230,12 +308,14 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   const tokenizerPath = tokenizerOption === undefined ? undefined : resolvePath(tokenizerOption);
   const promptText = requiredStringOption(values, 'prompt', 'generate');
   const strategy: Strategy = choiceOption(values, 'strategy', STRATEGIES) ?? 'greedy';
+  refuseIgnoredOptions(values, strategy);
   const maxTokens = integerOption(values, 'max-tokens', 1) ?? 64;
   const width = integerOption(values, 'width', 1) ?? 4;
   const sampled = strategy === 'sample' || strategy === 'best-of' || strategy === 'tot';
   const temperature =
     numberOption(values, 'temperature', (value) => value >= 0, 'a number >= 0') ?? (sampled ? 1 : 0);
-  const topK = integerOption(values, 'top-k', 0) ?? 0;
+  // The decoder reads top-k 0 as "all tokens"; on the command line that is the default, so N >= 1.
+  const topK = integerOption(values, 'top-k', 1) ?? 0;
   const topP = numberOption(values, 'top-p', (value) => value > 0 && value <= 1, 'in (0, 1]') ?? 1;
   const seed = integerOption(values, 'seed', 0) ?? 0;
   const lengthPenalty = numberOption(values, 'length-penalty', () => true, 'a number') ?? 1;
@@ -262,6 +342,7 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   const { backend } = opened;
   let model: LlamaModel | undefined;
   let engine: DecodingEngine | undefined;
+  let pagesNeeded: (() => number) | undefined;
   try {
     const loaded = await loadModelFiles(modelPath, tokenizerPath, backend);
     model = loaded.model;
@@ -273,6 +354,21 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
       planner: { strategy: planStrategy },
     });
     const prompt = tokenizer.encode(promptText);
+    const branches = branchTexts.map((text) => tokenizer.encode(text, { bos: false }));
+    const contextLimit = model.config.contextLength;
+    pagesNeeded = () =>
+      pagesUpperBound(strategy, {
+        promptLength: prompt.length,
+        maxTokens,
+        contextLength: contextLimit,
+        pageSize,
+        width,
+        keep,
+        depth,
+        draftLength,
+        draftBranches,
+        branchLengths: branches.map((branch) => branch.length),
+      });
     const stopTokens = values['no-stop'] === true ? [] : [tokenizer.eosId];
     const sampling = { temperature, topK, topP, seed };
     const progress = progressLine(io, !quiet);
@@ -298,7 +394,7 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
       draftBranches,
       keep,
       depth,
-      branches: branchTexts.map((text) => tokenizer.encode(text, { bos: false })),
+      branches,
       tokenizer,
       onEvent,
     });
@@ -356,6 +452,15 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
     io.stdout(`${statsLines(outcome.stats)}\n`);
     return 0;
   } catch (error) {
+    if (CapacityError.isInstance(error) && /KV page/.test(error.message)) {
+      const bound = pagesNeeded?.() ?? 0;
+      const suggestion = bound > numPages ? bound : numPages * 2;
+      io.stderr(
+        `deft generate: ${error.message}; the pool has --pages ${numPages} of ${pageSize} tokens: ` +
+          `run with --pages ${suggestion}${bound > numPages ? ' (enough for this run without any sharing)' : ''}\n`,
+      );
+      return 1;
+    }
     if (DeftError.isInstance(error) && !UsageError.isInstance(error)) {
       io.stderr(`deft generate: ${(error as DeftError).message}\n`);
       return 1;

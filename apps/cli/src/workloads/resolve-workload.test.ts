@@ -34,6 +34,16 @@ describe('resolveWorkload', () => {
     );
     expect(usageMessage(() => resolveReplay('sd-t64'))).toMatch(/--replay needs a replayed record/);
   });
+
+  it('reports a missing workload file as a missing file, and a directory as a directory', () => {
+    expect(usageMessage(() => resolveWorkload('no-such-dir/tree.json', { cwd }))).toMatch(
+      /^workload file no-such-dir\/tree.json does not exist \(looked for .*no-such-dir\/tree.json\)/,
+    );
+    expect(usageMessage(() => resolveWorkload('tree.json', { cwd }))).toMatch(
+      /^workload file tree.json does not exist/,
+    );
+    expect(usageMessage(() => resolveWorkload('.', { cwd }))).toMatch(/is a directory, expected a workload/);
+  });
 });
 
 describe.skipIf(!datasetAvailable())('replayed workloads of the DeFT dataset', () => {

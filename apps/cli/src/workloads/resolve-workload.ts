@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from '@deft/core';
 import { UsageError } from '../errors/usage-error.js';
@@ -67,9 +67,22 @@ export function resolveWorkload(name: string, options: ResolveOptions): Workload
   if (replay !== undefined) return replaySnapshot(replay, options.step);
   const file = path.resolve(options.cwd, name);
   if (!existsSync(file)) {
+    if (looksLikePath(name)) {
+      throw new UsageError(
+        `workload file ${name} does not exist (looked for ${file}); check the path, or use ${HELP_TEXT}`,
+        { argument: 'workload', expected: 'an existing workload JSON file', actual: file },
+      );
+    }
     throw new UsageError(`unknown workload '${name}': use ${HELP_TEXT}`, {
       argument: 'workload',
       actual: name,
+    });
+  }
+  if (statSync(file).isDirectory()) {
+    throw new UsageError(`workload ${name} is a directory, expected a workload JSON file`, {
+      argument: 'workload',
+      expected: 'a workload JSON file',
+      actual: file,
     });
   }
   let text: string;
@@ -217,6 +230,11 @@ function replaySnapshot(replay: ReplayName, defaultStep: number | undefined): Wo
     }
     throw error;
   }
+}
+
+/** A name meant as a file: it has a directory separator or a file extension (built-in names have neither). */
+function looksLikePath(name: string): boolean {
+  return /[\\/]/.test(name) || /\.[A-Za-z0-9]+$/.test(name);
 }
 
 function requireDataset(name: string): void {
