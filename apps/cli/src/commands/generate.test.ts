@@ -115,6 +115,52 @@ describe('deft generate', () => {
       }
     });
 
+    it('reports tokens/s and the time to the first token, on stderr and in JSON', async () => {
+      const io = recordingIo();
+      expect(await runGenerate(['-m', gguf, '-p', 'Once upon a time', '-n', '12', '-q'], io)).toBe(0);
+      expect(io.errors()).toMatch(
+        /^deft generate: 12 tokens in \d+\.\d\d s, \d+\.\d tokens\/s, first token after \d+ ms\n$/,
+      );
+      const json = recordingIo();
+      expect(await runGenerate(['-m', gguf, '-p', 'Once upon a time', '-n', '12', '--json'], json)).toBe(0);
+      const { timing } = JSON.parse(json.output()) as {
+        timing: { generatedTokens: number; tokensPerSecond: number; firstTokenMilliseconds: number };
+      };
+      expect(timing.generatedTokens).toBe(12);
+      expect(timing.tokensPerSecond).toBeGreaterThan(0);
+      expect(timing.firstTokenMilliseconds).toBeGreaterThan(0);
+    });
+
+    it('scores every strategy the same way, names the convention, and prints no debug lines', async () => {
+      const runs: string[][] = [
+        ['-s', 'beam', '--width', '3'],
+        ['-s', 'best-of', '--width', '3'],
+        ['-s', 'tot', '--width', '2', '--depth', '2'],
+        ['-s', 'speculative'],
+        ['-s', 'few-shot', '--branch', ' Tom', '--branch', ' a cat'],
+      ];
+      for (const strategyArgs of runs) {
+        const args = ['-m', gguf, '-p', 'Once upon a time', '-n', '8', ...strategyArgs];
+        const json = recordingIo();
+        expect(await runGenerate([...args, '--json'], json)).toBe(0);
+        const report = JSON.parse(json.output()) as {
+          scoreConvention: string;
+          sequences: { logProbabilities: number[]; score: number; meanLogProb: number }[];
+        };
+        expect(report.scoreConvention).toMatch(/^sum of the generated tokens' log-probabilities/);
+        for (const sequence of report.sequences) {
+          const sum = sequence.logProbabilities.reduce((total, value) => total + value, 0);
+          expect(sequence.score).toBeCloseTo(sum, 9);
+          expect(sequence.meanLogProb).toBeCloseTo(sum / sequence.logProbabilities.length, 9);
+        }
+        const text = recordingIo();
+        expect(await runGenerate([...args, '-q'], text)).toBe(0);
+        expect(text.output()).toContain("score: sum of the generated tokens' log-probabilities");
+        expect(text.output()).toMatch(/\[1\] score -?\d+\.\d{4}, mean -?\d+\.\d{4}\/token/);
+        expect(text.output()).not.toMatch(/branchIndices|\{"|\[\d+(,\d+)+\]/);
+      }
+    });
+
     it('suggests a --pages value that fits when the KV pool runs out', async () => {
       const io = recordingIo();
       const args = ['-m', gguf, '-p', 'Once', '-s', 'beam', '--width', '4', '-n', '40', '-q'];

@@ -49,7 +49,12 @@ Generates text with a Llama-family model (GGUF, or a llama2.c checkpoint with it
 tree search over the paged tree KV cache with DeFT attention. Greedy decoding and sampling stream the
 text; the other strategies print their sequences with scores. At the end it prints the token tree and
 the statistics: forward passes, queries, and the KV bytes read under the tree plan against the
-sequence baseline (each query reading its whole path).
+sequence baseline (each query reading its whole path). A summary line on stderr gives the generated
+tokens, tokens per second and the time to the first token (in --json: "timing").
+
+Every strategy reports the same score: score = the sum of the generated tokens' log-probabilities
+(natural log), with meanLogProb = score / tokens beside it. rankScore is the value the strategy itself
+ranked by (beam: sum / length^penalty; tot: its thought scores; the others: the sum), in --json only.
 
 Options:
   -m, --model FILE        model file: .gguf (F32/F16/BF16 tensors) or a llama2.c checkpoint (.bin)
@@ -249,6 +254,69 @@ interface Outcome {
   readonly extra: Record<string, unknown>;
 }
 
+/** The one score every strategy reports, named in the output. */
+const SCORE_CONVENTION =
+  "sum of the generated tokens' log-probabilities (natural log); mean = score / tokens";
+
+/** `score` (sum of log-probabilities) and `meanLogProb` of a sequence, whatever the strategy ranked by. */
+function scoreOf(sequence: GeneratedSequence): { score: number; meanLogProb: number } {
+  let score = 0;
+  for (const value of sequence.logProbabilities) score += value;
+  const count = sequence.logProbabilities.length;
+  return { score, meanLogProb: count === 0 ? 0 : score / count };
+}
+
+/** Generated tokens, wall time, tokens per second and time to the first token of a run. */
+interface Timing {
+  readonly generatedTokens: number;
+  readonly totalMilliseconds: number;
+  readonly tokensPerSecond: number;
+  /** From the start of decoding (prompt pass included) to the first generated token; `null` when none was. */
+  readonly firstTokenMilliseconds: number | null;
+}
+
+function describeTiming(
+  sequences: readonly GeneratedSequence[],
+  totalMilliseconds: number,
+  firstTokenMilliseconds: number | undefined,
+): Timing {
+  const generatedTokens = sequences.reduce((sum, sequence) => sum + sequence.tokens.length, 0);
+  return {
+    generatedTokens,
+    totalMilliseconds,
+    tokensPerSecond: totalMilliseconds > 0 ? (generatedTokens * 1000) / totalMilliseconds : 0,
+    firstTokenMilliseconds: firstTokenMilliseconds ?? null,
+  };
+}
+
+function timingLine(timing: Timing): string {
+  const first =
+    timing.firstTokenMilliseconds === null
+      ? 'no token generated'
+      : `first token after ${timing.firstTokenMilliseconds.toFixed(0)} ms`;
+  return (
+    `deft generate: ${timing.generatedTokens} tokens in ${(timing.totalMilliseconds / 1000).toFixed(2)} s, ` +
+    `${timing.tokensPerSecond.toFixed(1)} tokens/s, ${first}`
+  );
+}
+
+/** The strategy's own counters as one readable line (speculative acceptance, tot search size), if any. */
+function describeExtra(extra: Record<string, unknown>): string | undefined {
+  const acceptance = extra.acceptance as
+    | { proposed: number; accepted: number; rate: number; tokensPerPass: number }
+    | undefined;
+  if (acceptance !== undefined) {
+    return (
+      `drafts: ${acceptance.accepted} of ${acceptance.proposed} draft tokens accepted ` +
+      `(${(acceptance.rate * 100).toFixed(0)}%), ${acceptance.tokensPerPass.toFixed(2)} tokens per forward pass`
+    );
+  }
+  if (extra.expansions !== undefined) {
+    return `search: ${String(extra.expansions)} expansions, ${String(extra.thoughts)} thoughts, ${String(extra.answers)} answers`;
+  }
+  return undefined;
+}
+
 function statsLines(stats: DecodeStats): string {
   return [
     `forward passes ${stats.forwardPasses}, queries ${stats.queries}, peak ${stats.peakTreeNodes} tree nodes / ${stats.peakPagesUsed} KV pages`,
@@ -384,6 +452,13 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
       else progress.update(event);
     };
     const common = { prompt, maxTokens, stopTokens };
+    const started = performance.now();
+    let firstTokenMilliseconds: number | undefined;
+    const onEventTimed = (event: DecodeEvent) => {
+      if (firstTokenMilliseconds === undefined && event.tokens.some((entry) => entry.tokens.length > 0))
+        firstTokenMilliseconds = performance.now() - started;
+      onEvent(event);
+    };
     const outcome = await runOne(strategy, engine, {
       common,
       sampling,
@@ -396,8 +471,9 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
       depth,
       branches,
       tokenizer,
-      onEvent,
+      onEvent: onEventTimed,
     });
+    const timing = describeTiming(outcome.sequences, performance.now() - started, firstTokenMilliseconds);
     progress.clear();
     if (streaming) io.stdout(`${textStream.flush()}\n`);
     const contextLength = model.config.contextLength;
@@ -414,7 +490,8 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
       text: tokenizer.decode(sequence.tokens, { stripLeadingSpace: false }),
       tokens: sequence.tokens,
       logProbabilities: sequence.logProbabilities,
-      score: sequence.score,
+      ...scoreOf(sequence),
+      rankScore: sequence.score,
       finishReason: sequence.finishReason,
     }));
     if (json) {
@@ -427,8 +504,10 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
             strategy,
             contextLength,
             prompt: { text: promptText, tokens: prompt },
+            scoreConvention: SCORE_CONVENTION,
             sequences: described,
             ...outcome.extra,
+            timing,
             stats: { ...totals, steps },
             tree: outcome.tree.toJSON(),
           },
@@ -439,17 +518,21 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
       return 0;
     }
     if (!streaming) {
+      io.stdout(`score: ${SCORE_CONVENTION}\n\n`);
       described.forEach((sequence, index) => {
         io.stdout(
-          `[${index + 1}] score ${sequence.score.toFixed(4)} (${sequence.finishReason}, ${sequence.tokens.length} tokens)\n`,
+          `[${index + 1}] score ${sequence.score.toFixed(4)}, mean ${sequence.meanLogProb.toFixed(4)}/token ` +
+            `(${sequence.finishReason}, ${sequence.tokens.length} tokens)\n`,
         );
         io.stdout(`${promptText}${strategy === 'few-shot' ? branchTexts[index] : ''}${sequence.text}\n\n`);
       });
     }
-    for (const [key, value] of Object.entries(outcome.extra)) io.stdout(`${key}: ${JSON.stringify(value)}\n`);
+    const extraLine = describeExtra(outcome.extra);
+    if (extraLine !== undefined) io.stdout(`${extraLine}\n`);
     if (!quiet)
       io.stdout(`\ntoken tree at the end (pages released):\n${outcome.tree.dump({ maxTokens: 12 })}\n`);
     io.stdout(`${statsLines(outcome.stats)}\n`);
+    io.stderr(`${timingLine(timing)}\n`);
     return 0;
   } catch (error) {
     if (CapacityError.isInstance(error) && /KV page/.test(error.message)) {
