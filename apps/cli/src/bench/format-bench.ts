@@ -3,41 +3,51 @@ import { formatBytes, formatMicroseconds, formatRatio } from '../format/format-n
 import { formatTable } from '../format/format-table.js';
 import type { BenchRow } from './bench-result.js';
 
-/** The bench table: one row per (workload, strategy), the workload named on its first row only. */
+/** What the bench table's columns mean, printed above it (wrapped to the terminal width by the caller). */
+export const BENCH_TABLE_LEGEND =
+  'per layer: time is the median per layer, KV read and unique are the bytes of K and V read and held; ' +
+  '"vs seq" is the ratio to the sequence baseline of the same workload (time, then KV read); ' +
+  'reuse = KV read / unique; plan = planning time';
+
+/**
+ * The bench table: each workload on a line of its own, then one indented row per strategy, so the rows
+ * fit 100 columns whatever the workload names (`tot:sorting128:0:1495` is as wide as a column).
+ */
 export function formatBenchTable(rows: readonly BenchRow[]): string {
-  let previous = '';
-  return formatTable(
+  const table = formatTable(
     [
-      { header: 'workload' },
       { header: 'strategy' },
-      { header: 'time/layer', align: 'right' },
+      { header: 'time', align: 'right' },
       { header: 'vs seq', align: 'right' },
       { header: 'KV read', align: 'right' },
-      { header: 'unique KV', align: 'right' },
+      { header: 'unique', align: 'right' },
       { header: 'vs seq', align: 'right' },
-      { header: 'read/unique', align: 'right' },
+      { header: 'reuse', align: 'right' },
       { header: 'chunks', align: 'right' },
       { header: 'partials', align: 'right' },
-      { header: 'planning', align: 'right' },
+      { header: 'plan', align: 'right' },
     ],
-    rows.map((row) => {
-      const name = row.workload === previous ? '' : row.workload;
-      previous = row.workload;
-      return [
-        name,
-        row.strategy,
-        formatMicroseconds(row.layerMicroseconds.median),
-        formatRatio(row.vsSequence.time),
-        formatBytes(row.io.kvBytesRead),
-        formatBytes(row.io.uniqueKvBytes),
-        formatRatio(row.vsSequence.kvBytes),
-        formatRatio(row.io.kvBytesRead / row.io.uniqueKvBytes),
-        String(row.numChunks),
-        String(row.numPartials),
-        formatMicroseconds(row.planMicroseconds),
-      ];
-    }),
-  );
+    rows.map((row) => [
+      row.strategy,
+      formatMicroseconds(row.layerMicroseconds.median),
+      formatRatio(row.vsSequence.time),
+      formatBytes(row.io.kvBytesRead),
+      formatBytes(row.io.uniqueKvBytes),
+      formatRatio(row.vsSequence.kvBytes),
+      formatRatio(row.io.kvBytesRead / row.io.uniqueKvBytes),
+      String(row.numChunks),
+      String(row.numPartials),
+      formatMicroseconds(row.planMicroseconds),
+    ]),
+  ).split('\n');
+  const lines = table.slice(0, 2).map((line) => `  ${line}`);
+  let previous: string | undefined;
+  rows.forEach((row, index) => {
+    if (row.workload !== previous) lines.push(row.workload);
+    previous = row.workload;
+    lines.push(`  ${table[index + 2]}`);
+  });
+  return `${lines.join('\n')}\n`;
 }
 
 /** Geometric means over workloads of each strategy's ratios to the sequence baseline, one line per strategy. */

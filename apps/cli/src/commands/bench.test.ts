@@ -50,7 +50,9 @@ describe('deft bench on the CPU', () => {
     // Progress went to stderr as one line per item; the table and the note to stdout.
     expect(io.errors().trimEnd().split('\n')).toHaveLength(8);
     expect(io.output()).toMatch(/note: CPU timings are of the float64 reference backend/);
-    expect(io.output()).toMatch(/beam-w8 +deft-flatten/);
+    expect(io.output()).toMatch(/^beam-w8\n {2}deft-flatten /m);
+    // The table and the prose around it fit a normal terminal.
+    for (const line of io.output().split('\n')) expect([...line].length).toBeLessThanOrEqual(100);
     expect(io.output()).toMatch(/wrote out\.json/);
   });
 
@@ -87,7 +89,7 @@ describe('deft bench on the CPU', () => {
       io,
     );
     expect(code).toBe(1);
-    expect(recorded.output()).toMatch(/beam-w8 +deft-node/);
+    expect(recorded.output()).toMatch(/^beam-w8\n {2}deft-node /m);
     expect(recorded.errors()).toMatch(
       /could not write out\/x\.json \(ENOENT.*\); the table above holds the results/,
     );

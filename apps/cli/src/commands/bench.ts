@@ -5,7 +5,7 @@ import { PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core
 import { ATTENTION_TOLERANCE } from '@deft/testing';
 import { probeWebGpuAdapter } from '../backends/open-backend.js';
 import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/bench-result.js';
-import { formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
+import { BENCH_TABLE_LEGEND, formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
 import { type GpuBackendName, type GpuBenchOptions, loadGpuBench } from '../bench/gpu-bench-modules.js';
 import { CPU_HEAD_SCALING_NOTE, CPU_TIMING_NOTE, runCpuBench } from '../bench/run-cpu-bench.js';
 import type { CliIo } from '../cli/cli-io.js';
@@ -18,6 +18,7 @@ import {
 } from '../cli/parse-command-line.js';
 import { createProgress } from '../cli/progress.js';
 import { UsageError } from '../errors/usage-error.js';
+import { OUTPUT_COLUMNS, wrapText } from '../format/wrap-text.js';
 import { BUILTIN_WORKLOADS, PAPER_WORKLOAD_NAMES } from '../workloads/builtin.js';
 import { datasetAvailable, datasetDirectory } from '../workloads/replay/deft-dataset.js';
 import { REPLAYED_WORKLOAD_NAMES, resolveWorkload } from '../workloads/resolve-workload.js';
@@ -142,12 +143,10 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
   io.stdout(
     `deft bench: backend ${outcome.backend} (${outcome.device}); ${runs} timed run${runs === 1 ? '' : 's'} per layer\n`,
   );
-  io.stdout(`note: ${outcome.note}\n`);
-  io.stdout(
-    'per layer: KV bytes are K and V of one layer; "vs seq" is the ratio to the sequence baseline of the same workload\n\n',
-  );
+  io.stdout(`${wrapText(`note: ${outcome.note}`, OUTPUT_COLUMNS, '  ')}\n`);
+  io.stdout(`${wrapText(BENCH_TABLE_LEGEND, OUTPUT_COLUMNS, '  ')}\n\n`);
   io.stdout(formatBenchTable(outcome.rows));
-  for (const line of outcome.notes) io.stdout(`${line}\n`);
+  for (const line of outcome.notes) io.stdout(`${wrapText(line, OUTPUT_COLUMNS, '  ')}\n`);
   const summary = formatBenchSummary(outcome.rows, strategies);
   if (summary !== '') io.stdout(`\n${summary}`);
   const checks = reportFailedChecks(outcome.rows, workloads, io);
