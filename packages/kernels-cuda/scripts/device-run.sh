@@ -40,3 +40,22 @@ for extra in "$@"; do
     --json "$OUT/cuda-extra-$index.json" $extra 2>> "$LOG" | tee -a "$LOG" | tail -"${EXTRA_TAIL:-14}"
   echo "extra $index exit ${PIPESTATUS[0]}"
 done
+# Last: one short table over every JSON of this call (best tasks strategy per workload, µs).
+node -e '
+const fs = require("fs"), path = require("path"), dir = process.argv[1];
+const files = fs.readdirSync(dir).filter((f) => /^cuda-(bench|extra-\d+)\.json$/.test(f)).sort();
+const rows = new Map(), cols = [];
+for (const file of files) {
+  let data; try { data = JSON.parse(fs.readFileSync(path.join(dir, file), "utf8")); } catch { continue; }
+  if (!data.bench) continue;
+  const col = `${data.options.label}`; cols.push(col);
+  for (const w of data.bench.workloads) {
+    const row = rows.get(w.workload) ?? { ro: w.readOnceMicroseconds }; rows.set(w.workload, row);
+    const t = w.strategies.filter((s) => s.executor === "tasks" && s.strategy !== "sequence").map((s) => s.layerMicroseconds.median);
+    if (t.length) row[col] = Math.min(...t);
+  }
+  if (data.check) { const c = data.check; console.log(`check ${col}: ${c.filter((x) => x.passed && x.repeatable).length}/${c.length} passed and bit-identical`); }
+}
+console.log(["workload", "read-once", ...cols].join(" | "));
+for (const [w, r] of rows) console.log([w, r.ro.toFixed(1), ...cols.map((c) => (r[c] === undefined ? "-" : r[c].toFixed(1)))].join(" | "));
+' "$OUT"

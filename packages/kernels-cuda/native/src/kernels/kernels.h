@@ -152,6 +152,8 @@ struct TaskParams {
 Status ConfigureTaskKernels();
 /** Shared-memory bytes of the tensor-core task kernel at a head dim. */
 size_t TaskSharedBytes(int headDim);
+/** Ring stages of the tensor-core task kernel (v9: 3; the v10 build: 2). */
+int TaskRingStages();
 /** Enqueues one layer of tree attention with the task executor. */
 Status LaunchTaskAttention(const TaskParams& params, KvType kvType, AttentionKernel kernel, cudaStream_t stream);
 

@@ -30,10 +30,26 @@ constexpr int kTaskWarps = 4;
 constexpr int kTaskThreads = kTaskWarps * 32;
 /** Tokens per staged KV tile (K and V of one KV head: 32 KB per stage at head dim 128). */
 constexpr int kTaskTileTokens = 64;
-/** Ring stages: two tiles in flight while one is computed. */
-constexpr int kTaskStages = 3;
-/** CTAs per multiprocessor the launch bounds aim for (shared memory allows two at head dim 128). */
-constexpr int kTaskBlocksPerMultiprocessor = 2;
+/**
+ * Build-time choice of the tensor-core task kernel's configuration (KERNEL_NOTES.md, v10):
+ *   - false (v9, the default): three ring stages (two tiles in flight while one is computed; 96.5 KB of
+ *     shared memory at head dim 128), launch bounds for two CTAs (242 registers), 16 threads per token
+ *     row in the loader (eight slot indices per thread and tile);
+ *   - true (v10): two stages (64.5 KB), launch bounds for three CTAs (168 registers: 12 warps per SM),
+ *     four threads per token row (two slot indices per thread and tile). Correct on an H200 (240/240
+ *     check cases), faster on the few-shot trees, slower on sd-t64 / sd-t256 / reasoning; build it with
+ *     `-DDEFT_TASK_KERNEL_V10` and balance the task schedule for 3 CTAs per SM (`blocksPerMultiprocessor`).
+ */
+#ifdef DEFT_TASK_KERNEL_V10
+constexpr bool kTaskKernelV10 = true;
+#else
+constexpr bool kTaskKernelV10 = false;
+#endif
+/** Ring stages: v9 two tiles in flight while one is computed, v10 one. */
+constexpr int kTaskStages = kTaskKernelV10 ? 2 : 3;
+/** CTAs per multiprocessor the launch bounds aim for (shared memory allows two (v9) or three (v10)). */
+constexpr int kTaskBlocksPerMultiprocessor = kTaskKernelV10 ? 3 : 2;
+static_assert(kTaskStages == 2 || kTaskStages == 3, "the prologue handles two or three stages");
 /** Largest head dim of the CUDA-core paths (values per lane). */
 constexpr int kMaxPerLane = 8;
 
@@ -49,7 +65,16 @@ struct TaskLayout {
   static constexpr int kChunks = Dim / 8;  // 16-byte chunks per K / V row
   static constexpr int kTileHalves = kTaskTileTokens * Dim;
   static constexpr int kStageHalves = 2 * kTileHalves;  // K tile then V tile
+  // v9 loader: thread t copies chunk (t + 128 * step) % kChunks of row (t + 128 * step) / kChunks, one slot
+  // index per copy (eight per tile at head dim 128).
   static constexpr int kCopiesPerThread = kTaskTileTokens * kChunks / kTaskThreads;
+  // v10 loader: four threads per token row, each copying kChunks / 4 chunks (lane quads cover 64 contiguous
+  // bytes per chunk group: whole 32-byte sectors); 32 rows per pass, two passes per 64-token tile, so a
+  // thread needs two slot indices per tile.
+  static constexpr int kThreadsPerRow = 4;
+  static constexpr int kChunksPerThread = kChunks / kThreadsPerRow;
+  static constexpr int kRowsPerPass = kTaskThreads / kThreadsPerRow;
+  static constexpr int kPasses = kTaskTileTokens / kRowsPerPass;
   static constexpr int kScratchRowFloats = Dim + 4;
   static constexpr int kScratchWarpFloats = 16 * kScratchRowFloats + 32;  // o rows, then m[16], l[16]
   static constexpr size_t kRingBytes = static_cast<size_t>(kTaskStages) * kStageHalves * sizeof(half);
@@ -61,16 +86,26 @@ struct TaskLayout {
 /** Slot indices of the token rows one thread copies for one tile (-1: past the task's end). */
 template <int Dim>
 struct TaskTileSlots {
-  int slot[TaskLayout<Dim>::kCopiesPerThread];
+  int slot[kTaskKernelV10 ? TaskLayout<Dim>::kPasses : TaskLayout<Dim>::kCopiesPerThread];
 };
 
 template <int Dim>
 __device__ __forceinline__ void FetchTaskSlots(const int* slots, int numTokens, int tile, TaskTileSlots<Dim>& out) {
+  using Layout = TaskLayout<Dim>;
+  if constexpr (kTaskKernelV10) {
 #pragma unroll
-  for (int step = 0; step < TaskLayout<Dim>::kCopiesPerThread; ++step) {
-    const int row = (threadIdx.x + step * kTaskThreads) / TaskLayout<Dim>::kChunks;
-    const int token = tile * kTaskTileTokens + row;
-    out.slot[step] = token < numTokens ? __ldg(slots + token) : -1;
+    for (int pass = 0; pass < Layout::kPasses; ++pass) {
+      const int row = threadIdx.x / Layout::kThreadsPerRow + pass * Layout::kRowsPerPass;
+      const int token = tile * kTaskTileTokens + row;
+      out.slot[pass] = token < numTokens ? __ldg(slots + token) : -1;
+    }
+  } else {
+#pragma unroll
+    for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
+      const int row = (threadIdx.x + step * kTaskThreads) / Layout::kChunks;
+      const int token = tile * kTaskTileTokens + row;
+      out.slot[step] = token < numTokens ? __ldg(slots + token) : -1;
+    }
   }
 }
 
@@ -82,17 +117,35 @@ __device__ __forceinline__ void IssueTaskTile(const TaskParams& params, int kvHe
   const half* keys = static_cast<const half*>(params.k) + kvHead * Dim;
   const half* values = static_cast<const half*>(params.v) + kvHead * Dim;
   const int slotStride = params.numKvHeads * Dim;  // halves per slot row
+  if constexpr (!kTaskKernelV10) {
 #pragma unroll
-  for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
-    const int index = threadIdx.x + step * kTaskThreads;
-    const int row = index / Layout::kChunks;
-    const int chunk = index % Layout::kChunks;
-    const int slot = slots.slot[step];
+    for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
+      const int index = threadIdx.x + step * kTaskThreads;
+      const int row = index / Layout::kChunks;
+      const int chunk = index % Layout::kChunks;
+      const int slot = slots.slot[step];
+      // One 32 x 32 -> 64-bit multiply-add per row; a row past the end reads slot 0's address, zero-filled.
+      const long long offset = static_cast<long long>(max(slot, 0)) * slotStride + chunk * 8;
+      const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
+      CopyAsync16(stage + sharedOffset, keys + offset, slot >= 0);
+      CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + offset, slot >= 0);
+    }
+    return;
+  }
+  const int quad = threadIdx.x % Layout::kThreadsPerRow;
+#pragma unroll
+  for (int pass = 0; pass < Layout::kPasses; ++pass) {
+    const int row = threadIdx.x / Layout::kThreadsPerRow + pass * Layout::kRowsPerPass;
+    const int slot = slots.slot[pass];
     // One 32 x 32 -> 64-bit multiply-add per row; a row past the end reads slot 0's address, zero-filled.
-    const long long offset = static_cast<long long>(max(slot, 0)) * slotStride + chunk * 8;
-    const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
-    CopyAsync16(stage + sharedOffset, keys + offset, slot >= 0);
-    CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + offset, slot >= 0);
+    const long long rowOffset = static_cast<long long>(max(slot, 0)) * slotStride;
+#pragma unroll
+    for (int part = 0; part < Layout::kChunksPerThread; ++part) {
+      const int chunk = quad + part * Layout::kThreadsPerRow;
+      const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
+      CopyAsync16(stage + sharedOffset, keys + rowOffset + chunk * 8, slot >= 0);
+      CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + rowOffset + chunk * 8, slot >= 0);
+    }
   }
 }
 
@@ -286,17 +339,26 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
   const int* slots = params.taskSlots + slotStart;
   const int numTiles = (numTokens + kTaskTileTokens - 1) / kTaskTileTokens;
 
-  // Prologue: the slots of the first three tiles in one batch, then the copies of the first two.
-  TaskTileSlots<Dim> first;
-  TaskTileSlots<Dim> second;
+  // Prologue: the slots of the first kTaskStages tiles in one batch, then the copies of the first
+  // kTaskStages - 1 (`next` holds the slots of the tile the loop issues first).
   TaskTileSlots<Dim> next;
-  FetchTaskSlots<Dim>(slots, numTokens, 0, first);
-  FetchTaskSlots<Dim>(slots, numTokens, 1, second);
-  FetchTaskSlots<Dim>(slots, numTokens, 2, next);
-  IssueTaskTile<Dim>(params, kvHead, ring, first);
-  CopyAsyncCommit();
-  if (numTiles > 1) IssueTaskTile<Dim>(params, kvHead, ring + Layout::kStageHalves, second);
-  CopyAsyncCommit();
+  {
+    TaskTileSlots<Dim> first;
+    FetchTaskSlots<Dim>(slots, numTokens, 0, first);
+    if constexpr (kTaskStages == 3) {
+      TaskTileSlots<Dim> second;
+      FetchTaskSlots<Dim>(slots, numTokens, 1, second);
+      FetchTaskSlots<Dim>(slots, numTokens, 2, next);
+      IssueTaskTile<Dim>(params, kvHead, ring, first);
+      CopyAsyncCommit();
+      if (numTiles > 1) IssueTaskTile<Dim>(params, kvHead, ring + Layout::kStageHalves, second);
+      CopyAsyncCommit();
+    } else {
+      FetchTaskSlots<Dim>(slots, numTokens, 1, next);
+      IssueTaskTile<Dim>(params, kvHead, ring, first);
+      CopyAsyncCommit();
+    }
+  }
 
   uint32_t queryFragments[Dim / 16][4];
   if (active) {
@@ -595,6 +657,8 @@ __global__ void __launch_bounds__(256, 4) TaskMergeKernel(const TaskParams param
 }
 
 }  // namespace
+
+int TaskRingStages() { return kTaskStages; }
 
 size_t TaskSharedBytes(int headDim) {
   return headDim == 64 ? TaskLayout<64>::kSharedBytes : TaskLayout<128>::kSharedBytes;

@@ -618,7 +618,7 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
     params.group = numHeads / numKvHeads;
     params.headDim = headDim;
     params.dependentLaunch = context->info.computeMajor >= 9 ? 1 : 0;
-    summary->ringStages = 3;
+    summary->ringStages = TaskRingStages();
     summary->kernel = static_cast<int>(plan->kernel);
     summary->sharedBytes = plan->kernel == AttentionKernel::kMma ? TaskSharedBytes(headDim) : 0;
     const Handle id = nextHandle++;
