@@ -1,6 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { syntheticCheckpoint, writeLlama2cLegacy } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli/cli-io.js';
 import { UsageError } from '../errors/usage-error.js';
@@ -45,7 +47,9 @@ describe('deft generate', () => {
 
   it('calls a missing tokenizer a tokenizer file and a directory a directory', async () => {
     const missing = recordingIo();
-    const checkpoint = path.join(models, 'stories260K.bin');
+    // A small synthetic checkpoint, so the test does not need the shared model files.
+    const checkpoint = path.join(mkdtempSync(path.join(tmpdir(), 'deft-generate-')), 'tiny.bin');
+    writeFileSync(checkpoint, writeLlama2cLegacy(syntheticCheckpoint()));
     expect(await runGenerate(['-m', checkpoint, '-t', '/nonexistent/tok.bin', '-p', 'x'], missing)).toBe(1);
     expect(missing.errors()).toMatch(/^deft generate: tokenizer file \/nonexistent\/tok.bin does not exist/);
     const directory = recordingIo();
