@@ -1,5 +1,6 @@
 import { seededRandom } from '@deft/testing';
 import type { BuiltWorkload } from '../workloads/build-workload.js';
+import { ensureWorkloadFits } from '../workloads/workload-memory.js';
 
 /** Random inputs of one layer of tree attention. */
 export interface AttentionInputs {
@@ -20,6 +21,8 @@ const KV_GRID = 2048;
  * Seeded random Q/K/V for a workload (seed from the workload). Queries are uniform in [-2, 2); keys and
  * values lie on a grid exactly representable in f16, so an f16 KV cache stores them without rounding.
  *
+ * @throws {CapacityError} before allocating when Q, K or V exceed the longest typed array or the
+ *   workload exceeds the host-memory budget (`DEFT_HOST_MEMORY_BUDGET`).
  * @example
  * ```ts
  * const inputs = randomAttentionInputs(buildWorkload(workload));
@@ -27,6 +30,7 @@ const KV_GRID = 2048;
  */
 export function randomAttentionInputs(built: BuiltWorkload): AttentionInputs {
   const { workload } = built;
+  ensureWorkloadFits(workload);
   const numQueries = built.queries.nodes.length;
   const treeTokens = built.tokenSlots.length;
   const q = new Float32Array(numQueries * workload.heads * workload.headDim);

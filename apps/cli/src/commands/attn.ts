@@ -11,6 +11,7 @@ import type { CliIo } from '../cli/cli-io.js';
 import { choiceOption, parseCommandLine, stringOption } from '../cli/parse-command-line.js';
 import { formatBytes, formatMicroseconds } from '../format/format-number.js';
 import { buildWorkload } from '../workloads/build-workload.js';
+import { ensureWorkloadFits } from '../workloads/workload-memory.js';
 import { describeWorkload, summarizeWorkload } from '../workloads/workload-summary.js';
 import { WORKLOAD_HELP, WORKLOAD_OPTIONS, workloadFromOptions } from './workload-options.js';
 
@@ -57,6 +58,8 @@ export async function runAttnCommand(argv: readonly string[], io: CliIo): Promis
   const strategy: PlanStrategy = choiceOption(values, 'strategy', PLAN_STRATEGIES) ?? 'deft-flatten';
   const dumpDirectory = stringOption(values, 'dump');
   const workload = workloadFromOptions(values, 'attn', io.cwd);
+  // Before anything is allocated: a workload too large for memory ends in a CapacityError, not an OOM.
+  ensureWorkloadFits(workload, { withReference: values.check === true });
   const summary = summarizeWorkload(workload);
   const built = buildWorkload(workload);
   const inputs = randomAttentionInputs(built);

@@ -23,6 +23,7 @@ import { BUILTIN_WORKLOADS, PAPER_WORKLOAD_NAMES } from '../workloads/builtin.js
 import { datasetAvailable, datasetDirectory } from '../workloads/replay/deft-dataset.js';
 import { REPLAYED_WORKLOAD_NAMES, resolveWorkload } from '../workloads/resolve-workload.js';
 import type { Workload } from '../workloads/workload.js';
+import { ensureWorkloadFits } from '../workloads/workload-memory.js';
 import { summarizeWorkload } from '../workloads/workload-summary.js';
 
 const BACKENDS = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
@@ -92,6 +93,9 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
   const jsonFile = stringOption(values, 'json');
   if (jsonFile !== undefined && jsonFile !== '-') checkOutputPath(path.resolve(io.cwd, jsonFile), '--json');
   const workloads = selectWorkloads(listOption(values, 'workloads'), quick, io);
+  // Before any run: a workload too large for memory ends in a CapacityError, not an OOM halfway through.
+  // GPU benches check against the float64 reference, so its copies count unless the CPU was asked for.
+  for (const workload of workloads) ensureWorkloadFits(workload, { withReference: requested !== 'cpu' });
   const progress = createProgress(io, workloads.length * strategies.length);
 
   let outcome = await runOnGpu(

@@ -2,6 +2,7 @@ import type { AttentionShape, PagedTreeView, TreeQueries } from '@deft/core';
 import { buildPagedTree } from '@deft/testing';
 import { workloadQueries } from './parse-workload.js';
 import type { Workload } from './workload.js';
+import { ensureTreeFits } from './workload-memory.js';
 
 /** A workload laid out in pages, ready to plan and run. */
 export interface BuiltWorkload {
@@ -22,6 +23,7 @@ export interface BuiltWorkload {
  * Lays a workload out as a paged tree (page order and node ids shuffled by the workload's seed, each
  * node starting on a fresh page) and its queries as typed arrays.
  *
+ * @throws {CapacityError} before allocating when the tree's slots overflow 32-bit indices.
  * @example
  * ```ts
  * const built = buildWorkload(findBuiltinWorkload('sd-t64')!);
@@ -29,6 +31,7 @@ export interface BuiltWorkload {
  * ```
  */
 export function buildWorkload(workload: Workload): BuiltWorkload {
+  ensureTreeFits(workload);
   const { view, numSlots, nodeIds } = buildPagedTree(
     workload.nodes.map((node) => ({ parent: node.parent, tokens: node.tokens })),
     workload.pageSize,

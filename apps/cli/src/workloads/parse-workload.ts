@@ -20,8 +20,11 @@ const KNOWN_FIELDS = new Set([
 
 /** Largest head count, head dimension or page size a workload may ask for (guards against typos). */
 const MAX_DIMENSION = 65_536;
-/** Largest number of tokens of a workload tree (slots are 32-bit). */
-const MAX_TREE_TOKENS = 2 ** 28;
+/**
+ * Largest number of tokens of a workload tree the format accepts (sums stay exact); what fits in memory
+ * is checked before allocating (`ensureWorkloadFits`, a `CapacityError`).
+ */
+const MAX_TREE_TOKENS = 2 ** 52;
 
 /**
  * Checks a parsed JSON value against the workload format and returns it as a {@link Workload}:
