@@ -1,5 +1,35 @@
 import type { KVStorage, KVStorageDescriptor } from '@deft/core';
-import { DisposedError } from '@deft/core';
+import { CapacityError, DisposedError } from '@deft/core';
+
+/** Longest typed array every supported JavaScript engine can create, in elements (Node 20's V8: 2^32). */
+export const MAX_TYPED_ARRAY_LENGTH = 2 ** 32;
+
+/**
+ * Refuses, before allocating, a KV storage whose per-layer K or V exceeds the longest typed array or whose
+ * K and V over all layers exceed `budgetBytes`.
+ *
+ * @throws {CapacityError} naming the size needed and the limit.
+ */
+export function checkKVStorageSize(descriptor: KVStorageDescriptor, budgetBytes: number): void {
+  const { numLayers, numPages, pageSize, numKvHeads, headDim, dtype } = descriptor;
+  const elements = numPages * pageSize * numKvHeads * headDim;
+  const shape = `[${numPages}, ${pageSize}, ${numKvHeads}, ${headDim}]`;
+  if (elements > MAX_TYPED_ARRAY_LENGTH) {
+    throw new CapacityError(
+      `CPU KV storage: one layer of K ${shape} has ${elements} elements, above the typed-array limit of ` +
+        `${MAX_TYPED_ARRAY_LENGTH}: use fewer pages`,
+      { argument: 'numPages', expected: `<= ${MAX_TYPED_ARRAY_LENGTH} elements per layer`, actual: elements },
+    );
+  }
+  const bytes = 2 * numLayers * elements * (dtype === 'f16' ? 2 : 4);
+  if (bytes > budgetBytes) {
+    throw new CapacityError(
+      `CPU KV storage: K and V of ${numLayers} layers ${shape} ${dtype} need ${bytes} bytes, above the host-memory ` +
+        `budget of ${budgetBytes} bytes: use fewer pages or raise hostMemoryBudgetBytes`,
+      { argument: 'numPages', expected: `<= ${budgetBytes} bytes`, actual: bytes },
+    );
+  }
+}
 
 /** One layer of K or V: `[numPages, pageSize, numKvHeads, headDim]`, f32 values or binary16 bits. */
 export type CpuKVArray = Float32Array | Uint16Array;

@@ -34,7 +34,7 @@ import { assertFinite } from '@deft/core/validate';
 import { computePartialStates } from '../attention/compute-partial-states.js';
 import { reducePartialStates } from '../attention/reduce-partial-states.js';
 import { createCpuModelOps } from '../ops/cpu-model-ops.js';
-import { CpuKVStorage } from './cpu-kv-storage.js';
+import { CpuKVStorage, checkKVStorageSize } from './cpu-kv-storage.js';
 import { CpuPreparedPlan } from './cpu-prepared-plan.js';
 import { CpuTensor } from './cpu-tensor.js';
 
@@ -45,6 +45,12 @@ export interface CpuBackendOptions {
    * so NaN never passes silently. Default `true`.
    */
   readonly checkFinite?: boolean;
+  /**
+   * Bytes of KV storage one `createKVStorage` may allocate; larger requests throw a `CapacityError` before
+   * allocating. Default: no budget (this package reads nothing of the host; Node callers pass a share of
+   * `os.totalmem()`). Requests above the longest typed array are refused either way.
+   */
+  readonly hostMemoryBudgetBytes?: number;
 }
 
 /**
@@ -79,6 +85,7 @@ function invalid(argument: string, message: string, expected: unknown, actual: u
  */
 export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
   const checkFinite = options.checkFinite ?? true;
+  const hostMemoryBudgetBytes = options.hostMemoryBudgetBytes ?? Number.POSITIVE_INFINITY;
   const owner = {};
   const owned = new Set<{ dispose(): void }>();
   let disposed = false;
@@ -165,7 +172,9 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
 
     createKVStorage(descriptor: KVStorageDescriptor): KVStorage {
       ensureAlive();
-      return track(new CpuKVStorage(owner, checkKVStorageDescriptor(descriptor)));
+      const checked = checkKVStorageDescriptor(descriptor);
+      checkKVStorageSize(checked, hostMemoryBudgetBytes);
+      return track(new CpuKVStorage(owner, checked));
     },
 
     writeKV(
