@@ -2,6 +2,7 @@ import { type Backend, BackendError, UnsupportedError } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
 import type { CudaBackendOptions } from '@deft/kernels-cuda';
 import type { WebGpuBackendOptions } from '@deft/kernels-webgpu';
+import { hostMemoryBudget } from '../workloads/workload-memory.js';
 
 /** Backends the CLI can open by name. */
 export const BACKEND_NAMES = ['cpu', 'cuda', 'webgpu'] as const;
@@ -47,7 +48,8 @@ export async function openBackend(
   options: OpenBackendOptions = {},
 ): Promise<OpenedBackend> {
   if (name === 'cpu') {
-    const backend = createCpuBackend();
+    // The same host-memory budget the commands check workloads against (DEFT_HOST_MEMORY_BUDGET).
+    const backend = createCpuBackend({ hostMemoryBudgetBytes: hostMemoryBudget() });
     return { backend, description: 'CPU reference', dispose: once(() => backend.dispose()) };
   }
   try {
