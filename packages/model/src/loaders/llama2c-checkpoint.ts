@@ -138,74 +138,56 @@ function readHeader(bytes: Uint8Array, name: string): Header {
   };
 }
 
-/** Floats the header describes (the sum of {@link tensorPlan}'s sizes), computed without building the plan. */
-function floatCount(header: Header): number {
-  const {
-    dim,
-    hiddenDim,
-    numLayers,
-    numHeads,
-    numKvHeads,
-    headDim,
-    vocabSize,
-    contextLength,
-    tiedEmbeddings,
-  } = header.config;
-  const queryDim = numHeads * headDim;
-  const kvDim = numKvHeads * headDim;
-  const perLayer = 2 * dim + 2 * queryDim * dim + 2 * kvDim * dim + 3 * hiddenDim * dim;
-  const rope = header.version === 1 ? 0 : contextLength * headDim;
-  return vocabSize * dim + numLayers * perLayer + dim + rope + (tiedEmbeddings ? 0 : vocabSize * dim);
+/** One group of tensors in file order: one tensor, or one per layer (`perLayer`) of `size` floats each. */
+interface TensorGroup {
+  readonly name: string;
+  readonly size: number;
+  readonly perLayer: boolean;
 }
 
-/** The sizes, in floats, of the tensors in file order. */
-function tensorPlan(header: Header): { name: string; size: number }[] {
-  const {
-    dim,
-    hiddenDim,
-    numLayers,
-    numHeads,
-    numKvHeads,
-    headDim,
-    vocabSize,
-    contextLength,
-    tiedEmbeddings,
-  } = header.config;
+/**
+ * The tensor groups of the file in order. The list has a fixed length whatever `n_layers` says, so the
+ * file size can be checked against it before anything sized by the header is allocated.
+ */
+function tensorGroups(header: Header): TensorGroup[] {
+  const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize, contextLength, tiedEmbeddings } =
+    header.config;
   const kvDim = numKvHeads * headDim;
   const queryDim = numHeads * headDim;
-  const perLayer = (name: string, size: number) =>
-    Array.from({ length: numLayers }, (_, layer) => ({ name: `${name}.${layer}`, size }));
+  const layer = (name: string, size: number): TensorGroup => ({ name, size, perLayer: true });
+  const one = (name: string, size: number): TensorGroup => ({ name, size, perLayer: false });
   const projections = [
-    ...perLayer('query', queryDim * dim),
-    ...perLayer('key', kvDim * dim),
-    ...perLayer('value', kvDim * dim),
-    ...perLayer('attentionOutput', dim * queryDim),
+    layer('query', queryDim * dim),
+    layer('key', kvDim * dim),
+    layer('value', kvDim * dim),
+    layer('attentionOutput', dim * queryDim),
   ];
-  const output = tiedEmbeddings ? [] : [{ name: 'output', size: vocabSize * dim }];
+  const feedForward = [
+    layer('ffnGate', hiddenDim * dim),
+    layer('ffnDown', dim * hiddenDim),
+    layer('ffnUp', hiddenDim * dim),
+  ];
+  const output = tiedEmbeddings ? [] : [one('output', vocabSize * dim)];
   if (header.version === 1) {
     return [
-      ...perLayer('attentionNorm', dim),
-      ...perLayer('ffnNorm', dim),
-      { name: 'finalNorm', size: dim },
-      { name: 'tokenEmbedding', size: vocabSize * dim },
+      layer('attentionNorm', dim),
+      layer('ffnNorm', dim),
+      one('finalNorm', dim),
+      one('tokenEmbedding', vocabSize * dim),
       ...projections,
-      ...perLayer('ffnGate', hiddenDim * dim),
-      ...perLayer('ffnDown', dim * hiddenDim),
-      ...perLayer('ffnUp', hiddenDim * dim),
+      ...feedForward,
       ...output,
     ];
   }
   return [
-    { name: 'tokenEmbedding', size: vocabSize * dim },
-    ...perLayer('attentionNorm', dim),
+    one('tokenEmbedding', vocabSize * dim),
+    layer('attentionNorm', dim),
     ...projections,
-    ...perLayer('ffnNorm', dim),
-    ...perLayer('ffnGate', hiddenDim * dim),
-    ...perLayer('ffnDown', dim * hiddenDim),
-    ...perLayer('ffnUp', hiddenDim * dim),
-    { name: 'finalNorm', size: dim },
-    { name: 'ropeReal', size: (contextLength * headDim) / 2 },
-    { name: 'ropeImaginary', size: (contextLength * headDim) / 2 },
+    layer('ffnNorm', dim),
+    ...feedForward,
+    one('finalNorm', dim),
+    one('ropeReal', (contextLength * headDim) / 2),
+    one('ropeImaginary', (contextLength * headDim) / 2),
     ...output,
   ];
 }
@@ -225,8 +207,11 @@ function tensorPlan(header: Header): { name: string; size: number }[] {
  */
 export function parseLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): LlamaCheckpoint {
   const header = readHeader(bytes, name);
-  // Checked against the file size before the tensor list (sized by n_layers) is built.
-  const expectedBytes = header.headerBytes + floatCount(header) * 4;
+  // Checked against the file size before anything sized by n_layers is allocated.
+  const { numLayers } = header.config;
+  const groups = tensorGroups(header);
+  const floats = groups.reduce((sum, group) => sum + group.size * (group.perLayer ? numLayers : 1), 0);
+  const expectedBytes = header.headerBytes + floats * 4;
   if (bytes.byteLength !== expectedBytes) {
     const problem = bytes.byteLength < expectedBytes ? 'is truncated' : 'has trailing bytes';
     throw new ModelFormatError(
@@ -234,15 +219,19 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): 
       { argument: name, expected: expectedBytes, actual: bytes.byteLength },
     );
   }
-  const plan = tensorPlan(header);
   const tensors = new Map<string, Float32Array>();
   let offset = header.headerBytes;
-  for (const entry of plan) {
-    tensors.set(entry.name, decodeF32(bytes, offset, entry.size));
-    offset += entry.size * 4;
+  for (const group of groups) {
+    for (let index = 0; index < (group.perLayer ? numLayers : 1); index++) {
+      tensors.set(
+        group.perLayer ? `${group.name}.${index}` : group.name,
+        decodeF32(bytes, offset, group.size),
+      );
+      offset += group.size * 4;
+    }
   }
   const take = (key: string): Float32Array => tensors.get(key)!;
-  const layers: LlamaLayerWeights[] = Array.from({ length: header.config.numLayers }, (_, layer) => ({
+  const layers: LlamaLayerWeights[] = Array.from({ length: numLayers }, (_, layer) => ({
     attentionNorm: take(`attentionNorm.${layer}`),
     query: take(`query.${layer}`),
     key: take(`key.${layer}`),
