@@ -386,10 +386,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         });
         packed = packTaskSchedule(plan, resolved, tasks, KERNEL_CODES[kernel]);
         maxSlot = tasks.maxSlot;
-        let mergedQueries = 0;
-        for (let query = 0; query < plan.numQueries; query++) {
-          if (tasks.queryPartialIndptr[query + 1]! - tasks.queryPartialIndptr[query]! > 1) mergedQueries++;
-        }
+        const mergedQueries = countMergedQueries(tasks.queryPartialIndptr, plan.numQueries);
         summaryFields = {
           executor,
           numExecChunks: tasks.numGroups,
@@ -408,11 +405,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         });
         packed = packSchedule(plan, resolved, schedule, KERNEL_CODES[kernel]);
         maxSlot = schedule.maxSlot;
-        let mergedQueries = 0;
-        for (let query = 0; query < plan.numQueries; query++) {
-          if (schedule.queryPartialIndptr[query + 1]! - schedule.queryPartialIndptr[query]! > 1)
-            mergedQueries++;
-        }
+        const mergedQueries = countMergedQueries(schedule.queryPartialIndptr, plan.numQueries);
         summaryFields = {
           executor,
           numExecChunks: schedule.numExecChunks,
@@ -507,4 +500,11 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     },
   };
   return backend;
+}
+
+/** Queries whose output merges more than one partial state (CSR `indptr` over the queries). */
+function countMergedQueries(indptr: Int32Array, numQueries: number): number {
+  let merged = 0;
+  for (let query = 0; query < numQueries; query++) if (indptr[query + 1]! - indptr[query]! > 1) merged++;
+  return merged;
 }
