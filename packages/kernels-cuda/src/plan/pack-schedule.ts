@@ -82,6 +82,25 @@ export interface PackedSchedule {
   readonly bytes: Uint8Array;
 }
 
+/** Header fields both executors fill the same way. */
+function writeCommonFields(
+  header: Int32Array,
+  plan: TreeAttentionPlan,
+  shape: AttentionShape,
+  kernel: KernelCode,
+  schedule: { readonly maxSlot: number; readonly mergeQueries: Int32Array },
+): void {
+  header[HEADER_FIELDS.numQueries] = plan.numQueries;
+  header[HEADER_FIELDS.numHeads] = shape.numHeads;
+  header[HEADER_FIELDS.numKvHeads] = shape.numKvHeads;
+  header[HEADER_FIELDS.headDim] = shape.headDim;
+  header[HEADER_FIELDS.kvType] = shape.kvDtype === 'f16' ? 1 : 0;
+  header[HEADER_FIELDS.pageSize] = plan.pageSize;
+  header[HEADER_FIELDS.maxSlot] = schedule.maxSlot;
+  header[HEADER_FIELDS.kernel] = kernel;
+  header[HEADER_FIELDS.numMergeQueries] = schedule.mergeQueries.length;
+}
+
 /**
  * Packs the plan arrays the kernels read (token slots and segments, chunk queries, mask) and the
  * execution schedule into one buffer, so a plan is uploaded with a single copy.
@@ -111,23 +130,15 @@ export function packSchedule(
     ['offsetEmptyQueries', schedule.emptyQueries],
     ['offsetMergeQueries', schedule.mergeQueries],
   ]);
-  header[HEADER_FIELDS.numExecChunks] = schedule.numExecChunks;
-  header[HEADER_FIELDS.numQueries] = plan.numQueries;
+  writeCommonFields(header, plan, shape, kernel, schedule);
   header[HEADER_FIELDS.numExecPartials] = schedule.numExecPartials;
+  header[HEADER_FIELDS.numExecChunks] = schedule.numExecChunks;
   header[HEADER_FIELDS.numUnits] = schedule.numUnits;
   header[HEADER_FIELDS.numEmptyQueries] = schedule.emptyQueries.length;
-  header[HEADER_FIELDS.numHeads] = shape.numHeads;
-  header[HEADER_FIELDS.numKvHeads] = shape.numKvHeads;
-  header[HEADER_FIELDS.headDim] = shape.headDim;
-  header[HEADER_FIELDS.kvType] = shape.kvDtype === 'f16' ? 1 : 0;
-  header[HEADER_FIELDS.pageSize] = plan.pageSize;
-  header[HEADER_FIELDS.maxSlot] = schedule.maxSlot;
   header[HEADER_FIELDS.residentTiles] = schedule.residentTiles;
-  header[HEADER_FIELDS.kernel] = kernel;
   header[HEADER_FIELDS.numTokens] = plan.tokenSlots.length;
   header[HEADER_FIELDS.maskWords] = plan.mask.length;
   header[HEADER_FIELDS.numChunkQueries] = plan.chunkQueries.length;
-  header[HEADER_FIELDS.numMergeQueries] = schedule.mergeQueries.length;
   header[HEADER_FIELDS.fuseMerge] = schedule.fuseMerge ? 1 : 0;
   return { header, bytes };
 }
@@ -159,17 +170,9 @@ export function packTaskSchedule(
     ['offsetSuffixSlots', schedule.suffixSlots],
     ['offsetMergeQueries', schedule.mergeQueries],
   ]);
+  writeCommonFields(header, plan, shape, kernel, schedule);
   header[HEADER_FIELDS.executor] = 1;
-  header[HEADER_FIELDS.numQueries] = plan.numQueries;
   header[HEADER_FIELDS.numExecPartials] = schedule.numPartials;
-  header[HEADER_FIELDS.numHeads] = shape.numHeads;
-  header[HEADER_FIELDS.numKvHeads] = shape.numKvHeads;
-  header[HEADER_FIELDS.headDim] = shape.headDim;
-  header[HEADER_FIELDS.kvType] = shape.kvDtype === 'f16' ? 1 : 0;
-  header[HEADER_FIELDS.pageSize] = plan.pageSize;
-  header[HEADER_FIELDS.maxSlot] = schedule.maxSlot;
-  header[HEADER_FIELDS.kernel] = kernel;
-  header[HEADER_FIELDS.numMergeQueries] = schedule.mergeQueries.length;
   header[HEADER_FIELDS.numTasks] = schedule.numTasks;
   header[HEADER_FIELDS.numTaskRows] = schedule.taskRows.length / 2;
   header[HEADER_FIELDS.numTaskSlots] = schedule.taskSlots.length;
