@@ -1,8 +1,8 @@
-export type { StrategyCheck, TreeCheckCase } from './attention/check-tree-attention.js';
-export { checkTreeAttention } from './attention/check-tree-attention.js';
-export { ATTENTION_TOLERANCE, maxRelativeError, relativeError } from './attention/relative-error.js';
+// Everything of the browser entry, plus the parts that need Node (model files, backends on the host).
+
 export type { RecordedCall, RecordingBackend } from './backend/recording-backend.js';
 export { createRecordingBackend } from './backend/recording-backend.js';
+export * from './browser.js';
 export type { Stories260KGolden } from './model/shared-models.js';
 export {
   hasStories260K,
@@ -22,9 +22,3 @@ export {
 export { tinyModel } from './model/tiny-model.js';
 export type { MetadataValue, TestTensor } from './model/write-test-files.js';
 export { f32Bytes, seededValues, u16Bytes, writeGguf } from './model/write-test-files.js';
-export type { BuildPagedTreeOptions, PagedTree, TreeNodeSpec } from './tree/build-paged-tree.js';
-export { buildPagedTree } from './tree/build-paged-tree.js';
-export { defaultQueries } from './tree/default-queries.js';
-export type { RandomTreeCase, RandomTreeCaseOptions, RandomTreeKind } from './tree/random-tree-case.js';
-export { RANDOM_TREE_KINDS, randomTreeCase } from './tree/random-tree-case.js';
-export { SeededRandom, seededRandom } from './tree/seeded-random.js';
