@@ -24,4 +24,5 @@ export {
   requireEqual,
   requireF32,
   requireIndices,
+  rmsNormGroups,
 } from './validate/model-op-operands.js';

@@ -15,6 +15,12 @@ export interface RopeOptions {
   readonly theta: number;
   /** Which dimensions form a rotating pair; `interleaved` when omitted. */
   readonly style?: RopeStyle;
+  /**
+   * `[headDim / 2]` divisor of each pair's frequency: pair `i` rotates by
+   * `position · theta^(−2i / headDim) / frequencyFactors[i]` (GGUF `rope_freqs`, Llama 3.1 frequency
+   * scaling; a constant factor `f` is linear position scaling by `1 / f`). All ones when omitted.
+   */
+  readonly frequencyFactors?: Float32Array;
 }
 
 /** Result of {@link ModelOps.topK}: the `k` largest values of each row, largest first. */
@@ -59,9 +65,11 @@ export interface ModelOps {
   matmul(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor): void;
 
   /**
-   * RMSNorm of each row: `out[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + epsilon) · weight`.
+   * RMSNorm of each row: `out[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + epsilon) · weight`. A weight
+   * narrower than the row, `[G]` with `G` dividing `D`, normalises each `G`-wide group of a row on its
+   * own (per-head Q/K norms: `x` `[M, numHeads, headDim]`, weight `[headDim]`).
    * @param x `[M, D]` f32
-   * @param weight `[D]`
+   * @param weight `[D]`, or `[G]` with `D % G === 0`
    * @param out `[M, D]` f32; may be `x`
    */
   rmsNorm(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor, epsilon: number): void;

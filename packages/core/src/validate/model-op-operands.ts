@@ -94,6 +94,24 @@ export function requireIndices(argument: string, indices: Int32Array, limit: num
   }
 }
 
+/**
+ * Checks the weight of `ModelOps.rmsNorm` against `x`'s matrix view `[M, D]`: `[D]`, or `[G]` with `G`
+ * dividing `D` (each `G`-wide group normalised on its own). Returns the rows and width the norm runs
+ * over: `[M · D / G, G]`, the same memory read as narrower rows.
+ *
+ * @throws InvalidArgumentError when the weight's size does not divide the row width.
+ */
+export function rmsNormGroups(view: MatrixView, weight: DeviceTensor): MatrixView {
+  const size = shapeSize(weight.shape);
+  if (size < 1 || view.columns % size !== 0) {
+    throw new InvalidArgumentError(
+      `weight has size ${size} (shape ${formatShape(weight.shape)}) but must be the row width ${view.columns} or divide it`,
+      { argument: 'weight', expected: `a divisor of ${view.columns}`, actual: size },
+    );
+  }
+  return { rows: (view.rows * view.columns) / size, columns: size };
+}
+
 /** The checked operands of a RoPE call. */
 export interface RopeOperands {
   readonly rows: number;
@@ -146,6 +164,29 @@ export function checkRopeOperands(
       expected: "'interleaved' | 'half'",
       actual: style,
     });
+  }
+  const factors = options.frequencyFactors;
+  if (factors !== undefined) {
+    if (!(factors instanceof Float32Array) || factors.length !== headDim / 2) {
+      throw new InvalidArgumentError(
+        `rope frequencyFactors must be a Float32Array of headDim / 2 = ${headDim / 2} values`,
+        {
+          argument: 'options.frequencyFactors',
+          expected: `Float32Array[${headDim / 2}]`,
+          actual: factors instanceof Float32Array ? factors.length : typeof factors,
+        },
+      );
+    }
+    for (let index = 0; index < factors.length; index++) {
+      const factor = factors[index]!;
+      if (!(factor > 0 && Number.isFinite(factor))) {
+        throw new InvalidArgumentError(`rope frequencyFactors[${index}] = ${factor} must be finite and > 0`, {
+          argument: `options.frequencyFactors[${index}]`,
+          expected: '> 0, finite',
+          actual: factor,
+        });
+      }
+    }
   }
   return { rows, numHeads, headDim, style };
 }

@@ -198,4 +198,62 @@ describe('cpu model ops', () => {
     expect(() => ops.copyKVSlots(kv, new Int32Array([1, 2]), new Int32Array([2, 3]))).toThrow(/disjoint/);
     expect(() => ops.copyKVSlots(kv, new Int32Array([1]), new Int32Array([6]))).toThrow(/out of range/);
   });
+  it('rmsNorm with a weight narrower than the row normalises each group on its own (per-head norms)', () => {
+    const [rows, heads, width] = [3, 4, 6];
+    const x = tensor([rows, heads, width], random(21, rows * heads * width));
+    const weight = tensor([width], random(22, width));
+    const grouped = tensor([rows, heads, width]);
+    ops.rmsNorm(x, weight, grouped, 1e-6);
+    const flat = tensor([rows * heads, width], x.data);
+    const expected = tensor([rows * heads, width]);
+    ops.rmsNorm(flat, weight, expected, 1e-6);
+    expect(Array.from(grouped.data)).toEqual(Array.from(expected.data));
+    // The groups differ from normalising the whole row.
+    const whole = tensor([rows, heads * width]);
+    ops.rmsNorm(
+      tensor([rows, heads * width], x.data),
+      tensor([heads * width], new Float32Array(heads * width).fill(1)),
+      whole,
+      1e-6,
+    );
+    expect(Array.from(whole.data)).not.toEqual(Array.from(grouped.data));
+    expect(() => ops.rmsNorm(x, tensor([5]), grouped, 1e-6)).toThrow(InvalidArgumentError);
+  });
+
+  it('rope divides each pair frequency by its factor (a constant factor f scales positions by 1/f)', () => {
+    const [heads, headDim] = [2, 8];
+    const values = random(31, heads * headDim);
+    for (const style of ['interleaved', 'half'] as const) {
+      const scaled = tensor([1, heads, headDim], values);
+      ops.rope(scaled, Int32Array.of(6), {
+        theta: 10000,
+        style,
+        frequencyFactors: new Float32Array(headDim / 2).fill(3),
+      });
+      const plain = tensor([1, heads, headDim], values);
+      ops.rope(plain, Int32Array.of(2), { theta: 10000, style });
+      for (let index = 0; index < values.length; index++)
+        expect(scaled.data[index]).toBeCloseTo(plain.data[index]!, 6);
+      // Per-pair factors: a factor of 1 leaves that pair as without factors.
+      const mixed = tensor([1, heads, headDim], values);
+      const factors = Float32Array.of(1, 1, 4, 8);
+      ops.rope(mixed, Int32Array.of(5), { theta: 500, style, frequencyFactors: factors });
+      const reference = tensor([1, heads, headDim], values);
+      ops.rope(reference, Int32Array.of(5), { theta: 500, style });
+      const pairIndex = (index: number) =>
+        style === 'interleaved' ? (index % headDim) >> 1 : (index % headDim) % (headDim / 2);
+      for (let index = 0; index < values.length; index++) {
+        if (pairIndex(index) < 2) expect(mixed.data[index]).toBeCloseTo(reference.data[index]!, 6);
+        else expect(mixed.data[index]).not.toBeCloseTo(reference.data[index]!, 3);
+      }
+    }
+    const x = tensor([1, heads, headDim], values);
+    expect(() =>
+      ops.rope(x, Int32Array.of(1), { theta: 10000, frequencyFactors: new Float32Array(3).fill(1) }),
+    ).toThrow(InvalidArgumentError);
+    expect(() =>
+      ops.rope(x, Int32Array.of(1), { theta: 10000, frequencyFactors: Float32Array.of(1, 0, 1, 1) }),
+    ).toThrow(InvalidArgumentError);
+    expect(Array.from(x.data)).toEqual(Array.from(values));
+  });
 });

@@ -18,6 +18,7 @@ import {
   requireEqual,
   requireF32,
   requireIndices,
+  rmsNormGroups,
   topKHost,
 } from '@deft/core/backend-kit';
 import { assertFinite } from '@deft/core/validate';
@@ -97,7 +98,8 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       const xView = matrixOf(x, 'x');
       requireF32(x, 'x');
       requireF32(out, 'out');
-      requireEqual('weight', 'size', xView.columns, shapeSize(weight.shape), weight);
+      // A weight narrower than the row normalises each group of the row on its own (per-head norms).
+      const groups = rmsNormGroups(xView, weight);
       requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
       assertFinite('epsilon', epsilon);
       const xData = f32Data(data, x, 'x');
@@ -105,15 +107,24 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
         xData,
         data(weight, 'weight'),
         f32Data(data, out, 'out'),
-        xView.rows,
-        xView.columns,
+        groups.rows,
+        groups.columns,
         epsilon,
       );
     },
 
     rope(x, positions, options: RopeOptions) {
       const { rows, numHeads, headDim, style } = checkRopeOperands(x, positions, options);
-      ropeHost(f32Data(data, x, 'x'), positions, rows, numHeads, headDim, options.theta, style);
+      ropeHost(
+        f32Data(data, x, 'x'),
+        positions,
+        rows,
+        numHeads,
+        headDim,
+        options.theta,
+        style,
+        options.frequencyFactors,
+      );
     },
 
     swiglu(gate, up, out) {

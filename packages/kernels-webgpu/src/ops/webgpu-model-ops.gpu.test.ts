@@ -96,6 +96,15 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU model ops against the C
         await expectClose(x, TOLERANCE[dtype]);
       }
     });
+
+    it(`rmsNorm per head with ${dtype} weights (a weight narrower than the row)`, async () => {
+      const x = pair([3, 4, 16]);
+      const weight = pair([16], dtype);
+      const out = pair([3, 4, 16]);
+      gpu.ops.rmsNorm(x.gpu, weight.gpu, out.gpu, 1e-6);
+      cpu.ops.rmsNorm(x.cpu, weight.cpu, out.cpu, 1e-6);
+      await expectClose(out, TOLERANCE[dtype]);
+    });
   }
 
   for (const style of ['interleaved', 'half'] as const) {
@@ -104,6 +113,10 @@ describe.skipIf(testDevice.handle === undefined)('WebGPU model ops against the C
       const positions = Int32Array.of(0, 5, 1000, 4095);
       gpu.ops.rope(x.gpu, positions, { theta: 10000, style });
       cpu.ops.rope(x.cpu, positions, { theta: 10000, style });
+      await expectClose(x, TOLERANCE.f32);
+      const frequencyFactors = Float32Array.of(1, 2.5, 8, 32);
+      gpu.ops.rope(x.gpu, positions, { theta: 500000, style, frequencyFactors });
+      cpu.ops.rope(x.cpu, positions, { theta: 500000, style, frequencyFactors });
       await expectClose(x, TOLERANCE.f32);
     });
   }

@@ -17,6 +17,7 @@ import {
   requireEqual,
   requireF32,
   requireIndices,
+  rmsNormGroups,
   topKHost,
 } from '@deft/core/backend-kit';
 import { assertFinite } from '@deft/core/validate';
@@ -234,10 +235,10 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       const input = context.tensor('x', x);
       const weights = context.tensor('weight', weight);
       const output = context.tensor('out', out);
-      const view = matrixOf(x, 'x');
       requireF32(x, 'x');
       requireF32(out, 'out');
-      requireEqual('weight', 'size', view.columns, shapeSize(weight.shape), weight);
+      // A weight narrower than the row normalises each group of the row on its own (per-head norms).
+      const view = rmsNormGroups(matrixOf(x, 'x'), weight);
       requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
       requireDistinct(weight, out, 'weight', 'out');
       assertFinite('epsilon', epsilon);
@@ -270,7 +271,9 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       const table = new Float32Array(params.buffer, ROPE_TABLE_OFFSET * 4);
       for (let row = 0; row < rows; row++) {
         for (let pair = 0; pair < pairs; pair++) {
-          const angle = positions[row]! * options.theta ** ((-2 * pair) / headDim);
+          const angle =
+            (positions[row]! * options.theta ** ((-2 * pair) / headDim)) /
+            (options.frequencyFactors?.[pair] ?? 1);
           table[(row * pairs + pair) * 2] = Math.cos(angle);
           table[(row * pairs + pair) * 2 + 1] = Math.sin(angle);
         }
