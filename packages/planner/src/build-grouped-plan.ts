@@ -3,6 +3,7 @@ import { PLAN_FORMAT_VERSION } from '@deft/core';
 import { chunkTolerance, nextChunkCut } from './chunk-cutter.js';
 import { fillTokenSlots } from './fill-token-slots.js';
 import { computePlanIO } from './plan-io.js';
+import { checkPlanBudget, checkPlanIndex, type PlanMemory } from './plan-memory.js';
 import type { TreeQueryLayout } from './tree-query-layout.js';
 
 /**
@@ -12,7 +13,9 @@ import type { TreeQueryLayout } from './tree-query-layout.js';
  *
  * Two passes: the first records the segments (node runs with one visibility each) and chunk bounds in
  * scratch arrays sized by the number of visible tokens, and counts each chunk's queries; the second
- * fills plan arrays allocated at their exact sizes. No per-token objects are allocated.
+ * fills plan arrays allocated at their exact sizes. No per-token objects are allocated. The bytes of
+ * both are checked against `memory` before they are allocated, and the counts against the plan's
+ * 32-bit indices.
  *
  * @param chunkSize Target tokens per chunk (`Infinity`: no size limit).
  * @param breakAtNodes Start a new chunk at every node (the `deft-node*` strategies).
@@ -24,6 +27,7 @@ export function buildGroupedPlan(
   chunkSize: number,
   breakAtNodes: boolean,
   shape: AttentionShape,
+  memory: PlanMemory,
 ): TreeAttentionPlan {
   const { pageSize, order } = view;
   const {
@@ -39,6 +43,14 @@ export function buildGroupedPlan(
 
   // Pass 1: segments and chunk bounds. Every segment and chunk holds >= 1 token, so uniqueTokens bounds both.
   const capacity = uniqueTokens;
+  // Scratch (six columns) and the token columns of the plan: what is known before pass 1.
+  const scratchBytes = 4 * (6 * capacity + 1);
+  const tokenBytes = 8 * uniqueTokens;
+  checkPlanBudget(
+    memory.baseBytes + scratchBytes + tokenBytes,
+    memory.budgetBytes,
+    `a plan of ${uniqueTokens} tokens`,
+  );
   const segmentNode = new Int32Array(capacity);
   const segmentStart = new Int32Array(capacity);
   const segmentEnd = new Int32Array(capacity);
@@ -101,7 +113,16 @@ export function buildGroupedPlan(
   chunkSegmentStart[numChunks] = numSegments;
 
   // Pass 1b: per-chunk sizes. Rank intervals of a chunk's segments are laminar in depth-first order, so
-  // an interval either nests in an earlier one or starts at or after the furthest end so far.
+  // an interval either nests in an earlier one or starts at or after the furthest end so far. The totals
+  // are summed in doubles too: the Int32Array prefix sums would wrap before the limit check below.
+  const chunkBytes = 17 * numChunks + 12;
+  checkPlanBudget(
+    memory.baseBytes + scratchBytes + tokenBytes + chunkBytes,
+    memory.budgetBytes,
+    `a plan of ${uniqueTokens} tokens in ${numChunks} chunks`,
+  );
+  let totalPartials = 0;
+  let totalMaskWords = 0;
   const chunkTokenIndptr = new Int32Array(numChunks + 1);
   const chunkSegmentCount = new Int32Array(numChunks);
   const chunkQueryIndptr = new Int32Array(numChunks + 1);
@@ -132,12 +153,25 @@ export function buildGroupedPlan(
         break;
       }
     }
+    totalPartials += queries;
+    totalMaskWords += (last - first) * ((queries + 31) >>> 5);
     chunkTokenIndptr[chunk + 1] = chunkTokenIndptr[chunk]! + tokens;
     chunkSegmentCount[chunk] = last - first;
     chunkQueryIndptr[chunk + 1] = chunkQueryIndptr[chunk]! + queries;
     chunkMaskOffset[chunk + 1] = chunkMaskOffset[chunk]! + (last - first) * ((queries + 31) >>> 5);
     chunkFullyVisible[chunk] = fullyVisible;
   }
+
+  checkPlanIndex('partial states', totalPartials, 'plan fewer queries per step or use longer chunks');
+  checkPlanIndex('mask words', totalMaskWords, 'plan fewer queries per step or use longer chunks');
+  // The partial lists (chunkQueries, queryPartials), the mask, the reduction CSR and its cursors.
+  const numQueries = layout.numQueries;
+  const partialBytes = 8 * totalPartials + 4 * totalMaskWords + 4 * (3 * numQueries + 1);
+  checkPlanBudget(
+    memory.baseBytes + scratchBytes + tokenBytes + chunkBytes + partialBytes,
+    memory.budgetBytes,
+    `a plan of ${uniqueTokens} tokens, ${numChunks} chunks and ${totalPartials} partial states`,
+  );
 
   // Pass 2: fill the plan arrays at their exact sizes.
   const numTokens = chunkTokenIndptr[numChunks]!;
@@ -198,7 +232,6 @@ export function buildGroupedPlan(
   }
 
   // The reduction's CSR: each query's partial slots in ascending chunk order.
-  const numQueries = layout.numQueries;
   const queryPartialIndptr = new Int32Array(numQueries + 1);
   for (let slot = 0; slot < numPartials; slot++) queryPartialIndptr[chunkQueries[slot]! + 1]!++;
   for (let query = 0; query < numQueries; query++) {

@@ -3,6 +3,7 @@ import { PLAN_FORMAT_VERSION } from '@deft/core';
 import { chunkTolerance, nextChunkCut } from './chunk-cutter.js';
 import { fillTokenSlots } from './fill-token-slots.js';
 import { computePlanIO } from './plan-io.js';
+import { checkPlanBudget, checkPlanIndex, type PlanMemory } from './plan-memory.js';
 import type { TreeQueryLayout } from './tree-query-layout.js';
 
 /** Σ over queries of the tokens on each query's root-to-query path. */
@@ -29,6 +30,7 @@ export function buildSequencePlan(
   queries: TreeQueries,
   chunkSize: number,
   shape: AttentionShape,
+  memory: PlanMemory,
 ): TreeAttentionPlan {
   const { pageSize, parent, tokenCount } = view;
   const numQueries = layout.numQueries;
@@ -96,6 +98,19 @@ export function buildSequencePlan(
 
   walk(undefined);
   const { chunks: numChunks, segments: numSegments, tokens: numTokens } = counts;
+  checkPlanIndex('tokens read (the sum of the query paths)', numTokens, 'plan fewer queries per step');
+  checkPlanIndex(
+    'mask words (one per segment)',
+    numSegments,
+    'plan fewer queries per step or use longer chunks',
+  );
+  // The path scratch, two token columns, nine chunk or query columns and the mask.
+  const bytes = 4 * parent.length + 8 * numTokens + 25 * numChunks + 4 * numSegments + 4 * numQueries + 16;
+  checkPlanBudget(
+    memory.baseBytes + bytes,
+    memory.budgetBytes,
+    `a sequence plan of ${numTokens} tokens read in ${numChunks} chunks`,
+  );
   const arrays: SequenceArrays = {
     chunkTokenIndptr: new Int32Array(numChunks + 1),
     tokenSlots: new Int32Array(numTokens),

@@ -3,6 +3,7 @@ import { InvalidArgumentError, isDType, PLAN_STRATEGIES } from '@deft/core';
 import { buildGroupedPlan } from './build-grouped-plan.js';
 import { buildSequencePlan, sumPathLengths } from './build-sequence-plan.js';
 import { autoChunkSize, DEFAULT_MAX_PARTIAL_RATIO, DEFAULT_TARGET_WORK_UNITS } from './chunk-size.js';
+import { checkPlanIndex, layoutBytes } from './plan-memory.js';
 import { buildTreeQueryLayout } from './tree-query-layout.js';
 
 /** Options of {@link planTreeAttention}. */
@@ -24,6 +25,13 @@ export interface PlanTreeAttentionOptions {
    * unique KV bytes (default 4; `Infinity` to ignore partial traffic). See `autoChunkSize`.
    */
   readonly maxPartialRatio?: number;
+  /**
+   * Bytes the planner may allocate for one plan, its scratch arrays included; a plan that needs more
+   * throws a `CapacityError` before the arrays are allocated. Default: no budget (this package reads
+   * nothing of the host; callers pass what they can spare). Plans beyond the plan format's 32-bit
+   * indices (`2^31 - 1` tokens, partial states, mask words or slots) are refused either way.
+   */
+  readonly hostMemoryBudgetBytes?: number;
 }
 
 /**
@@ -94,6 +102,9 @@ function checkShape(shape: unknown): AttentionShape {
  * @throws InvalidArgumentError for a malformed view, an out-of-range query position, a bad shape,
  * strategy, chunk size or work-unit target.
  * @throws NotFoundError for a query on a node that is not in the view.
+ * @throws CapacityError before allocating, when the plan would exceed its 32-bit indices (more than
+ * `2^31 - 1` visible tokens, tokens read, partial states, mask words, or a slot beyond that) or
+ * `hostMemoryBudgetBytes`; the message names the size and the limit.
  * @example
  * ```ts
  * const plan = planTreeAttention(cache.view(), { nodes: Int32Array.of(leaf), positions: Int32Array.of(last) }, {
@@ -110,7 +121,8 @@ export function planTreeAttention(
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError('options must be an object with at least { shape }', {
       argument: 'options',
-      expected: '{ shape, strategy?, chunkSize?, targetWorkUnits?, maxPartialRatio? }',
+      expected:
+        '{ shape, strategy?, chunkSize?, targetWorkUnits?, maxPartialRatio?, hostMemoryBudgetBytes? }',
       actual: options,
     });
   }
@@ -141,22 +153,47 @@ export function planTreeAttention(
     });
   }
 
+  const hostMemoryBudgetBytes = options.hostMemoryBudgetBytes ?? Number.POSITIVE_INFINITY;
+  if (typeof hostMemoryBudgetBytes !== 'number' || !(hostMemoryBudgetBytes > 0)) {
+    throw new InvalidArgumentError('options.hostMemoryBudgetBytes must be a number > 0 (Infinity allowed)', {
+      argument: 'options.hostMemoryBudgetBytes',
+      expected: '> 0',
+      actual: hostMemoryBudgetBytes,
+    });
+  }
+
   const layout = buildTreeQueryLayout(view, queries);
+  // The layout's columns are as long as the arrays of the view and the queries (which the caller holds), so
+  // they are counted in the budget but not checked before they exist.
+  const memory = {
+    budgetBytes: hostMemoryBudgetBytes,
+    baseBytes: layoutBytes(layout.present.length, layout.numQueries),
+  };
+  checkPlanIndex('visible tokens', layout.uniqueTokens, 'plan fewer tokens per step');
   switch (strategy) {
     case 'sequence': {
+      const pathTokens = sumPathLengths(view, queries);
+      checkPlanIndex('tokens read (the sum of the query paths)', pathTokens, 'plan fewer queries per step');
       const chunkSize =
-        explicitChunkSize ??
-        autoChunkSize(sumPathLengths(view, queries), shape, { targetWorkUnits, maxPartialRatio });
-      return buildSequencePlan(view, layout, queries, chunkSize, shape);
+        explicitChunkSize ?? autoChunkSize(pathTokens, shape, { targetWorkUnits, maxPartialRatio });
+      return buildSequencePlan(view, layout, queries, chunkSize, shape, memory);
     }
     case 'deft-node':
-      return buildGroupedPlan(view, layout, strategy, Number.POSITIVE_INFINITY, true, shape);
+      return buildGroupedPlan(view, layout, strategy, Number.POSITIVE_INFINITY, true, shape, memory);
     default: {
       const queriesPerToken = layout.uniqueTokens === 0 ? 1 : layout.visibilityPairs / layout.uniqueTokens;
       const chunkSize =
         explicitChunkSize ??
         autoChunkSize(layout.uniqueTokens, shape, { targetWorkUnits, queriesPerToken, maxPartialRatio });
-      return buildGroupedPlan(view, layout, strategy, chunkSize, strategy === 'deft-node-chunk', shape);
+      return buildGroupedPlan(
+        view,
+        layout,
+        strategy,
+        chunkSize,
+        strategy === 'deft-node-chunk',
+        shape,
+        memory,
+      );
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { PagedTreeView, TreeQueries } from '@deft/core';
-import { InvalidArgumentError, NotFoundError } from '@deft/core';
+import { CapacityError, InvalidArgumentError, NotFoundError } from '@deft/core';
+import { MAX_PLAN_INDEX } from './plan-memory.js';
 
 /**
  * The planner's index of a tree and its queries, built in time linear in the tree and the queries.
@@ -58,6 +59,7 @@ function checkInt32Array(argument: string, value: unknown, length?: number): Int
  * @throws InvalidArgumentError when an array has the wrong type or length, `order` is not a depth-first
  * pre-order of present nodes, a node has too few pages, or a query position is out of range.
  * @throws NotFoundError when a query names a node that is not in `view.order`.
+ * @throws CapacityError when a page's slots (`page * pageSize + offset`) do not fit 32-bit slot indices.
  */
 export function buildTreeQueryLayout(view: PagedTreeView, queries: TreeQueries): TreeQueryLayout {
   if (typeof view !== 'object' || view === null) invalid('view', 'must be a PagedTreeView', 'object', view);
@@ -75,6 +77,8 @@ export function buildTreeQueryLayout(view: PagedTreeView, queries: TreeQueries):
   const queryNodes = checkInt32Array('queries.nodes', queries.nodes);
   const queryPositions = checkInt32Array('queries.positions', queries.positions, queryNodes.length);
   const numQueries = queryNodes.length;
+  // Slots are 32-bit: every slot of a listed page, up to `(page + 1) * pageSize - 1`, must fit.
+  const maxPage = Math.floor((MAX_PLAN_INDEX + 1) / pageSize) - 1;
 
   // Present nodes: depth-first pre-order check with an explicit stack of open ancestors.
   const present = new Uint8Array(numIds);
@@ -116,6 +120,14 @@ export function buildTreeQueryLayout(view: PagedTreeView, queries: TreeQueries):
     }
     for (let page = start; page < end; page++) {
       if (pages[page]! < 0) invalid(`view.pages[${page}]`, 'must be a page index >= 0', '>= 0', pages[page]);
+      if (pages[page]! > maxPage) {
+        const lastSlot = (pages[page]! + 1) * pageSize - 1;
+        throw new CapacityError(
+          `view.pages[${page}] = ${pages[page]} reaches slot ${lastSlot} (pages of ${pageSize} tokens), above the ` +
+            `limit of ${MAX_PLAN_INDEX} of 32-bit slot indices; use a pool of at most ${maxPage + 1} pages of this size`,
+          { argument: `view.pages[${page}]`, expected: `<= ${maxPage}`, actual: pages[page] },
+        );
+      }
     }
   }
 
