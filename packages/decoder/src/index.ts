@@ -7,11 +7,19 @@ export type { DecodeStats } from './engine/decode-stats.js';
 export { summarizeSteps } from './engine/decode-stats.js';
 export type { DecodingEngineOptions } from './engine/decoding-engine.js';
 export { DecodingEngine } from './engine/decoding-engine.js';
-export type { SessionEngine } from './engine/decoding-session.js';
+export type { SessionEngine, SessionPlacement } from './engine/decoding-session.js';
 export { DecodingSession } from './engine/decoding-session.js';
 export type { FinishReason, GeneratedSequence } from './engine/generated-sequence.js';
+export type { SessionOpener } from './engine/session-opener.js';
+export type { SharedTreeEngineOptions, SharedTreeStats } from './engine/shared-tree-engine.js';
+export { SharedTreeEngine } from './engine/shared-tree-engine.js';
 export type { StepStats } from './runner/step-stats.js';
-export type { EvaluateOptions, TreeEvaluation, TreeModelRunnerOptions } from './runner/tree-model-runner.js';
+export type {
+  EvaluateOptions,
+  NodeRows,
+  TreeEvaluation,
+  TreeModelRunnerOptions,
+} from './runner/tree-model-runner.js';
 export { TreeModelRunner } from './runner/tree-model-runner.js';
 export type { ChosenToken } from './sampling/choose-token.js';
 export { argmaxToken, chooseToken } from './sampling/choose-token.js';

@@ -1,5 +1,5 @@
 import type { KVStorage } from '@deft/core';
-import { CapacityError, InvalidArgumentError } from '@deft/core';
+import { CapacityError, InvalidArgumentError, InvalidStateError } from '@deft/core';
 import type { PagePool } from '@deft/kv-cache';
 import type { LlamaModel } from '@deft/model';
 import type { PlannerOptions } from '@deft/planner';
@@ -17,9 +17,52 @@ export interface SessionEngine {
 }
 
 /**
- * One search: a {@link TokenTree} whose root holds the prompt, its KV pages in the engine's pool, and the
- * statistics of every forward pass. Strategies grow and prune `tree` and call {@link DecodingSession.evaluate}
- * once per step; {@link DecodingSession.release} gives every page back (the tree object stays readable).
+ * Where a session lives and how its passes run. A {@link DecodingEngine} gives each session a tree of its
+ * own; a `SharedTreeEngine` places it in one tree shared by every live session, below the shared pieces
+ * of its prompt.
+ */
+export interface SessionPlacement {
+  readonly tree: TokenTree;
+  /** The runner that evaluates `tree` (shared by every session of a shared tree). */
+  readonly runner: TreeModelRunner;
+  /** The node holding the prompt's last token; the session's sequences grow in it and below it. */
+  readonly root: number;
+  /** Runs the session's pending tokens through the model (in a pass of its own or a shared one). */
+  evaluate(options: EvaluateOptions): Promise<TreeEvaluation>;
+  /** Gives the session's pages back (idempotent). */
+  release(): void;
+  readonly released: boolean;
+}
+
+/** The placement of a {@link DecodingEngine}'s sessions: a tree and a runner of their own. */
+function ownTree(engine: SessionEngine, prompt: ArrayLike<number>): SessionPlacement {
+  const tree = TokenTree.create(prompt);
+  const { options } = engine;
+  const runner = new TreeModelRunner({
+    model: engine.model,
+    tree,
+    pool: engine.pool,
+    storage: engine.storage,
+    ...(options.planner === undefined ? {} : { planner: options.planner }),
+  });
+  return {
+    tree,
+    runner,
+    root: tree.root,
+    evaluate: (evaluateOptions) => runner.evaluate(evaluateOptions),
+    release: () => runner.dispose(),
+    get released() {
+      return runner.disposed;
+    },
+  };
+}
+
+/**
+ * One search: the prompt in a {@link TokenTree} (by default a tree of its own whose root holds the prompt;
+ * in a shared tree, the node {@link DecodingSession.root} below the shared pieces of the prompt), its KV
+ * pages in the engine's pool, and the statistics of every forward pass. Strategies grow and prune the tree
+ * below `root` and call {@link DecodingSession.evaluate} once per step; {@link DecodingSession.release}
+ * gives every page back (the tree object stays readable).
  *
  * @example
  * ```ts
@@ -36,7 +79,12 @@ export class DecodingSession {
   readonly engine: SessionEngine;
   readonly tree: TokenTree;
   readonly runner: TreeModelRunner;
-  /** Length of the prompt (the root's first tokens). */
+  /**
+   * The node holding the prompt's last token: the session's sequences grow in it (appended) and below it
+   * (forked). `tree.root` for a session with a tree of its own.
+   */
+  readonly root: number;
+  /** Length of the prompt (every token on the path to `root`'s first tokens). */
   readonly promptLength: number;
   /**
    * The model's context length (llama2.c `seq_len`, GGUF `<arch>.context_length`): the most tokens a
@@ -45,12 +93,19 @@ export class DecodingSession {
    */
   readonly contextLength: number;
   private readonly stepStats: StepStats[] = [];
+  private readonly placement: SessionPlacement;
 
   /**
+   * @param place where the session lives, given the checked prompt (default: a tree of its own); a
+   *   `SharedTreeEngine` passes its own.
    * @throws InvalidArgumentError for an empty prompt, an invalid id, or a prompt that leaves no room in
    * the model's context length for a generated token; CapacityError if it does not fit in the pool.
    */
-  constructor(engine: SessionEngine, prompt: ArrayLike<number>) {
+  constructor(
+    engine: SessionEngine,
+    prompt: ArrayLike<number>,
+    place: (prompt: ArrayLike<number>) => SessionPlacement = (checked) => ownTree(engine, checked),
+  ) {
     if (prompt.length === 0) {
       throw new InvalidArgumentError('the prompt must hold at least one token (start it with BOS)', {
         argument: 'prompt',
@@ -83,15 +138,10 @@ export class DecodingSession {
     this.engine = engine;
     this.promptLength = prompt.length;
     this.contextLength = contextLength;
-    this.tree = TokenTree.create(prompt);
-    const { options } = engine;
-    this.runner = new TreeModelRunner({
-      model: engine.model,
-      tree: this.tree,
-      pool: engine.pool,
-      storage: engine.storage,
-      ...(options.planner === undefined ? {} : { planner: options.planner }),
-    });
+    this.placement = place(prompt);
+    this.tree = this.placement.tree;
+    this.runner = this.placement.runner;
+    this.root = this.placement.root;
   }
 
   /** Statistics of every forward pass so far. */
@@ -101,17 +151,21 @@ export class DecodingSession {
 
   /** True once the session was released. */
   get released(): boolean {
-    return this.runner.disposed;
+    return this.placement.released;
   }
 
   /**
-   * Runs every token of the tree that has no KV yet through the model in one pass (log-probabilities by
-   * default) and records the pass's statistics.
+   * Runs every token of the session that has no KV yet through the model in one pass (log-probabilities by
+   * default) and records the pass's statistics. In a shared tree the pass is shared with the other
+   * sessions ready for the same step, and its statistics are those of the whole pass.
    * @throws InvalidStateError when nothing is pending or after release; CapacityError when a path of the
-   * tree holds more tokens than the model's context length (nothing is evaluated).
+   * session holds more tokens than the model's context length (nothing is evaluated).
    */
   async evaluate(options: EvaluateOptions = {}): Promise<TreeEvaluation> {
-    for (const leaf of this.tree.leaves()) {
+    if (this.released) {
+      throw new InvalidStateError('the session was released; open a new one', { argument: 'session' });
+    }
+    for (const leaf of this.leaves()) {
       const length = this.tree.pathTokenCount(leaf);
       if (length > this.contextLength) {
         throw new CapacityError(
@@ -121,7 +175,7 @@ export class DecodingSession {
         );
       }
     }
-    const evaluation = await this.runner.evaluate(options);
+    const evaluation = await this.placement.evaluate(options);
     this.stepStats.push(evaluation.stats);
     return evaluation;
   }
@@ -131,16 +185,31 @@ export class DecodingSession {
     return summarizeSteps(this.stepStats);
   }
 
-  /** Prunes every subtree that holds none of the `live` nodes (their pages are freed); returns the removed count. */
+  /** The leaves of the session's part of the tree (`root` and below), depth-first. */
+  leaves(): number[] {
+    const leaves: number[] = [];
+    const stack = [this.root];
+    while (stack.length > 0) {
+      const node = stack.pop()!;
+      const children = this.tree.children(node);
+      if (children.length === 0) leaves.push(node);
+      for (let index = children.length - 1; index >= 0; index--) stack.push(children[index]!);
+    }
+    return leaves;
+  }
+
+  /**
+   * Prunes every subtree below `root` that holds none of the `live` nodes (their pages are freed); returns
+   * the removed count.
+   */
   pruneExcept(live: Iterable<number>): number {
     const tree = this.tree;
-    const keep = new Set<number>();
+    const keep = new Set<number>([this.root]);
     for (const node of live) {
       for (let id = node; id >= 0 && !keep.has(id); id = tree.parent(id)) keep.add(id);
     }
-    keep.add(tree.root);
     let removed = 0;
-    const stack = [tree.root];
+    const stack = [this.root];
     while (stack.length > 0) {
       const node = stack.pop()!;
       for (const child of tree.children(node)) {
@@ -159,8 +228,8 @@ export class DecodingSession {
     return Math.max(0, this.contextLength - this.tree.pathTokenCount(node));
   }
 
-  /** Gives every KV page of the tree back to the pool (idempotent). */
+  /** Gives every KV page of the session back to the pool (idempotent). */
   release(): void {
-    this.runner.dispose();
+    this.placement.release();
   }
 }

@@ -128,6 +128,46 @@ describe('TreeModelRunner', () => {
     });
   }
 
+  it('chooses rows per node, computes without rows, and defers a subtree to a later pass', async () => {
+    const { tree, runner, pool, storage } = start(PROMPT, { pageSize: 4 });
+    const [a, b] = tree.fork(tree.root, 2);
+    tree.append(a!, [3, 4]);
+    tree.append(b!, [8, 9, 1]);
+    // A deferred node with a pending child that is not deferred: refused, nothing computed.
+    const [c] = tree.fork(b!, 1);
+    tree.append(c!, 2);
+    await expect(runner.evaluate({ rows: (node) => (node === b ? 'defer' : 'last') })).rejects.toSatisfy(
+      InvalidArgumentError.isInstance,
+    );
+    await expect(runner.evaluate({ rows: () => 'sometimes' as never })).rejects.toSatisfy(
+      InvalidArgumentError.isInstance,
+    );
+    expect(runner.pendingTokens).toBe(PROMPT.length + 6);
+    const first = await runner.evaluate({
+      rows: (node) => (node === tree.root ? 'none' : node === a ? 'all' : 'defer'),
+    });
+    expect(first.stats.queries).toBe(PROMPT.length + 2);
+    expect(first.rows).toBe(2);
+    expect(first.row(tree.root)).toBeUndefined();
+    expect(runner.computedTokens(b!)).toBe(0);
+    expect(runner.pendingTokens).toBe(4);
+    const expectedA = await sequenceRows([...PROMPT, 3, 4]);
+    expect(maxDifference(first.row(a!, 0)!, expectedA[PROMPT.length]!)).toBeLessThan(1e-5);
+    // The deferred branch runs later and sees the prompt computed in the first pass.
+    const second = await runner.evaluate();
+    expect(second.stats.queries).toBe(4);
+    const expectedC = await sequenceRows([...PROMPT, 8, 9, 1, 2]);
+    expect(maxDifference(second.row(c!)!, expectedC.at(-1)!)).toBeLessThan(1e-5);
+    // Every node 'none': KV computed, no rows.
+    tree.append(a!, 5);
+    const silent = await runner.evaluate({ rows: () => 'none' });
+    expect(silent.rows).toBe(0);
+    expect(runner.pendingTokens).toBe(0);
+    runner.dispose();
+    expect(pool.usedCount).toBe(0);
+    storage.dispose();
+  });
+
   it('frees pruned branches and returns every page on dispose', async () => {
     const { tree, runner, pool, storage } = start(PROMPT, { pageSize: 4 });
     const [a, b] = tree.fork(tree.root, 2);

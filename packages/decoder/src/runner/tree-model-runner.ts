@@ -29,14 +29,24 @@ export interface TreeModelRunnerOptions {
   readonly planner?: PlannerOptions;
 }
 
+/**
+ * What a pass does with one node's pending tokens (tokens without KV yet): `'last'` computes them and
+ * gives the last one an output row, `'all'` gives every one a row, `'none'` computes them without rows
+ * (a shared prompt piece whose logits nobody reads), `'defer'` leaves them for a later pass (a
+ * sequence whose owner is not ready for this step). A node below a deferred node with pending tokens
+ * must be deferred too.
+ */
+export type NodeRows = 'last' | 'all' | 'none' | 'defer';
+
 /** Options of {@link TreeModelRunner.evaluate}. */
 export interface EvaluateOptions {
   /**
    * Which new tokens get output rows: `'last'` (default) the last new token of every node that has new
    * tokens (one per growing leaf, the prompt's last token after a prefill), `'all'` every new token (a
-   * speculative token tree, where each draft token's prediction is checked).
+   * speculative token tree, where each draft token's prediction is checked), or a function choosing per
+   * node with pending tokens (see {@link NodeRows}; it may also defer a node to a later pass).
    */
-  readonly rows?: 'last' | 'all';
+  readonly rows?: 'last' | 'all' | ((node: number) => NodeRows);
   /** `'log-probabilities'` (default, natural log) or raw `'logits'`. */
   readonly output?: 'logits' | 'log-probabilities';
 }
@@ -59,6 +69,8 @@ export interface TreeEvaluation {
    */
   row(node: number, position?: number): Float32Array | undefined;
 }
+
+const NODE_ROWS: readonly NodeRows[] = ['last', 'all', 'none', 'defer'];
 
 /**
  * Runs a {@link LlamaModel} over a growing {@link TokenTree}: the tree's KV lives in pages of a shared
@@ -174,19 +186,46 @@ export class TreeModelRunner {
   async evaluate(options: EvaluateOptions = {}): Promise<TreeEvaluation> {
     if (this.isDisposed)
       throw new InvalidStateError('the runner was disposed; create a new one', { argument: 'runner' });
-    const rowsMode = options.rows ?? 'last';
+    const rowsOption = options.rows ?? 'last';
+    const rowsOf = typeof rowsOption === 'function' ? rowsOption : () => rowsOption;
     const view = this.cache.view();
     const order = view.order;
     const numIds = view.parent.length;
     const offsets = new Int32Array(numIds);
-    const leafCounts = new Int32Array(numIds);
+    /** `[idLimit]` what this pass does with each node's pending tokens (indices of NODE_ROWS; 0: nothing pending). */
+    const nodeRows = new Uint8Array(numIds);
+    /** `[idLimit]` 1 where a node or one of its ancestors has pending tokens left for a later pass. */
+    const behindDeferred = new Uint8Array(numIds);
     let queries = 0;
     let treeTokens = 0;
     for (const node of order) {
       const parent = view.parent[node]!;
       offsets[node] = parent < 0 ? 0 : offsets[parent]! + view.tokenCount[parent]!;
-      queries += view.tokenCount[node]! - this.computedOf(node);
       treeTokens += view.tokenCount[node]!;
+      if (parent >= 0) behindDeferred[node] = behindDeferred[parent]!;
+      const pending = view.tokenCount[node]! - this.computedOf(node);
+      if (pending === 0) continue;
+      const choice = rowsOf(node);
+      const code = NODE_ROWS.indexOf(choice);
+      if (code < 0) {
+        throw new InvalidArgumentError(`rows(${node}) must be one of ${NODE_ROWS.join(', ')}`, {
+          argument: 'options.rows',
+          expected: NODE_ROWS,
+          actual: choice,
+        });
+      }
+      if (choice === 'defer') {
+        behindDeferred[node] = 1;
+        continue;
+      }
+      if (behindDeferred[node] === 1) {
+        throw new InvalidArgumentError(
+          `node ${node} has pending tokens below a node whose pending tokens are deferred; defer it too`,
+          { argument: 'options.rows', expected: "'defer'", actual: choice },
+        );
+      }
+      nodeRows[node] = code + 1;
+      queries += pending;
     }
     if (queries === 0) {
       throw new InvalidStateError('no token is waiting for evaluation; append tokens to the tree first', {
@@ -205,9 +244,10 @@ export class TreeModelRunner {
     let row = 0;
     let sequenceTokens = 0;
     for (const node of order) {
+      const rowsMode = NODE_ROWS[nodeRows[node]! - 1];
+      if (rowsMode === undefined) continue;
       const count = view.tokenCount[node]!;
       const start = this.computedOf(node);
-      if (count === start) continue;
       touched.push([node, count]);
       const nodeTokens = this.tree.tokens(node);
       slots.set(this.cache.slotsOf(node, start, count), row);
@@ -217,9 +257,26 @@ export class TreeModelRunner {
         tokens[row] = nodeTokens[position]!;
         ropePositions[row] = offsets[node]! + position;
         sequenceTokens += offsets[node]! + position + 1;
-        if (rowsMode === 'all' || position === count - 1) outputRows.push(row);
+        if (rowsMode === 'all' || (rowsMode === 'last' && position === count - 1)) outputRows.push(row);
       }
     }
+    // Read everything the statistics need from the view now: the tree may change while the pass runs.
+    const leafCounts = new Int32Array(numIds);
+    let leaves = 0;
+    for (let index = order.length - 1; index >= 0; index--) {
+      const node = order[index]!;
+      if (leafCounts[node] === 0) {
+        leafCounts[node] = 1;
+        leaves++;
+      }
+      const parent = view.parent[node]!;
+      if (parent >= 0) leafCounts[parent]! += leafCounts[node]!;
+    }
+    let pagesShared = 0;
+    for (const node of order)
+      if (leafCounts[node]! > 1) pagesShared += view.pageIndptr[node + 1]! - view.pageIndptr[node]!;
+    const treeNodes = order.length;
+
     const shape = this.model.attentionShape(this.kvDtype);
     const planStart = performance.now();
     const plan = planTreeAttention(
@@ -234,35 +291,23 @@ export class TreeModelRunner {
     const rowIndices = Int32Array.from(outputRows);
     let values: Float32Array;
     try {
+      // The model always returns at least one row; a pass that wants none computes the last and drops it.
+      const forwardRows = rowIndices.length === 0 ? Int32Array.of(queries - 1) : rowIndices;
       const result = await this.model.forward({
         tokens,
         positions: ropePositions,
         slots,
         storage: this.storage,
         plan: prepared,
-        ...(rowIndices.length === queries ? {} : { outputRows: rowIndices }),
+        ...(forwardRows.length === queries ? {} : { outputRows: forwardRows }),
         output: options.output ?? 'log-probabilities',
       });
-      values = result.logits;
+      values = rowIndices.length === 0 ? new Float32Array(0) : result.logits;
     } finally {
       prepared.dispose();
     }
     const forwardMilliseconds = performance.now() - forwardStart;
     for (const [node, count] of touched) this.setComputed(node, count);
-
-    let leaves = 0;
-    for (let index = order.length - 1; index >= 0; index--) {
-      const node = order[index]!;
-      if (leafCounts[node] === 0) {
-        leafCounts[node] = 1;
-        leaves++;
-      }
-      const parent = view.parent[node]!;
-      if (parent >= 0) leafCounts[parent]! += leafCounts[node]!;
-    }
-    let pagesShared = 0;
-    for (const node of order)
-      if (leafCounts[node]! > 1) pagesShared += view.pageIndptr[node + 1]! - view.pageIndptr[node]!;
 
     const layerBytes = this.model.config.numLayers;
     const bytesPerToken =
@@ -271,7 +316,7 @@ export class TreeModelRunner {
     const stats: StepStats = {
       queries,
       outputRows: rowIndices.length,
-      treeNodes: order.length,
+      treeNodes,
       treeTokens,
       leaves,
       planStrategy: plan.strategy,

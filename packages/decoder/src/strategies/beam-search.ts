@@ -3,8 +3,8 @@ import { assertInteger } from '@deft/core/validate';
 import type { TokenTree } from '@deft/tree';
 import type { DecodeEvent, SequenceTokens } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
-import type { DecodingEngine } from '../engine/decoding-engine.js';
 import type { FinishReason, GeneratedSequence } from '../engine/generated-sequence.js';
+import type { SessionOpener } from '../engine/session-opener.js';
 import { type CommonDecodeOptions, resolveCommon } from './common-options.js';
 
 /** Options of {@link beamSearch}. */
@@ -121,7 +121,7 @@ interface LiveBeam extends BeamState {
  * ```
  */
 export async function* beamSearch(
-  engine: DecodingEngine,
+  engine: SessionOpener,
   options: BeamSearchOptions,
 ): AsyncGenerator<DecodeEvent, BeamSearchResult, undefined> {
   const { maxTokens, stopTokens } = resolveCommon(options);
@@ -154,7 +154,7 @@ export async function* beamSearch(
     if (hypotheses.length > width) hypotheses.length = width;
   };
   try {
-    let beams: LiveBeam[] = [{ node: tree.root, tokens: [], logProbabilities: [], score: 0 }];
+    let beams: LiveBeam[] = [{ node: session.root, tokens: [], logProbabilities: [], score: 0 }];
     for (let step = 0; ; step++) {
       const evaluation = await session.evaluate();
       const rows = beams.map((beam) => evaluation.row(beam.node)!);

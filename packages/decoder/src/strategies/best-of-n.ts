@@ -2,8 +2,8 @@ import { assertInteger } from '@deft/core/validate';
 import type { TokenTree } from '@deft/tree';
 import type { DecodeEvent, SequenceTokens } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
-import type { DecodingEngine } from '../engine/decoding-engine.js';
 import type { GeneratedSequence } from '../engine/generated-sequence.js';
+import type { SessionOpener } from '../engine/session-opener.js';
 import { chooseToken } from '../sampling/choose-token.js';
 import { resolveSampling, type SamplingOptions } from '../sampling/sampling-options.js';
 import { SeededRandom } from '../sampling/seeded-random.js';
@@ -52,7 +52,7 @@ export interface BestOfNResult {
  * ```
  */
 export async function* bestOfN(
-  engine: DecodingEngine,
+  engine: SessionOpener,
   options: BestOfNOptions,
 ): AsyncGenerator<DecodeEvent, BestOfNResult, undefined> {
   const { maxTokens, stopTokens } = resolveCommon(options);
@@ -62,7 +62,7 @@ export async function* bestOfN(
   const session = engine.openSession(options.prompt);
   try {
     const prefill = await session.evaluate();
-    const promptRow = prefill.row(session.tree.root)!;
+    const promptRow = prefill.row(session.root)!;
     const branches: Branch[] = Array.from({ length: count }, (_, index) => ({
       index,
       node: -1,
@@ -72,7 +72,7 @@ export async function* bestOfN(
       finishReason: undefined,
     }));
     const firstTokens = branches.map((branch) => chooseToken(promptRow, sampling, branch.random));
-    const children = session.tree.fork(session.tree.root, count);
+    const children = session.tree.fork(session.root, count);
     const tokens: SequenceTokens[] = [];
     branches.forEach((branch, index) => {
       branch.node = children[index]!;

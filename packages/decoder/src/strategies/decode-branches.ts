@@ -45,7 +45,7 @@ export function advanceBranch(
   else if (session.contextRoom(branch.node) <= 1) branch.finishReason = 'context';
   if (branch.finishReason === undefined) {
     session.tree.append(branch.node, token);
-  } else if (rules.pruneFinished && branch.node !== session.tree.root && session.tree.has(branch.node)) {
+  } else if (rules.pruneFinished && branch.node !== session.root && session.tree.has(branch.node)) {
     session.tree.prune(branch.node);
   }
 }

@@ -2,8 +2,8 @@ import { InvalidArgumentError } from '@deft/core';
 import type { TokenTree } from '@deft/tree';
 import type { DecodeEvent, SequenceTokens } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
-import type { DecodingEngine } from '../engine/decoding-engine.js';
 import type { GeneratedSequence } from '../engine/generated-sequence.js';
+import type { SessionOpener } from '../engine/session-opener.js';
 import { chooseToken } from '../sampling/choose-token.js';
 import { resolveSampling, type SamplingOptions } from '../sampling/sampling-options.js';
 import { SeededRandom } from '../sampling/seeded-random.js';
@@ -44,7 +44,7 @@ export interface FewShotResult {
  * ```
  */
 export async function* fewShot(
-  engine: DecodingEngine,
+  engine: SessionOpener,
   options: FewShotOptions,
 ): AsyncGenerator<DecodeEvent, FewShotResult, undefined> {
   const { maxTokens, stopTokens } = resolveCommon(options);
@@ -74,7 +74,7 @@ export async function* fewShot(
     }
   });
   try {
-    const children = session.tree.fork(session.tree.root, suffixes.length);
+    const children = session.tree.fork(session.root, suffixes.length);
     const branches: Branch[] = suffixes.map((suffix, index) => {
       session.tree.append(children[index]!, suffix);
       return {

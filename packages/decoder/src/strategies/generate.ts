@@ -1,8 +1,8 @@
 import type { TokenTree } from '@deft/tree';
 import type { DecodeEvent } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
-import type { DecodingEngine } from '../engine/decoding-engine.js';
 import type { GeneratedSequence } from '../engine/generated-sequence.js';
+import type { SessionOpener } from '../engine/session-opener.js';
 import { chooseToken } from '../sampling/choose-token.js';
 import { resolveSampling, type SamplingOptions } from '../sampling/sampling-options.js';
 import { SeededRandom } from '../sampling/seeded-random.js';
@@ -43,7 +43,7 @@ export interface GenerateResult {
  * ```
  */
 export async function* generate(
-  engine: DecodingEngine,
+  engine: SessionOpener,
   options: GenerateOptions,
 ): AsyncGenerator<DecodeEvent, GenerateResult, undefined> {
   const { maxTokens, stopTokens } = resolveCommon(options);
@@ -59,7 +59,7 @@ export async function* generate(
   try {
     const branch: Branch = {
       index: 0,
-      node: session.tree.root,
+      node: session.root,
       tokens: [],
       logProbabilities: [],
       random: new SeededRandom(sampling.seed, 0),

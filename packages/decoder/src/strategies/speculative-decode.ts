@@ -3,9 +3,9 @@ import { type DraftNode, draftTokenCount } from '../draft/draft-tree.js';
 import { type PromptLookupOptions, promptLookupDraft } from '../draft/prompt-lookup-draft.js';
 import type { DecodeEvent } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
-import type { DecodingEngine } from '../engine/decoding-engine.js';
 import type { DecodingSession } from '../engine/decoding-session.js';
 import type { FinishReason, GeneratedSequence } from '../engine/generated-sequence.js';
+import type { SessionOpener } from '../engine/session-opener.js';
 import { argmaxToken } from '../sampling/choose-token.js';
 import { type CommonDecodeOptions, resolveCommon } from './common-options.js';
 
@@ -92,7 +92,7 @@ function followers(session: DecodingSession, cursor: Cursor): Cursor[] {
  * ```
  */
 export async function* speculativeDecode(
-  engine: DecodingEngine,
+  engine: SessionOpener,
   options: SpeculativeOptions,
 ): AsyncGenerator<DecodeEvent, SpeculativeResult, undefined> {
   const { maxTokens, stopTokens } = resolveCommon(options);
@@ -103,7 +103,7 @@ export async function* speculativeDecode(
       : (context) => promptLookupDraft(context, draftOption ?? {});
   const session = engine.openSession(options.prompt);
   const tree = session.tree;
-  const leaf = tree.root;
+  const leaf = session.root;
   const context = Array.from(options.prompt);
   const tokens: number[] = [];
   const logProbabilities: number[] = [];

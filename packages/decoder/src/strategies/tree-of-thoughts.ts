@@ -3,8 +3,8 @@ import { assertInteger } from '@deft/core/validate';
 import type { TokenTree } from '@deft/tree';
 import type { DecodeEvent, SequenceTokens } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
-import type { DecodingEngine } from '../engine/decoding-engine.js';
 import type { GeneratedSequence } from '../engine/generated-sequence.js';
+import type { SessionOpener } from '../engine/session-opener.js';
 import { chooseToken } from '../sampling/choose-token.js';
 import { resolveSampling, type SamplingOptions } from '../sampling/sampling-options.js';
 import { SeededRandom } from '../sampling/seeded-random.js';
@@ -101,7 +101,7 @@ interface Growing {
  * ```
  */
 export async function* treeOfThoughts(
-  engine: DecodingEngine,
+  engine: SessionOpener,
   options: TreeOfThoughtsOptions,
 ): AsyncGenerator<DecodeEvent, TreeOfThoughtsResult, undefined> {
   const { maxTokens, stopTokens } = resolveCommon(options);
@@ -129,13 +129,13 @@ export async function* treeOfThoughts(
     yield { type: 'step', strategy: 'tree-of-thoughts', step: step++, stats: prefill.stats, tokens: [] };
     let frontier: OpenThought[] = [
       {
-        node: tree.root,
+        node: session.root,
         depth: 0,
         score: 0,
         done: false,
         pathTokens: [],
         pathLogProbabilities: [],
-        nextRow: prefill.row(tree.root)!.slice(),
+        nextRow: prefill.row(session.root)!.slice(),
       },
     ];
     while (expansions < maxExpansions && frontier.length > 0) {
