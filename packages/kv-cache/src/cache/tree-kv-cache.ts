@@ -9,7 +9,7 @@ import {
 import { assertInteger, describeValue } from '@deft/core/validate';
 import type { CommitResult, TokenTree, TreeChange, TreeTopologyView } from '@deft/tree';
 import { TreeTopology } from '@deft/tree';
-import type { PagePool } from '../pool/page-pool.js';
+import { MAX_NODE_TOKENS, type PagePool } from '../pool/page-pool.js';
 import { growInt32 } from './grow-int32.js';
 import type { PrefixBlock, PrefixCache } from './prefix-cache.js';
 import type { SlotMoves } from './slot-moves.js';
@@ -265,7 +265,8 @@ export class TreeKVCache {
   /**
    * Pages needed to append `count` tokens to `node` (new pages plus a copy-on-write copy if its partly filled
    * last page is shared). Compare with `pool.available`.
-   * @throws NotFoundError if the node is not in the cache; InvalidArgumentError unless `count` is an integer >= 1.
+   * @throws NotFoundError if the node is not in the cache; InvalidArgumentError unless `count` is an integer >= 1;
+   *   CapacityError if the node would hold more than `MAX_NODE_TOKENS` (2^31 - 1) tokens.
    */
   pagesNeededToAppend(node: number, count: number): number {
     this.requireNode('node', node);
@@ -278,8 +279,8 @@ export class TreeKVCache {
    *
    * @returns `[count]` slots in token order.
    * @throws NotFoundError if the node is not in the cache; InvalidStateError if it has children;
-   *   InvalidArgumentError unless `count` is an integer >= 1; CapacityError if the pool is out of pages
-   *   (nothing changed).
+   *   InvalidArgumentError unless `count` is an integer >= 1; CapacityError if the pool is out of pages or the
+   *   node would hold more than `MAX_NODE_TOKENS` (2^31 - 1) tokens (nothing changed).
    * @example
    * ```ts
    * const slots = cache.appendTokens(leaf, 1);
@@ -799,9 +800,17 @@ export class TreeKVCache {
     this.pageCountColumn[node] = count + 1;
   }
 
+  /** Pages an append needs; throws `CapacityError` when the node would exceed {@link MAX_NODE_TOKENS}. */
   private appendPlan(node: number, count: number): { pages: number; copyOnWrite: boolean } {
     const pageSize = this.pageSize;
     const tokens = this.tokenCountColumn[node]!;
+    if (tokens + count > MAX_NODE_TOKENS) {
+      throw new CapacityError(
+        `cannot append ${count} token(s) to node ${node}: it would hold ${tokens + count} tokens, above the limit ` +
+          `of ${MAX_NODE_TOKENS} tokens a node can count; split the sequence over several nodes`,
+        { argument: 'count', expected: `<= ${MAX_NODE_TOKENS - tokens}`, actual: count },
+      );
+    }
     const fill = tokens % pageSize;
     if (fill === 0) return { pages: Math.ceil(count / pageSize), copyOnWrite: false };
     const last = this.pageLists[node]![this.pageCountColumn[node]! - 1]!;

@@ -12,6 +12,15 @@ export interface PageReclaimer {
   reclaim(targetFree: number): void;
 }
 
+/**
+ * Most slots (`numPages × pageSize`) a pool may have: slots are 32-bit signed indices in page tables, plans and
+ * backends, so slots `0 .. 2^31 - 1`.
+ */
+export const MAX_POOL_SLOTS = 2 ** 31;
+
+/** Most tokens one node of a {@link TreeKVCache} may hold (its token count is a 32-bit signed integer). */
+export const MAX_NODE_TOKENS = 2 ** 31 - 1;
+
 /** Options of {@link PagePool}. */
 export interface PagePoolOptions {
   /** Number of pages, an integer >= 1. */
@@ -49,7 +58,10 @@ export class PagePool {
   private reclaimer: PageReclaimer | null = null;
 
   /**
+   * Allocates 8 bytes of bookkeeping per page (the KV bytes live in a backend's storage).
+   *
    * @throws InvalidArgumentError unless `numPages` and `pageSize` are integers >= 1.
+   * @throws CapacityError, before allocating, when `numPages × pageSize` exceeds {@link MAX_POOL_SLOTS}.
    */
   constructor(options: PagePoolOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -64,6 +76,15 @@ export class PagePool {
     }
     this.numPages = assertInteger('numPages', options.numPages, 1);
     this.pageSize = assertInteger('pageSize', options.pageSize ?? 16, 1);
+    const slots = this.numPages * this.pageSize;
+    if (slots > MAX_POOL_SLOTS) {
+      const fits = Math.floor(MAX_POOL_SLOTS / this.pageSize);
+      throw new CapacityError(
+        `a pool of ${this.numPages} pages of ${this.pageSize} tokens has ${slots} slots, above the limit of ` +
+          `${MAX_POOL_SLOTS} of 32-bit slot indices; use at most ${fits} pages of this size`,
+        { argument: 'numPages', expected: `<= ${fits}`, actual: this.numPages },
+      );
+    }
     this.counts = new Int32Array(this.numPages);
     this.freeStack = new Int32Array(this.numPages);
     // pages come out in increasing order: the stack top is page 0
