@@ -59,7 +59,7 @@ import { copyPageBatches } from './copy-page-batches.js';
 import { DeviceErrorMonitor } from './device-error-monitor.js';
 import { linearDispatchGrid } from './dispatch-grid.js';
 import { packPlan } from './plan-buffer-layout.js';
-import { WebGpuKVStorage } from './webgpu-kv-storage.js';
+import { checkKVStorageSize, WebGpuKVStorage } from './webgpu-kv-storage.js';
 import { WebGpuPreparedPlan } from './webgpu-prepared-plan.js';
 import { WebGpuTensor } from './webgpu-tensor.js';
 
@@ -90,6 +90,13 @@ export interface WebGpuBackendOptions {
    * units, several workgroups share a unit's row tiles.
    */
   readonly targetWorkgroups?: number;
+  /**
+   * Bytes of device memory one `createKVStorage` may allocate (K and V of every layer); a larger storage
+   * throws a `CapacityError` before any buffer is created. Default: no budget (WebGPU does not report a
+   * device's memory; pass what the device can spare). Each layer's buffer is checked against the device's
+   * `maxStorageBufferBindingSize` and `maxBufferSize` either way.
+   */
+  readonly deviceMemoryBudgetBytes?: number;
 }
 
 /** What the backend uses of the device it runs on. */
@@ -199,6 +206,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly maxWorkgroupsPerDimension: number;
   private readonly targetWorkgroups: number;
+  private readonly deviceMemoryBudgetBytes: number;
 
   constructor(options: WebGpuBackendOptions) {
     const device = options.device;
@@ -219,6 +227,14 @@ class WebGpuBackendImpl implements WebGpuBackend {
     };
     this.maxWorkgroupsPerDimension = limits.maxComputeWorkgroupsPerDimension;
     this.targetWorkgroups = options.targetWorkgroups ?? 512;
+    this.deviceMemoryBudgetBytes = options.deviceMemoryBudgetBytes ?? Number.POSITIVE_INFINITY;
+    if (typeof this.deviceMemoryBudgetBytes !== 'number' || !(this.deviceMemoryBudgetBytes > 0)) {
+      throw new InvalidArgumentError('options.deviceMemoryBudgetBytes must be a number of bytes > 0', {
+        argument: 'options.deviceMemoryBudgetBytes',
+        expected: '> 0',
+        actual: options.deviceMemoryBudgetBytes,
+      });
+    }
     this.capabilities = {
       kvDtypes: ['f32', 'f16'],
       strategies: [...PLAN_STRATEGIES],
@@ -294,8 +310,6 @@ class WebGpuBackendImpl implements WebGpuBackend {
     const { numLayers, numPages, pageSize, numKvHeads, dtype } = checkKVStorageDescriptor(descriptor);
     const headDim = checkHeadDim('descriptor.headDim', descriptor.headDim);
     const format = this.kvFormat(dtype);
-    const layerBytes = numPages * pageSize * numKvHeads * headDim * (dtype === 'f16' ? 2 : 4);
-    this.checkBufferSize('one layer of K (numPages × pageSize × numKvHeads × headDim)', layerBytes);
     const frozen: KVStorageDescriptor = Object.freeze({
       numLayers,
       numPages,
@@ -304,17 +318,19 @@ class WebGpuBackendImpl implements WebGpuBackend {
       headDim,
       dtype,
     });
+    // Before any buffer exists: slots, each layer's buffer against the device's limits, and the budget.
+    const { layerBytes, bufferBytes } = checkKVStorageSize(frozen, {
+      maxBufferSize: this.device.limits.maxBufferSize,
+      maxStorageBufferBindingSize: this.features.maxStorageBufferBindingSize,
+      budgetBytes: this.deviceMemoryBudgetBytes,
+    });
     const usage = BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST;
     const { keys, values } = this.monitor.scoped('createKVStorage', () => {
       const keys: GPUBuffer[] = [];
       const values: GPUBuffer[] = [];
       for (let layer = 0; layer < numLayers; layer++) {
-        keys.push(
-          this.device.createBuffer({ size: align16(layerBytes), usage, label: `deft K layer ${layer}` }),
-        );
-        values.push(
-          this.device.createBuffer({ size: align16(layerBytes), usage, label: `deft V layer ${layer}` }),
-        );
+        keys.push(this.device.createBuffer({ size: bufferBytes, usage, label: `deft K layer ${layer}` }));
+        values.push(this.device.createBuffer({ size: bufferBytes, usage, label: `deft V layer ${layer}` }));
       }
       return { keys, values };
     });

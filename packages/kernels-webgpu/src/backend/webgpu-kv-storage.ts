@@ -1,6 +1,84 @@
 /// <reference types="@webgpu/types" />
 import type { KVStorage, KVStorageDescriptor } from '@deft/core';
+import { CapacityError, formatShape } from '@deft/core';
 import type { KVFormat } from '../shaders/kv-format.js';
+
+/** Most slots (`numPages × pageSize`) a storage may have: plans address slots with 32-bit signed indices. */
+export const MAX_KV_SLOTS = 2 ** 31;
+
+/** What bounds one KV storage on a device. */
+export interface KVStorageLimits {
+  /** `device.limits.maxBufferSize`. */
+  readonly maxBufferSize: number;
+  /** `device.limits.maxStorageBufferBindingSize`: the attention kernel binds a layer's K (or V) whole. */
+  readonly maxStorageBufferBindingSize: number;
+  /** Bytes one storage may take in all (K and V of every layer); `Infinity` for no budget. */
+  readonly budgetBytes: number;
+}
+
+/** The bytes of a KV storage as the backend allocates it. */
+export interface KVStorageBytes {
+  /** Bytes of one layer's K (or V): `numPages × pageSize × numKvHeads × headDim × bytes(dtype)`. */
+  readonly layerBytes: number;
+  /** One layer's K (or V) buffer: `layerBytes` rounded up to 16. */
+  readonly bufferBytes: number;
+  /** K and V of every layer: `2 × numLayers × bufferBytes`. */
+  readonly totalBytes: number;
+}
+
+const align16 = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
+
+/**
+ * Counts the bytes of a KV storage and refuses, before any buffer is created, one whose slots overflow
+ * 32-bit indices, whose per-layer buffer exceeds the device's `maxStorageBufferBindingSize` or
+ * `maxBufferSize`, or whose K and V exceed `limits.budgetBytes`. Every message names the bytes, the limit
+ * and the most pages that would fit.
+ *
+ * @param descriptor A checked descriptor (integers >= 1, a known dtype).
+ * @throws {CapacityError} with `argument` `numPages`.
+ * @example
+ * ```ts
+ * const { bufferBytes } = checkKVStorageSize(descriptor, { ...device.limits, budgetBytes: Infinity });
+ * ```
+ */
+export function checkKVStorageSize(descriptor: KVStorageDescriptor, limits: KVStorageLimits): KVStorageBytes {
+  const { numLayers, numPages, pageSize, numKvHeads, headDim, dtype } = descriptor;
+  const shape = formatShape([numPages, pageSize, numKvHeads, headDim]);
+  const slots = numPages * pageSize;
+  if (slots > MAX_KV_SLOTS) {
+    const fits = Math.floor(MAX_KV_SLOTS / pageSize);
+    throw new CapacityError(
+      `WebGPU KV storage ${shape} has ${slots} slots, above the limit of ${MAX_KV_SLOTS} of 32-bit slot ` +
+        `indices; use at most ${fits} pages of ${pageSize} tokens`,
+      { argument: 'numPages', expected: `<= ${fits}`, actual: numPages },
+    );
+  }
+  const pageBytes = pageSize * numKvHeads * headDim * (dtype === 'f16' ? 2 : 4);
+  const layerBytes = numPages * pageBytes;
+  const bufferBytes = align16(layerBytes);
+  const binding = limits.maxStorageBufferBindingSize <= limits.maxBufferSize;
+  const bufferLimit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  if (bufferBytes > bufferLimit) {
+    const fits = Math.floor((Math.floor(bufferLimit / 16) * 16) / pageBytes);
+    throw new CapacityError(
+      `WebGPU KV storage: one layer of K ${shape} ${dtype} needs a buffer of ${bufferBytes} bytes, above this ` +
+        `device's ${binding ? 'maxStorageBufferBindingSize' : 'maxBufferSize'} of ${bufferLimit} bytes; use at ` +
+        `most ${fits} pages of this shape, or a device with a larger limit`,
+      { argument: 'numPages', expected: `<= ${fits}`, actual: numPages },
+    );
+  }
+  const totalBytes = 2 * numLayers * bufferBytes;
+  if (totalBytes > limits.budgetBytes) {
+    const fits = Math.floor((Math.floor(limits.budgetBytes / (2 * numLayers * 16)) * 16) / pageBytes);
+    throw new CapacityError(
+      `WebGPU KV storage: K and V of ${numLayers} layers ${shape} ${dtype} need ${totalBytes} bytes, above the ` +
+        `device-memory budget of ${limits.budgetBytes} bytes (deviceMemoryBudgetBytes); use at most ${fits} ` +
+        'pages of this shape, or raise the budget',
+      { argument: 'numPages', expected: `<= ${fits}`, actual: numPages },
+    );
+  }
+  return { layerBytes, bufferBytes, totalBytes };
+}
 
 let nextStorageId = 1;
 
