@@ -6,9 +6,11 @@ export type { LlamaModelOptions, ModelKVStorageOptions } from './forward/llama-m
 export { LlamaModel } from './forward/llama-model.js';
 export type { ByteSource, FileRole } from './loaders/byte-source.js';
 export { bytesSource, openFileSource } from './loaders/byte-source.js';
-export type { GgufModel } from './loaders/gguf-model.js';
+export type { GgufLoadOptions, GgufModel, LoadProgress } from './loaders/gguf-model.js';
 export { loadGgufModel, parseGgufModel } from './loaders/gguf-model.js';
 export { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from './loaders/llama2c-checkpoint.js';
+export type { QuantizedEncoding } from './quant/block-formats.js';
+export { QUANTIZED_ENCODINGS } from './quant/block-formats.js';
 export { tokenizerFromGgufMetadata } from './tokenizer/gguf-tokenizer.js';
 export { loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizer/llama2c-tokenizer.js';
 export type {
@@ -19,5 +21,7 @@ export type {
   TokenTextStream,
 } from './tokenizer/tokenizer.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
+export type { EncodedWeight, HostWeight, WeightEncoding } from './weights/host-weight.js';
+export { decodeHostWeight } from './weights/host-weight.js';
 export type { LlamaCheckpoint, LlamaLayerWeights, LlamaWeights } from './weights/llama-weights.js';
 export { validateLlamaWeights } from './weights/llama-weights.js';

@@ -3,6 +3,9 @@
 export type { RecordedCall, RecordingBackend } from './backend/recording-backend.js';
 export { createRecordingBackend } from './backend/recording-backend.js';
 export * from './browser.js';
+export type { TestQuantization } from './model/quantize-blocks.js';
+export { blockValues, GGML_TYPE_IDS, quantizeBlocks } from './model/quantize-blocks.js';
+export { prefillLogits, referenceLogits } from './model/reference-forward.js';
 export type { Stories260KGolden } from './model/shared-models.js';
 export {
   hasStories260K,
@@ -14,6 +17,8 @@ export {
 export { loadStories260K } from './model/stories260k.js';
 export type { GgufCheckpointOptions } from './model/synthetic-checkpoint.js';
 export {
+  ggufMatrix,
+  randomCheckpoint,
   syntheticCheckpoint,
   writeGgufCheckpoint,
   writeLlama2cLegacy,

@@ -1,6 +1,9 @@
 import { InvalidArgumentError, type RopeStyle } from '@deft/core';
 
-/** Hyper-parameters of a Llama-family decoder (Llama 1/2/3, TinyLlama, llama2.c models). */
+/**
+ * Hyper-parameters of a Llama-family decoder: Llama 1/2/3/3.1/3.2, Mistral, TinyLlama and llama2.c models,
+ * Qwen 2/2.5 (`attentionBias`) and Qwen 3 (`queryKeyNorm`).
+ */
 export interface LlamaConfig {
   /** Model width (embedding size). */
   readonly dim: number;
@@ -11,7 +14,7 @@ export interface LlamaConfig {
   readonly numHeads: number;
   /** KV heads (`numHeads % numKvHeads === 0`; fewer than `numHeads` is grouped-query attention). */
   readonly numKvHeads: number;
-  /** Width of one head: `dim / numHeads`. */
+  /** Width of one head: `dim / numHeads` for most models; Qwen 3 sets it on its own. */
   readonly headDim: number;
   readonly vocabSize: number;
   /** Longest sequence the model was trained for (positions beyond it are allowed but degrade). */
@@ -24,6 +27,15 @@ export interface LlamaConfig {
   readonly ropeStyle: RopeStyle;
   /** True when the output head reuses the token embedding (`output = embedding`). */
   readonly tiedEmbeddings: boolean;
+  /**
+   * `[headDim / 2]` divisor of each RoPE pair's frequency (GGUF `rope_freqs`, Llama 3.1 scaling, linear
+   * scaling); none when omitted.
+   */
+  readonly ropeFrequencyFactors?: Float32Array;
+  /** Q, K and V projections carry a bias (Qwen 2 / 2.5); false when omitted. */
+  readonly attentionBias?: boolean;
+  /** Per-head RMSNorm of Q and K before RoPE (Qwen 3); false when omitted. */
+  readonly queryKeyNorm?: boolean;
 }
 
 function positiveInteger(config: LlamaConfig, field: keyof LlamaConfig): number {
@@ -39,8 +51,8 @@ function positiveInteger(config: LlamaConfig, field: keyof LlamaConfig): number 
 }
 
 /**
- * Checks a config's internal consistency (positive sizes, `dim = numHeads · headDim`, heads divisible by
- * KV heads, even `headDim`).
+ * Checks a config's internal consistency (positive sizes, heads divisible by KV heads, even `headDim`,
+ * RoPE frequency factors of the right length).
  *
  * @throws InvalidArgumentError naming the first inconsistent field.
  * @example
@@ -64,14 +76,6 @@ export function validateLlamaConfig(config: LlamaConfig): void {
   const fail = (field: string, expected: unknown, actual: unknown, message: string): never => {
     throw new InvalidArgumentError(message, { argument: `config.${field}`, expected, actual });
   };
-  if (config.numHeads * config.headDim !== config.dim) {
-    fail(
-      'headDim',
-      config.dim / config.numHeads,
-      config.headDim,
-      `config.headDim × numHeads must equal dim (${config.dim})`,
-    );
-  }
   if (config.numHeads % config.numKvHeads !== 0) {
     fail(
       'numKvHeads',
@@ -95,5 +99,24 @@ export function validateLlamaConfig(config: LlamaConfig): void {
       config.ropeStyle,
       "config.ropeStyle must be 'interleaved' or 'half'",
     );
+  }
+  const factors = config.ropeFrequencyFactors;
+  if (factors !== undefined) {
+    if (!(factors instanceof Float32Array) || factors.length !== config.headDim / 2) {
+      fail(
+        'ropeFrequencyFactors',
+        `Float32Array[${config.headDim / 2}]`,
+        factors instanceof Float32Array ? factors.length : typeof factors,
+        'config.ropeFrequencyFactors must hold headDim / 2 values',
+      );
+    }
+    if (factors.some((factor) => !(factor > 0 && Number.isFinite(factor)))) {
+      fail(
+        'ropeFrequencyFactors',
+        '> 0, finite',
+        factors,
+        'config.ropeFrequencyFactors must be finite and > 0',
+      );
+    }
   }
 }

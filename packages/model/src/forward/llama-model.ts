@@ -9,12 +9,16 @@ import {
   type ModelBackend,
 } from '@deft/core';
 import { type LlamaConfig, validateLlamaConfig } from '../config/llama-config.js';
+import { decodeHostWeight, type HostWeight, isEncodedWeight } from '../weights/host-weight.js';
 import { type LlamaCheckpoint, validateLlamaWeights } from '../weights/llama-weights.js';
 import type { ForwardBatch, ForwardResult } from './forward-batch.js';
 
 /** Options of {@link LlamaModel.create}. */
 export interface LlamaModelOptions {
-  /** Element type of the weights on the device (`f32` default; `f16` halves their memory). */
+  /**
+   * Element type of the weight matrices on the device. When omitted each keeps its host type: f32 stays
+   * f32, f16 stays f16, bf16 becomes f32 and quantized weights become f16. `f16` halves f32 weights' memory.
+   */
   readonly weightDtype?: DType;
 }
 
@@ -37,6 +41,13 @@ interface LayerTensors {
   readonly ffnGate: DeviceTensor;
   readonly ffnDown: DeviceTensor;
   readonly ffnUp: DeviceTensor;
+  /** `[1, numHeads · headDim]` etc.: biases as one-row tables, added to every row through `embedding`. */
+  readonly queryBias?: DeviceTensor | undefined;
+  readonly keyBias?: DeviceTensor | undefined;
+  readonly valueBias?: DeviceTensor | undefined;
+  /** `[headDim]` per-head RMSNorm weights of Q and K. */
+  readonly queryNorm?: DeviceTensor | undefined;
+  readonly keyNorm?: DeviceTensor | undefined;
 }
 
 function requireInt32Array(argument: string, value: unknown, length?: number): Int32Array {
@@ -126,8 +137,8 @@ export class LlamaModel {
     const { config, weights } = checkpoint;
     validateLlamaConfig(config);
     validateLlamaWeights(config, weights);
-    const weightDtype = options.weightDtype ?? 'f32';
-    if (weightDtype !== 'f32' && weightDtype !== 'f16') {
+    const weightDtype = options.weightDtype;
+    if (weightDtype !== undefined && weightDtype !== 'f32' && weightDtype !== 'f16') {
       throw new InvalidArgumentError("weightDtype must be 'f32' or 'f16'", {
         argument: 'options.weightDtype',
         expected: "'f32' | 'f16'",
@@ -135,12 +146,18 @@ export class LlamaModel {
       });
     }
     const owned: DeviceTensor[] = [];
-    const upload = (data: Float32Array, shape: number[], dtype: DType = weightDtype): DeviceTensor => {
+    // Host type of a matrix when no weightDtype is asked for: f16 stays f16, f32 and bf16 become f32,
+    // quantized weights f16 (one tensor is decoded at a time, never the whole model).
+    const deviceDtype = (data: HostWeight): DType =>
+      weightDtype ?? (isEncodedWeight(data) && data.encoding !== 'bf16' ? 'f16' : 'f32');
+    const upload = (data: HostWeight, shape: number[], dtype: DType = deviceDtype(data)): DeviceTensor => {
       const tensor = backend.createTensor({ shape, dtype });
       owned.push(tensor);
-      backend.uploadTensor(tensor, data);
+      backend.uploadTensor(tensor, decodeHostWeight(data));
       return tensor;
     };
+    const uploadOptional = (data: Float32Array | undefined, shape: number[]): DeviceTensor | undefined =>
+      data === undefined ? undefined : upload(data, shape, 'f32');
     try {
       const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize } = config;
       const tokenEmbedding = upload(weights.tokenEmbedding, [vocabSize, dim]);
@@ -154,6 +171,11 @@ export class LlamaModel {
         ffnGate: upload(layer.ffnGate, [hiddenDim, dim]),
         ffnDown: upload(layer.ffnDown, [dim, hiddenDim]),
         ffnUp: upload(layer.ffnUp, [hiddenDim, dim]),
+        queryBias: uploadOptional(layer.queryBias, [1, numHeads * headDim]),
+        keyBias: uploadOptional(layer.keyBias, [1, numKvHeads * headDim]),
+        valueBias: uploadOptional(layer.valueBias, [1, numKvHeads * headDim]),
+        queryNorm: uploadOptional(layer.queryNorm, [headDim]),
+        keyNorm: uploadOptional(layer.keyNorm, [headDim]),
       }));
       const finalNorm = upload(weights.finalNorm, [dim], 'f32');
       const output = weights.output === undefined ? tokenEmbedding : upload(weights.output, [vocabSize, dim]);
@@ -238,13 +260,36 @@ export class LlamaModel {
       const gate = tensor([count, hiddenDim]);
       const up = tensor([count, hiddenDim]);
       const scale = 1 / Math.sqrt(headDim);
-      const rope = { theta: config.ropeTheta, style: config.ropeStyle };
+      const rope = {
+        theta: config.ropeTheta,
+        style: config.ropeStyle,
+        ...(config.ropeFrequencyFactors === undefined
+          ? {}
+          : { frequencyFactors: config.ropeFrequencyFactors }),
+      };
+      // A bias is a one-row table: `embedding` with row 0 for every token broadcasts it, then `add`.
+      const firstRow = new Int32Array(count);
+      const biasRows =
+        config.attentionBias === true
+          ? { query: tensor([count, numHeads * headDim]), kv: tensor([count, numKvHeads * headDim]) }
+          : undefined;
+      const addBias = (bias: DeviceTensor | undefined, rows: DeviceTensor | undefined, x: DeviceTensor) => {
+        if (bias === undefined || rows === undefined) return;
+        ops.embedding(bias, firstRow, rows);
+        ops.add(x, rows, x);
+      };
       ops.embedding(this.tokenEmbedding, batch.tokens, hidden);
       this.layers.forEach((layer, index) => {
         ops.rmsNorm(hidden, layer.attentionNorm, normed, config.normEpsilon);
         ops.matmul(normed, layer.query, query);
         ops.matmul(normed, layer.key, key);
         ops.matmul(normed, layer.value, value);
+        addBias(layer.queryBias, biasRows?.query, query);
+        addBias(layer.keyBias, biasRows?.kv, key);
+        addBias(layer.valueBias, biasRows?.kv, value);
+        // Qwen 3: each head of Q and K is RMS-normalised before RoPE (a weight of one head's width).
+        if (layer.queryNorm !== undefined) ops.rmsNorm(query, layer.queryNorm, query, config.normEpsilon);
+        if (layer.keyNorm !== undefined) ops.rmsNorm(key, layer.keyNorm, key, config.normEpsilon);
         ops.rope(query, batch.positions, rope);
         ops.rope(key, batch.positions, rope);
         backend.writeKV(batch.storage, index, batch.slots, key, value);

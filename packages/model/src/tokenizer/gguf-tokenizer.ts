@@ -32,7 +32,7 @@ export function tokenizerFromGgufMetadata(
   if (model === undefined || model === 'no_vocab') return undefined;
   if (model !== 'llama') {
     throw new UnsupportedError(
-      `${name} uses the "${String(model)}" tokenizer; only SentencePiece ("llama") vocabularies are supported`,
+      `${name}: tokenizer.ggml.model = "${String(model)}" is not supported; only SentencePiece ("llama") vocabularies are`,
       {
         argument: 'tokenizer.ggml.model',
         expected: 'llama',

@@ -1,5 +1,12 @@
 import { f32ToF16Bits } from '@deft/core';
-import type { LlamaCheckpoint, LlamaConfig, LlamaLayerWeights } from '@deft/model';
+import {
+  decodeHostWeight,
+  type HostWeight,
+  type LlamaCheckpoint,
+  type LlamaConfig,
+  type LlamaLayerWeights,
+} from '@deft/model';
+import { quantizeBlocks, type TestQuantization } from './quantize-blocks.js';
 import {
   f32Bytes,
   type MetadataValue,
@@ -49,7 +56,49 @@ export function syntheticCheckpoint(tied = false, seed = 1): LlamaCheckpoint {
   };
 }
 
-function concat(parts: Float32Array[]): Float32Array {
+/**
+ * Seeded random weights for any config (biases when `attentionBias`, Q/K norms when `queryKeyNorm`),
+ * scaled so activations stay in a sane range whatever the width: matrices uniform in ±0.5/sqrt(in) · 2,
+ * norms near 1.
+ */
+export function randomCheckpoint(config: LlamaConfig, seed = 1): LlamaCheckpoint {
+  const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize } = config;
+  let next = seed * 7919;
+  const values = (count: number, scale = 1) => seededValues(next++, count).map((value) => value * scale);
+  const matrix = (rows: number, columns: number) => values(rows * columns, 2 / Math.sqrt(columns));
+  const norm = (size: number) => values(size, 0.4).map((value) => 1 + value);
+  const layers: LlamaLayerWeights[] = Array.from({ length: config.numLayers }, () => ({
+    attentionNorm: norm(dim),
+    query: matrix(numHeads * headDim, dim),
+    key: matrix(numKvHeads * headDim, dim),
+    value: matrix(numKvHeads * headDim, dim),
+    attentionOutput: matrix(dim, numHeads * headDim),
+    ffnNorm: norm(dim),
+    ffnGate: matrix(hiddenDim, dim),
+    ffnDown: matrix(dim, hiddenDim),
+    ffnUp: matrix(hiddenDim, dim),
+    ...(config.attentionBias === true
+      ? {
+          queryBias: values(numHeads * headDim, 0.5),
+          keyBias: values(numKvHeads * headDim, 0.5),
+          valueBias: values(numKvHeads * headDim, 0.5),
+        }
+      : {}),
+    ...(config.queryKeyNorm === true ? { queryNorm: norm(headDim), keyNorm: norm(headDim) } : {}),
+  }));
+  return {
+    config,
+    weights: {
+      tokenEmbedding: values(vocabSize * dim, 2),
+      layers,
+      finalNorm: norm(dim),
+      ...(config.tiedEmbeddings ? {} : { output: matrix(vocabSize, dim) }),
+    },
+  };
+}
+
+function concat(weights: HostWeight[]): Float32Array {
+  const parts = weights.map((weight) => decodeHostWeight(weight));
   const total = parts.reduce((sum, part) => sum + part.length, 0);
   const result = new Float32Array(total);
   let offset = 0;
@@ -138,16 +187,55 @@ export function writeLlama2cVersion1(checkpoint: LlamaCheckpoint): Uint8Array {
 
 /** Options of {@link writeGgufCheckpoint}. */
 export interface GgufCheckpointOptions {
-  /** GGML type of the matrices: 0 F32 (default), 1 F16, 8 Q8_0 (bytes are junk; for error tests). */
+  /**
+   * GGML type of the matrices: 0 F32 (default), 1 F16, 30 BF16, or a block quantization (2 Q4_0, 8 Q8_0,
+   * 12 Q4_K, 13 Q5_K, 14 Q6_K: quantized for real, so rows must be whole blocks). Any other id writes
+   * junk bytes of that type (for error tests).
+   */
   readonly matrixType?: number;
+  /** `general.architecture` (default `llama`); `qwen2` / `qwen3` need the config's biases / Q-K norms. */
   readonly architecture?: string;
   /** Extra or replaced metadata. */
   readonly metadata?: Record<string, MetadataValue>;
   /** A vocabulary to embed (`▁` for spaces). */
   readonly tokens?: string[];
+  /**
+   * Write `config.ropeFrequencyFactors` as a `rope_freqs.weight` tensor (default true when the config
+   * has them); false leaves them to the metadata (`rope.scaling.type = linear`).
+   */
+  readonly ropeFreqsTensor?: boolean;
 }
 
-/** The checkpoint as a GGUF file with llama.cpp tensor names. */
+const QUANTIZATIONS: Readonly<Record<number, TestQuantization>> = {
+  2: 'q4_0',
+  8: 'q8_0',
+  12: 'q4_k',
+  13: 'q5_k',
+  14: 'q6_k',
+};
+
+/** A matrix `[rows, columns]` as a GGUF tensor of `type` (GGUF lists it as `[columns, rows]`). */
+export function ggufMatrix(
+  name: string,
+  values: Float32Array,
+  rows: number,
+  columns: number,
+  type = 0,
+): TestTensor {
+  const shape = [columns, rows];
+  if (type === 0) return { name, shape, type, data: f32Bytes(values) };
+  if (type === 1)
+    return { name, shape, type, data: u16Bytes(Array.from(values, (value) => f32ToF16Bits(value))) };
+  if (type === 30) {
+    const bits = new Uint32Array(Float32Array.from(values).buffer);
+    return { name, shape, type, data: u16Bytes(Array.from(bits, (value) => value >>> 16)) };
+  }
+  const quantization = QUANTIZATIONS[type];
+  if (quantization !== undefined) return { name, shape, type, data: quantizeBlocks(quantization, values) };
+  return { name, shape, type, data: new Uint8Array(Math.ceil((values.length * 34) / 32)) };
+}
+
+/** The checkpoint as a GGUF file with llama.cpp tensor names and metadata keys. */
 export function writeGgufCheckpoint(
   checkpoint: LlamaCheckpoint,
   options: GgufCheckpointOptions = {},
@@ -155,22 +243,8 @@ export function writeGgufCheckpoint(
   const { config, weights } = checkpoint;
   const architecture = options.architecture ?? 'llama';
   const matrixType = options.matrixType ?? 0;
-  const matrix = (name: string, values: Float32Array, rows: number, columns: number): TestTensor => {
-    if (matrixType === 1)
-      return {
-        name,
-        shape: [columns, rows],
-        type: 1,
-        data: u16Bytes(Array.from(values, (value) => f32ToF16Bits(value))),
-      };
-    if (matrixType === 0) return { name, shape: [columns, rows], type: 0, data: f32Bytes(values) };
-    return {
-      name,
-      shape: [columns, rows],
-      type: matrixType,
-      data: new Uint8Array(Math.ceil((values.length * 34) / 32)),
-    };
-  };
+  const matrix = (name: string, values: HostWeight, rows: number, columns: number): TestTensor =>
+    ggufMatrix(name, decodeHostWeight(values), rows, columns, matrixType);
   const vector = (name: string, values: Float32Array): TestTensor => ({
     name,
     shape: [values.length],
@@ -183,6 +257,10 @@ export function writeGgufCheckpoint(
     vector('output_norm.weight', weights.finalNorm),
   ];
   if (weights.output !== undefined) tensors.push(matrix('output.weight', weights.output, vocabSize, dim));
+  const ropeFreqsTensor = options.ropeFreqsTensor ?? true;
+  if (config.ropeFrequencyFactors !== undefined && ropeFreqsTensor) {
+    tensors.push(vector('rope_freqs.weight', config.ropeFrequencyFactors));
+  }
   weights.layers.forEach((layer, index) => {
     const block = `blk.${index}.`;
     tensors.push(
@@ -196,6 +274,15 @@ export function writeGgufCheckpoint(
       matrix(`${block}ffn_down.weight`, layer.ffnDown, dim, hiddenDim),
       matrix(`${block}ffn_up.weight`, layer.ffnUp, hiddenDim, dim),
     );
+    for (const [key, values] of [
+      ['attn_q.bias', layer.queryBias],
+      ['attn_k.bias', layer.keyBias],
+      ['attn_v.bias', layer.valueBias],
+      ['attn_q_norm.weight', layer.queryNorm],
+      ['attn_k_norm.weight', layer.keyNorm],
+    ] as const) {
+      if (values !== undefined) tensors.push(vector(`${block}${key}`, values));
+    }
   });
   const metadata: Record<string, MetadataValue> = {
     'general.architecture': { type: 'string', value: architecture },
@@ -206,7 +293,16 @@ export function writeGgufCheckpoint(
     [`${architecture}.attention.head_count`]: { type: 'u32', value: numHeads },
     [`${architecture}.attention.head_count_kv`]: { type: 'u32', value: numKvHeads },
     [`${architecture}.attention.layer_norm_rms_epsilon`]: { type: 'f32', value: config.normEpsilon },
+    [`${architecture}.rope.freq_base`]: { type: 'f32', value: config.ropeTheta },
   };
+  if (numHeads * headDim !== dim) {
+    metadata[`${architecture}.attention.key_length`] = { type: 'u32', value: headDim };
+    metadata[`${architecture}.attention.value_length`] = { type: 'u32', value: headDim };
+  }
+  if (config.ropeFrequencyFactors !== undefined && !ropeFreqsTensor) {
+    metadata[`${architecture}.rope.scaling.type`] = { type: 'string', value: 'linear' };
+    metadata[`${architecture}.rope.scaling.factor`] = { type: 'f32', value: config.ropeFrequencyFactors[0]! };
+  }
   if (options.tokens !== undefined) {
     metadata['tokenizer.ggml.model'] = { type: 'string', value: 'llama' };
     metadata['tokenizer.ggml.tokens'] = { type: 'strings', value: options.tokens };

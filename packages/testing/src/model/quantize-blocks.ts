@@ -1,0 +1,157 @@
+import { f16BitsToF32, f32ToF16Bits } from '@deft/core';
+
+/**
+ * Quantizers of the GGUF block formats, for writing test models (simple round-to-nearest, not llama.cpp's
+ * error-minimising search; the layouts are ggml's `block_q8_0`, `block_q4_0`, `block_q4_K`, `block_q5_K`
+ * and `block_q6_K`).
+ */
+export type TestQuantization = 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+
+/** GGML type id of each format. */
+export const GGML_TYPE_IDS: Readonly<Record<TestQuantization, number>> = {
+  q4_0: 2,
+  q8_0: 8,
+  q4_k: 12,
+  q5_k: 13,
+  q6_k: 14,
+};
+
+const BLOCK = {
+  q8_0: [32, 34],
+  q4_0: [32, 18],
+  q4_k: [256, 144],
+  q5_k: [256, 176],
+  q6_k: [256, 210],
+} as const;
+
+/** Rounds through binary16, as the stored scale is read back. */
+function half(value: number): { bits: number; value: number } {
+  const bits = f32ToF16Bits(value);
+  return { bits, value: f16BitsToF32(bits) };
+}
+
+function writeHalf(view: DataView, offset: number, bits: number): void {
+  view.setUint16(offset, bits, true);
+}
+
+function quantizeBlock(format: TestQuantization, x: Float32Array, out: Uint8Array): void {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  switch (format) {
+    case 'q8_0': {
+      let amax = 0;
+      for (const value of x) amax = Math.max(amax, Math.abs(value));
+      const d = half(amax / 127);
+      writeHalf(view, 0, d.bits);
+      for (let index = 0; index < 32; index++) {
+        const q = d.value === 0 ? 0 : Math.max(-127, Math.min(127, Math.round(x[index]! / d.value)));
+        view.setInt8(2 + index, q);
+      }
+      return;
+    }
+    case 'q4_0': {
+      let max = 0;
+      for (const value of x) if (Math.abs(value) > Math.abs(max)) max = value;
+      const d = half(max / -8);
+      writeHalf(view, 0, d.bits);
+      const q = (value: number) =>
+        d.value === 0 ? 8 : Math.max(0, Math.min(15, Math.round(value / d.value) + 8));
+      for (let index = 0; index < 16; index++) out[2 + index] = q(x[index]!) | (q(x[index + 16]!) << 4);
+      return;
+    }
+    case 'q4_k':
+    case 'q5_k': {
+      const levels = format === 'q4_k' ? 15 : 31;
+      const scales: number[] = [];
+      const mins: number[] = [];
+      for (let sub = 0; sub < 8; sub++) {
+        let low = 0;
+        let high = Number.NEGATIVE_INFINITY;
+        for (let index = 0; index < 32; index++) {
+          low = Math.min(low, x[sub * 32 + index]!);
+          high = Math.max(high, x[sub * 32 + index]!);
+        }
+        scales.push((high - low) / levels);
+        mins.push(-low);
+      }
+      const d = half(Math.max(...scales) / 63);
+      const dmin = half(Math.max(...mins) / 63);
+      writeHalf(view, 0, d.bits);
+      writeHalf(view, 2, dmin.bits);
+      const sc = scales.map((scale) => (d.value === 0 ? 0 : Math.min(63, Math.round(scale / d.value))));
+      const mq = mins.map((min) => (dmin.value === 0 ? 0 : Math.min(63, Math.round(min / dmin.value))));
+      for (let j = 0; j < 4; j++) {
+        out[4 + j] = sc[j]! | ((sc[j + 4]! >> 4) << 6);
+        out[4 + j + 4] = mq[j]! | ((mq[j + 4]! >> 4) << 6);
+        out[4 + j + 8] = (sc[j + 4]! & 0xf) | ((mq[j + 4]! & 0xf) << 4);
+      }
+      const low = format === 'q4_k' ? 16 : 48;
+      for (let sub = 0; sub < 8; sub++) {
+        const scale = Math.fround(d.value * sc[sub]!);
+        const min = Math.fround(dmin.value * mq[sub]!);
+        const group = sub >> 1;
+        for (let index = 0; index < 32; index++) {
+          const value = x[sub * 32 + index]!;
+          const q = scale === 0 ? 0 : Math.max(0, Math.min(levels, Math.round((value + min) / scale)));
+          const at = low + group * 32 + index;
+          out[at] = out[at]! | ((q & 0xf) << (sub & 1 ? 4 : 0));
+          if (format === 'q5_k' && q >= 16) out[16 + index] = out[16 + index]! | (1 << sub);
+        }
+      }
+      return;
+    }
+    case 'q6_k': {
+      const scales: number[] = [];
+      for (let sub = 0; sub < 16; sub++) {
+        let amax = 0;
+        for (let index = 0; index < 16; index++) amax = Math.max(amax, Math.abs(x[sub * 16 + index]!));
+        scales.push(amax / 31);
+      }
+      const d = half(Math.max(...scales) / 127);
+      writeHalf(view, 208, d.bits);
+      const sc = scales.map((scale) => (d.value === 0 ? 0 : Math.min(127, Math.round(scale / d.value))));
+      for (let index = 0; index < 16; index++) view.setInt8(192 + index, sc[index]!);
+      for (let value = 0; value < 256; value++) {
+        const scale = Math.fround(d.value * sc[value >> 4]!);
+        const q = (scale === 0 ? 0 : Math.max(-32, Math.min(31, Math.round(x[value]! / scale)))) + 32;
+        const halfIndex = value >> 7;
+        const within = value & 127;
+        const quarter = within >> 5;
+        const l = within & 31;
+        const lowAt = halfIndex * 64 + l + (quarter & 1 ? 32 : 0);
+        out[lowAt] = out[lowAt]! | ((q & 0xf) << (quarter >= 2 ? 4 : 0));
+        const highAt = 128 + halfIndex * 32 + l;
+        out[highAt] = out[highAt]! | ((q >> 4) << (quarter * 2));
+      }
+      return;
+    }
+  }
+}
+
+/**
+ * Quantizes `values` (a multiple of the block size) into the format's blocks.
+ * @example
+ * ```ts
+ * const bytes = quantizeBlocks('q4_k', weights); // 144 bytes per 256 values
+ * ```
+ */
+export function quantizeBlocks(format: TestQuantization, values: Float32Array): Uint8Array {
+  const [blockValues, blockBytes] = BLOCK[format];
+  if (values.length % blockValues !== 0) {
+    throw new RangeError(`${format} needs a multiple of ${blockValues} values, got ${values.length}`);
+  }
+  const blocks = values.length / blockValues;
+  const out = new Uint8Array(blocks * blockBytes);
+  for (let block = 0; block < blocks; block++) {
+    quantizeBlock(
+      format,
+      values.subarray(block * blockValues, (block + 1) * blockValues),
+      out.subarray(block * blockBytes, (block + 1) * blockBytes),
+    );
+  }
+  return out;
+}
+
+/** Values per block of a format (32 or 256). */
+export function blockValues(format: TestQuantization): number {
+  return BLOCK[format][0];
+}
