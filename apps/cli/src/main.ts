@@ -35,6 +35,11 @@ const COMMANDS: readonly Command[] = [
     summary: 'generate text with a model and a tree search (beam, best-of-N, speculative, ToT)',
     run: async (argv, io) => (await import('./commands/generate.js')).runGenerate([...argv], io),
   },
+  {
+    name: 'serve',
+    summary: 'an OpenAI-compatible HTTP server: concurrent requests decode together in one token tree',
+    run: async (argv, io) => (await import('./commands/serve.js')).runServe(argv, io),
+  },
 ];
 
 function topLevelHelp(): string {

@@ -117,6 +117,7 @@ export class SharedTreeEngine implements SessionOpener {
   private scheduled = false;
   private passInFlight = false;
   private readonly afterPass: (() => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
   private isDisposed = false;
   private totals = {
     passes: 0,
@@ -209,6 +210,20 @@ export class SharedTreeEngine implements SessionOpener {
       throw new InvalidStateError('the shared tree was disposed; create a new one', { argument: 'engine' });
     }
     return new DecodingSession(this.engine, prompt, (checked) => this.place(checked));
+  }
+
+  /**
+   * Resolves once no forward pass is running or about to run, so every release asked for so far has given
+   * its pages back.
+   * @example
+   * ```ts
+   * session.release();
+   * await shared.whenIdle(); // the pool no longer holds the session's pages
+   * ```
+   */
+  whenIdle(): Promise<void> {
+    if (!this.passInFlight && !this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /**
@@ -417,7 +432,10 @@ export class SharedTreeEngine implements SessionOpener {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.runPass();
+      void this.runPass().finally(() => {
+        if (!this.passInFlight && !this.scheduled)
+          for (const resolve of this.idleWaiters.splice(0)) resolve();
+      });
     });
   }
 

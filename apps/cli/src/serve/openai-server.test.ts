@@ -1,0 +1,383 @@
+import { DecodingEngine, SharedTreeEngine } from '@deft/decoder';
+import { type LlamaModel, Tokenizer, type TokenKind } from '@deft/model';
+import { tinyModel } from '@deft/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startOpenAiServer } from './openai-server.js';
+
+/** A tokenizer for the tiny random model: `<unk>`, `<s>`, `</s>` and the letters a to u. */
+function letterTokenizer(): Tokenizer {
+  const letters = Array.from({ length: 21 }, (_, index) => String.fromCharCode(97 + index));
+  const pieces = ['<unk>', '<s>', '</s>', ...letters];
+  return new Tokenizer({
+    pieces,
+    scores: pieces.map(() => 0),
+    kinds: pieces.map((_, index): TokenKind => (index === 0 ? 'unknown' : index < 3 ? 'control' : 'normal')),
+    bosId: 1,
+    eosId: 2,
+    unknownId: 0,
+    addSpacePrefix: false,
+    addBos: true,
+  });
+}
+
+/** What the tests read of a response body or a streamed chunk (absent fields are simply undefined). */
+export interface ApiBody {
+  readonly [field: string]: unknown;
+  readonly choices: readonly ApiChoice[];
+  readonly usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  readonly error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+/** A choice of a response or of a chunk. */
+export interface ApiChoice {
+  readonly index: number;
+  readonly text?: string;
+  readonly message?: { role: string; content: string };
+  readonly delta?: { role?: string; content?: string };
+  readonly finish_reason: string | null;
+  readonly logprobs: {
+    readonly tokens?: string[];
+    readonly token_logprobs?: number[];
+    readonly top_logprobs?: Record<string, number>[];
+    readonly content?: {
+      token: string;
+      logprob: number;
+      top_logprobs: { token: string; logprob: number }[];
+    }[];
+  } | null;
+}
+
+export interface ServerFixture {
+  readonly server: RunningServer;
+  readonly shared: SharedTreeEngine;
+  readonly engine: DecodingEngine;
+  close(): Promise<void>;
+}
+
+/** A server on 127.0.0.1 and a free port over a fresh engine. */
+export async function serveModel(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  options: { numPages?: number; apiKey?: string; maxBodyBytes?: number; cachePages?: number } = {},
+): Promise<ServerFixture> {
+  const engine = DecodingEngine.create(model, { numPages: options.numPages ?? 256, pageSize: 4 });
+  const shared = SharedTreeEngine.create(
+    engine,
+    options.cachePages === undefined ? {} : { cachePages: options.cachePages },
+  );
+  const server = await startOpenAiServer({
+    shared,
+    tokenizer,
+    modelId: 'test-model',
+    port: 0,
+    ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+    ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+  });
+  return {
+    server,
+    shared,
+    engine,
+    async close() {
+      await server.close();
+      shared.dispose();
+      engine.dispose();
+    },
+  };
+}
+
+/** POSTs JSON; resolves to the status, the headers and the parsed body. */
+export async function post(
+  server: RunningServer,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: ApiBody }> {
+  const response = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as ApiBody };
+}
+
+/** Reads a server-sent event stream to its end: every `data:` payload parsed, and whether `[DONE]` came. */
+export async function readStream(
+  server: RunningServer,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; contentType: string | null; events: ApiBody[]; done: boolean }> {
+  const response = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  const events: ApiBody[] = [];
+  let done = false;
+  for (const block of text.split('\n\n')) {
+    if (!block.startsWith('data: ')) continue;
+    const data = block.slice('data: '.length);
+    if (data === '[DONE]') done = true;
+    else events.push(JSON.parse(data));
+  }
+  return { status: response.status, contentType: response.headers.get('content-type'), events, done };
+}
+
+/** Each choice's text, concatenated over the chunks of a stream. */
+export function streamedTexts(events: readonly ApiBody[]): string[] {
+  const texts: string[] = [];
+  for (const event of events) {
+    for (const choice of event.choices) {
+      texts[choice.index] = (texts[choice.index] ?? '') + (choice.text ?? choice.delta?.content ?? '');
+    }
+  }
+  return texts;
+}
+
+/** Resolves once no request runs and every released page is back (the pool holds only cached prompts). */
+export async function settled(fixture: ServerFixture): Promise<void> {
+  for (let attempt = 0; attempt < 200 && fixture.server.counters().activeRequests > 0; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await fixture.shared.whenIdle();
+}
+
+describe('deft serve on a tiny random model', () => {
+  const model = tinyModel();
+  const tokenizer = letterTokenizer();
+  let fixture: ServerFixture;
+  beforeAll(async () => {
+    fixture = await serveModel(model, tokenizer, { apiKey: 'secret', maxBodyBytes: 4096 });
+  });
+  afterAll(async () => {
+    await fixture.close();
+    expect(fixture.engine.pool.usedCount).toBe(0);
+    model.dispose();
+    model.backend.dispose();
+  });
+  const auth = { authorization: 'Bearer secret' };
+
+  it('listens on 127.0.0.1 and serves /health, /v1/models and completions', async () => {
+    const { server } = fixture;
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const health = await (await fetch(`${server.url}/health`)).json();
+    expect(health).toMatchObject({ status: 'ok', pool: { pages: 256, used: 0 } });
+    const models = await (await fetch(`${server.url}/v1/models`, { headers: auth })).json();
+    expect(models).toEqual({
+      object: 'list',
+      data: [expect.objectContaining({ id: 'test-model', object: 'model' })],
+    });
+    const completion = await post(
+      server,
+      '/v1/completions',
+      { prompt: 'abcabc', max_tokens: 5, temperature: 0, ignore_eos: true },
+      auth,
+    );
+    expect(completion.status).toBe(200);
+    expect(completion.body).toMatchObject({
+      object: 'text_completion',
+      model: 'test-model',
+      choices: [{ index: 0, finish_reason: 'length' }],
+      usage: { prompt_tokens: 7, completion_tokens: 5, total_tokens: 12 },
+    });
+  });
+
+  it('answers every bad request with its status and an error object naming the field, and keeps serving', async () => {
+    const { server } = fixture;
+    const cases: [unknown, string | null][] = [
+      ['{"prompt": "ab"', null],
+      [[1, 2], 'body'],
+      [{}, 'prompt'],
+      [{ prompt: 'ab', max_tokens: 0 }, 'max_tokens'],
+      [{ prompt: 'ab', max_tokens: 1.5 }, 'max_tokens'],
+      [{ prompt: 'ab', temperature: 3 }, 'temperature'],
+      [{ prompt: 'ab', top_p: 0 }, 'top_p'],
+      [{ prompt: 'ab', top_k: 'many' }, 'top_k'],
+      [{ prompt: 'ab', seed: 0.5 }, 'seed'],
+      [{ prompt: 'ab', n: 0 }, 'n'],
+      [{ prompt: 'ab', n: 3, best_of: 2 }, 'best_of'],
+      [{ prompt: 'ab', n: 1, best_of: 2, stream: true }, 'best_of'],
+      [{ prompt: 'ab', logprobs: 50 }, 'logprobs'],
+      [{ prompt: 'ab', stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop'],
+      [{ prompt: 'ab', stop: [''] }, 'stop'],
+      [{ prompt: 'ab', stream: 'yes' }, 'stream'],
+      [{ prompt: 'ab', beam_width: 2, temperature: 0.5 }, 'temperature'],
+      [{ prompt: 'ab', beam_width: 2, n: 3 }, 'n'],
+      [{ prompt: 'ab', length_penalty: 2 }, 'length_penalty'],
+      [{ prompt: 'ab', speculative: true, n: 2, temperature: 0 }, 'n'],
+      [{ prompt: 'ab', draft_length: 3 }, 'draft_length'],
+      [{ prompt: 'ab', presence_penalty: 1 }, 'presence_penalty'],
+      [{ prompt: [1, 99] }, 'prompt'],
+      [{ prompt: 'ab', model: 7 }, 'model'],
+      [{ prompt: 'a'.repeat(400) }, 'prompt'],
+    ];
+    for (const [body, param] of cases) {
+      const response = await post(server, '/v1/completions', body, auth);
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(response.body.error).toMatchObject({ type: 'invalid_request_error', param });
+      expect(typeof response.body.error.message).toBe('string');
+    }
+    const chatCases: [unknown, string][] = [
+      [{ messages: [] }, 'messages'],
+      [{ messages: [{ role: 'robot', content: 'hi' }] }, 'messages[0].role'],
+      [
+        {
+          messages: [
+            { role: 'user', content: 'a' },
+            { role: 'user', content: 5 },
+          ],
+        },
+        'messages[1].content',
+      ],
+      [{ messages: [{ role: 'user', content: 'a' }], best_of: 2 }, 'best_of'],
+      [{ messages: [{ role: 'user', content: 'a' }], top_logprobs: 2 }, 'top_logprobs'],
+    ];
+    for (const [body, param] of chatCases) {
+      const response = await post(server, '/v1/chat/completions', body, auth);
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(response.body.error.param).toBe(param);
+    }
+    // Prompt beyond the model's context length (256 tokens): 400 with a code saying so.
+    const long = await post(server, '/v1/completions', { prompt: Array(300).fill(3) }, auth);
+    expect(long.status).toBe(400);
+    expect(long.body.error).toMatchObject({ param: 'prompt', code: 'context_length_exceeded' });
+    // Wrong or missing key: 401; /health needs none.
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'secret' }]) {
+      const response = await post(server, '/v1/completions', { prompt: 'ab' }, headers);
+      expect(response.status).toBe(401);
+      expect(response.body.error.type).toBe('authentication_error');
+    }
+    // Too large a body: 413.
+    const large = await post(server, '/v1/completions', { prompt: 'a'.repeat(5000) }, auth);
+    expect(large.status).toBe(413);
+    expect(large.body.error.code).toBe('request_too_large');
+    // Unknown route and wrong method.
+    expect((await fetch(`${server.url}/v2/things`)).status).toBe(404);
+    expect((await fetch(`${server.url}/v1/completions`, { headers: auth })).status).toBe(405);
+    expect((await fetch(`${server.url}/v1/models/other`, { headers: auth })).status).toBe(404);
+    // Still serving, and nothing leaked.
+    const after = await post(
+      server,
+      '/v1/completions',
+      { prompt: 'abc', max_tokens: 3, ignore_eos: true },
+      auth,
+    );
+    expect(after.status).toBe(200);
+    await settled(fixture);
+    expect(fixture.engine.pool.usedCount).toBe(fixture.shared.cachedPages);
+  });
+
+  it('answers 503 with Retry-After when the page pool is full, and serves again once pages are free', async () => {
+    const small = await serveModel(model, tokenizer, { numPages: 12, cachePages: 0 });
+    try {
+      // A live session holding 10 of the 12 pages (two shared pieces of 16 tokens and a tail of 8).
+      const occupant = small.shared.openSession(tokenizer.encode('abcdefghijklmnopqrstuabcdefghijklmnopqr'));
+      expect(small.engine.pool.freeCount).toBe(2);
+      const prompt = 'tsrqponmlkjihgfedcba'; // a piece of 16 tokens and a tail of 5: 6 pages
+      const refused = await post(small.server, '/v1/completions', { prompt, max_tokens: 2 });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(refused.body.error).toMatchObject({ type: 'server_overloaded', code: 'kv_pool_full' });
+      // A prompt that fits but whose sequence outgrows the pool: 503 before streaming, an error event after.
+      const grows = { prompt: 'ba', max_tokens: 30, ignore_eos: true };
+      expect((await post(small.server, '/v1/completions', grows)).status).toBe(503);
+      const stream = await readStream(small.server, '/v1/completions', { ...grows, stream: true });
+      expect(stream.status).toBe(200);
+      expect(stream.events.at(-1)!.error).toMatchObject({ type: 'server_overloaded' });
+      expect(stream.done).toBe(true);
+      await settled(small);
+      expect(small.engine.pool.freeCount).toBe(2);
+      occupant.release();
+      const served = await post(small.server, '/v1/completions', { prompt, max_tokens: 2 });
+      expect(served.status).toBe(200);
+      expect(small.server.counters().rejectedRequests).toBe(2);
+      await settled(small);
+      expect(small.engine.pool.usedCount).toBe(0);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('streams chunks that concatenate to the non-streamed text, for completions and chat', async () => {
+    const { server } = fixture;
+    for (const path of ['/v1/completions', '/v1/chat/completions']) {
+      const request = {
+        ...(path === '/v1/completions'
+          ? { prompt: 'abc' }
+          : { messages: [{ role: 'user', content: 'abc' }] }),
+        n: 3,
+        seed: 4,
+        temperature: 1,
+        max_tokens: 12,
+        ignore_eos: true,
+      };
+      const whole = await post(server, path, request, auth);
+      const streamed = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify({ ...request, stream: true }),
+      });
+      expect(streamed.headers.get('content-type')).toBe('text/event-stream');
+      const blocks = (await streamed.text()).split('\n\n').filter((block) => block.startsWith('data: '));
+      expect(blocks.at(-1)).toBe('data: [DONE]');
+      const events = blocks.slice(0, -1).map((block) => JSON.parse(block.slice(6)) as ApiBody);
+      const texts = streamedTexts(events);
+      const expected = whole.body.choices.map((choice) => choice.text ?? choice.message?.content);
+      expect(texts).toEqual(expected);
+      expect(events.at(-1)!.usage).toEqual(whole.body.usage);
+      expect(events.at(-1)!.choices).toEqual([]);
+      const finishes = events.flatMap((event) =>
+        event.choices.filter((choice) => choice.finish_reason !== null),
+      );
+      expect(finishes).toHaveLength(3);
+    }
+  });
+
+  it('stops at a stop string without sending it', async () => {
+    const { server } = fixture;
+    const whole = await post(
+      server,
+      '/v1/completions',
+      { prompt: 'abc', max_tokens: 40, temperature: 0, ignore_eos: true },
+      auth,
+    );
+    const text = whole.body.choices[0]!.text!;
+    const stop = text.slice(5, 7);
+    const cut = await post(
+      server,
+      '/v1/completions',
+      { prompt: 'abc', max_tokens: 40, temperature: 0, ignore_eos: true, stop },
+      auth,
+    );
+    expect(cut.body.choices[0]!).toMatchObject({
+      text: text.slice(0, text.indexOf(stop)),
+      finish_reason: 'stop',
+    });
+  });
+
+  it('frees the pages of streams aborted mid-way, and the others finish', async () => {
+    const { server } = fixture;
+    const body = { prompt: 'abcdefgh', max_tokens: 60, ignore_eos: true, stream: true, temperature: 0 };
+    const controllers = Array.from({ length: 4 }, () => new AbortController());
+    const aborted = controllers.map(async (controller) => {
+      const response = await fetch(`${server.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify(body),
+        signal: controller.signal,
+      });
+      const reader = response.body!.getReader();
+      await reader.read();
+      await reader.read();
+      controller.abort();
+      await reader.read().catch(() => undefined);
+    });
+    const finished = post(server, '/v1/completions', { ...body, stream: false, max_tokens: 20 }, auth);
+    await Promise.all(aborted);
+    expect((await finished).body.choices[0]!.finish_reason).toBe('length');
+    await settled(fixture);
+    expect(fixture.server.counters().cancelledRequests).toBeGreaterThanOrEqual(4);
+    expect(fixture.shared.sessionCount).toBe(0);
+    expect(fixture.engine.pool.usedCount).toBe(fixture.shared.cachedPages);
+  });
+});
