@@ -13,6 +13,8 @@ export type { QuantizedEncoding } from './quant/block-formats.js';
 export { QUANTIZED_ENCODINGS } from './quant/block-formats.js';
 export { tokenizerFromGgufMetadata } from './tokenizer/gguf-tokenizer.js';
 export { loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizer/llama2c-tokenizer.js';
+export type { PreTokenizerName } from './tokenizer/pre-tokenizers.js';
+export { PRE_TOKENIZERS } from './tokenizer/pre-tokenizers.js';
 export type {
   DecodeOptions,
   EncodeOptions,

@@ -5,6 +5,8 @@ export { createRecordingBackend } from './backend/recording-backend.js';
 export * from './browser.js';
 export type { TestQuantization } from './model/quantize-blocks.js';
 export { blockValues, GGML_TYPE_IDS, quantizeBlocks } from './model/quantize-blocks.js';
+export type { RealVocabulary, RealVocabularyName } from './model/real-vocabulary.js';
+export { realVocabulary } from './model/real-vocabulary.js';
 export { prefillLogits, referenceLogits } from './model/reference-forward.js';
 export type { Stories260KGolden } from './model/shared-models.js';
 export {
@@ -25,5 +27,6 @@ export {
   writeLlama2cVersion1,
 } from './model/synthetic-checkpoint.js';
 export { tinyModel } from './model/tiny-model.js';
+export { TOKENIZER_CORPUS } from './model/tokenizer-corpus.js';
 export type { MetadataValue, TestTensor } from './model/write-test-files.js';
 export { f32Bytes, seededValues, u16Bytes, writeGguf } from './model/write-test-files.js';

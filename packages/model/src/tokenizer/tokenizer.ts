@@ -1,13 +1,25 @@
 import { InvalidArgumentError } from '@deft/core';
+import { ByteLevelBpe, byteLevelPieceBytes } from './byte-level-bpe.js';
+import { isPreTokenizerName, type PreTokenizerName } from './pre-tokenizers.js';
 
 /** What a vocabulary entry is (the `token_type` of GGUF / SentencePiece). */
 export type TokenKind = 'normal' | 'unknown' | 'control' | 'user-defined' | 'unused' | 'byte';
 
 /**
- * A SentencePiece-style vocabulary. Pieces use a plain space `' '` where SentencePiece files use `▁`
- * (the loaders convert). Byte tokens are pieces `<0xXX>` of kind `byte`.
+ * A vocabulary: SentencePiece-style (`model` `spm`, the default) or byte-level BPE (`bpe`, GPT-2 / Llama 3 /
+ * Qwen). SentencePiece pieces use a plain space `' '` where SentencePiece files use `▁` (the loaders
+ * convert), and byte tokens are pieces `<0xXX>` of kind `byte`. Byte-level BPE pieces are strings of
+ * GPT-2's byte characters (`Ġ` for a space), merged by `merges` rank.
  */
 export interface TokenizerVocabulary {
+  /** `spm` (default): merge by piece score with byte fallback; `bpe`: byte-level BPE by merge rank. */
+  readonly model?: 'spm' | 'bpe';
+  /** `bpe`: the merges, `"left right"`, highest priority first. */
+  readonly merges?: readonly string[];
+  /** `bpe`: the pre-tokenizer that splits text into words (`tokenizer.ggml.pre`; `default` when omitted). */
+  readonly preTokenizer?: PreTokenizerName;
+  /** End-of-turn token of chat models (`<|eot_id|>`, `<|im_end|>`), `-1` or omitted if none. */
+  readonly eotId?: number;
   /** `[vocabSize]` piece text of each id. */
   readonly pieces: readonly string[];
   /** `[vocabSize]` merge priority of each piece (higher merges first). */
@@ -28,6 +40,12 @@ export interface TokenizerVocabulary {
 export interface EncodeOptions {
   /** Prepend BOS; the vocabulary's `addBos` when omitted. */
   readonly bos?: boolean;
+  /**
+   * Read the text of control tokens in `text` as those tokens (`<|eot_id|>`, `<|im_start|>`: what a
+   * rendered chat template holds); false when omitted, so user text cannot inject them. User-defined
+   * tokens are always matched whole, as llama.cpp does.
+   */
+  readonly special?: boolean;
   /** Append EOS; false when omitted. */
   readonly eos?: boolean;
 }
@@ -109,6 +127,16 @@ class BigramQueue {
 }
 
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
+/** Control pieces that end a chat model's turn, whatever the file names its EOS. */
+const END_OF_TURN_PIECES = new Set([
+  '<|eot_id|>',
+  '<|eom_id|>',
+  '<|im_end|>',
+  '<|endoftext|>',
+  '<end_of_turn>',
+  '<|end|>',
+  '</s>',
+]);
 const encoder = new TextEncoder();
 
 /**
@@ -128,7 +156,22 @@ export class Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
+  /** `spm` (SentencePiece) or `bpe` (byte-level BPE). */
+  readonly model: 'spm' | 'bpe';
+  /**
+   * Ids that end generation: EOS, the end-of-turn token, and the control tokens chat models end a turn
+   * with (`<|eot_id|>`, `<|eom_id|>`, `<|im_end|>`, `<|endoftext|>`, `<end_of_turn>`, `<|end|>`) when present.
+   */
+  readonly endOfGenerationIds: readonly number[];
   private readonly vocabulary: TokenizerVocabulary;
+  private readonly bpe: ByteLevelBpe | undefined;
+  /** Control and user-defined tokens by text, longest first, for matching them whole in text. */
+  private readonly specialTokens: {
+    readonly text: string;
+    readonly id: number;
+    readonly control: boolean;
+  }[] = [];
+  private readonly specialPatterns = new Map<boolean, RegExp | undefined>();
   /** Piece text to id, for pieces that text can produce (normal, user-defined, unused). */
   private readonly pieceIds = new Map<string, number>();
   /** `[256]` byte-token id of each byte, `-1` if absent. */
@@ -163,14 +206,54 @@ export class Tokenizer {
         });
       }
     }
+    const model = vocabulary.model ?? 'spm';
+    if (model !== 'spm' && model !== 'bpe') {
+      throw new InvalidArgumentError(`tokenizer model ${String(model)} is unknown`, {
+        argument: 'vocabulary.model',
+        expected: "'spm' | 'bpe'",
+        actual: model,
+      });
+    }
+    if (
+      model === 'bpe' &&
+      vocabulary.preTokenizer !== undefined &&
+      !isPreTokenizerName(vocabulary.preTokenizer)
+    ) {
+      throw new InvalidArgumentError(`pre-tokenizer ${String(vocabulary.preTokenizer)} is unknown`, {
+        argument: 'vocabulary.preTokenizer',
+        expected: 'a PreTokenizerName',
+        actual: vocabulary.preTokenizer,
+      });
+    }
+    const eotId = vocabulary.eotId ?? -1;
+    if (!Number.isInteger(eotId) || eotId < -1 || eotId >= size) {
+      throw new InvalidArgumentError(`eotId ${eotId} is out of range [-1, ${size})`, {
+        argument: 'vocabulary.eotId',
+        expected: `-1..${size - 1}`,
+        actual: eotId,
+      });
+    }
     this.vocabulary = vocabulary;
     this.vocabSize = size;
     this.bosId = vocabulary.bosId;
     this.eosId = vocabulary.eosId;
+    this.model = model;
     this.pieceBytes = new Array<Uint8Array>(size);
+    const endIds = new Set([vocabulary.eosId, ...(eotId >= 0 ? [eotId] : [])]);
     for (let id = 0; id < size; id++) {
       const piece = vocabulary.pieces[id]!;
       const kind = vocabulary.kinds[id]!;
+      if (kind === 'control' && END_OF_TURN_PIECES.has(piece)) endIds.add(id);
+      if ((kind === 'control' || kind === 'user-defined') && piece.length > 0) {
+        this.specialTokens.push({ text: piece, id, control: kind === 'control' });
+      }
+      if (model === 'bpe') {
+        this.pieceBytes[id] = this.bpePieceBytes(piece, kind);
+        if (kind === 'normal' || kind === 'unused') {
+          if (!this.pieceIds.has(piece)) this.pieceIds.set(piece, id);
+        }
+        continue;
+      }
       const byteMatch = kind === 'byte' ? BYTE_PIECE.exec(piece) : null;
       if (byteMatch !== null) {
         const byte = Number.parseInt(byteMatch[1]!, 16);
@@ -185,6 +268,52 @@ export class Tokenizer {
         if (!this.pieceIds.has(piece)) this.pieceIds.set(piece, id);
       }
     }
+    this.endOfGenerationIds = [...endIds];
+    this.specialTokens.sort((a, b) => b.text.length - a.text.length || a.id - b.id);
+    this.bpe =
+      model === 'bpe'
+        ? new ByteLevelBpe(this.pieceIds, vocabulary.merges ?? [], vocabulary.preTokenizer ?? 'default')
+        : undefined;
+  }
+
+  /** Bytes a byte-level BPE piece decodes to: control tokens nothing, user-defined ones their text. */
+  private bpePieceBytes(piece: string, kind: TokenKind): Uint8Array {
+    if (kind === 'control') return new Uint8Array(0);
+    if (kind === 'user-defined' || kind === 'unknown') return encoder.encode(piece);
+    return byteLevelPieceBytes(piece) ?? encoder.encode(piece);
+  }
+
+  /** The id of the end-of-turn token, `-1` if the vocabulary has none. */
+  get eotId(): number {
+    return this.vocabulary.eotId ?? -1;
+  }
+
+  /** Splits text at control / user-defined token texts: strings to encode and ids taken whole. */
+  private partition(text: string, special: boolean): (string | number)[] {
+    let pattern = this.specialPatterns.get(special);
+    if (!this.specialPatterns.has(special)) {
+      const texts = this.specialTokens
+        .filter((token) => special || !token.control)
+        .map((token) => token.text);
+      pattern =
+        texts.length === 0
+          ? undefined
+          : new RegExp(texts.map((value) => value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gu');
+      this.specialPatterns.set(special, pattern);
+    }
+    if (pattern === undefined) return [text];
+    const parts: (string | number)[] = [];
+    let last = 0;
+    for (const match of text.matchAll(pattern)) {
+      if (match.index > last) parts.push(text.slice(last, match.index));
+      const token = this.specialTokens.find(
+        (candidate) => candidate.text === match[0] && (special || !candidate.control),
+      );
+      parts.push(token!.id);
+      last = match.index + match[0].length;
+    }
+    if (last < text.length) parts.push(text.slice(last));
+    return parts;
   }
 
   /** Text of a piece as stored (spaces as `' '`, byte tokens as `<0xXX>`). */
@@ -216,10 +345,21 @@ export class Tokenizer {
     }
     const ids: number[] = [];
     if (options.bos ?? this.vocabulary.addBos) ids.push(this.bosId);
-    if (text.length > 0) {
-      const prefixed = this.vocabulary.addSpacePrefix ? ` ${text}` : text;
+    const parts = this.partition(text, options.special ?? false);
+    parts.forEach((part, index) => {
+      if (typeof part === 'number') {
+        ids.push(part);
+        return;
+      }
+      if (part.length === 0) return;
+      if (this.bpe !== undefined) {
+        this.bpe.encode(part, ids);
+        return;
+      }
+      // SentencePiece's dummy prefix goes before the text, not before a fragment after a special token.
+      const prefixed = this.vocabulary.addSpacePrefix && index === 0 ? ` ${part}` : part;
       this.encodeSymbols(Array.from(prefixed), ids);
-    }
+    });
     if (options.eos ?? false) ids.push(this.eosId);
     return ids;
   }
