@@ -1,8 +1,16 @@
-import { DecodingEngine, SharedTreeEngine } from '@deft/decoder';
-import { type LlamaModel, Tokenizer, type TokenKind } from '@deft/model';
+import { Tokenizer, type TokenKind } from '@deft/model';
 import { tinyModel } from '@deft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningServer, startOpenAiServer } from './openai-server.js';
+import {
+  abandonStream,
+  get,
+  post,
+  readStream,
+  type ServerFixture,
+  serveModel,
+  settled,
+  streamedTexts,
+} from './server-test-kit.js';
 
 /** A tokenizer for the tiny random model: `<unk>`, `<s>`, `</s>` and the letters a to u. */
 function letterTokenizer(): Tokenizer {
@@ -18,128 +26,6 @@ function letterTokenizer(): Tokenizer {
     addSpacePrefix: false,
     addBos: true,
   });
-}
-
-/** What the tests read of a response body or a streamed chunk (absent fields are simply undefined). */
-export interface ApiBody {
-  readonly [field: string]: unknown;
-  readonly choices: readonly ApiChoice[];
-  readonly usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
-  readonly error: { message: string; type: string; param: string | null; code: string | null };
-}
-
-/** A choice of a response or of a chunk. */
-export interface ApiChoice {
-  readonly index: number;
-  readonly text?: string;
-  readonly message?: { role: string; content: string };
-  readonly delta?: { role?: string; content?: string };
-  readonly finish_reason: string | null;
-  readonly logprobs: {
-    readonly tokens?: string[];
-    readonly token_logprobs?: number[];
-    readonly top_logprobs?: Record<string, number>[];
-    readonly content?: {
-      token: string;
-      logprob: number;
-      top_logprobs: { token: string; logprob: number }[];
-    }[];
-  } | null;
-}
-
-export interface ServerFixture {
-  readonly server: RunningServer;
-  readonly shared: SharedTreeEngine;
-  readonly engine: DecodingEngine;
-  close(): Promise<void>;
-}
-
-/** A server on 127.0.0.1 and a free port over a fresh engine. */
-export async function serveModel(
-  model: LlamaModel,
-  tokenizer: Tokenizer,
-  options: { numPages?: number; apiKey?: string; maxBodyBytes?: number; cachePages?: number } = {},
-): Promise<ServerFixture> {
-  const engine = DecodingEngine.create(model, { numPages: options.numPages ?? 256, pageSize: 4 });
-  const shared = SharedTreeEngine.create(
-    engine,
-    options.cachePages === undefined ? {} : { cachePages: options.cachePages },
-  );
-  const server = await startOpenAiServer({
-    shared,
-    tokenizer,
-    modelId: 'test-model',
-    port: 0,
-    ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
-    ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
-  });
-  return {
-    server,
-    shared,
-    engine,
-    async close() {
-      await server.close();
-      shared.dispose();
-      engine.dispose();
-    },
-  };
-}
-
-/** POSTs JSON; resolves to the status, the headers and the parsed body. */
-export async function post(
-  server: RunningServer,
-  path: string,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; body: ApiBody }> {
-  const response = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as ApiBody };
-}
-
-/** Reads a server-sent event stream to its end: every `data:` payload parsed, and whether `[DONE]` came. */
-export async function readStream(
-  server: RunningServer,
-  path: string,
-  body: unknown,
-): Promise<{ status: number; contentType: string | null; events: ApiBody[]; done: boolean }> {
-  const response = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  const events: ApiBody[] = [];
-  let done = false;
-  for (const block of text.split('\n\n')) {
-    if (!block.startsWith('data: ')) continue;
-    const data = block.slice('data: '.length);
-    if (data === '[DONE]') done = true;
-    else events.push(JSON.parse(data));
-  }
-  return { status: response.status, contentType: response.headers.get('content-type'), events, done };
-}
-
-/** Each choice's text, concatenated over the chunks of a stream. */
-export function streamedTexts(events: readonly ApiBody[]): string[] {
-  const texts: string[] = [];
-  for (const event of events) {
-    for (const choice of event.choices) {
-      texts[choice.index] = (texts[choice.index] ?? '') + (choice.text ?? choice.delta?.content ?? '');
-    }
-  }
-  return texts;
-}
-
-/** Resolves once no request runs and every released page is back (the pool holds only cached prompts). */
-export async function settled(fixture: ServerFixture): Promise<void> {
-  for (let attempt = 0; attempt < 200 && fixture.server.counters().activeRequests > 0; attempt++) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  await fixture.shared.whenIdle();
 }
 
 describe('deft serve on a tiny random model', () => {
@@ -160,9 +46,9 @@ describe('deft serve on a tiny random model', () => {
   it('listens on 127.0.0.1 and serves /health, /v1/models and completions', async () => {
     const { server } = fixture;
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const health = await (await fetch(`${server.url}/health`)).json();
+    const health = (await get(server, '/health')).body;
     expect(health).toMatchObject({ status: 'ok', pool: { pages: 256, used: 0 } });
-    const models = await (await fetch(`${server.url}/v1/models`, { headers: auth })).json();
+    const models = (await get(server, '/v1/models', auth)).body;
     expect(models).toEqual({
       object: 'list',
       data: [expect.objectContaining({ id: 'test-model', object: 'model' })],
@@ -252,9 +138,11 @@ describe('deft serve on a tiny random model', () => {
     expect(large.status).toBe(413);
     expect(large.body.error.code).toBe('request_too_large');
     // Unknown route and wrong method.
-    expect((await fetch(`${server.url}/v2/things`)).status).toBe(404);
-    expect((await fetch(`${server.url}/v1/completions`, { headers: auth })).status).toBe(405);
-    expect((await fetch(`${server.url}/v1/models/other`, { headers: auth })).status).toBe(404);
+    expect((await get(server, '/v2/things')).status).toBe(404);
+    const wrongMethod = await get(server, '/v1/completions', auth);
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.body.error.code).toBe('method_not_allowed');
+    expect((await get(server, '/v1/models/other', auth)).status).toBe(404);
     // Still serving, and nothing leaked.
     const after = await post(
       server,
@@ -269,14 +157,14 @@ describe('deft serve on a tiny random model', () => {
 
   it('answers 503 with Retry-After when the page pool is full, and serves again once pages are free', async () => {
     const small = await serveModel(model, tokenizer, { numPages: 12, cachePages: 0 });
+    // A live session holding 10 of the 12 pages (two shared pieces of 16 tokens and a tail of 8).
+    const occupant = small.shared.openSession(tokenizer.encode('abcdefghijklmnopqrstuabcdefghijklmnopqr'));
     try {
-      // A live session holding 10 of the 12 pages (two shared pieces of 16 tokens and a tail of 8).
-      const occupant = small.shared.openSession(tokenizer.encode('abcdefghijklmnopqrstuabcdefghijklmnopqr'));
       expect(small.engine.pool.freeCount).toBe(2);
       const prompt = 'tsrqponmlkjihgfedcba'; // a piece of 16 tokens and a tail of 5: 6 pages
       const refused = await post(small.server, '/v1/completions', { prompt, max_tokens: 2 });
       expect(refused.status).toBe(503);
-      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(refused.headers['retry-after']).toBe('1');
       expect(refused.body.error).toMatchObject({ type: 'server_overloaded', code: 'kv_pool_full' });
       // A prompt that fits but whose sequence outgrows the pool: 503 before streaming, an error event after.
       const grows = { prompt: 'ba', max_tokens: 30, ignore_eos: true };
@@ -294,6 +182,7 @@ describe('deft serve on a tiny random model', () => {
       await settled(small);
       expect(small.engine.pool.usedCount).toBe(0);
     } finally {
+      occupant.release();
       await small.close();
     }
   });
@@ -312,15 +201,14 @@ describe('deft serve on a tiny random model', () => {
         ignore_eos: true,
       };
       const whole = await post(server, path, request, auth);
-      const streamed = await fetch(`${server.url}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...auth },
-        body: JSON.stringify({ ...request, stream: true }),
-      });
-      expect(streamed.headers.get('content-type')).toBe('text/event-stream');
-      const blocks = (await streamed.text()).split('\n\n').filter((block) => block.startsWith('data: '));
-      expect(blocks.at(-1)).toBe('data: [DONE]');
-      const events = blocks.slice(0, -1).map((block) => JSON.parse(block.slice(6)) as ApiBody);
+      const { contentType, events, done } = await readStream(
+        server,
+        path,
+        { ...request, stream: true },
+        auth,
+      );
+      expect(contentType).toBe('text/event-stream');
+      expect(done).toBe(true);
       const texts = streamedTexts(events);
       const expected = whole.body.choices.map((choice) => choice.text ?? choice.message?.content);
       expect(texts).toEqual(expected);
@@ -358,20 +246,7 @@ describe('deft serve on a tiny random model', () => {
   it('frees the pages of streams aborted mid-way, and the others finish', async () => {
     const { server } = fixture;
     const body = { prompt: 'abcdefgh', max_tokens: 60, ignore_eos: true, stream: true, temperature: 0 };
-    const controllers = Array.from({ length: 4 }, () => new AbortController());
-    const aborted = controllers.map(async (controller) => {
-      const response = await fetch(`${server.url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...auth },
-        body: JSON.stringify(body),
-        signal: controller.signal,
-      });
-      const reader = response.body!.getReader();
-      await reader.read();
-      await reader.read();
-      controller.abort();
-      await reader.read().catch(() => undefined);
-    });
+    const aborted = Array.from({ length: 4 }, () => abandonStream(server, '/v1/completions', body, 3, auth));
     const finished = post(server, '/v1/completions', { ...body, stream: false, max_tokens: 20 }, auth);
     await Promise.all(aborted);
     expect((await finished).body.choices[0]!.finish_reason).toBe('length');
