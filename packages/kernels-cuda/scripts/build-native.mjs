@@ -7,8 +7,20 @@
 // exit 0: the package still installs, and createCudaBackend() then explains that the addon is missing.
 // node-gyp's own output is kept back unless the build fails; then its tail is shown.
 // Without nvcc (looked up in CUDA_PATH, CUDA_HOME, then PATH) it exits 0 in both modes.
+// npm shows an install script's output only when the script fails, so the line is also written to
+// native/build/install-reason.txt, which createCudaBackend() quotes when the addon is missing; a build
+// that succeeds (or finds the addon up to date) removes the file.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import path from 'node:path';
@@ -19,6 +31,8 @@ const force = process.argv.includes('--force');
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const nativeRoot = path.join(packageRoot, 'native');
 const output = path.join(nativeRoot, 'build', 'Release', 'deft_cuda.node');
+/** Where the reason for a missing addon is kept for the first use (see src/native/load-addon.ts). */
+const reasonFile = path.join(nativeRoot, 'build', 'install-reason.txt');
 
 /** How a user outside this repository re-runs the build once the cause is fixed. */
 const REBUILD = 'then run `npm rebuild @deft/kernels-cuda` (or reinstall the package)';
@@ -29,14 +43,30 @@ function log(message) {
   console.log(`[@deft/kernels-cuda] ${message}`);
 }
 
+/** Keeps `line` for the first use of the package; never fails the script. */
+function recordReason(line) {
+  try {
+    mkdirSync(path.dirname(reasonFile), { recursive: true });
+    writeFileSync(reasonFile, `${line}\n`);
+  } catch {
+    // A read-only install directory: the line printed above is all there is.
+  }
+}
+
+function clearReason() {
+  try {
+    rmSync(reasonFile, { force: true });
+  } catch {
+    // Nothing to clear, or nothing that can be cleared.
+  }
+}
+
 /** Reports why the addon is not built and exits: 0 on the install path, `failCode` otherwise. */
 function giveUp(why, fix, failCode = 1) {
-  if (optional) {
-    log(`installed without the CUDA addon: ${why}; ${fix}`);
-    process.exit(0);
-  }
-  log(`the CUDA addon was not built: ${why}; ${fix}`);
-  process.exit(failCode);
+  const line = `${optional ? 'installed without the CUDA addon' : 'the CUDA addon was not built'}: ${why}; ${fix}`;
+  log(line);
+  recordReason(line);
+  process.exit(optional ? 0 : failCode);
 }
 
 /** Whether nvcc runs at all (a broken toolkit or a stale wrapper fails here, fast). */
@@ -161,6 +191,7 @@ function main() {
   }
   if (!force && existsSync(output) && statSync(output).mtimeMs > newestSource(nativeRoot)) {
     log(`addon is up to date: ${path.relative(process.cwd(), output)}`);
+    clearReason();
     process.exit(0);
   }
   const problem = nvccProblem(nvcc);
@@ -212,10 +243,12 @@ function main() {
           : `exit ${result.status}`;
       giveUp(
         `node-gyp ${step[0]} failed (${status})`,
-        `see the lines above; fix the toolchain (nvcc, a C++ compiler, make, Python), ${REBUILD}`,
+        '`npm rebuild @deft/kernels-cuda --foreground-scripts` shows the build output; ' +
+          `fix the toolchain (nvcc, a C++ compiler, make, Python), ${REBUILD}`,
       );
     }
   }
+  clearReason();
   log(`built ${path.relative(process.cwd(), output)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 

@@ -1,6 +1,8 @@
 // The install as a user meets it: pack @deft/core and @deft/kernels-cuda, install both tarballs into an
 // empty project with npm, and check that the install succeeds and says why the CUDA addon is absent when
-// the native build cannot run (no nvcc on the PATH, an nvcc that does not run, an nvcc whose compile fails).
+// the native build cannot run (no nvcc on the PATH, an nvcc that does not run, an nvcc whose compile fails),
+// and that a plain `npm install` (which hides the install script's output) still gets the reason to the
+// user: createCudaBackend() quotes it on first use.
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
@@ -10,6 +12,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -48,6 +51,16 @@ function pnpmCommand(): string[] | undefined {
     if (run(command, [...args, '--version'], { cwd: repositoryRoot }).status === 0) return candidate;
   }
   return undefined;
+}
+
+/** Newest modification time of the files under `directory`. */
+function newestFile(directory: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(directory, { withFileTypes: true })) {
+    const full = path.join(directory, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestFile(full) : statSync(full).mtimeMs);
+  }
+  return newest;
 }
 
 /** Why packing is impossible here, or undefined when it is possible. */
@@ -92,7 +105,9 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
     workDirectory = mkdtempSync(path.join(tmpdir(), 'deft-install-'));
     const pnpm = pnpmCommand() as [string, ...string[]];
     for (const directory of [coreRoot, packageRoot]) {
-      if (!existsSync(path.join(directory, 'dist', 'index.js'))) {
+      const bundle = path.join(directory, 'dist', 'index.js');
+      // Pack what the sources say: build when the bundle is missing or older than a source file.
+      if (!existsSync(bundle) || statSync(bundle).mtimeMs < newestFile(path.join(directory, 'src'))) {
         const built = run(path.join(repositoryRoot, 'node_modules', '.bin', 'tsup'), [], { cwd: directory });
         expect(built.status, built.output).toBe(0);
       }
@@ -111,20 +126,31 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
     if (workDirectory) rmSync(workDirectory, { recursive: true, force: true });
   });
 
-  function install(name: string, pathValue: string) {
+  function install(name: string, pathValue: string, options: { foregroundScripts?: boolean } = {}) {
     const project = path.join(workDirectory, name);
     mkdirSync(project);
     writeFileSync(
       path.join(project, 'package.json'),
-      '{ "name": "consumer", "version": "1.0.0", "private": true }\n',
+      '{ "name": "consumer", "version": "1.0.0", "private": true, "type": "module" }\n',
     );
     // --foreground-scripts shows the install script's output, which npm otherwise keeps back on success.
+    const foreground = options.foregroundScripts === false ? [] : ['--foreground-scripts'];
     const result = run(
       'npm',
-      ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', ...tarballs],
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', ...foreground, ...tarballs],
       { cwd: project, env: userEnvironment(pathValue) },
     );
-    return { ...result, project };
+    return { ...result, project, pathValue };
+  }
+
+  /** What a user's first `createCudaBackend()` says in the installed project (exit 3: it threw). */
+  function firstUse(project: string, pathValue: string) {
+    writeFileSync(
+      path.join(project, 'first-use.js'),
+      "import { createCudaBackend } from '@deft/kernels-cuda';\n" +
+        'try { createCudaBackend(); } catch (error) { console.log(error.message); process.exit(3); }\n',
+    );
+    return run('node', ['first-use.js'], { cwd: project, env: userEnvironment(pathValue) });
   }
 
   function fakeNvcc(name: string, script: string): string {
@@ -143,6 +169,24 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
     expect(
       existsSync(path.join(result.project, 'node_modules', '@deft', 'kernels-cuda', 'dist', 'index.js')),
     ).toBe(true);
+  });
+
+  it('after a plain npm install, which hides the install output, the first createCudaBackend() says why', () => {
+    const result = install('plain-no-nvcc', pathWithoutNvcc(path.join(workDirectory, 'shims')), {
+      foregroundScripts: false,
+    });
+    expect(result.status, result.output).toBe(0);
+    const installed = path.join(result.project, 'node_modules', '@deft', 'kernels-cuda');
+    expect(readFileSync(path.join(installed, 'native', 'build', 'install-reason.txt'), 'utf8')).toMatch(
+      SUMMARY,
+    );
+    const used = firstUse(result.project, result.pathValue);
+    expect(used.status, used.output).toBe(3);
+    expect(used.output).toMatch(/the CUDA addon could not be loaded/);
+    expect(used.output).toMatch(
+      /When the package was installed: installed without the CUDA addon: nvcc not found .*; install the CUDA toolkit/,
+    );
+    expect(used.output).toMatch(/npm rebuild @deft\/kernels-cuda/);
   });
 
   it('installs when nvcc does not run and says why', () => {
@@ -176,5 +220,10 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
     expect(result.output).toMatch(/last \d+ lines of node-gyp (configure|build):/);
     expect(result.output).toMatch(/installed without the CUDA addon: node-gyp (configure|build) failed/);
     expect(result.output).not.toMatch(/MODULE_NOT_FOUND|npm error/);
+    const used = firstUse(result.project, result.pathValue);
+    expect(used.status, used.output).toBe(3);
+    expect(used.output).toMatch(
+      /When the package was installed: installed without the CUDA addon: node-gyp (configure|build) failed .*--foreground-scripts` shows the build output/,
+    );
   });
 });

@@ -117,6 +117,8 @@ const EXPECTED_ABI = 1;
 let cached: CudaAddon | undefined;
 
 const PACKAGE_NAME = '@deft/kernels-cuda';
+/** The origin of the package's own build among the {@link AddonCandidate}s. */
+const LOCAL_ORIGIN = "this package's build";
 
 /**
  * Where the package's own build puts the addon: `native/build/Release/deft_cuda.node` under the package
@@ -176,13 +178,33 @@ export function addonCandidates(explicitPath?: string): AddonCandidate[] {
     candidates.push({ path: fromEnvironment, origin: CUDA_ADDON_ENV });
   }
   const local = localAddonPath();
-  if (local !== undefined) candidates.push({ path: local, origin: "this package's build" });
+  if (local !== undefined) candidates.push({ path: local, origin: LOCAL_ORIGIN });
   return candidates;
 }
 
 /**
+ * The line the install script recorded next to the package's build (`native/build/install-reason.txt`)
+ * when it installed the package without the addon: npm shows an install script's output only when the
+ * script fails, so this is where a user of a plain `npm install` first reads why the addon is missing.
+ *
+ * @param addonPath The package's build path ({@link localAddonPath}).
+ * @returns The line, or `undefined` when there is none (the addon was built, or never tried).
+ */
+export function recordedInstallReason(addonPath: string | undefined = localAddonPath()): string | undefined {
+  if (addonPath === undefined) return undefined;
+  const file = path.join(path.dirname(path.dirname(addonPath)), 'install-reason.txt');
+  try {
+    const line = readFileSync(file, 'utf8').split('\n')[0]?.trim();
+    return line ? line : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Loads the first candidate that loads with the expected ABI.
- * @throws BackendError listing each candidate and why it failed, and how a user rebuilds the addon.
+ * @throws BackendError listing each candidate and why it failed, what the install script recorded (see
+ *   {@link recordedInstallReason}), and how a user rebuilds the addon.
  */
 export function loadAddonFrom(candidates: readonly AddonCandidate[]): CudaAddon {
   const require = createRequire(import.meta.url);
@@ -207,9 +229,13 @@ export function loadAddonFrom(candidates: readonly AddonCandidate[]): CudaAddon 
       );
     }
   }
+  const local = candidates.find((candidate) => candidate.origin === LOCAL_ORIGIN);
+  const reason =
+    local === undefined || existsSync(local.path) ? undefined : recordedInstallReason(local.path);
   throw new BackendError(
     'cuda',
     `the CUDA addon could not be loaded. Tried:\n  - ${attempts.join('\n  - ')}\n` +
+      (reason === undefined ? '' : `When the package was installed: ${reason}\n`) +
       `Build it with \`npm rebuild ${PACKAGE_NAME}\` (needs the CUDA toolkit: nvcc on PATH or CUDA_PATH), ` +
       `or set ${CUDA_ADDON_ENV} to the path of a built deft_cuda.node.`,
     { argument: CUDA_ADDON_ENV, expected: 'a loadable deft_cuda.node', actual: attempts },
