@@ -143,6 +143,42 @@ describe('SharedTreeEngine', () => {
     engine.dispose();
   });
 
+  it('a session released or opened while a pass runs changes nothing the pass reads', async () => {
+    // A model whose forward pass waits on a timer, as a GPU's does, so other work runs during a pass.
+    const slow = tinyModel();
+    const forward = slow.forward.bind(slow);
+    slow.forward = async (batch) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return forward(batch);
+    };
+    const alone = DecodingEngine.create(model, { numPages: 128, pageSize: 4 });
+    const engine = DecodingEngine.create(slow, { numPages: 128, pageSize: 4 });
+    const shared = SharedTreeEngine.create(engine, { cachePages: 0 });
+    const expected = await runStrategy(generate(alone, { prompt: prompts[1]!, maxTokens: 8 }));
+    const leaving = shared.openSession(prompts[0]!);
+    const running = runStrategy(generate(shared, { prompt: prompts[1]!, maxTokens: 8 }));
+    const pending = leaving.evaluate();
+    await new Promise((resolve) => setTimeout(resolve, 2)); // the first pass is running now
+    const used = engine.pool.usedCount;
+    leaving.release();
+    expect(engine.pool.usedCount).toBe(used); // its pages stay until the pass that writes them ends
+    await expect(pending).rejects.toSatisfy(InvalidStateError.isInstance);
+    expect(engine.pool.usedCount).toBeLessThan(used);
+    const joining = runStrategy(generate(shared, { prompt: prompts[3]!, maxTokens: 4 }));
+    await shared.whenIdle();
+    const [result, joined] = await Promise.all([running, joining]);
+    expect(result.sequence.tokens).toEqual(expected.sequence.tokens);
+    const joinedAlone = await runStrategy(generate(alone, { prompt: prompts[3]!, maxTokens: 4 }));
+    expect(joined.sequence.tokens).toEqual(joinedAlone.sequence.tokens);
+    await shared.whenIdle();
+    expect(shared.sessionCount).toBe(0);
+    expect(engine.pool.usedCount).toBe(0);
+    shared.dispose();
+    engine.dispose();
+    alone.dispose();
+    slow.dispose();
+  });
+
   it('no page is leaked whatever requests join, stop early or run out of pages (property)', async () => {
     await fc.assert(
       fc.asyncProperty(

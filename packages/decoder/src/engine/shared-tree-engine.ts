@@ -49,6 +49,10 @@ export interface SharedTreeStats {
   readonly lastPass: StepStats | undefined;
 }
 
+function releasedWhileWaiting(): InvalidStateError {
+  return new InvalidStateError('the session was released while waiting for a pass', { argument: 'session' });
+}
+
 /** A live session of the shared tree. */
 interface Member {
   readonly root: number;
@@ -486,10 +490,12 @@ export class SharedTreeEngine implements SessionOpener {
     for (const task of this.afterPass.splice(0)) task();
     // Each growing sequence may need a fresh page before the next pass: keep that many free if idle pieces allow.
     if (this.members.size > 0) this.evictCached(this.liveLeaves());
-    for (const wait of waits) {
-      if (evaluation !== undefined) wait.resolve(evaluation);
+    served.forEach((member, index) => {
+      const wait = waits[index]!;
+      if (member.released) wait.reject(releasedWhileWaiting());
+      else if (evaluation !== undefined) wait.resolve(evaluation);
       else wait.reject(failure);
-    }
+    });
     if ([...this.members.values()].some((member) => member.waiting !== undefined)) this.schedule();
   }
 
@@ -511,9 +517,7 @@ export class SharedTreeEngine implements SessionOpener {
     member.released = true;
     const waiting = member.waiting;
     member.waiting = undefined;
-    waiting?.reject(
-      new InvalidStateError('the session was released while waiting for a pass', { argument: 'session' }),
-    );
+    waiting?.reject(releasedWhileWaiting());
     const finish = () => {
       this.members.delete(member.root);
       if (this.tree.has(member.root)) this.tree.prune(member.root);
