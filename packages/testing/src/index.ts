@@ -7,7 +7,7 @@ export type { TestQuantization } from './model/quantize-blocks.js';
 export { blockValues, GGML_TYPE_IDS, quantizeBlocks } from './model/quantize-blocks.js';
 export type { RealVocabulary, RealVocabularyName } from './model/real-vocabulary.js';
 export { realVocabulary } from './model/real-vocabulary.js';
-export { prefillLogits, referenceLogits } from './model/reference-forward.js';
+export { greedyDecode, prefillLogits, referenceLogits } from './model/reference-forward.js';
 export type { Stories260KGolden } from './model/shared-models.js';
 export {
   hasStories260K,

@@ -174,3 +174,69 @@ export async function prefillLogits(
     storage.dispose();
   }
 }
+
+/**
+ * Greedy decoding of one sequence, one token per forward pass over a growing one-node tree (the prompt
+ * as a causal prefill first): the model's own step loop without the decoder. Returns the generated ids
+ * and, per step, the log-probabilities of the chosen token and the runner-up (their margin says how safe
+ * a comparison with another implementation is).
+ */
+export async function greedyDecode(
+  model: LlamaModel,
+  prompt: readonly number[],
+  steps: number,
+): Promise<{ tokens: number[]; margins: number[]; firstLogits: Float32Array }> {
+  const pageSize = 16;
+  const total = prompt.length + steps;
+  const numPages = Math.ceil(total / pageSize);
+  const storage = model.createKVStorage({ numPages, pageSize });
+  const vocabSize = model.config.vocabSize;
+  const tokens: number[] = [];
+  const margins: number[] = [];
+  let firstLogits = new Float32Array(0);
+  try {
+    let input = [...prompt];
+    let start = 0;
+    while (tokens.length < steps) {
+      const length = start + input.length;
+      const { view } = buildPagedTree([{ parent: -1, tokens: length }], pageSize);
+      const node = view.order[0]!;
+      const queries = {
+        nodes: new Int32Array(input.length).fill(node),
+        positions: Int32Array.from(input, (_, index) => start + index),
+      };
+      const plan = model.backend.preparePlan(
+        planTreeAttention(view, queries, { shape: model.attentionShape('f32') }),
+        model.attentionShape('f32'),
+      );
+      try {
+        // Without a seed, buildPagedTree gives the node pages 0, 1, 2, …: slot = position.
+        const positions = Int32Array.from(input, (_, index) => start + index);
+        const { logits } = await model.forward({
+          tokens: Int32Array.from(input),
+          positions,
+          slots: positions,
+          storage,
+          plan,
+          outputRows: Int32Array.of(input.length - 1),
+          output: 'log-probabilities',
+        });
+        if (tokens.length === 0) firstLogits = logits.slice(0, vocabSize);
+        let best = 0;
+        for (let index = 1; index < vocabSize; index++) if (logits[index]! > logits[best]!) best = index;
+        let second = Number.NEGATIVE_INFINITY;
+        for (let index = 0; index < vocabSize; index++)
+          if (index !== best) second = Math.max(second, logits[index]!);
+        tokens.push(best);
+        margins.push(logits[best]! - second);
+        start = length;
+        input = [best];
+      } finally {
+        plan.dispose();
+      }
+    }
+    return { tokens, margins, firstLogits };
+  } finally {
+    storage.dispose();
+  }
+}
