@@ -1,6 +1,7 @@
 import type { PlanStrategy, TreeAttentionPlan } from '@deft/core';
 import { planTreeAttention } from '@deft/planner';
 import type { BuiltWorkload } from '../workloads/build-workload.js';
+import { hostMemoryBudget } from '../workloads/workload-memory.js';
 
 /** A plan and how long the planner took to build it. */
 export interface TimedPlan {
@@ -23,7 +24,11 @@ export interface PlanTimingOptions {
 
 /**
  * Plans a built workload with one strategy, timing the planner over repeated runs (the median is
- * reported: the first run pays for the JIT).
+ * reported: the first run pays for the JIT). The planner gets the command's host-memory budget
+ * (`DEFT_HOST_MEMORY_BUDGET`, else half the machine's memory).
+ *
+ * @throws {CapacityError} before allocating when the plan would exceed the budget or its 32-bit indices
+ *   (the `sequence` baseline reads every query's whole path, so it is the first to).
  *
  * @example
  * ```ts
@@ -40,10 +45,15 @@ export function planWorkload(
   const budget = timing.budgetMilliseconds ?? 150;
   const samples: number[] = [];
   let plan: TreeAttentionPlan | undefined;
+  const hostMemoryBudgetBytes = hostMemoryBudget();
   const started = performance.now();
   while (samples.length < minRuns || (samples.length < maxRuns && performance.now() - started < budget)) {
     const before = performance.now();
-    plan = planTreeAttention(built.view, built.queries, { strategy, shape: built.shape });
+    plan = planTreeAttention(built.view, built.queries, {
+      strategy,
+      shape: built.shape,
+      hostMemoryBudgetBytes,
+    });
     samples.push((performance.now() - before) * 1000);
   }
   samples.sort((a, b) => a - b);

@@ -86,6 +86,42 @@ describe('workload memory guard', () => {
     }
   });
 
+  it('deft plan refuses a plan above DEFT_HOST_MEMORY_BUDGET whose inputs fit, before planning it', async () => {
+    // 2^14 leaves under a 4096-token prefix: tiny K/V, but the sequence baseline reads 67M tokens (0.5 GB of
+    // token columns).
+    const workload: Workload = {
+      name: 'wide',
+      heads: 1,
+      kvHeads: 1,
+      headDim: 4,
+      dtype: 'f32',
+      pageSize: 16,
+      seed: 1,
+      nodes: [
+        { parent: -1, tokens: 4096 },
+        ...Array.from({ length: 2 ** 14 }, () => ({ parent: 0, tokens: 1 })),
+      ],
+    };
+    const budget = 64 * 2 ** 20;
+    expect(ensureWorkloadFits(workload, { budgetBytes: budget }).bytes).toBeLessThan(budget);
+    const { directory, file } = workloadFile(workload);
+    const previous = process.env.DEFT_HOST_MEMORY_BUDGET;
+    process.env.DEFT_HOST_MEMORY_BUDGET = String(budget);
+    try {
+      const io = recordingIo(directory);
+      const started = performance.now();
+      expect(await main(['plan', '--workload', file, '--strategy', 'sequence'], io)).not.toBe(0);
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(io.errors()).toContain('CapacityError');
+      expect(io.errors()).toMatch(
+        /a sequence plan of 67125248 tokens read .* above options\.hostMemoryBudgetBytes \(67108864 bytes\)/,
+      );
+    } finally {
+      if (previous === undefined) delete process.env.DEFT_HOST_MEMORY_BUDGET;
+      else process.env.DEFT_HOST_MEMORY_BUDGET = previous;
+    }
+  });
+
   it('buildWorkload refuses slots that overflow 32-bit indices without allocating', () => {
     expect(() => buildWorkload(chain('huge', 2 ** 31))).toThrow(CapacityError);
   });
