@@ -154,7 +154,7 @@ export async function runServe(
       modelId: served.id,
       host,
       port,
-      chatTemplate: served.chatTemplate,
+      chatFormat: served.chatFormat,
       ...(apiKey === undefined ? {} : { apiKey }),
       ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
       log: (line) => io.stderr(`${line}\n`),
@@ -162,7 +162,7 @@ export async function runServe(
     if (values.quiet !== true) {
       io.stderr(
         `deft serve: ${served.id} on ${opened.description} at ${server.url} (OpenAI API under /v1; ` +
-          `${numPages} KV pages of ${pageSize} tokens; chat template: ${served.chatTemplate.name}` +
+          `${numPages} KV pages of ${pageSize} tokens; chat template: ${served.chatFormat.name}` +
           `${apiKey === undefined ? '' : '; API key required'})\n`,
       );
     }

@@ -1,5 +1,5 @@
 import { invalidField } from '../errors/api-error.js';
-import type { ChatMessage } from './chat-template.js';
+import type { ChatMessage } from './chat-format.js';
 
 /** Most choices (`n`, `best_of`) and stop strings one request may ask for. */
 export const REQUEST_LIMITS = { choices: 64, stopStrings: 4, topLogprobs: 20, beamWidth: 64 } as const;

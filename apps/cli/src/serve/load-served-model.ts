@@ -14,7 +14,7 @@ import {
   probeWebGpuAdapter,
 } from '../backends/open-backend.js';
 import { UsageError } from '../errors/usage-error.js';
-import { type ChatTemplate, plainChatTemplate } from './chat-template.js';
+import { type ChatFormat, plainChatFormat } from './chat-format.js';
 
 /** What the server runs: the model, its tokenizer, its id and how chat prompts are written. */
 export interface ServedModel {
@@ -22,7 +22,7 @@ export interface ServedModel {
   readonly tokenizer: Tokenizer;
   /** The file name without its extension (`stories260K`). */
   readonly id: string;
-  readonly chatTemplate: ChatTemplate;
+  readonly chatFormat: ChatFormat;
 }
 
 /**
@@ -63,7 +63,7 @@ export async function openServeBackend(
 
 /**
  * Loads a GGUF model (with its own tokenizer unless one is given) or a llama2.c checkpoint with its
- * tokenizer file. Models without a chat template use {@link plainChatTemplate}.
+ * tokenizer file. Models without a chat template use {@link plainChatFormat}.
  * @throws UsageError when no tokenizer can be found.
  */
 export async function loadServedModel(
@@ -83,7 +83,7 @@ export async function loadServedModel(
         argument: '--tokenizer',
       });
     }
-    return { model: LlamaModel.create(backend, gguf), tokenizer, id, chatTemplate: plainChatTemplate };
+    return { model: LlamaModel.create(backend, gguf), tokenizer, id, chatFormat: plainChatFormat(tokenizer) };
   }
   if (tokenizerPath === undefined) {
     throw new UsageError(
@@ -95,5 +95,10 @@ export async function loadServedModel(
   }
   const checkpoint = await loadLlama2cCheckpoint(modelPath);
   const tokenizer = await loadLlama2cTokenizer(tokenizerPath, checkpoint.config.vocabSize);
-  return { model: LlamaModel.create(backend, checkpoint), tokenizer, id, chatTemplate: plainChatTemplate };
+  return {
+    model: LlamaModel.create(backend, checkpoint),
+    tokenizer,
+    id,
+    chatFormat: plainChatFormat(tokenizer),
+  };
 }

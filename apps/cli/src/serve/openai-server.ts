@@ -5,7 +5,7 @@ import { CapacityError, InvalidArgumentError } from '@deft/core';
 import type { SharedTreeEngine } from '@deft/decoder';
 import type { Tokenizer } from '@deft/model';
 import { ApiError, invalidField } from '../errors/api-error.js';
-import { type ChatTemplate, plainChatTemplate } from './chat-template.js';
+import { type ChatFormat, plainChatFormat } from './chat-format.js';
 import { type CompletionRequest, parseCompletionRequest } from './completion-request.js';
 import { ChunkWriter, completionResponse, type ResponseContext } from './openai-format.js';
 import { runCompletion } from './run-completion.js';
@@ -25,8 +25,8 @@ export interface OpenAiServerOptions {
   readonly apiKey?: string;
   /** Largest request body in bytes (default 1 MiB); larger ones get 413. */
   readonly maxBodyBytes?: number;
-  /** How chat messages become a prompt (default {@link plainChatTemplate}). */
-  readonly chatTemplate?: ChatTemplate;
+  /** How chat messages become a prompt (default: {@link plainChatFormat} over `tokenizer`). */
+  readonly chatFormat?: ChatFormat;
   /** Seconds a 503 tells the client to wait before retrying (default 1). */
   readonly retryAfterSeconds?: number;
   /** Where unexpected errors are reported (default: nowhere). */
@@ -121,7 +121,7 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
   const { shared, tokenizer, modelId } = options;
   const host = options.host ?? '127.0.0.1';
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const chatTemplate = options.chatTemplate ?? plainChatTemplate;
+  const chatFormat = options.chatFormat ?? plainChatFormat(tokenizer);
   const retryAfterSeconds = options.retryAfterSeconds ?? 1;
   const created = Math.floor(Date.now() / 1000);
   const running = new Set<AbortController>();
@@ -170,8 +170,8 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
       }
       return [...request.prompt.tokens];
     }
-    const text = request.prompt !== undefined ? request.prompt.text : chatTemplate.render(request.messages!);
-    return tokenizer.encode(text);
+    if (request.prompt !== undefined) return tokenizer.encode(request.prompt.text);
+    return chatFormat.encode(request.messages!);
   };
 
   async function complete(
@@ -223,7 +223,7 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
         tokenizer,
         request: parsed,
         prompt,
-        templateStops: endpoint === 'chat' ? chatTemplate.stop : [],
+        templateStops: endpoint === 'chat' ? chatFormat.stop : [],
         signal: controller.signal,
         ...(parsed.stream
           ? {

@@ -172,6 +172,11 @@ export async function runCompletion(job: CompletionJob): Promise<CompletionOutco
   }
 }
 
+/** The tokens that end a sequence: the tokenizer's end-of-generation ids (EOS, end of turn), none with `ignore_eos`. */
+function stopTokensOf(job: CompletionJob): ReadonlySet<number> {
+  return new Set(job.request.ignoreEos ? [] : job.tokenizer.endOfGenerationIds);
+}
+
 function maxTokensOf(job: CompletionJob, contextLength: number): number {
   const room = contextLength - job.prompt.length;
   const asked = job.request.maxTokens ?? (job.request.endpoint === 'chat' ? room : DEFAULT_COMPLETION_TOKENS);
@@ -200,6 +205,7 @@ async function runSampling(job: CompletionJob, session: DecodingSession): Promis
   });
   const maxTokens = maxTokensOf(job, session.contextLength);
   const stops = [...request.stop, ...job.templateStops];
+  const stopIds = stopTokensOf(job);
   const tree = session.tree;
   const sequences: Sequence[] = Array.from({ length: request.bestOf }, (_, index) => ({
     index,
@@ -225,7 +231,7 @@ async function runSampling(job: CompletionJob, session: DecodingSession): Promis
     };
     if (request.logprobs) sequence.logprobs.push(entry);
     let text = '';
-    if (token === tokenizer.eosId && !request.ignoreEos) sequence.finish = 'stop';
+    if (stopIds.has(token)) sequence.finish = 'stop';
     else {
       text = sequence.text.push(token);
       if (sequence.text.stopped) sequence.finish = 'stop';
@@ -299,7 +305,9 @@ function choiceOf(
 ): ChoiceResult {
   const { tokenizer, request } = job;
   const text = new ChoiceText(tokenizer, [...request.stop, ...job.templateStops]);
-  const shown = finish === 'stop' && tokens.at(-1) === tokenizer.eosId ? tokens.slice(0, -1) : tokens;
+  const last = tokens.at(-1);
+  const shown =
+    finish === 'stop' && last !== undefined && stopTokensOf(job).has(last) ? tokens.slice(0, -1) : tokens;
   for (const token of shown) if (!text.stopped) text.push(token);
   text.finish();
   return {
@@ -330,7 +338,7 @@ async function runBeam(
       width: mode.width,
       lengthPenalty: mode.lengthPenalty,
       maxTokens: maxTokensOf(job, contextLength),
-      stopTokens: job.request.ignoreEos ? [] : [job.tokenizer.eosId],
+      stopTokens: [...stopTokensOf(job)],
     }),
   );
   const choices = result.sequences
@@ -363,12 +371,13 @@ async function runSpeculative(
   const contextLength = job.shared.engine.model.config.contextLength;
   const maxTokens = maxTokensOf(job, contextLength);
   const text = new ChoiceText(tokenizer, [...job.request.stop, ...job.templateStops]);
+  const stopIds = stopTokensOf(job);
   const tokens: number[] = [];
   let finish: ChoiceFinish = 'length';
   const strategy = speculativeDecode(opener, {
     prompt: job.prompt,
     maxTokens,
-    stopTokens: job.request.ignoreEos ? [] : [tokenizer.eosId],
+    stopTokens: [...stopIds],
     draft: { draftLength: mode.draftLength, maxBranches: mode.draftBranches },
   });
   // Breaking out of the loop closes the strategy, which releases its session.
@@ -376,7 +385,7 @@ async function runSpeculative(
     let piece = '';
     for (const token of event.tokens[0]?.tokens ?? []) {
       tokens.push(token);
-      if (token === tokenizer.eosId && !job.request.ignoreEos) {
+      if (stopIds.has(token)) {
         finish = 'stop';
         break;
       }
