@@ -1,3 +1,5 @@
+export type { ChatMessage, ChatRenderOptions } from './chat/chat-template.js';
+export { ChatTemplate } from './chat/chat-template.js';
 export type { LlamaConfig } from './config/llama-config.js';
 export { validateLlamaConfig } from './config/llama-config.js';
 export { ModelFormatError } from './errors/model-format-error.js';

@@ -20,7 +20,9 @@ import {
   treeOfThoughts,
 } from '@deft/decoder';
 import {
+  ChatTemplate,
   LlamaModel,
+  type LoadProgress,
   loadGgufModel,
   loadLlama2cCheckpoint,
   loadLlama2cTokenizer,
@@ -38,15 +40,17 @@ import {
 } from '../cli/parse-command-line.js';
 import { UsageError } from '../errors/usage-error.js';
 import { formatBytes } from '../format/format-number.js';
+import { chatRequest } from './generate-chat.js';
 
 const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
 type Strategy = (typeof STRATEGIES)[number];
 const BACKENDS = ['cpu', 'webgpu', 'cuda'] as const satisfies readonly BackendName[];
 
 const HELP = `Usage: deft generate --model FILE [--tokenizer FILE] --prompt TEXT [--strategy S] [options]
+       deft generate --model FILE.gguf --chat [--system TEXT] [--messages FILE] [--prompt TEXT] [options]
 
-Generates text with a Llama-family model (GGUF, or a llama2.c checkpoint with its tokenizer file) and a
-tree search over the paged tree KV cache with DeFT attention. Greedy decoding and sampling stream the
+Generates text with a Llama-family model (GGUF: Llama 2/3/3.1/3.2, Mistral, Qwen 2/2.5, Qwen 3; or a
+llama2.c checkpoint with its tokenizer file) and a tree search over the paged tree KV cache with DeFT attention. Greedy decoding and sampling stream the
 text; the other strategies print their sequences with scores. At the end it prints the token tree and
 the statistics: forward passes, queries, and the KV bytes read under the tree plan against the
 sequence baseline (each query reading its whole path). A summary line on stderr gives the generated
@@ -57,9 +61,15 @@ Every strategy reports the same score: score = the sum of the generated tokens' 
 ranked by (beam: sum / length^penalty; tot: its thought scores; the others: the sum), in --json only.
 
 Options:
-  -m, --model FILE        model file: .gguf (F32/F16/BF16 tensors) or a llama2.c checkpoint (.bin)
+  -m, --model FILE        model file: .gguf (F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K tensors) or a llama2.c
+                          checkpoint (.bin); a progress bar shows the load on a terminal
   -t, --tokenizer FILE    llama2.c tokenizer (tokenizer.bin, tok512.bin); a GGUF carries its own
-  -p, --prompt TEXT       the prompt (BOS is added)
+  -p, --prompt TEXT       the prompt (BOS added as the model file says); with --chat, the last user message
+  --chat                  render the conversation with the GGUF's chat template (tokenizer.chat_template)
+                          and stop at the end of the assistant's turn
+  --system TEXT           --chat: the system message
+  --messages FILE         --chat: a JSON array of { "role": "system" | "user" | "assistant", "content": "..." }
+                          (--system goes first, --prompt last)
   -s, --strategy S        ${STRATEGIES.join(', ')} (default greedy)
   -n, --max-tokens N      most tokens generated per sequence (per thought for tot; default 64); generation
                           also stops where prompt + tokens fill the model's context length
@@ -75,7 +85,7 @@ Options:
   --keep N                tot: open thoughts kept after each expansion (default 2)
   --depth N               tot: thoughts per answer (default 3)
   --branch TEXT           few-shot: a suffix branching off the prompt (repeat for more branches)
-  --no-stop               do not stop at the end-of-sequence token
+  --no-stop               do not stop at the end-of-sequence or end-of-turn tokens
   --backend B             ${BACKENDS.join(', ')} (default cpu); cpu and webgpu implement the model ops
   --plan-strategy S       ${PLAN_STRATEGIES.join(', ')} (default deft-flatten)
   --page-size N           tokens per KV page (default 16)
@@ -97,6 +107,7 @@ Examples:
   pnpm deft generate -m stories260K.bin -t tok512.bin -p "Lily saw" -s beam --width 4 -n 30
   pnpm deft generate -m stories260K.gguf -p "Once upon a time" -s speculative -n 200 --json
   pnpm deft generate -m stories260K.gguf -p "Once upon a time" -s few-shot --branch " Tom" --branch " a cat"
+  pnpm deft generate -m Llama-3.2-1B-Instruct-Q4_K_M.gguf --chat --system "Be brief." -p "Name a color."
 `;
 
 /** A number option, or `undefined` when absent. @throws {UsageError} when it is not a number in range. */
@@ -204,19 +215,70 @@ async function openModelBackend(name: BackendName): Promise<{ backend: ModelBack
   return { backend, dispose: () => opened.dispose() };
 }
 
-async function loadModelFiles(modelPath: string, tokenizerPath: string | undefined, backend: ModelBackend) {
+/** A load progress bar on a terminal (`loading model.gguf [#####     ] 52% 1.2 GB of 2.3 GB, 150/291 tensors`). */
+function loadProgressBar(io: CliIo, enabled: boolean, name: string) {
+  const active = enabled && io.stderrIsTerminal;
+  let lastDrawn = -1;
+  return {
+    update(progress: LoadProgress): void {
+      if (!active) return;
+      const fraction = progress.totalBytes === 0 ? 1 : progress.bytes / progress.totalBytes;
+      const percent = Math.floor(fraction * 100);
+      if (percent === lastDrawn && progress.tensors !== progress.totalTensors) return;
+      lastDrawn = percent;
+      const width = 24;
+      const filled = Math.round(fraction * width);
+      io.stderr(
+        `\r\x1b[2Kloading ${name} [${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${percent}% ` +
+          `${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)}, ${progress.tensors}/${progress.totalTensors} tensors`,
+      );
+    },
+    clear(): void {
+      if (active) io.stderr('\r\x1b[2K');
+    },
+  };
+}
+
+async function loadModelFiles(
+  modelPath: string,
+  tokenizerPath: string | undefined,
+  backend: ModelBackend,
+  options: { readonly chat: boolean; readonly io: CliIo; readonly progress: boolean },
+) {
   if (modelPath.toLowerCase().endsWith('.gguf')) {
-    const gguf = await loadGgufModel(modelPath);
+    const bar = loadProgressBar(options.io, options.progress, modelPath.split('/').at(-1) ?? modelPath);
+    let gguf: Awaited<ReturnType<typeof loadGgufModel>>;
+    try {
+      gguf = await loadGgufModel(modelPath, { onProgress: (progress) => bar.update(progress) });
+    } finally {
+      bar.clear();
+    }
     const tokenizer =
       tokenizerPath === undefined
         ? gguf.tokenizer
         : await loadLlama2cTokenizer(tokenizerPath, gguf.config.vocabSize);
     if (tokenizer === undefined) {
-      throw new UsageError(`${modelPath} carries no SentencePiece vocabulary; pass --tokenizer FILE`, {
+      throw new UsageError(`${modelPath} carries no vocabulary; pass --tokenizer FILE`, {
         argument: '--tokenizer',
       });
     }
-    return { model: LlamaModel.create(backend, gguf), tokenizer };
+    let chatTemplate: ChatTemplate | undefined;
+    if (options.chat) {
+      chatTemplate = ChatTemplate.fromGgufMetadata(gguf.metadata, tokenizer);
+      if (chatTemplate === undefined) {
+        throw new UsageError(
+          `${modelPath} has no chat template (tokenizer.chat_template); drop --chat and pass the prompt as text`,
+          { argument: '--chat' },
+        );
+      }
+    }
+    return { model: LlamaModel.create(backend, gguf), tokenizer, chatTemplate };
+  }
+  if (options.chat) {
+    throw new UsageError('--chat needs a GGUF model: the chat template comes from the file', {
+      argument: '--chat',
+      actual: modelPath,
+    });
   }
   if (tokenizerPath === undefined) {
     throw new UsageError(
@@ -226,7 +288,7 @@ async function loadModelFiles(modelPath: string, tokenizerPath: string | undefin
   }
   const checkpoint = await loadLlama2cCheckpoint(modelPath);
   const tokenizer = await loadLlama2cTokenizer(tokenizerPath, checkpoint.config.vocabSize);
-  return { model: LlamaModel.create(backend, checkpoint), tokenizer };
+  return { model: LlamaModel.create(backend, checkpoint), tokenizer, chatTemplate: undefined };
 }
 
 /** A status line on a terminal, redrawn after every forward pass; silent elsewhere. */
@@ -343,6 +405,9 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
     model: { type: 'string', short: 'm' },
     tokenizer: { type: 'string', short: 't' },
     prompt: { type: 'string', short: 'p' },
+    chat: { type: 'boolean' },
+    system: { type: 'string' },
+    messages: { type: 'string' },
     strategy: { type: 'string', short: 's' },
     'max-tokens': { type: 'string', short: 'n' },
     width: { type: 'string' },
@@ -374,7 +439,18 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   const modelPath = resolvePath(requiredStringOption(values, 'model', 'generate'));
   const tokenizerOption = stringOption(values, 'tokenizer');
   const tokenizerPath = tokenizerOption === undefined ? undefined : resolvePath(tokenizerOption);
-  const promptText = requiredStringOption(values, 'prompt', 'generate');
+  const chat = values.chat === true;
+  const messagesOption = stringOption(values, 'messages');
+  const promptOption = stringOption(values, 'prompt');
+  const request = await chatRequest({
+    chat,
+    system: stringOption(values, 'system'),
+    messagesPath: messagesOption === undefined ? undefined : resolvePath(messagesOption),
+    prompt: promptOption,
+  });
+  // Plain generation needs --prompt; a chat may take its messages from a file instead.
+  const promptText =
+    request === undefined ? requiredStringOption(values, 'prompt', 'generate') : (promptOption ?? '');
   const strategy: Strategy = choiceOption(values, 'strategy', STRATEGIES) ?? 'greedy';
   refuseIgnoredOptions(values, strategy);
   const maxTokens = integerOption(values, 'max-tokens', 1) ?? 64;
@@ -412,16 +488,22 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   let engine: DecodingEngine | undefined;
   let pagesNeeded: (() => number) | undefined;
   try {
-    const loaded = await loadModelFiles(modelPath, tokenizerPath, backend);
+    const loaded = await loadModelFiles(modelPath, tokenizerPath, backend, { chat, io, progress: !quiet });
     model = loaded.model;
     const tokenizer: Tokenizer = loaded.tokenizer;
+    const chatTemplate = loaded.chatTemplate;
     engine = DecodingEngine.create(model, {
       numPages,
       pageSize,
       kvDtype,
       planner: { strategy: planStrategy },
     });
-    const prompt = tokenizer.encode(promptText);
+    const renderedChat =
+      request !== undefined && chatTemplate !== undefined ? chatTemplate.render(request.messages) : undefined;
+    const prompt =
+      request !== undefined && chatTemplate !== undefined
+        ? chatTemplate.encode(request.messages)
+        : tokenizer.encode(promptText);
     const branches = branchTexts.map((text) => tokenizer.encode(text, { bos: false }));
     const contextLimit = model.config.contextLength;
     pagesNeeded = () =>
@@ -437,13 +519,15 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
         draftBranches,
         branchLengths: branches.map((branch) => branch.length),
       });
-    const stopTokens = values['no-stop'] === true ? [] : [tokenizer.eosId];
+    // EOS, the end-of-turn token and the control tokens chat models end a turn with.
+    const stopTokens = values['no-stop'] === true ? [] : [...tokenizer.endOfGenerationIds];
     const sampling = { temperature, topK, topP, seed };
     const progress = progressLine(io, !quiet);
     const streaming = !json && (strategy === 'greedy' || strategy === 'sample');
     const textStream = tokenizer.createTextStream();
     if (streaming) {
-      io.stdout(promptText);
+      // A chat prints the reply only; plain generation prints the prompt it continues.
+      if (renderedChat === undefined) io.stdout(promptText);
       for (const token of prompt) textStream.push(token);
     }
     const onEvent = (event: DecodeEvent) => {
@@ -503,7 +587,10 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
             backend: backend.name,
             strategy,
             contextLength,
-            prompt: { text: promptText, tokens: prompt },
+            prompt:
+              request === undefined
+                ? { text: promptText, tokens: prompt }
+                : { messages: request.messages, text: renderedChat, tokens: prompt },
             scoreConvention: SCORE_CONVENTION,
             sequences: described,
             ...outcome.extra,
@@ -524,7 +611,8 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
           `[${index + 1}] score ${sequence.score.toFixed(4)}, mean ${sequence.meanLogProb.toFixed(4)}/token ` +
             `(${sequence.finishReason}, ${sequence.tokens.length} tokens)\n`,
         );
-        io.stdout(`${promptText}${strategy === 'few-shot' ? branchTexts[index] : ''}${sequence.text}\n\n`);
+        const shownPrompt = renderedChat === undefined ? promptText : '';
+        io.stdout(`${shownPrompt}${strategy === 'few-shot' ? branchTexts[index] : ''}${sequence.text}\n\n`);
       });
     }
     const extraLine = describeExtra(outcome.extra);

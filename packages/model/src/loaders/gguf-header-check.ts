@@ -44,7 +44,11 @@ class HeaderCursor {
       );
     }
     if (end <= this.buffer.byteLength) return;
-    const length = Math.min(this.source.size, Math.max(end, this.buffer.byteLength + CHUNK_BYTES));
+    // Doubling keeps the walk linear in the header's size (vocabularies make headers of many megabytes).
+    const length = Math.min(
+      this.source.size,
+      Math.max(end, this.buffer.byteLength * 2, this.buffer.byteLength + CHUNK_BYTES),
+    );
     const more = await this.source.read(this.buffer.byteLength, length - this.buffer.byteLength);
     const grown = new Uint8Array(length);
     grown.set(this.buffer);

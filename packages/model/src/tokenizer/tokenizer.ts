@@ -283,6 +283,11 @@ export class Tokenizer {
     return byteLevelPieceBytes(piece) ?? encoder.encode(piece);
   }
 
+  /** Whether `encode` adds BOS when not told otherwise (as the file says). */
+  get addsBos(): boolean {
+    return this.vocabulary.addBos;
+  }
+
   /** The id of the end-of-turn token, `-1` if the vocabulary has none. */
   get eotId(): number {
     return this.vocabulary.eotId ?? -1;

@@ -25,6 +25,10 @@ export interface RealVocabulary {
   readonly reference: {
     encode(text: string, options?: { add_special_tokens?: boolean }): number[];
     decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+    apply_chat_template(
+      messages: { role: string; content: string }[],
+      options: { tokenize: false; add_generation_prompt?: boolean; [key: string]: unknown },
+    ): string;
   };
 }
 
