@@ -1,5 +1,6 @@
 import { Tokenizer, type TokenKind } from '@deft/model';
 import { tinyModel } from '@deft/testing';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   abandonStream,
@@ -241,6 +242,65 @@ describe('deft serve on a tiny random model', () => {
       text: text.slice(0, text.indexOf(stop)),
       finish_reason: 'stop',
     });
+  });
+
+  it('leaves no page behind whatever mix of requests runs at once, aborted ones included (property)', async () => {
+    const request = fc.record({
+      prompt: fc.stringMatching(/^[a-u]{0,40}$/),
+      mode: fc.constantFrom('sample', 'beam', 'speculative', 'chat'),
+      n: fc.integer({ min: 1, max: 3 }),
+      maxTokens: fc.integer({ min: 1, max: 12 }),
+      stream: fc.boolean(),
+      abortAfter: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }),
+      stop: fc.option(fc.stringMatching(/^[a-u]{1,2}$/), { nil: undefined }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(request, { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 10, max: 60 }),
+        async (requests, numPages) => {
+          const small = await serveModel(model, tokenizer, { numPages, cachePages: 4 });
+          try {
+            await Promise.all(
+              requests.map(async (item) => {
+                const body = {
+                  ...(item.mode === 'chat'
+                    ? { messages: [{ role: 'user', content: item.prompt }] }
+                    : { prompt: item.prompt }),
+                  max_tokens: item.maxTokens,
+                  stream: item.stream || item.abortAfter !== undefined,
+                  ...(item.mode === 'beam' ? { beam_width: 3, n: item.n } : {}),
+                  ...(item.mode === 'speculative' ? { speculative: true, temperature: 0 } : {}),
+                  ...(item.mode === 'sample' || item.mode === 'chat' ? { n: item.n, seed: 1 } : {}),
+                  ...(item.stop === undefined ? {} : { stop: item.stop }),
+                };
+                const path = item.mode === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+                if (item.abortAfter !== undefined) {
+                  await abandonStream(small.server, path, body, item.abortAfter).catch(() => undefined);
+                  return;
+                }
+                if (body.stream) {
+                  const streamed = await readStream(small.server, path, body);
+                  expect([200, 503]).toContain(streamed.status);
+                  if (streamed.status === 200) expect(streamed.done).toBe(true);
+                } else {
+                  const response = await post(small.server, path, body);
+                  expect([200, 503]).toContain(response.status);
+                }
+              }),
+            );
+            await settled(small);
+            expect(small.shared.sessionCount).toBe(0);
+            expect(small.engine.pool.usedCount).toBe(small.shared.cachedPages);
+            expect(small.shared.cachedPages).toBeLessThanOrEqual(4);
+          } finally {
+            await small.close();
+          }
+          expect(small.engine.pool.usedCount).toBe(0);
+        },
+      ),
+      { numRuns: 25 },
+    );
   });
 
   it('frees the pages of streams aborted mid-way, and the others finish', async () => {
