@@ -1,10 +1,44 @@
-import { hasStories260K, stories260K, stories260KSkipReason } from '@deft/testing';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ChatTemplate, loadGgufModel } from '@deft/model';
+import {
+  hasStories260K,
+  randomCheckpoint,
+  realVocabulary,
+  stories260K,
+  stories260KSkipReason,
+  writeGgufCheckpoint,
+} from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli/cli-io.js';
 import { UsageError } from '../errors/usage-error.js';
 import type { RunningServer } from '../serve/openai-server.js';
 import { get, post } from '../serve/server-test-kit.js';
 import { runServe } from './serve.js';
+
+/** Runs `deft serve` with `args` until `use` is done with the listening server. */
+async function withServe(args: string[], use: (server: RunningServer, errors: string) => Promise<void>) {
+  const io = recordingIo();
+  const stop = new AbortController();
+  let server: RunningServer | undefined;
+  const exit = runServe([...args, '--backend', 'cpu', '--port', '0'], io, {
+    signal: stop.signal,
+    onListening: (listening) => {
+      server = listening;
+    },
+  });
+  try {
+    while (server === undefined) {
+      const early = await Promise.race([exit, new Promise((resolve) => setTimeout(resolve, 10, 'waiting'))]);
+      if (early !== 'waiting') throw new Error(`deft serve ended before listening: ${io.errors()}`);
+    }
+    await use(server, io.errors());
+  } finally {
+    stop.abort();
+  }
+  expect(await exit).toBe(0);
+}
 
 describe('deft serve', () => {
   it('prints help and refuses bad command lines', async () => {
@@ -24,32 +58,54 @@ describe('deft serve', () => {
   it.skipIf(!hasStories260K)(
     `serves a model on 127.0.0.1 until stopped, with an API key (${hasStories260K ? 'stories260K' : stories260KSkipReason})`,
     async () => {
-      const io = recordingIo();
-      const stop = new AbortController();
-      let server: RunningServer | undefined;
-      const exit = runServe(
-        ['-m', stories260K.gguf, '--backend', 'cpu', '--port', '0', '--api-key', 'k', '--pages', '64'],
-        io,
-        {
-          signal: stop.signal,
-          onListening: (listening) => {
-            server = listening;
-          },
-        },
-      );
-      while (server === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
-      expect(io.errors()).toMatch(/^deft serve: stories260K on CPU reference at http:\/\/127\.0\.0\.1:\d+/);
-      expect((await get(server, '/health')).status).toBe(200);
-      expect((await get(server, '/v1/models')).status).toBe(401);
-      const completion = await post(
-        server,
-        '/v1/completions',
-        { prompt: 'Once upon a time', max_tokens: 5, temperature: 0 },
-        { authorization: 'Bearer k' },
-      );
-      expect(completion.body.choices[0]!.text).toBe(', there was a little');
-      stop.abort();
-      expect(await exit).toBe(0);
+      await withServe(['-m', stories260K.gguf, '--api-key', 'k', '--pages', '64'], async (server, errors) => {
+        expect(errors).toMatch(/^deft serve: stories260K on CPU reference at http:\/\/127\.0\.0\.1:\d+/);
+        expect(errors).toContain('chat template: plain');
+        expect((await get(server, '/health')).status).toBe(200);
+        expect((await get(server, '/v1/models')).status).toBe(401);
+        const completion = await post(
+          server,
+          '/v1/completions',
+          { prompt: 'Once upon a time', max_tokens: 5, temperature: 0 },
+          { authorization: 'Bearer k' },
+        );
+        expect(completion.body.choices[0]!.text).toBe(', there was a little');
+      });
     },
   );
+
+  it("renders chat with the GGUF's own chat template (a tiny Llama 3 with the real vocabulary)", async () => {
+    const vocabulary = await realVocabulary('llama3');
+    const checkpoint = randomCheckpoint(
+      {
+        dim: 32,
+        hiddenDim: 64,
+        numLayers: 1,
+        numHeads: 2,
+        numKvHeads: 1,
+        headDim: 16,
+        vocabSize: vocabulary.vocabSize,
+        contextLength: 256,
+        normEpsilon: 1e-5,
+        ropeTheta: 500000,
+        ropeStyle: 'interleaved',
+        tiedEmbeddings: true,
+      },
+      4,
+    );
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'deft-serve-')), 'llama3-tiny.gguf');
+    writeFileSync(file, writeGgufCheckpoint(checkpoint, { metadata: vocabulary.metadata, matrixType: 1 }));
+    const gguf = await loadGgufModel(file);
+    const template = ChatTemplate.fromGgufMetadata(gguf.metadata, gguf.tokenizer!)!;
+    const messages = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Name a color.' },
+    ];
+    await withServe(['-m', file, '--pages', '64'], async (server, errors) => {
+      expect(errors).toContain("chat template: the model's (tokenizer.chat_template)");
+      const reply = await post(server, '/v1/chat/completions', { messages, max_tokens: 3, temperature: 0 });
+      expect(reply.status).toBe(200);
+      expect(reply.body.usage!.prompt_tokens).toBe(template.encode(messages).length);
+    });
+  }, 60_000);
 });

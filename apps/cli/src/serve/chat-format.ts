@@ -1,3 +1,5 @@
+import type { ChatTemplate } from '@deft/model';
+
 /** One message of a chat request (`developer` messages arrive as `system`). */
 export interface ChatMessage {
   readonly role: 'system' | 'user' | 'assistant';
@@ -51,5 +53,22 @@ export function plainChatFormat(tokenizer: PromptEncoder): ChatFormat {
     name: 'plain',
     encode: (messages) => tokenizer.encode(renderPlainChat(messages)),
     stop: ['\nUser:'],
+  };
+}
+
+/**
+ * A model's own chat template (GGUF `tokenizer.chat_template`): the conversation rendered by the template
+ * and encoded with its special tokens; the turn ends at the tokenizer's end-of-generation tokens.
+ * @example
+ * ```ts
+ * const template = ChatTemplate.fromGgufMetadata(gguf.metadata, gguf.tokenizer!);
+ * const format = template === undefined ? plainChatFormat(gguf.tokenizer!) : modelChatFormat(template);
+ * ```
+ */
+export function modelChatFormat(template: ChatTemplate): ChatFormat {
+  return {
+    name: "the model's (tokenizer.chat_template)",
+    encode: (messages) => template.encode(messages),
+    stop: [],
   };
 }

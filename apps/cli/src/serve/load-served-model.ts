@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { isModelBackend, type ModelBackend, UnsupportedError } from '@deft/core';
 import {
+  ChatTemplate,
   LlamaModel,
   loadGgufModel,
   loadLlama2cCheckpoint,
@@ -14,7 +15,7 @@ import {
   probeWebGpuAdapter,
 } from '../backends/open-backend.js';
 import { UsageError } from '../errors/usage-error.js';
-import { type ChatFormat, plainChatFormat } from './chat-format.js';
+import { type ChatFormat, modelChatFormat, plainChatFormat } from './chat-format.js';
 
 /** What the server runs: the model, its tokenizer, its id and how chat prompts are written. */
 export interface ServedModel {
@@ -63,7 +64,8 @@ export async function openServeBackend(
 
 /**
  * Loads a GGUF model (with its own tokenizer unless one is given) or a llama2.c checkpoint with its
- * tokenizer file. Models without a chat template use {@link plainChatFormat}.
+ * tokenizer file. Chat prompts use the GGUF's chat template (`tokenizer.chat_template`) where it has one,
+ * {@link plainChatFormat} otherwise.
  * @throws UsageError when no tokenizer can be found.
  */
 export async function loadServedModel(
@@ -83,7 +85,13 @@ export async function loadServedModel(
         argument: '--tokenizer',
       });
     }
-    return { model: LlamaModel.create(backend, gguf), tokenizer, id, chatFormat: plainChatFormat(tokenizer) };
+    const template = ChatTemplate.fromGgufMetadata(gguf.metadata, tokenizer);
+    return {
+      model: LlamaModel.create(backend, gguf),
+      tokenizer,
+      id,
+      chatFormat: template === undefined ? plainChatFormat(tokenizer) : modelChatFormat(template),
+    };
   }
   if (tokenizerPath === undefined) {
     throw new UsageError(

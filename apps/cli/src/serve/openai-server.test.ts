@@ -1,7 +1,8 @@
-import { Tokenizer, type TokenKind } from '@deft/model';
+import { ChatTemplate, Tokenizer, type TokenKind } from '@deft/model';
 import { tinyModel } from '@deft/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { modelChatFormat } from './chat-format.js';
 import {
   abandonStream,
   get,
@@ -219,6 +220,35 @@ describe('deft serve on a tiny random model', () => {
         event.choices.filter((choice) => choice.finish_reason !== null),
       );
       expect(finishes).toHaveLength(3);
+    }
+  });
+
+  it("renders chat with the model's own template where it has one, and a conversation it refuses is a 400", async () => {
+    const template = new ChatTemplate(
+      "{% if messages[0].role == 'assistant' %}{{ raise_exception('start with a user message') }}{% endif %}" +
+        "{% for m in messages %}{% if m.role == 'user' %}u{% else %}s{% endif %}{{ m.content }}{% endfor %}" +
+        '{% if add_generation_prompt %}a{% endif %}',
+      tokenizer,
+    );
+    const templated = await serveModel(model, tokenizer, { chatFormat: modelChatFormat(template) });
+    try {
+      const messages = [
+        { role: 'system', content: 'bcd' },
+        { role: 'user', content: 'efg' },
+      ];
+      const reply = await post(templated.server, '/v1/chat/completions', { messages, max_tokens: 3 });
+      expect(reply.status).toBe(200);
+      // BOS, then 's' 'b' 'c' 'd' 'u' 'e' 'f' 'g' 'a' from the template.
+      expect(reply.body.usage!.prompt_tokens).toBe(tokenizer.encode('sbcduefga').length);
+      expect(reply.body.usage!.prompt_tokens).toBe(10);
+      const refused = await post(templated.server, '/v1/chat/completions', {
+        messages: [{ role: 'assistant', content: 'ab' }],
+      });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({ param: 'messages' });
+      expect(refused.body.error.message).toContain('start with a user message');
+    } finally {
+      await templated.close();
     }
   });
 

@@ -267,6 +267,15 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
         retryAfterSeconds,
       });
     }
+    if (InvalidArgumentError.isInstance(error) && error.argument === 'messages') {
+      // The model's chat template refused the conversation (e.g. roles that do not alternate).
+      return new ApiError(error.message, {
+        status: 400,
+        type: 'invalid_request_error',
+        param: 'messages',
+        errorCode: 'invalid_value',
+      });
+    }
     if (InvalidArgumentError.isInstance(error) && error.argument === 'prompt') {
       return new ApiError(error.message, {
         status: 400,

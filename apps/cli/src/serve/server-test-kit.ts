@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { DecodingEngine, SharedTreeEngine } from '@deft/decoder';
 import type { LlamaModel, Tokenizer } from '@deft/model';
+import type { ChatFormat } from './chat-format.js';
 import { type RunningServer, startOpenAiServer } from './openai-server.js';
 
 // Helpers of the server's tests (this app is private: nothing here ships).
@@ -49,6 +50,7 @@ export async function serveModel(
     apiKey?: string;
     maxBodyBytes?: number;
     cachePages?: number;
+    chatFormat?: ChatFormat;
   } = {},
 ): Promise<ServerFixture> {
   const engine = DecodingEngine.create(model, {
@@ -66,6 +68,7 @@ export async function serveModel(
     port: 0,
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
+    ...(options.chatFormat === undefined ? {} : { chatFormat: options.chatFormat }),
   });
   return {
     server,
