@@ -456,15 +456,14 @@ export class SharedTreeEngine implements SessionOpener {
   private async runPass(): Promise<void> {
     const served = [...this.members.values()].filter((member) => member.waiting !== undefined);
     if (served.length === 0) return;
-    const waits = served.map((member) => member.waiting!);
+    const waits = new Map(served.map((member) => [member, member.waiting!]));
     for (const member of served) member.waiting = undefined;
     const rows = (node: number): NodeRows => {
       if (this.pieces.has(node)) return 'none';
       const member = this.memberOf(node);
-      const index = member === undefined ? -1 : served.indexOf(member);
-      if (index < 0) return 'defer';
-      const choice = waits[index]!.rows;
-      return typeof choice === 'function' ? choice(node) : choice;
+      const wait = member === undefined ? undefined : waits.get(member);
+      if (wait === undefined) return 'defer';
+      return typeof wait.rows === 'function' ? wait.rows(node) : wait.rows;
     };
     this.passInFlight = true;
     let evaluation: TreeEvaluation | undefined;
@@ -490,12 +489,11 @@ export class SharedTreeEngine implements SessionOpener {
     for (const task of this.afterPass.splice(0)) task();
     // Each growing sequence may need a fresh page before the next pass: keep that many free if idle pieces allow.
     if (this.members.size > 0) this.evictCached(this.liveLeaves());
-    served.forEach((member, index) => {
-      const wait = waits[index]!;
+    for (const [member, wait] of waits) {
       if (member.released) wait.reject(releasedWhileWaiting());
       else if (evaluation !== undefined) wait.resolve(evaluation);
       else wait.reject(failure);
-    });
+    }
     if ([...this.members.values()].some((member) => member.waiting !== undefined)) this.schedule();
   }
 
