@@ -28,6 +28,15 @@ export type {
 export { PLAN_FORMAT_VERSION, PLAN_STRATEGIES } from './plan/plan.js';
 export type { PlanLimits } from './plan/validate-plan.js';
 export { validatePlan } from './plan/validate-plan.js';
+export type { BlockQuantization } from './tensor/block-quantization.js';
+export {
+  BLOCK_QUANTIZATIONS,
+  blockQuantizationLayout,
+  dequantizeBlock,
+  dequantizeBlocks,
+  isBlockQuantization,
+  quantizedByteLength,
+} from './tensor/block-quantization.js';
 export type { DType } from './tensor/dtype.js';
 export { DTYPES, dtypeBytes, isDType } from './tensor/dtype.js';
 export { f16BitsToF32, f16ToF32Table, f32ToF16Bits, fromF16Array, toF16Array } from './tensor/f16.js';

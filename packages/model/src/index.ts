@@ -11,8 +11,6 @@ export { bytesSource, openFileSource } from './loaders/byte-source.js';
 export type { GgufLoadOptions, GgufModel, LoadProgress } from './loaders/gguf-model.js';
 export { loadGgufModel, parseGgufModel } from './loaders/gguf-model.js';
 export { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from './loaders/llama2c-checkpoint.js';
-export type { QuantizedEncoding } from './quant/block-formats.js';
-export { QUANTIZED_ENCODINGS } from './quant/block-formats.js';
 export { tokenizerFromGgufMetadata } from './tokenizer/gguf-tokenizer.js';
 export { loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizer/llama2c-tokenizer.js';
 export type { PreTokenizerName } from './tokenizer/pre-tokenizers.js';

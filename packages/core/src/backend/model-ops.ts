@@ -1,3 +1,4 @@
+import type { BlockQuantization } from '../tensor/block-quantization.js';
 import type { DeviceTensor } from '../tensor/tensor.js';
 import type { Backend } from './backend.js';
 import type { KVStorage } from './kv-storage.js';
@@ -48,8 +49,27 @@ export interface TopKResult {
  */
 export interface ModelOps {
   /**
+   * Optional: the block quantizations this backend keeps weights in, dequantizing inside `matmul` and
+   * `embedding` (never expanding a weight in memory). Absent or empty: weights are f32 / f16 only.
+   */
+  readonly quantizations?: readonly BlockQuantization[];
+
+  /**
+   * Optional, present when `quantizations` is not empty: a weight `[rows, columns]` holding `blocks` as
+   * a GGUF file stores them (`rows` runs of `columns / blockValues` blocks). The result has `dtype` `f32`
+   * and `quantization` set; it can only be `matmul`'s `weight` or `embedding`'s `table`.
+   * @throws InvalidArgumentError for a quantization not listed, `columns` not a whole number of blocks,
+   *   or `blocks` of the wrong size.
+   */
+  createQuantizedWeight?(
+    shape: readonly [number, number],
+    quantization: BlockQuantization,
+    blocks: Uint8Array,
+  ): DeviceTensor;
+
+  /**
    * Row lookup: `out[i, :] = table[tokens[i], :]`.
-   * @param table `[vocabSize, dim]`
+   * @param table `[vocabSize, dim]` (f32, f16 or quantized where the backend holds quantized weights)
    * @param tokens `[rows]` ids, each `0 <= id < vocabSize`
    * @param out `[rows, dim]` f32
    * @throws InvalidArgumentError for an id out of range or mismatched shapes.
@@ -59,7 +79,8 @@ export interface ModelOps {
   /**
    * `out = x · weightᵀ`, accumulating each dot product at least in f32.
    * @param x `[M, K]` f32
-   * @param weight `[N, K]` (the layout of a PyTorch `Linear` weight and of GGUF tensors)
+   * @param weight `[N, K]` (the layout of a PyTorch `Linear` weight and of GGUF tensors); f32, f16, or
+   *   quantized where the backend holds quantized weights
    * @param out `[M, N]` f32, not aliasing `x`
    */
   matmul(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor): void;

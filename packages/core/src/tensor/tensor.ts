@@ -1,3 +1,4 @@
+import type { BlockQuantization } from './block-quantization.js';
 import type { DType } from './dtype.js';
 
 /** A shape, outermost dimension first (row-major, the last dimension contiguous). */
@@ -16,6 +17,11 @@ export interface TensorDescriptor {
 export interface DeviceTensor extends TensorDescriptor {
   /** Name of the backend that owns the tensor. */
   readonly backend: string;
+  /**
+   * Set on a weight held in GGUF blocks (`ModelOps.createQuantizedWeight`): `dtype` is then `f32`, the
+   * type its values are read as, and only `matmul`'s `weight` and `embedding`'s `table` accept it.
+   */
+  readonly quantization?: BlockQuantization;
   readonly disposed: boolean;
   dispose(): void;
 }

@@ -24,8 +24,14 @@ export function matrixOf(tensor: DeviceTensor, argument: string): MatrixView {
   return { rows, columns: rows === 0 ? shapeSize(tensor.shape.slice(1)) : shapeSize(tensor.shape) / rows };
 }
 
-/** Throws `InvalidArgumentError` unless the tensor is f32 (activations and outputs always are). */
+/** Throws `InvalidArgumentError` unless the tensor is f32 and not quantized (activations and outputs always are). */
 export function requireF32(tensor: DeviceTensor, argument: string): void {
+  if (tensor.quantization !== undefined) {
+    throw new InvalidArgumentError(
+      `${argument} is a ${tensor.quantization} weight; only matmul's weight and embedding's table may be quantized`,
+      { argument, expected: 'f32', actual: tensor.quantization },
+    );
+  }
   if (tensor.dtype !== 'f32') {
     throw new InvalidArgumentError(
       `${argument} must be an f32 tensor, got ${tensor.dtype}; allocate activations as f32`,

@@ -5,6 +5,7 @@ import {
   BackendError,
   type DeviceTensor,
   DisposedError,
+  dequantizeBlocks,
   f16ToF32Table,
   f32ToF16Bits,
   formatShape,
@@ -167,7 +168,13 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
 
     async downloadTensor(tensor: DeviceTensor): Promise<Float32Array> {
       ensureAlive();
-      return toFloat32(ownTensor('tensor', tensor).data);
+      const own = ownTensor('tensor', tensor);
+      const weight = own.weightData;
+      // A quantized weight reads back dequantized.
+      if (!(weight instanceof Float32Array || weight instanceof Uint16Array)) {
+        return dequantizeBlocks(weight.quantization, weight.blocks, shapeSize(own.shape));
+      }
+      return toFloat32(weight);
     },
 
     createKVStorage(descriptor: KVStorageDescriptor): KVStorage {
@@ -344,6 +351,17 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
       tensorData: (tensor, argument) => {
         ensureAlive();
         return ownTensor(argument, tensor).data;
+      },
+      weightData: (tensor, argument) => {
+        ensureAlive();
+        return ownTensor(argument, tensor).weightData;
+      },
+      wrapQuantizedWeight: (shape, quantization, blocks) => {
+        ensureAlive();
+        // The blocks are copied: the tensor owns its memory, as an upload would.
+        return track(
+          new CpuTensor(owner, shape, 'f32', shape[0] * shape[1], { quantization, blocks: blocks.slice() }),
+        );
       },
       kvLayers: (storage, argument) => {
         ensureAlive();

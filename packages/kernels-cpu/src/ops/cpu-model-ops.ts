@@ -1,9 +1,14 @@
 import {
+  BLOCK_QUANTIZATIONS,
+  type BlockQuantization,
+  blockQuantizationLayout,
   type DeviceTensor,
   InvalidArgumentError,
+  isBlockQuantization,
   type KVStorage,
   type KVStorageDescriptor,
   type ModelOps,
+  quantizedByteLength,
   type RopeOptions,
   shapeSize,
   type TopKResult,
@@ -25,6 +30,7 @@ import { assertFinite } from '@deft/core/validate';
 import { addHost, swigluHost } from './elementwise.js';
 import { embeddingHost, gatherRowsHost } from './gather.js';
 import { matmulHost } from './matmul.js';
+import type { WeightData } from './read-row-as-f32.js';
 import { rmsNormHost } from './rms-norm.js';
 import { ropeHost } from './rope.js';
 import { logSoftmaxHost, softmaxHost } from './softmax.js';
@@ -43,10 +49,62 @@ export interface CpuKVLayers {
   values(layer: number): Float32Array | Uint16Array;
 }
 
-/** How the CPU model ops reach a backend's memory. Both resolvers throw for foreign or disposed objects. */
+/** How the CPU model ops reach a backend's memory. The resolvers throw for foreign or disposed objects. */
 export interface CpuOperandAccess {
   readonly tensorData: CpuTensorData;
   readonly kvLayers: (storage: KVStorage, argument: string) => CpuKVLayers;
+  /** A weight's memory, GGUF blocks included (matmul's weight, embedding's table); `tensorData` when absent. */
+  readonly weightData?: (tensor: DeviceTensor, argument: string) => WeightData;
+  /** Wraps checked GGUF blocks as a tensor of the backend; without it the ops hold no quantized weights. */
+  readonly wrapQuantizedWeight?: (
+    shape: readonly [number, number],
+    quantization: BlockQuantization,
+    blocks: Uint8Array,
+  ) => DeviceTensor;
+}
+
+/** Checks the arguments of `createQuantizedWeight` before anything is allocated. */
+function checkQuantizedWeight(
+  shape: readonly [number, number],
+  quantization: BlockQuantization,
+  blocks: Uint8Array,
+) {
+  if (!isBlockQuantization(quantization)) {
+    throw new InvalidArgumentError(
+      `quantization ${String(quantization)} is not one of ${BLOCK_QUANTIZATIONS.join(', ')}`,
+      {
+        argument: 'quantization',
+        expected: BLOCK_QUANTIZATIONS,
+        actual: quantization,
+      },
+    );
+  }
+  const [rows, columns] = Array.isArray(shape) ? shape : [];
+  const { values } = blockQuantizationLayout(quantization);
+  if (
+    shape.length !== 2 ||
+    !Number.isInteger(rows) ||
+    !Number.isInteger(columns) ||
+    rows! < 1 ||
+    columns! < 1 ||
+    columns! % values !== 0
+  ) {
+    throw new InvalidArgumentError(
+      `a ${quantization} weight must be [rows, columns] with columns a multiple of ${values}, got [${String(shape)}]`,
+      { argument: 'shape', expected: `[rows, k · ${values}]`, actual: shape },
+    );
+  }
+  const size = quantizedByteLength(quantization, rows! * columns!);
+  if (!(blocks instanceof Uint8Array) || blocks.byteLength !== size) {
+    throw new InvalidArgumentError(
+      `a ${quantization} weight [${rows}, ${columns}] needs ${size} bytes of blocks`,
+      {
+        argument: 'blocks',
+        expected: size,
+        actual: blocks instanceof Uint8Array ? blocks.byteLength : typeof blocks,
+      },
+    );
+  }
 }
 
 function f32Data(data: CpuTensorData, tensor: DeviceTensor, argument: string): Float32Array {
@@ -68,7 +126,24 @@ function f32Data(data: CpuTensorData, tensor: DeviceTensor, argument: string): F
  */
 export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
   const data = access.tensorData;
+  const weightData = access.weightData ?? data;
+  const wrap = access.wrapQuantizedWeight;
+  const quantized =
+    wrap === undefined
+      ? {}
+      : {
+          quantizations: BLOCK_QUANTIZATIONS,
+          createQuantizedWeight(
+            shape: readonly [number, number],
+            quantization: BlockQuantization,
+            blocks: Uint8Array,
+          ): DeviceTensor {
+            checkQuantizedWeight(shape, quantization, blocks);
+            return wrap(shape, quantization, blocks);
+          },
+        };
   return {
+    ...quantized,
     embedding(table, tokens, out) {
       const tableView = matrixOf(table, 'table');
       const outView = matrixOf(out, 'out');
@@ -76,7 +151,7 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       requireEqual('out', 'rows', tokens.length, outView.rows, out);
       requireEqual('out', 'row width', tableView.columns, outView.columns, out);
       requireIndices('tokens', tokens, tableView.rows);
-      embeddingHost(data(table, 'table'), tokens, f32Data(data, out, 'out'), tableView.columns);
+      embeddingHost(weightData(table, 'table'), tokens, f32Data(data, out, 'out'), tableView.columns);
     },
 
     matmul(x, weight, out) {
@@ -90,8 +165,8 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       requireEqual('out', 'columns', weightView.rows, outView.columns, out);
       requireDistinct(x, out, 'x', 'out');
       const xData = f32Data(data, x, 'x');
-      const weightData = data(weight, 'weight');
-      matmulHost(xData, weightData, f32Data(data, out, 'out'), xView.rows, xView.columns, weightView.rows);
+      const weightValues = weightData(weight, 'weight');
+      matmulHost(xData, weightValues, f32Data(data, out, 'out'), xView.rows, xView.columns, weightView.rows);
     },
 
     rmsNorm(x, weight, out, epsilon) {

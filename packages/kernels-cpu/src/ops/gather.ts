@@ -1,9 +1,9 @@
-import { readRowAsF32 } from './read-row-as-f32.js';
+import { readRowAsF32, type WeightData } from './read-row-as-f32.js';
 
 /**
  * Embedding lookup on host arrays: `out[i, :] = table[tokens[i], :]`.
  *
- * @param table `[vocabSize, width]`, f32 or binary16 bits
+ * @param table `[vocabSize, width]`, f32, binary16 bits or GGUF blocks (one row dequantized per token)
  * @param tokens `[rows]` ids (already validated)
  * @param out `[rows, width]` f32
  * @example
@@ -11,12 +11,7 @@ import { readRowAsF32 } from './read-row-as-f32.js';
  * embeddingHost(table, new Int32Array([1, 403]), out, 64);
  * ```
  */
-export function embeddingHost(
-  table: Float32Array | Uint16Array,
-  tokens: Int32Array,
-  out: Float32Array,
-  width: number,
-): void {
+export function embeddingHost(table: WeightData, tokens: Int32Array, out: Float32Array, width: number): void {
   const row = new Float32Array(width);
   for (let index = 0; index < tokens.length; index++) {
     readRowAsF32(table, tokens[index]! * width, width, row);

@@ -1,10 +1,10 @@
-import { readRowAsF32 } from './read-row-as-f32.js';
+import { readRowAsF32, type WeightData } from './read-row-as-f32.js';
 
 /**
  * `out = x · weightᵀ` on host arrays, each dot product accumulated in float64.
  *
  * @param x `[rows, inner]` f32
- * @param weight `[columns, inner]`, f32 or binary16 bits
+ * @param weight `[columns, inner]`, f32, binary16 bits or GGUF blocks (dequantized one row at a time)
  * @param out `[rows, columns]` f32 (must not alias `x`)
  * @example
  * ```ts
@@ -13,7 +13,7 @@ import { readRowAsF32 } from './read-row-as-f32.js';
  */
 export function matmulHost(
   x: Float32Array,
-  weight: Float32Array | Uint16Array,
+  weight: WeightData,
   out: Float32Array,
   rows: number,
   inner: number,

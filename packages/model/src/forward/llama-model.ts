@@ -4,6 +4,7 @@ import {
   DisposedError,
   type DType,
   InvalidArgumentError,
+  isBlockQuantization,
   isModelBackend,
   type KVStorage,
   type ModelBackend,
@@ -17,7 +18,9 @@ import type { ForwardBatch, ForwardResult } from './forward-batch.js';
 export interface LlamaModelOptions {
   /**
    * Element type of the weight matrices on the device. When omitted each keeps its host type: f32 stays
-   * f32, f16 stays f16, bf16 becomes f32 and quantized weights become f16. `f16` halves f32 weights' memory.
+   * f32, f16 stays f16, bf16 becomes f32, and quantized weights stay quantized where the backend holds
+   * that quantization (`ops.quantizations`, dequantized inside matmul) and become f16 elsewhere, one
+   * tensor at a time. `f16` halves f32 weights' memory; either value dequantizes quantized weights.
    */
   readonly weightDtype?: DType;
 }
@@ -150,8 +153,23 @@ export class LlamaModel {
     // quantized weights f16 (one tensor is decoded at a time, never the whole model).
     const deviceDtype = (data: HostWeight): DType =>
       weightDtype ?? (isEncodedWeight(data) && data.encoding !== 'bf16' ? 'f16' : 'f32');
-    const upload = (data: HostWeight, shape: number[], dtype: DType = deviceDtype(data)): DeviceTensor => {
-      const tensor = backend.createTensor({ shape, dtype });
+    const quantizations = backend.ops.quantizations ?? [];
+    const upload = (data: HostWeight, shape: number[], dtype?: DType): DeviceTensor => {
+      // A backend that holds this quantization keeps the blocks as they are (dequantized inside matmul).
+      if (
+        dtype === undefined &&
+        weightDtype === undefined &&
+        isEncodedWeight(data) &&
+        isBlockQuantization(data.encoding) &&
+        quantizations.includes(data.encoding) &&
+        backend.ops.createQuantizedWeight !== undefined &&
+        shape.length === 2
+      ) {
+        const tensor = backend.ops.createQuantizedWeight([shape[0]!, shape[1]!], data.encoding, data.bytes);
+        owned.push(tensor);
+        return tensor;
+      }
+      const tensor = backend.createTensor({ shape, dtype: dtype ?? deviceDtype(data) });
       owned.push(tensor);
       backend.uploadTensor(tensor, decodeHostWeight(data));
       return tensor;

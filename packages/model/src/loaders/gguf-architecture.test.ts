@@ -158,4 +158,61 @@ describe('GGUF architectures', () => {
       /attn_q_norm\.weight, which the llama forward pass does not use/,
     );
   });
+  describe('weight types', () => {
+    const wide: LlamaConfig = { ...base, dim: 256, hiddenDim: 512, headDim: 64, vocabSize: 48 };
+    const TYPES: [string, number, string | undefined][] = [
+      ['F16', 1, 'f16'],
+      ['BF16', 30, 'bf16'],
+      ['Q8_0', 8, 'q8_0'],
+      ['Q4_0', 2, 'q4_0'],
+      ['Q4_K', 12, 'q4_k'],
+      ['Q5_K', 13, 'q5_k'],
+      ['Q6_K', 14, 'q6_k'],
+    ];
+    for (const [typeName, type, encoding] of TYPES) {
+      it(`${typeName}: matrices stay in the file's encoding, the CPU holds quantized ones as blocks, logits as the reference`, async () => {
+        const checkpoint = randomCheckpoint(wide, 5);
+        const loaded = await parseGgufModel(writeGgufCheckpoint(checkpoint, { matrixType: type }));
+        expect((loaded.weights.layers[0]!.query as { encoding?: string }).encoding).toBe(encoding);
+        const backend = createCpuBackend();
+        const created: string[] = [];
+        const create = backend.ops.createQuantizedWeight!.bind(backend.ops);
+        (backend.ops as { createQuantizedWeight: typeof create }).createQuantizedWeight = (
+          shape,
+          quantization,
+          blocks,
+        ) => {
+          created.push(quantization);
+          return create(shape, quantization, blocks);
+        };
+        const model = LlamaModel.create(backend, loaded);
+        try {
+          // token_embd, output and 7 matrices per layer.
+          expect(created).toHaveLength(type === 1 || type === 30 ? 0 : 2 + 7 * wide.numLayers);
+          const logits = await prefillLogits(
+            model,
+            PROMPT.map((token) => token % wide.vocabSize),
+          );
+          const expected = referenceLogits(
+            loaded,
+            PROMPT.map((token) => token % wide.vocabSize),
+          );
+          expect(relativeError(logits, expected)).toBeLessThan(1e-5);
+          // The quantization error itself stays small against the f32 weights it came from.
+          expect(
+            relativeError(
+              logits,
+              referenceLogits(
+                checkpoint,
+                PROMPT.map((token) => token % wide.vocabSize),
+              ),
+            ),
+          ).toBeLessThan(type === 2 || type === 12 ? 0.2 : 0.1);
+        } finally {
+          model.dispose();
+          backend.dispose();
+        }
+      });
+    }
+  });
 });

@@ -1,7 +1,12 @@
-import { DeftError, UnsupportedError } from '@deft/core';
+import {
+  blockQuantizationLayout,
+  DeftError,
+  isBlockQuantization,
+  quantizedByteLength,
+  UnsupportedError,
+} from '@deft/core';
 import { GGMLQuantizationType, type GGUFTensorInfo, gguf } from '@huggingface/gguf';
 import { ModelFormatError } from '../errors/model-format-error.js';
-import { isQuantizedEncoding, quantizedBlockValues, quantizedByteLength } from '../quant/block-formats.js';
 import { tokenizerFromGgufMetadata } from '../tokenizer/gguf-tokenizer.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { HostWeight, WeightEncoding } from '../weights/host-weight.js';
@@ -116,10 +121,14 @@ function locateTensor(
     );
   }
   const count = actual.reduce((product, dimension) => product * dimension, 1);
-  if (isQuantizedEncoding(encoding) && actual[0]! % quantizedBlockValues(encoding) !== 0) {
+  if (isBlockQuantization(encoding) && actual[0]! % blockQuantizationLayout(encoding).values !== 0) {
     throw new ModelFormatError(
-      `${source.name}: tensor ${info.name} is ${typeName} but its rows of ${actual[0]} values are not whole blocks of ${quantizedBlockValues(encoding)}`,
-      { argument: info.name, expected: `a multiple of ${quantizedBlockValues(encoding)}`, actual: actual[0] },
+      `${source.name}: tensor ${info.name} is ${typeName} but its rows of ${actual[0]} values are not whole blocks of ${blockQuantizationLayout(encoding).values}`,
+      {
+        argument: info.name,
+        expected: `a multiple of ${blockQuantizationLayout(encoding).values}`,
+        actual: actual[0],
+      },
     );
   }
   if (spec.role === 'vector' && encoding !== 'f32' && encoding !== 'f16' && encoding !== 'bf16') {

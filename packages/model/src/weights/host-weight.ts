@@ -1,12 +1,16 @@
-import { InvalidArgumentError } from '@deft/core';
+import {
+  type BlockQuantization,
+  dequantizeBlocks,
+  InvalidArgumentError,
+  isBlockQuantization,
+} from '@deft/core';
 import { decodeBf16, decodeF16 } from '../loaders/decode-floats.js';
-import { dequantizeBlocks, isQuantizedEncoding, type QuantizedEncoding } from '../quant/block-formats.js';
 
 /**
  * How a weight kept in its file's encoding is stored: `f16` (IEEE binary16), `bf16`, or one of the
- * GGUF block quantizations `q8_0`, `q4_0`, `q4_k`, `q5_k`, `q6_k` (see `quantizedBlockBytes`).
+ * GGUF block quantizations `q8_0`, `q4_0`, `q4_k`, `q5_k`, `q6_k` (`BlockQuantization` of `@deft/core`).
  */
-export type WeightEncoding = 'f16' | 'bf16' | QuantizedEncoding;
+export type WeightEncoding = 'f16' | 'bf16' | BlockQuantization;
 
 /**
  * A weight kept as the file stores it, so loading a model takes about the file's size in host memory:
@@ -62,7 +66,7 @@ export function decodeHostWeight(weight: HostWeight): Float32Array {
     }
     return encoding === 'f16' ? decodeF16(bytes, 0, length) : decodeBf16(bytes, 0, length);
   }
-  if (isQuantizedEncoding(encoding)) return dequantizeBlocks(encoding, bytes, length);
+  if (isBlockQuantization(encoding)) return dequantizeBlocks(encoding, bytes, length);
   throw new InvalidArgumentError(`unknown weight encoding ${String(encoding)}`, {
     argument: 'weight.encoding',
     expected: "'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k'",

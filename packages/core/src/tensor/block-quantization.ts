@@ -1,16 +1,18 @@
-import { f16ToF32Table, InvalidArgumentError } from '@deft/core';
+import { InvalidArgumentError } from '../errors/invalid-argument-error.js';
+import { f16ToF32Table } from './f16.js';
 
 /**
- * The GGUF block quantizations this package reads (ggml's `block_q8_0`, `block_q4_0`, `block_q4_K`,
- * `block_q5_K`, `block_q6_K`; Q4_K_M and Q5_K_M files hold these).
+ * The GGUF block quantizations weights may be held in (ggml's `block_q8_0`, `block_q4_0`, `block_q4_K`,
+ * `block_q5_K`, `block_q6_K`; Q4_K_M and Q5_K_M files hold these). A quantized `[rows, columns]` matrix
+ * is `rows` runs of `columns / blockValues` blocks, row-major, each block as ggml lays it out.
  */
-export type QuantizedEncoding = 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+export type BlockQuantization = 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
 
-/** Every quantized encoding, in a stable order. */
-export const QUANTIZED_ENCODINGS: readonly QuantizedEncoding[] = ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
+/** Every block quantization, in a stable order. */
+export const BLOCK_QUANTIZATIONS: readonly BlockQuantization[] = ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
 
-/** Values per block and bytes per block of each encoding (ggml's `QK8_0 = QK4_0 = 32`, `QK_K = 256`). */
-const BLOCKS: Readonly<Record<QuantizedEncoding, { readonly values: number; readonly bytes: number }>> = {
+/** Values per block and bytes per block of each quantization (ggml's `QK8_0 = QK4_0 = 32`, `QK_K = 256`). */
+const BLOCKS: Readonly<Record<BlockQuantization, { readonly values: number; readonly bytes: number }>> = {
   q8_0: { values: 32, bytes: 34 },
   q4_0: { values: 32, bytes: 18 },
   q4_k: { values: 256, bytes: 144 },
@@ -18,24 +20,22 @@ const BLOCKS: Readonly<Record<QuantizedEncoding, { readonly values: number; read
   q6_k: { values: 256, bytes: 210 },
 };
 
-/** True if `value` names a quantized encoding this package reads. */
-export function isQuantizedEncoding(value: unknown): value is QuantizedEncoding {
+/** True if `value` names a block quantization. */
+export function isBlockQuantization(value: unknown): value is BlockQuantization {
   return typeof value === 'string' && value in BLOCKS;
 }
 
-/** Values per block of an encoding (32 or 256). */
-export function quantizedBlockValues(encoding: QuantizedEncoding): number {
-  return BLOCKS[encoding].values;
+/** Values and bytes of one block of a quantization (`values` 32 or 256). */
+export function blockQuantizationLayout(quantization: BlockQuantization): {
+  readonly values: number;
+  readonly bytes: number;
+} {
+  return BLOCKS[quantization];
 }
 
-/** Bytes per block of an encoding. */
-export function quantizedBlockBytes(encoding: QuantizedEncoding): number {
-  return BLOCKS[encoding].bytes;
-}
-
-/** Bytes of `count` values in an encoding (`count` a multiple of the block size). */
-export function quantizedByteLength(encoding: QuantizedEncoding, count: number): number {
-  return (count / BLOCKS[encoding].values) * BLOCKS[encoding].bytes;
+/** Bytes of `count` values in a quantization (`count` a multiple of the block size). */
+export function quantizedByteLength(quantization: BlockQuantization, count: number): number {
+  return (count / BLOCKS[quantization].values) * BLOCKS[quantization].bytes;
 }
 
 const fround = Math.fround;
@@ -53,10 +53,11 @@ function scaleMinK4(bytes: Uint8Array, offset: number, j: number): number {
 
 /**
  * Dequantizes the block at byte `offset` of `bytes` into `out[outOffset .. outOffset + blockValues)`,
- * with ggml's arithmetic (f32 products, so the values equal llama.cpp's).
+ * with ggml's arithmetic (f32 products, so the values equal llama.cpp's dequantization). Nothing is
+ * checked: callers check sizes once per tensor.
  */
 export function dequantizeBlock(
-  encoding: QuantizedEncoding,
+  encoding: BlockQuantization,
   bytes: Uint8Array,
   offset: number,
   out: Float32Array,
@@ -142,7 +143,7 @@ export function dequantizeBlock(
 }
 
 /**
- * Dequantizes `count` values (whole blocks) of an encoding into a new f32 array.
+ * Dequantizes `count` values (whole blocks) into a new f32 array. Cost: one pass; memory: 4 bytes a value.
  *
  * @throws InvalidArgumentError when `count` is not a multiple of the block size or `bytes` has the wrong size.
  * @example
@@ -151,7 +152,7 @@ export function dequantizeBlock(
  * ```
  */
 export function dequantizeBlocks(
-  encoding: QuantizedEncoding,
+  encoding: BlockQuantization,
   bytes: Uint8Array,
   count: number,
 ): Float32Array {
