@@ -1,7 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requestWebGpuDevice } from '@deft/kernels-webgpu';
+import type { LlamaConfig } from '@deft/model';
+import { randomCheckpoint, writeGgufCheckpoint } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli/cli-io.js';
 import { runGenerate } from './generate.js';
@@ -10,8 +13,7 @@ const repoRoot = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../
 const models = path.resolve(repoRoot, '../shared/models/stories260K');
 const gguf = path.join(models, 'stories260K.gguf');
 
-async function findSkipReason(): Promise<string | undefined> {
-  if (!existsSync(gguf)) return `stories260K model files not found under ${models}`;
+async function findAdapterSkipReason(): Promise<string | undefined> {
   try {
     (await requestWebGpuDevice()).dispose();
     return undefined;
@@ -20,8 +22,99 @@ async function findSkipReason(): Promise<string | undefined> {
   }
 }
 
-const skipReason = await findSkipReason();
+const adapterSkipReason = await findAdapterSkipReason();
+const skipReason =
+  adapterSkipReason ?? (existsSync(gguf) ? undefined : `stories260K model files not found under ${models}`);
 if (skipReason !== undefined) console.warn(`deft generate --backend webgpu skipped: ${skipReason}`);
+
+/** A small SentencePiece vocabulary (unknown, BOS, EOS, the 256 bytes, letters). */
+function pieces(): string[] {
+  const list = ['<unk>', '<s>', '</s>'];
+  for (let byte = 0; byte < 256; byte++) list.push(`<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`);
+  for (const letter of 'abcdefghijklmnopqrstuvwxyz') list.push(letter, `\u2581${letter}`);
+  return list;
+}
+
+const base = {
+  dim: 256,
+  hiddenDim: 512,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 64,
+  vocabSize: pieces().length,
+  contextLength: 128,
+  normEpsilon: 1e-5,
+  ropeTheta: 10000,
+  ropeStyle: 'interleaved',
+  tiedEmbeddings: false,
+} satisfies LlamaConfig;
+
+/** One GGUF per architecture setting the WebGPU model ops must honour, and a quantized file. */
+const MODELS: { name: string; architecture: string; config: LlamaConfig; matrixType: number }[] = [
+  {
+    name: 'llama with rope_freqs',
+    architecture: 'llama',
+    config: {
+      ...base,
+      ropeTheta: 500000,
+      ropeFrequencyFactors: new Float32Array(32).map((_, pair) => 1 + pair),
+    },
+    matrixType: 0,
+  },
+  {
+    name: 'qwen2 with QKV bias',
+    architecture: 'qwen2',
+    config: { ...base, ropeStyle: 'half', attentionBias: true },
+    matrixType: 0,
+  },
+  {
+    name: 'qwen3 with per-head Q/K norms',
+    architecture: 'qwen3',
+    config: { ...base, ropeStyle: 'half', queryKeyNorm: true, headDim: 32, tiedEmbeddings: true },
+    matrixType: 0,
+  },
+  { name: 'llama in Q4_K (f16 on WebGPU)', architecture: 'llama', config: base, matrixType: 12 },
+];
+
+describe.skipIf(adapterSkipReason !== undefined)(
+  'deft generate --backend webgpu on each architecture',
+  () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'deft-generate-webgpu-'));
+    for (const entry of MODELS) {
+      it(`${entry.name}: the greedy tokens and log-probabilities of the CPU backend`, async () => {
+        const file = path.join(directory, `${entry.architecture}-${entry.matrixType}.gguf`);
+        writeFileSync(
+          file,
+          writeGgufCheckpoint(randomCheckpoint(entry.config, 9), {
+            architecture: entry.architecture,
+            matrixType: entry.matrixType,
+            tokens: pieces(),
+          }),
+        );
+        const run = async (backend: string) => {
+          const io = recordingIo();
+          expect(
+            await runGenerate(
+              ['-m', file, '-p', 'once upon a time', '-n', '6', '--json', '--backend', backend],
+              io,
+            ),
+          ).toBe(0);
+          return JSON.parse(io.output()).sequences[0] as { tokens: number[]; logProbabilities: number[] };
+        };
+        const [cpu, webgpu] = [await run('cpu'), await run('webgpu')];
+        // Quantized weights are blocks on the CPU and f16 on WebGPU: the first choice and its score agree.
+        const steps = entry.matrixType === 0 ? cpu.tokens.length : 1;
+        expect(webgpu.tokens.slice(0, steps)).toEqual(cpu.tokens.slice(0, steps));
+        for (let step = 0; step < steps; step++) {
+          expect(Math.abs(webgpu.logProbabilities[step]! - cpu.logProbabilities[step]!)).toBeLessThan(
+            entry.matrixType === 0 ? 1e-3 : 2e-2,
+          );
+        }
+      }, 60_000);
+    }
+  },
+);
 
 describe.skipIf(skipReason !== undefined)('deft generate --backend webgpu', () => {
   it('streams the golden greedy text of stories260K', async () => {

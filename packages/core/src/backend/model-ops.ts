@@ -57,7 +57,8 @@ export interface ModelOps {
   /**
    * Optional, present when `quantizations` is not empty: a weight `[rows, columns]` holding `blocks` as
    * a GGUF file stores them (`rows` runs of `columns / blockValues` blocks). The result has `dtype` `f32`
-   * and `quantization` set; it can only be `matmul`'s `weight` or `embedding`'s `table`.
+   * and `quantization` set; it can only be `matmul`'s `weight` or `embedding`'s `table`. The backend may
+   * keep `blocks` itself instead of copying them (a host backend does): do not modify them afterwards.
    * @throws InvalidArgumentError for a quantization not listed, `columns` not a whole number of blocks,
    *   or `blocks` of the wrong size.
    */

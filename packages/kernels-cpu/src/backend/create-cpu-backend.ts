@@ -358,10 +358,9 @@ export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
       },
       wrapQuantizedWeight: (shape, quantization, blocks) => {
         ensureAlive();
-        // The blocks are copied: the tensor owns its memory, as an upload would.
-        return track(
-          new CpuTensor(owner, shape, 'f32', shape[0] * shape[1], { quantization, blocks: blocks.slice() }),
-        );
+        // The tensor keeps the caller's blocks without a copy (the contract hands them over), so a quantized
+        // model takes its file's size once, not twice.
+        return track(new CpuTensor(owner, shape, 'f32', shape[0] * shape[1], { quantization, blocks }));
       },
       kvLayers: (storage, argument) => {
         ensureAlive();
