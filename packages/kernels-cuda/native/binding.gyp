@@ -35,7 +35,7 @@
           "action": [
             "<(nvcc)", "-O3", "-std=c++17", "--expt-relaxed-constexpr", "-Xcompiler", "-fPIC",
             "-gencode=arch=compute_80,code=sm_80",
-            "-gencode=arch=compute_90,code=sm_90",
+            "-gencode=arch=compute_90a,code=sm_90a",
             "-gencode=arch=compute_90,code=compute_90",
             "-I<(module_root_dir)/src", "-c", "<(RULE_INPUT_PATH)", "-o", "<@(_outputs)",
           ],

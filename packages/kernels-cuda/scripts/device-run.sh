@@ -2,7 +2,8 @@
 # One call on a lent GPU: card facts, the addon's SASS (gzipped), the full check and bench (both
 # executors), then optional extra bench runs given as quoted argument lists; an extra that starts with
 # "@NAME " runs the addon at packages/kernels-cuda/native/build/NAME/deft_cuda.node (an earlier version
-# carried for a same-call comparison), one that starts with "@ncu " runs under Nsight Compute. E.g.
+# carried for a same-call comparison), one that starts with "@ncu " runs under Nsight Compute, one that
+# starts with "@env:NAME=VALUE " runs with that environment variable set. E.g.
 #   packages/kernels-cuda/scripts/device-run.sh "--skip-check --executors tasks --task-cost 200 --label cost200"
 # Needs .gpu (../shared/gpu/prepare.sh apps/cli/src/gpu/cuda-main.ts) and the built addon; writes under $OUT.
 set -u
@@ -14,7 +15,12 @@ mkdir -p "$OUT"
 LOG=$OUT/log.txt
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$OUT/card.txt"
 if command -v cuobjdump >/dev/null; then
-  cuobjdump -sass -arch sm_90 "$ADDON" | gzip > "$OUT/addon-sm90.sass.gz"
+  cuobjdump -sass -arch sm_90a "$ADDON" | gzip > "$OUT/addon-sm90a.sass.gz"
+fi
+# The wgmma operand layouts, one product each, before anything relies on them (built by the caller:
+# nvcc -gencode=arch=compute_90a,code=sm_90a -Inative/src native/probe/wgmma_probe.cu).
+if [[ -x $BUILD/wgmma_probe ]]; then
+  "$BUILD/wgmma_probe" 2>&1 | tee -a "$LOG"
 fi
 DEFT_CUDA_ADDON=$ADDON timeout "${MAIN_TIMEOUT:-330}" node .gpu/app/cuda-main.mjs --json "$OUT/cuda-bench.json" ${MAIN_ARGS:-} \
   2>> "$LOG" | tee -a "$LOG" | tail -60
@@ -24,6 +30,12 @@ for extra in "$@"; do
   index=$((index + 1))
   addon=$ADDON
   prefix=()
+  environment=()
+  if [[ $extra == @env:* ]]; then
+    assignment=${extra%% *}
+    environment=("${assignment#@env:}")
+    extra=${extra#* }
+  fi
   if [[ $extra == @ncu\ * ]]; then
     extra=${extra#@ncu }
     prefix=(ncu --clock-control none --kernel-name regex:Task --launch-skip 12 --launch-count 2 --section SpeedOfLight
@@ -34,9 +46,9 @@ for extra in "$@"; do
     extra=${extra#* }
     addon=$BUILD/$name/deft_cuda.node
   fi
-  echo "== extra $index: ${prefix[*]:-} $extra ($addon)" | tee -a "$LOG"
+  echo "== extra $index: ${environment[*]:-} ${prefix[*]:-} $extra ($addon)" | tee -a "$LOG"
   # shellcheck disable=SC2086
-  DEFT_CUDA_ADDON=$addon timeout "${EXTRA_TIMEOUT:-120}" "${prefix[@]}" node .gpu/app/cuda-main.mjs \
+  env "${environment[@]}" DEFT_CUDA_ADDON=$addon timeout "${EXTRA_TIMEOUT:-120}" "${prefix[@]}" node .gpu/app/cuda-main.mjs \
     --json "$OUT/cuda-extra-$index.json" $extra 2>> "$LOG" | tee -a "$LOG" | tail -"${EXTRA_TAIL:-14}"
   echo "extra $index exit ${PIPESTATUS[0]}"
 done

@@ -28,8 +28,26 @@ export interface CudaCheckCase {
   readonly passed: boolean;
 }
 
-/** The kernel configurations of the check: tensor cores at head dim 128 and 64, CUDA cores for fp16 and f32. */
+/**
+ * The kernel configurations of the check: tensor cores at head dim 128 and 64 (`auto`: wgmma for the
+ * task executor on compute capability 9.0, mma.sync elsewhere; `mma` forced), CUDA cores for fp16 and f32.
+ */
 export const CUDA_CHECK_VARIANTS: readonly CudaCheckVariant[] = [
+  {
+    name: 'auto f16 d128 g4',
+    kernel: 'auto',
+    shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' },
+  },
+  {
+    name: 'auto f16 d64 g8',
+    kernel: 'auto',
+    shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' },
+  },
+  {
+    name: 'auto f16 d128 g1',
+    kernel: 'auto',
+    shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' },
+  },
   {
     name: 'mma f16 d128 g4',
     kernel: 'mma',

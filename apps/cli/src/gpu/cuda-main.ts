@@ -4,7 +4,7 @@
  * short table last and writes everything as JSON to the path given by `--json`.
  *
  *   node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t]
- *                      [--kernel auto|mma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench]
+ *                      [--kernel auto|mma|wgmma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench]
  *                      [--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N]
  */
 import { writeFileSync } from 'node:fs';
@@ -89,7 +89,7 @@ function parseArguments(argv: readonly string[]): MainOptions {
     else if (flag === '--help') {
       console.log(
         'node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t] ' +
-          '[--kernel auto|mma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench] ' +
+          '[--kernel auto|mma|wgmma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench] ' +
           '[--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N] ' +
           '[--blocks-per-sm N] [--partial-cost N] [--unit-cost N] [--tile-cost X] [--label TEXT]',
       );

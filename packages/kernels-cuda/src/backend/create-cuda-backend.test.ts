@@ -6,7 +6,8 @@ import { planTreeAttention } from '@deft/planner';
 import { buildPagedTree, defaultQueries } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { type CudaAddon, loadCudaAddon } from '../native/load-addon.js';
-import { createCudaBackend } from './create-cuda-backend.js';
+import { HEADER_FIELDS } from '../plan/pack-schedule.js';
+import { type CudaAttentionKernel, createCudaBackend } from './create-cuda-backend.js';
 
 const localBuild = fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url));
 const addonBuilt = existsSync(localBuild);
@@ -134,6 +135,25 @@ describe('createCudaBackend validation (fake device)', () => {
     expect(prepared.schedule.numUnits).toBeGreaterThan(0);
   });
 
+  it('sends the kernel choice to the addon and reports the kernel it chose', () => {
+    const { addon } = fakeAddon();
+    const headers: number[] = [];
+    const backend = createCudaBackend({
+      addon: {
+        ...addon,
+        preparePlan: (context, header, bytes) => {
+          headers.push(header[HEADER_FIELDS.kernel]!);
+          return { ...addon.preparePlan(context, header, bytes), kernel: 3 };
+        },
+      },
+    });
+    const { plan } = smallCase();
+    expect(backend.preparePlan(plan).schedule.kernel).toBe('wgmma');
+    backend.preparePlan(plan, { ...SHAPE, headDim: 128 }, { kernel: 'wgmma' });
+    backend.preparePlan(plan, SHAPE, { kernel: 'mma' });
+    expect(headers).toEqual([0, 3, 1]);
+  });
+
   it('passes scheduler overrides through preparePlan', () => {
     const { addon } = fakeAddon();
     const backend = createCudaBackend({ addon });
@@ -177,6 +197,18 @@ describe('createCudaBackend validation (fake device)', () => {
     expect(() => backend.preparePlan(plan, { ...SHAPE, kvDtype: 'f32' }, { kernel: 'mma' })).toThrow(
       InvalidArgumentError,
     );
+    expect(() => backend.preparePlan(plan, { ...SHAPE, kvDtype: 'f32' }, { kernel: 'wgmma' })).toThrow(
+      /'wgmma' needs fp16 KV/,
+    );
+    expect(() => backend.preparePlan(plan, SHAPE, { kernel: 'wgmma' })).toThrow(
+      /'wgmma' needs the tasks executor, head dim 128/,
+    );
+    expect(() =>
+      backend.preparePlan(plan, { ...SHAPE, headDim: 128 }, { kernel: 'wgmma', executor: 'units' }),
+    ).toThrow(/'wgmma' needs the tasks executor, head dim 128/);
+    expect(() =>
+      backend.preparePlan(plan, SHAPE, { kernel: 'tensor' as unknown as CudaAttentionKernel }),
+    ).toThrow(/must be 'auto', 'mma', 'wgmma' or 'scalar'/);
     expect(calls).toEqual([]);
   });
 

@@ -53,8 +53,14 @@ export interface CudaBackendOptions {
   readonly addon?: CudaAddon;
 }
 
-/** Which attention kernel a plan runs: tensor cores where possible (`auto`), or forced. */
-export type CudaAttentionKernel = 'auto' | 'mma' | 'scalar';
+/**
+ * Which attention kernel a plan runs: `auto` (the fastest the device, KV type, head dim and executor
+ * allow: `wgmma` for head dim 128 on compute capability 9.0 with the task executor, else `mma`, else
+ * `scalar`), or forced: `mma` (mma.sync tensor cores, sm_80+; fp16 KV, head dim 64 or 128), `wgmma`
+ * (Hopper warpgroup MMA: compute capability 9.0, the task executor, fp16 KV, head dim 128), `scalar`
+ * (CUDA cores).
+ */
+export type CudaAttentionKernel = 'auto' | 'mma' | 'wgmma' | 'scalar';
 
 /**
  * How a plan executes: `tasks` (v7, the default: mask-free tasks over groups of tokens with one query
@@ -65,7 +71,7 @@ export type CudaExecutor = 'tasks' | 'units';
 
 /** Options of {@link CudaBackend.preparePlan} beyond the Backend contract. */
 export interface CudaPlanOptions {
-  /** Default `auto`: tensor cores for fp16 KV with head dim 64 or 128, CUDA cores otherwise. */
+  /** Default `auto` (see {@link CudaAttentionKernel}). */
   readonly kernel?: CudaAttentionKernel;
   /** Default {@link DEFAULT_CUDA_EXECUTOR}. */
   readonly executor?: CudaExecutor;
@@ -102,7 +108,18 @@ export interface CudaBackend extends Backend {
   preparePlan(plan: TreeAttentionPlan, shape?: AttentionShape, options?: CudaPlanOptions): CudaPreparedPlan;
 }
 
-const KERNEL_CODES: Readonly<Record<CudaAttentionKernel, KernelCode>> = { auto: 0, mma: 1, scalar: 2 };
+const KERNEL_CODES: Readonly<Record<CudaAttentionKernel, KernelCode>> = {
+  auto: 0,
+  mma: 1,
+  scalar: 2,
+  wgmma: 3,
+};
+/** The kernel a prepared plan runs, by the code the addon reports. */
+const KERNEL_NAMES: Readonly<Record<number, CudaScheduleSummary['kernel']>> = {
+  1: 'mma',
+  2: 'scalar',
+  3: 'wgmma',
+};
 
 /** The executor a plan uses when {@link CudaPlanOptions.executor} is not given. */
 export const DEFAULT_CUDA_EXECUTOR: CudaExecutor = 'tasks';
@@ -363,17 +380,38 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       validatePlan(plan);
       const resolved = checkShape(shape ?? plan.shape);
       const kernel = planOptions.kernel ?? 'auto';
-      if (!(kernel in KERNEL_CODES))
-        invalid('options.kernel', "must be 'auto', 'mma' or 'scalar'", 'auto | mma | scalar', kernel);
+      if (!Object.hasOwn(KERNEL_CODES, kernel))
+        invalid(
+          'options.kernel',
+          "must be 'auto', 'mma', 'wgmma' or 'scalar'",
+          'auto | mma | wgmma | scalar',
+          kernel,
+        );
       if (
-        kernel === 'mma' &&
+        (kernel === 'mma' || kernel === 'wgmma') &&
         (resolved.kvDtype !== 'f16' || (resolved.headDim !== 64 && resolved.headDim !== 128))
       ) {
-        invalid('options.kernel', "'mma' needs fp16 KV and head dim 64 or 128", 'auto | scalar', kernel);
+        invalid(
+          'options.kernel',
+          `'${kernel}' needs fp16 KV and head dim 64 or 128`,
+          'auto | scalar',
+          kernel,
+        );
       }
       const executor = planOptions.executor ?? DEFAULT_CUDA_EXECUTOR;
       if (executor !== 'tasks' && executor !== 'units')
         invalid('options.executor', "must be 'tasks' or 'units'", 'tasks | units', executor);
+      if (
+        kernel === 'wgmma' &&
+        (executor !== 'tasks' || deviceInfo.computeCapability !== '9.0' || resolved.headDim !== 128)
+      ) {
+        invalid(
+          'options.kernel',
+          `'wgmma' needs the tasks executor, head dim 128 and a compute capability 9.0 device (this plan: ${executor}, head dim ${resolved.headDim}, compute capability ${deviceInfo.computeCapability})`,
+          'auto | mma | scalar',
+          kernel,
+        );
+      }
       let summaryFields: Omit<CudaScheduleSummary, 'kernel' | 'ringStages' | 'sharedBytes'>;
       let packed: PackedSchedule;
       let maxSlot: number;
@@ -426,7 +464,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         resolved,
         Object.freeze({
           ...summaryFields,
-          kernel: summary.kernel === 1 ? 'mma' : 'scalar',
+          kernel: KERNEL_NAMES[summary.kernel] ?? 'scalar',
           ringStages: summary.ringStages,
           sharedBytes: summary.sharedBytes,
         }),

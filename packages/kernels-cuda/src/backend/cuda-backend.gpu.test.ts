@@ -20,6 +20,9 @@ const reason =
 if (reason !== '') console.info(`[kernels-cuda] GPU tests skipped: ${reason}`);
 
 const VARIANTS: { kernel: CudaAttentionKernel; shape: AttentionShape; tolerance: number }[] = [
+  // auto: wgmma for the task executor on compute capability 9.0, mma.sync elsewhere
+  { kernel: 'auto', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' }, tolerance: 2e-3 },
+  { kernel: 'auto', shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' }, tolerance: 2e-3 },
   { kernel: 'mma', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' }, tolerance: 2e-3 },
   { kernel: 'mma', shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' }, tolerance: 2e-3 },
   { kernel: 'scalar', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' }, tolerance: 2e-3 },

@@ -16,8 +16,8 @@ export interface CudaScheduleSummary {
   readonly mergedQueries: number;
   /** Whether the merge runs inside the attention launch (else a second, small launch). */
   readonly fusedMerge: boolean;
-  /** `"mma"` (tensor cores) or `"scalar"` (CUDA cores). */
-  readonly kernel: 'mma' | 'scalar';
+  /** `"wgmma"` (Hopper warpgroup MMA), `"mma"` (mma.sync tensor cores) or `"scalar"` (CUDA cores). */
+  readonly kernel: 'mma' | 'wgmma' | 'scalar';
   /** KV tiles kept in shared memory per CTA. */
   readonly ringStages: number;
   /** Dynamic shared memory per CTA of the tensor-core kernel. */

@@ -99,4 +99,27 @@ describe('buildTaskSchedule', () => {
       expect(schedule.taskRows.length / TASK_ROW_FIELDS).toBeGreaterThan(0);
     }
   });
+
+  it('merges KV splits so that a grid just over one wave fits in one', () => {
+    const nodes = [
+      { parent: -1, tokens: 4000 },
+      ...Array.from({ length: 20 }, () => ({ parent: 0, tokens: 400 })),
+    ];
+    const { view } = buildPagedTree(nodes, 16, { seed: 4 });
+    const shape: AttentionShape = { numHeads: 32, numKvHeads: 8, headDim: 128, kvDtype: 'f16' };
+    const plan = planTreeAttention(view, defaultQueries(view), { shape, strategy: 'deft-node' });
+    const slots = 2 * 132;
+    const schedule = buildTaskSchedule(plan, { ...shape, multiprocessors: 132 });
+    // 20 branch tasks of 400 tokens and the 4000-token prompt's two row blocks in a few KV splits.
+    expect(schedule.numTasks * shape.numKvHeads).toBeLessThanOrEqual(slots);
+    expect(schedule.numTasks).toBeGreaterThan(20 + 2);
+    // Fifty branches cannot fit one wave: the splits stay as the cost model chose them.
+    const wide = buildPagedTree(
+      [{ parent: -1, tokens: 4000 }, ...Array.from({ length: 50 }, () => ({ parent: 0, tokens: 400 }))],
+      16,
+      { seed: 4 },
+    ).view;
+    const widePlan = planTreeAttention(wide, defaultQueries(wide), { shape, strategy: 'deft-node' });
+    expect(buildTaskSchedule(widePlan, { ...shape, multiprocessors: 132 }).numTasks).toBeGreaterThan(50 + 4);
+  });
 });

@@ -241,6 +241,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     }
     totalCost = nextTotal;
   }
+  fitWaves(blocked, options.numKvHeads, blocks, queryTileCost, taskCost);
   for (const entry of blocked) {
     for (const query of entry.group.queries) partialCounts[query]! += entry.splits;
   }
@@ -346,6 +347,64 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     mergeQueries: Int32Array.from(mergeQueries),
     maxSlot,
   };
+}
+
+/**
+ * Wave fit: a grid a little over a whole number of waves of CTA slots pays one more wave of a task's
+ * cost (few-shot-b20 on an H200: 288 CTAs for 264 slots). When merging KV splits brings the CTAs down
+ * to one wave fewer, and that many waves of the then costliest task cost less than the waves before,
+ * the splits are merged: each step takes one split from the group whose tasks stay cheapest.
+ */
+function fitWaves(
+  blocked: {
+    readonly group: { readonly tokens: number };
+    readonly blockTiles: readonly number[];
+    splits: number;
+  }[],
+  numKvHeads: number,
+  slots: number,
+  queryTileCost: number,
+  taskCost: number,
+): void {
+  const ctas = (): number => {
+    let count = 0;
+    for (const entry of blocked) count += entry.splits * entry.blockTiles.length * numKvHeads;
+    return count;
+  };
+  const worstBlock = (entry: (typeof blocked)[number]): number => {
+    let worst = 0;
+    for (const tiles of entry.blockTiles)
+      worst = Math.max(worst, entry.group.tokens * (1 + queryTileCost * tiles));
+    return worst;
+  };
+  const costliestTask = (): number => {
+    let worst = 0;
+    for (const entry of blocked) worst = Math.max(worst, worstBlock(entry) / entry.splits + taskCost);
+    return worst;
+  };
+  const waves = Math.ceil(ctas() / slots);
+  if (waves < 2) return;
+  const before = blocked.map((entry) => entry.splits);
+  const costBefore = waves * costliestTask();
+  while (ctas() > (waves - 1) * slots) {
+    let pick: (typeof blocked)[number] | undefined;
+    let pickCost = Number.POSITIVE_INFINITY;
+    for (const entry of blocked) {
+      if (entry.splits < 2) continue;
+      const cost = worstBlock(entry) / (entry.splits - 1);
+      if (cost < pickCost) {
+        pick = entry;
+        pickCost = cost;
+      }
+    }
+    if (pick === undefined) break;
+    pick.splits -= 1;
+  }
+  if (ctas() > (waves - 1) * slots || (waves - 1) * costliestTask() >= costBefore) {
+    blocked.forEach((entry, index) => {
+      entry.splits = before[index]!;
+    });
+  }
 }
 
 function tilesBefore(entry: { readonly blockTiles: readonly number[] }, block: number): number {

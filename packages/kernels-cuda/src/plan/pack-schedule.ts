@@ -71,8 +71,8 @@ function packArrays(header: Int32Array, arrays: [ArrayField, Int32Array | Uint32
   return bytes;
 }
 
-/** Which attention kernel a schedule asks for: 0 auto, 1 tensor cores, 2 CUDA cores. */
-export type KernelCode = 0 | 1 | 2;
+/** Which attention kernel a schedule asks for: 0 auto, 1 mma.sync tensor cores, 2 CUDA cores, 3 wgmma. */
+export type KernelCode = 0 | 1 | 2 | 3;
 
 /** A schedule laid out for one upload: a header of counts and byte offsets, and the bytes. */
 export interface PackedSchedule {

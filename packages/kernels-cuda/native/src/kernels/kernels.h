@@ -21,6 +21,11 @@ enum class AttentionKernel : int {
   kMma = 1,
   /** CUDA-core kernel (any head dim up to 256, f32 or fp16 KV). */
   kScalar = 2,
+  /**
+   * Hopper warpgroup-MMA (wgmma) task kernel, compute capability 9.0 only (the sm_90a build); fp16 KV,
+   * head dim 128, task executor. Tasks of fewer than 33 rows run its mma.sync bodies.
+   */
+  kWgmma = 3,
 };
 
 /**
@@ -146,13 +151,15 @@ struct TaskParams {
   float scaleLog2;                // scale * log2(e)
   /** 1: the merge launch uses programmatic dependent launch (sm_90+). */
   int dependentLaunch;
+  /** Fewest rows of a task that the wgmma kernel runs on wgmma (33: three or more 16-row query tiles). */
+  int wgmmaMinRows;
 };
 
 /** Raises the dynamic shared-memory limit of the task kernels on the current device. */
 Status ConfigureTaskKernels();
-/** Shared-memory bytes of the tensor-core task kernel at a head dim. */
-size_t TaskSharedBytes(int headDim);
-/** Ring stages of the tensor-core task kernel (v9: 3; the v10 build: 2). */
+/** Shared-memory bytes of a tensor-core task kernel (kMma or kWgmma) at a head dim. */
+size_t TaskSharedBytes(int headDim, AttentionKernel kernel);
+/** Ring stages of the tensor-core task kernels. */
 int TaskRingStages();
 /** Enqueues one layer of tree attention with the task executor. */
 Status LaunchTaskAttention(const TaskParams& params, KvType kvType, AttentionKernel kernel, cudaStream_t stream);

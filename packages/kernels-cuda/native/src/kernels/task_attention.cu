@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "kernels/device_primitives.cuh"
+#include "kernels/wgmma_primitives.cuh"
 #include "kernels/kernels.h"
 
 namespace deft {
@@ -30,26 +31,10 @@ constexpr int kTaskWarps = 4;
 constexpr int kTaskThreads = kTaskWarps * 32;
 /** Tokens per staged KV tile (K and V of one KV head: 32 KB per stage at head dim 128). */
 constexpr int kTaskTileTokens = 64;
-/**
- * Build-time choice of the tensor-core task kernel's configuration (KERNEL_NOTES.md, v10):
- *   - false (v9, the default): three ring stages (two tiles in flight while one is computed; 96.5 KB of
- *     shared memory at head dim 128), launch bounds for two CTAs (242 registers), 16 threads per token
- *     row in the loader (eight slot indices per thread and tile);
- *   - true (v10): two stages (64.5 KB), launch bounds for three CTAs (168 registers: 12 warps per SM),
- *     four threads per token row (two slot indices per thread and tile). Correct on an H200 (240/240
- *     check cases), faster on the few-shot trees, slower on sd-t64 / sd-t256 / reasoning; build it with
- *     `-DDEFT_TASK_KERNEL_V10` and balance the task schedule for 3 CTAs per SM (`blocksPerMultiprocessor`).
- */
-#ifdef DEFT_TASK_KERNEL_V10
-constexpr bool kTaskKernelV10 = true;
-#else
-constexpr bool kTaskKernelV10 = false;
-#endif
-/** Ring stages: v9 two tiles in flight while one is computed, v10 one. */
-constexpr int kTaskStages = kTaskKernelV10 ? 2 : 3;
-/** CTAs per multiprocessor the launch bounds aim for (shared memory allows two (v9) or three (v10)). */
-constexpr int kTaskBlocksPerMultiprocessor = kTaskKernelV10 ? 3 : 2;
-static_assert(kTaskStages == 2 || kTaskStages == 3, "the prologue handles two or three stages");
+/** Ring stages: two tiles in flight while one is computed (96.5 KB of shared memory at head dim 128). */
+constexpr int kTaskStages = 3;
+/** CTAs per multiprocessor the launch bounds aim for (shared memory allows two). */
+constexpr int kTaskBlocksPerMultiprocessor = 2;
 /** Largest head dim of the CUDA-core paths (values per lane). */
 constexpr int kMaxPerLane = 8;
 
@@ -65,16 +50,9 @@ struct TaskLayout {
   static constexpr int kChunks = Dim / 8;  // 16-byte chunks per K / V row
   static constexpr int kTileHalves = kTaskTileTokens * Dim;
   static constexpr int kStageHalves = 2 * kTileHalves;  // K tile then V tile
-  // v9 loader: thread t copies chunk (t + 128 * step) % kChunks of row (t + 128 * step) / kChunks, one slot
+  // Loader: thread t copies chunk (t + 128 * step) % kChunks of row (t + 128 * step) / kChunks, one slot
   // index per copy (eight per tile at head dim 128).
   static constexpr int kCopiesPerThread = kTaskTileTokens * kChunks / kTaskThreads;
-  // v10 loader: four threads per token row, each copying kChunks / 4 chunks (lane quads cover 64 contiguous
-  // bytes per chunk group: whole 32-byte sectors); 32 rows per pass, two passes per 64-token tile, so a
-  // thread needs two slot indices per tile.
-  static constexpr int kThreadsPerRow = 4;
-  static constexpr int kChunksPerThread = kChunks / kThreadsPerRow;
-  static constexpr int kRowsPerPass = kTaskThreads / kThreadsPerRow;
-  static constexpr int kPasses = kTaskTileTokens / kRowsPerPass;
   static constexpr int kScratchRowFloats = Dim + 4;
   static constexpr int kScratchWarpFloats = 16 * kScratchRowFloats + 32;  // o rows, then m[16], l[16]
   static constexpr size_t kRingBytes = static_cast<size_t>(kTaskStages) * kStageHalves * sizeof(half);
@@ -86,66 +64,53 @@ struct TaskLayout {
 /** Slot indices of the token rows one thread copies for one tile (-1: past the task's end). */
 template <int Dim>
 struct TaskTileSlots {
-  int slot[kTaskKernelV10 ? TaskLayout<Dim>::kPasses : TaskLayout<Dim>::kCopiesPerThread];
+  int slot[TaskLayout<Dim>::kCopiesPerThread];
 };
 
 template <int Dim>
 __device__ __forceinline__ void FetchTaskSlots(const int* slots, int numTokens, int tile, TaskTileSlots<Dim>& out) {
   using Layout = TaskLayout<Dim>;
-  if constexpr (kTaskKernelV10) {
 #pragma unroll
-    for (int pass = 0; pass < Layout::kPasses; ++pass) {
-      const int row = threadIdx.x / Layout::kThreadsPerRow + pass * Layout::kRowsPerPass;
-      const int token = tile * kTaskTileTokens + row;
-      out.slot[pass] = token < numTokens ? __ldg(slots + token) : -1;
-    }
+  for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
+    const int row = (threadIdx.x + step * kTaskThreads) / Layout::kChunks;
+    const int token = tile * kTaskTileTokens + row;
+    out.slot[step] = token < numTokens ? __ldg(slots + token) : -1;
+  }
+}
+
+/**
+ * Offset (halves) of 16-byte chunk `chunk` of token row `row` in a staged K or V tile: the mma.sync layout
+ * ([64][Dim], chunk ^ (row & 7)), or with `Wgmma` the 128-byte-swizzled blocks of wgmma_primitives.cuh
+ * (Dim / 64 blocks of [64][64], chunk % 8 ^ (row & 7) within the block).
+ */
+template <int Dim, bool Wgmma>
+__device__ __forceinline__ int StagedOffset(int row, int chunk) {
+  if constexpr (Wgmma) {
+    return (chunk >> 3) * (kTaskTileTokens * 64) + row * 64 + (((chunk & 7) ^ (row & 7)) << 3);
   } else {
-#pragma unroll
-    for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
-      const int row = (threadIdx.x + step * kTaskThreads) / Layout::kChunks;
-      const int token = tile * kTaskTileTokens + row;
-      out.slot[step] = token < numTokens ? __ldg(slots + token) : -1;
-    }
+    return SwizzledOffset<Dim>(row, chunk);
   }
 }
 
 /** Issues the 16-byte copies of one tile's K and V rows into a ring stage (rows past the end are zero-filled). */
-template <int Dim>
+template <int Dim, bool Wgmma>
 __device__ __forceinline__ void IssueTaskTile(const TaskParams& params, int kvHead, half* stage,
                                               const TaskTileSlots<Dim>& slots) {
   using Layout = TaskLayout<Dim>;
   const half* keys = static_cast<const half*>(params.k) + kvHead * Dim;
   const half* values = static_cast<const half*>(params.v) + kvHead * Dim;
   const int slotStride = params.numKvHeads * Dim;  // halves per slot row
-  if constexpr (!kTaskKernelV10) {
 #pragma unroll
-    for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
-      const int index = threadIdx.x + step * kTaskThreads;
-      const int row = index / Layout::kChunks;
-      const int chunk = index % Layout::kChunks;
-      const int slot = slots.slot[step];
-      // One 32 x 32 -> 64-bit multiply-add per row; a row past the end reads slot 0's address, zero-filled.
-      const long long offset = static_cast<long long>(max(slot, 0)) * slotStride + chunk * 8;
-      const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
-      CopyAsync16(stage + sharedOffset, keys + offset, slot >= 0);
-      CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + offset, slot >= 0);
-    }
-    return;
-  }
-  const int quad = threadIdx.x % Layout::kThreadsPerRow;
-#pragma unroll
-  for (int pass = 0; pass < Layout::kPasses; ++pass) {
-    const int row = threadIdx.x / Layout::kThreadsPerRow + pass * Layout::kRowsPerPass;
-    const int slot = slots.slot[pass];
+  for (int step = 0; step < Layout::kCopiesPerThread; ++step) {
+    const int index = threadIdx.x + step * kTaskThreads;
+    const int row = index / Layout::kChunks;
+    const int chunk = index % Layout::kChunks;
+    const int slot = slots.slot[step];
     // One 32 x 32 -> 64-bit multiply-add per row; a row past the end reads slot 0's address, zero-filled.
-    const long long rowOffset = static_cast<long long>(max(slot, 0)) * slotStride;
-#pragma unroll
-    for (int part = 0; part < Layout::kChunksPerThread; ++part) {
-      const int chunk = quad + part * Layout::kThreadsPerRow;
-      const int sharedOffset = SwizzledOffset<Dim>(row, chunk);
-      CopyAsync16(stage + sharedOffset, keys + rowOffset + chunk * 8, slot >= 0);
-      CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + rowOffset + chunk * 8, slot >= 0);
-    }
+    const long long offset = static_cast<long long>(max(slot, 0)) * slotStride + chunk * 8;
+    const int sharedOffset = StagedOffset<Dim, Wgmma>(row, chunk);
+    CopyAsync16(stage + sharedOffset, keys + offset, slot >= 0);
+    CopyAsync16(stage + Layout::kTileHalves + sharedOffset, values + offset, slot >= 0);
   }
 }
 
@@ -178,36 +143,17 @@ __device__ __forceinline__ LaneOffsets ComputeLaneOffsets(int lane) {
 }
 
 /**
- * One warp, 16 rows, `Step` tokens of a staged tile starting at tile row `firstRow`: S = Q K^T,
- * tokens past the task's end masked (last tile only), online softmax in base 2 with the output
- * rescale skipped when no row's maximum rose, O += P V.
+ * Online softmax of one warp's 16 rows over `NTiles` x 8 scores that start at tile row `firstRow`: tokens
+ * at or past `tokensLeft` (the task's last tile: zero-filled rows) masked, running max and sum updated in
+ * base 2, `o` rescaled only when some row's maximum rose (warp vote), scores replaced by exponentials.
  */
-template <int Dim, int Step>
-__device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV, int tokensLeft, int firstRow,
-                                         const uint32_t (&queryFragments)[Dim / 16][4], float (&o)[Dim / 8][4],
-                                         float (&rowMax)[2], float (&rowSum)[2], const LaneOffsets& lanes, int lane) {
-  constexpr int kNTiles = Step / 8;
-  if (firstRow >= tokensLeft) return;  // warp-uniform: nothing of this step exists
-  float scores[kNTiles][4];
-#pragma unroll
-  for (int tile = 0; tile < kNTiles; ++tile) {
-#pragma unroll
-    for (int element = 0; element < 4; ++element) scores[tile][element] = 0.0f;
-  }
-#pragma unroll
-  for (int step = 0; step < Dim / 16; ++step) {
-#pragma unroll
-    for (int tile = 0; tile < kNTiles; tile += 2) {
-      uint32_t keyFragments[4];
-      LoadMatrixX4(keyFragments, stageK + (firstRow + tile * 8) * Dim + lanes.key[step & 3] + (step >> 2) * 64);
-      Mma16816(scores[tile], queryFragments[step], keyFragments[0], keyFragments[1]);
-      Mma16816(scores[tile + 1], queryFragments[step], keyFragments[2], keyFragments[3]);
-    }
-  }
+template <int Dim, int NTiles>
+__device__ __forceinline__ void SoftmaxUpdate(float (&scores)[NTiles][4], float (&o)[Dim / 8][4], float (&rowMax)[2],
+                                              float (&rowSum)[2], int tokensLeft, int firstRow, int lane) {
   const int column = (lane & 3) * 2;
-  if (firstRow + Step > tokensLeft) {  // the task's last tile: tokens past its end are zero-filled
+  if (firstRow + NTiles * 8 > tokensLeft) {
 #pragma unroll
-    for (int tile = 0; tile < kNTiles; ++tile) {
+    for (int tile = 0; tile < NTiles; ++tile) {
 #pragma unroll
       for (int element = 0; element < 4; ++element) {
         if (firstRow + tile * 8 + column + (element & 1) >= tokensLeft) scores[tile][element] = -INFINITY;
@@ -216,7 +162,7 @@ __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV,
   }
   float newMax[2] = {rowMax[0], rowMax[1]};
 #pragma unroll
-  for (int tile = 0; tile < kNTiles; ++tile) {
+  for (int tile = 0; tile < NTiles; ++tile) {
     newMax[0] = fmaxf(newMax[0], fmaxf(scores[tile][0], scores[tile][1]));
     newMax[1] = fmaxf(newMax[1], fmaxf(scores[tile][2], scores[tile][3]));
   }
@@ -245,7 +191,7 @@ __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV,
     }
   }
 #pragma unroll
-  for (int tile = 0; tile < kNTiles; ++tile) {
+  for (int tile = 0; tile < NTiles; ++tile) {
     scores[tile][0] = FastExp2(scores[tile][0] - base[0]);
     scores[tile][1] = FastExp2(scores[tile][1] - base[0]);
     scores[tile][2] = FastExp2(scores[tile][2] - base[1]);
@@ -253,13 +199,48 @@ __device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV,
     rowSum[0] += scores[tile][0] + scores[tile][1];
     rowSum[1] += scores[tile][2] + scores[tile][3];
   }
+}
+
+/** The A fragment (16 rows x 16 tokens, fp16) of probabilities for tokens 16 * step .. of `scores`. */
+template <int NTiles>
+__device__ __forceinline__ void PackProbabilities(const float (&scores)[NTiles][4], int step, uint32_t (&out)[4]) {
+  out[0] = PackHalf2(scores[2 * step][0], scores[2 * step][1]);
+  out[1] = PackHalf2(scores[2 * step][2], scores[2 * step][3]);
+  out[2] = PackHalf2(scores[2 * step + 1][0], scores[2 * step + 1][1]);
+  out[3] = PackHalf2(scores[2 * step + 1][2], scores[2 * step + 1][3]);
+}
+
+/**
+ * One warp, 16 rows, `Step` tokens of a staged tile starting at tile row `firstRow` (mma.sync m16n8k16):
+ * S = Q K^T, the online softmax, O += P V.
+ */
+template <int Dim, int Step>
+__device__ __forceinline__ void TaskStep(const half* stageK, const half* stageV, int tokensLeft, int firstRow,
+                                         const uint32_t (&queryFragments)[Dim / 16][4], float (&o)[Dim / 8][4],
+                                         float (&rowMax)[2], float (&rowSum)[2], const LaneOffsets& lanes, int lane) {
+  constexpr int kNTiles = Step / 8;
+  if (firstRow >= tokensLeft) return;  // warp-uniform: nothing of this step exists
+  float scores[kNTiles][4];
+#pragma unroll
+  for (int tile = 0; tile < kNTiles; ++tile) {
+#pragma unroll
+    for (int element = 0; element < 4; ++element) scores[tile][element] = 0.0f;
+  }
+#pragma unroll
+  for (int step = 0; step < Dim / 16; ++step) {
+#pragma unroll
+    for (int tile = 0; tile < kNTiles; tile += 2) {
+      uint32_t keyFragments[4];
+      LoadMatrixX4(keyFragments, stageK + (firstRow + tile * 8) * Dim + lanes.key[step & 3] + (step >> 2) * 64);
+      Mma16816(scores[tile], queryFragments[step], keyFragments[0], keyFragments[1]);
+      Mma16816(scores[tile + 1], queryFragments[step], keyFragments[2], keyFragments[3]);
+    }
+  }
+  SoftmaxUpdate<Dim, kNTiles>(scores, o, rowMax, rowSum, tokensLeft, firstRow, lane);
 #pragma unroll
   for (int step = 0; step < Step / 16; ++step) {
     uint32_t probabilities[4];
-    probabilities[0] = PackHalf2(scores[2 * step][0], scores[2 * step][1]);
-    probabilities[1] = PackHalf2(scores[2 * step][2], scores[2 * step][3]);
-    probabilities[2] = PackHalf2(scores[2 * step + 1][0], scores[2 * step + 1][1]);
-    probabilities[3] = PackHalf2(scores[2 * step + 1][2], scores[2 * step + 1][3]);
+    PackProbabilities<kNTiles>(scores, step, probabilities);
     const half* rows = stageV + (firstRow + step * 16) * Dim;
 #pragma unroll
     for (int tile = 0; tile < Dim / 8; tile += 2) {
@@ -318,7 +299,79 @@ __device__ __forceinline__ float* TargetRow(const TaskParams& params, int2 targe
 }
 
 /**
- * The body of the tensor-core task kernel for `Split` warps per query tile: Split 1 (3-4 query tiles,
+ * Starts a task's ring: the slots of the first kTaskStages tiles in one batch, then the copies of the
+ * first kTaskStages - 1 (`next` returns the slots of the tile the loop issues first).
+ */
+template <int Dim, bool Wgmma>
+__device__ __forceinline__ void StartTaskRing(const TaskParams& params, int kvHead, half* ring, const int* slots,
+                                              int numTokens, int numTiles, TaskTileSlots<Dim>& next) {
+  static_assert(kTaskStages == 3, "the prologue fills two stages");
+  TaskTileSlots<Dim> first;
+  TaskTileSlots<Dim> second;
+  FetchTaskSlots<Dim>(slots, numTokens, 0, first);
+  FetchTaskSlots<Dim>(slots, numTokens, 1, second);
+  FetchTaskSlots<Dim>(slots, numTokens, 2, next);
+  IssueTaskTile<Dim, Wgmma>(params, kvHead, ring, first);
+  CopyAsyncCommit();
+  if (numTiles > 1) IssueTaskTile<Dim, Wgmma>(params, kvHead, ring + TaskLayout<Dim>::kStageHalves, second);
+  CopyAsyncCommit();
+}
+
+/**
+ * The top of the tile loop: waits for tile `tile`'s copies, one barrier (every thread's copies are visible
+ * and every warp is done with the previous tile's stage), then refills that stage with the tile
+ * kTaskStages - 1 ahead and fetches the slots of the one after. With `Wgmma` the copies are also ordered
+ * before the asynchronous proxy's reads.
+ */
+template <int Dim, bool Wgmma>
+__device__ __forceinline__ void AdvanceTaskRing(const TaskParams& params, int kvHead, half* ring, const int* slots,
+                                                int numTokens, int numTiles, int tile, TaskTileSlots<Dim>& next) {
+  CopyAsyncWait<kTaskStages - 2>();
+  if constexpr (Wgmma) FenceProxyAsyncShared();
+  __syncthreads();
+  const int issue = tile + kTaskStages - 1;
+  if (issue < numTiles) {
+    IssueTaskTile<Dim, Wgmma>(params, kvHead, ring + (issue % kTaskStages) * TaskLayout<Dim>::kStageHalves, next);
+  }
+  CopyAsyncCommit();
+  if (issue + 1 < numTiles) FetchTaskSlots<Dim>(slots, numTokens, issue + 1, next);
+}
+
+/** Sums each row's softmax denominator over the lane quad that holds the row. */
+__device__ __forceinline__ void ReduceRowSums(float (&rowSum)[2]) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 1);
+    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 2);
+  }
+}
+
+/** Writes a warp's 16 finished rows (`targets[16]`; x < 0: padding) from its mma-layout registers. */
+template <int Dim>
+__device__ __forceinline__ void WriteWarpRows(const TaskParams& params, const int2* targets, const float (&o)[Dim / 8][4],
+                                              const float (&rowMax)[2], const float (&rowSum)[2], int lane) {
+  const int column = (lane & 3) * 2;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int row = (lane >> 2) + half * 8;
+    const int2 target = targets[row];
+    if (target.x < 0) continue;
+    float* destination = TargetRow(params, target, Dim);
+    const float sum = rowSum[half];
+    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
+#pragma unroll
+    for (int tile = 0; tile < Dim / 8; ++tile) {
+      *reinterpret_cast<float2*>(destination + tile * 8 + column) =
+          make_float2(o[tile][2 * half] * inverse, o[tile][2 * half + 1] * inverse);
+    }
+    if (target.y >= 0 && (lane & 3) == 0) {
+      params.partialLse[target.y] = sum > 0.0f ? rowMax[half] + log2f(sum) : -INFINITY;
+    }
+  }
+}
+
+/**
+ * The body of the mma.sync task kernel for `Split` warps per query tile: Split 1 (3-4 query tiles,
  * each warp 16 rows x 64 tokens per tile in two steps of 32), 2 (2 query tiles, 32 tokens per warp),
  * 4 (one query tile, 16 tokens per warp).
  */
@@ -339,27 +392,8 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
   const int* slots = params.taskSlots + slotStart;
   const int numTiles = (numTokens + kTaskTileTokens - 1) / kTaskTileTokens;
 
-  // Prologue: the slots of the first kTaskStages tiles in one batch, then the copies of the first
-  // kTaskStages - 1 (`next` holds the slots of the tile the loop issues first).
   TaskTileSlots<Dim> next;
-  {
-    TaskTileSlots<Dim> first;
-    FetchTaskSlots<Dim>(slots, numTokens, 0, first);
-    if constexpr (kTaskStages == 3) {
-      TaskTileSlots<Dim> second;
-      FetchTaskSlots<Dim>(slots, numTokens, 1, second);
-      FetchTaskSlots<Dim>(slots, numTokens, 2, next);
-      IssueTaskTile<Dim>(params, kvHead, ring, first);
-      CopyAsyncCommit();
-      if (numTiles > 1) IssueTaskTile<Dim>(params, kvHead, ring + Layout::kStageHalves, second);
-      CopyAsyncCommit();
-    } else {
-      FetchTaskSlots<Dim>(slots, numTokens, 1, next);
-      IssueTaskTile<Dim>(params, kvHead, ring, first);
-      CopyAsyncCommit();
-    }
-  }
-
+  StartTaskRing<Dim, false>(params, kvHead, ring, slots, numTokens, numTiles, next);
   uint32_t queryFragments[Dim / 16][4];
   if (active) {
     LoadTaskQuery<Dim>(params, rowStart, rowCount, kvHead, queryTile, queryFragments, targets + queryTile * 16,
@@ -376,12 +410,7 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
   const LaneOffsets lanes = ComputeLaneOffsets<Dim>(lane);
 
   for (int tile = 0; tile < numTiles; ++tile) {
-    CopyAsyncWait<kTaskStages - 2>();
-    __syncthreads();  // tile is staged for every thread; every warp is done with tile - 1's stage
-    const int issue = tile + kTaskStages - 1;
-    if (issue < numTiles) IssueTaskTile<Dim>(params, kvHead, ring + (issue % kTaskStages) * Layout::kStageHalves, next);
-    CopyAsyncCommit();
-    if (issue + 1 < numTiles) FetchTaskSlots<Dim>(slots, numTokens, issue + 1, next);
+    AdvanceTaskRing<Dim, false>(params, kvHead, ring, slots, numTokens, numTiles, tile, next);
     if (active) {
       const half* stageK = ring + (tile % kTaskStages) * Layout::kStageHalves;
       const half* stageV = stageK + Layout::kTileHalves;
@@ -393,35 +422,15 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
       }
     }
   }
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 1);
-    rowSum[half] += __shfl_xor_sync(0xffffffffu, rowSum[half], 2);
-  }
-  const int column = (lane & 3) * 2;
+  ReduceRowSums(rowSum);
 
   if constexpr (Split == 1) {
     if (!active) return;
     __syncwarp();
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = (lane >> 2) + half * 8;
-      const int2 target = targets[queryTile * 16 + row];
-      if (target.x < 0) continue;
-      float* destination = TargetRow(params, target, Dim);
-      const float sum = rowSum[half];
-      const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-#pragma unroll
-      for (int tile = 0; tile < Dim / 8; ++tile) {
-        *reinterpret_cast<float2*>(destination + tile * 8 + column) =
-            make_float2(o[tile][2 * half] * inverse, o[tile][2 * half + 1] * inverse);
-      }
-      if (target.y >= 0 && (lane & 3) == 0) {
-        params.partialLse[target.y] = sum > 0.0f ? rowMax[half] + log2f(sum) : -INFINITY;
-      }
-    }
+    WriteWarpRows<Dim>(params, targets + queryTile * 16, o, rowMax, rowSum, lane);
   } else {
     // Merge the Split warps of each query tile through shared memory (the ring is free now).
+    const int column = (lane & 3) * 2;
     CopyAsyncWait<0>();
     __syncthreads();
     float* scratch = reinterpret_cast<float*>(shared);
@@ -478,21 +487,141 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
   }
 }
 
+/**
+ * The body of the wgmma task kernel (sm_90a): the CTA is one warpgroup, its task's rows (up to 64; rows
+ * past `rowCount` are zero queries that write nothing) are the M = 64 of every product. Per 64-token
+ * tile: S = Q K^T as Dim / 16 wgmma m64n64k16 (Q fragments in registers, K from the swizzled stage),
+ * the online softmax on the accumulators (the mma.sync layout), O += P V as four wgmma m64n{Dim}k16 (P in
+ * registers, V transposed from the stage). Both products are waited for before the tile ends, so the
+ * next barrier frees the stage; the warpgroup's latency is covered by the other CTA of the multiprocessor.
+ * `shared` is 1024-byte aligned (the swizzle atoms).
+ */
+template <int Dim>
+__device__ __forceinline__ void WgmmaTaskBody(const TaskParams& params, unsigned char* shared, int kvHead,
+                                              int slotStart, int numTokens, int rowStart, int rowCount) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Layout = TaskLayout<Dim>;
+  constexpr uint32_t kStageBytes = Layout::kStageHalves * sizeof(half);
+  constexpr uint32_t kTileBytes = Layout::kTileHalves * sizeof(half);
+  constexpr uint32_t kBlockBytes = kTaskTileTokens * 128;  // one 64-dim block of a tile
+  half* ring = reinterpret_cast<half*>(shared);
+  int2* targets = reinterpret_cast<int2*>(shared + Layout::kTargetsOffset);
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int* slots = params.taskSlots + slotStart;
+  const int numTiles = (numTokens + kTaskTileTokens - 1) / kTaskTileTokens;
+
+  TaskTileSlots<Dim> next;
+  StartTaskRing<Dim, true>(params, kvHead, ring, slots, numTokens, numTiles, next);
+  uint32_t queryFragments[Dim / 16][4];
+  LoadTaskQuery<Dim>(params, rowStart, rowCount, kvHead, warp, queryFragments, targets + warp * 16, true, lane);
+  float o[Dim / 8][4];
+#pragma unroll
+  for (int tile = 0; tile < Dim / 8; ++tile) {
+#pragma unroll
+    for (int element = 0; element < 4; ++element) o[tile][element] = 0.0f;
+  }
+  float rowMax[2] = {-INFINITY, -INFINITY};
+  float rowSum[2] = {0.0f, 0.0f};
+  float(&oFlat)[Dim / 2] = reinterpret_cast<float(&)[Dim / 2]>(o);
+  const uint32_t ringAddress = SharedAddress(ring);
+
+  for (int tile = 0; tile < numTiles; ++tile) {
+    AdvanceTaskRing<Dim, true>(params, kvHead, ring, slots, numTokens, numTiles, tile, next);
+    const uint32_t stageK = ringAddress + (tile % kTaskStages) * kStageBytes;
+    const uint64_t keyDescriptor = SwizzledDescriptor(stageK, 16, 1024);
+    const uint64_t valueDescriptor = SwizzledDescriptor(stageK + kTileBytes, kBlockBytes, 1024);
+    float scores[kTaskTileTokens / 8][4];
+    float(&scoresFlat)[kTaskTileTokens / 2] = reinterpret_cast<float(&)[kTaskTileTokens / 2]>(scores);
+    WgmmaFence();
+#pragma unroll
+    for (int step = 0; step < Dim / 16; ++step) {
+      // k-step `step`: dims 16 * step .. in block step / 4, 32 bytes per k-step into the 128-byte row.
+      const uint32_t offset = (step >> 2) * kBlockBytes + (step & 3) * 32;
+      WgmmaM64N64K16(scoresFlat, queryFragments[step], keyDescriptor + (offset >> 4), step);
+    }
+    WgmmaCommit();
+    WgmmaWait<0>();
+    FenceRegisters(scoresFlat);
+    SoftmaxUpdate<Dim, kTaskTileTokens / 8>(scores, o, rowMax, rowSum, numTokens - tile * kTaskTileTokens, 0, lane);
+    uint32_t probabilities[kTaskTileTokens / 16][4];
+#pragma unroll
+    for (int step = 0; step < kTaskTileTokens / 16; ++step) PackProbabilities(scores, step, probabilities[step]);
+    FenceRegisters(oFlat);
+    WgmmaFence();
+#pragma unroll
+    for (int step = 0; step < kTaskTileTokens / 16; ++step) {
+      // k-step `step`: tokens 16 * step .., two 8-row groups of 1024 bytes each.
+      if constexpr (Dim == 128) {
+        WgmmaM64N128K16Transposed(oFlat, probabilities[step], valueDescriptor + ((step * 2048) >> 4));
+      } else {
+        WgmmaM64N64K16Transposed(oFlat, probabilities[step], valueDescriptor + ((step * 2048) >> 4));
+      }
+    }
+    WgmmaCommit();
+    WgmmaWait<0>();
+    FenceRegisters(oFlat);
+  }
+  ReduceRowSums(rowSum);
+  __syncwarp();
+  WriteWarpRows<Dim>(params, targets + warp * 16, o, rowMax, rowSum, lane);
+#endif
+}
+
+template <int Dim>
+__device__ __forceinline__ void RunTask(const TaskParams& params, unsigned char* shared, int kvHead, int4 task) {
+  const int queryTiles = (task.w + 15) >> 4;
+  if (queryTiles >= 3) {
+    TaskBody<Dim, 1>(params, shared, kvHead, task.x, task.y, task.z, task.w);
+  } else if (queryTiles == 2) {
+    TaskBody<Dim, 2>(params, shared, kvHead, task.x, task.y, task.z, task.w);
+  } else {
+    TaskBody<Dim, 4>(params, shared, kvHead, task.x, task.y, task.z, task.w);
+  }
+}
+
+/** Runs this CTA's (task, KV head): CTA `b` is KV head `b % numKvHeads` of task `b / numKvHeads`. */
+template <typename Run>
+__device__ __forceinline__ void RunBlockTask(const TaskParams& params, Run&& run) {
+  const int4 task = __ldg(reinterpret_cast<const int4*>(params.tasks) + blockIdx.x / params.numKvHeads);
+  run(static_cast<int>(blockIdx.x % params.numKvHeads), task);
+}
+
 template <int Dim>
 __global__ void __launch_bounds__(kTaskThreads, kTaskBlocksPerMultiprocessor)
     TaskAttentionMmaKernel(const TaskParams params) {
   extern __shared__ __align__(16) unsigned char sharedBytes[];
   AllowDependentLaunch();
-  const int kvHead = blockIdx.x % params.numKvHeads;
-  const int4 task = __ldg(reinterpret_cast<const int4*>(params.tasks) + blockIdx.x / params.numKvHeads);
-  const int queryTiles = (task.w + 15) >> 4;
-  if (queryTiles >= 3) {
-    TaskBody<Dim, 1>(params, sharedBytes, kvHead, task.x, task.y, task.z, task.w);
-  } else if (queryTiles == 2) {
-    TaskBody<Dim, 2>(params, sharedBytes, kvHead, task.x, task.y, task.z, task.w);
-  } else {
-    TaskBody<Dim, 4>(params, sharedBytes, kvHead, task.x, task.y, task.z, task.w);
-  }
+  RunBlockTask(params, [&](int kvHead, int4 task) { RunTask<Dim>(params, sharedBytes, kvHead, task); });
+}
+
+/**
+ * The Hopper task kernel (sm_90a): tasks of at least `params.wgmmaMinRows` rows on wgmma; smaller ones on
+ * the mma.sync bodies, whose split of each tile along the KV suits decode-style tasks better
+ * (KERNEL_NOTES.md, v11 and v12). The threshold is a launch parameter on purpose: with a compile-time 33
+ * the 3-4 query-tile mma.sync body is dead code, ptxas allocates 225 registers instead of 242 and the
+ * decode-style bodies ran 1.3x slower on an H200. Only the sm_90a build has a body; the host launches
+ * it on compute capability 9.0 alone.
+ */
+template <int Dim>
+__global__ void __launch_bounds__(kTaskThreads, kTaskBlocksPerMultiprocessor)
+    TaskAttentionWgmmaKernel(const TaskParams params) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(16) unsigned char sharedBytes[];
+  AllowDependentLaunch();
+  // The dynamic window's start is not promised to be 1024-byte aligned: round up (1 KB is reserved).
+  const uint32_t start = SharedAddress(sharedBytes);
+  unsigned char* shared = sharedBytes + (((start + 1023u) & ~1023u) - start);
+  RunBlockTask(params, [&](int kvHead, int4 task) {
+    if (task.w >= params.wgmmaMinRows) {
+      WgmmaTaskBody<Dim>(params, shared, kvHead, task.x, task.y, task.z, task.w);
+    } else {
+      RunTask<Dim>(params, shared, kvHead, task);
+    }
+  });
+#else
+  __trap();
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -543,11 +672,10 @@ __device__ __forceinline__ void LoadScaledQuery(const TaskParams& params, size_t
   }
 }
 
+/** One (task, KV head) item on CUDA cores: one warp per row at a time. */
 template <typename Element>
-__global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const TaskParams params) {
-  AllowDependentLaunch();
-  const int kvHead = blockIdx.x % params.numKvHeads;
-  const AttentionTask task = params.tasks[blockIdx.x / params.numKvHeads];
+__device__ __forceinline__ void ScalarTask(const TaskParams& params, int kvHead, int4 packed) {
+  const AttentionTask task{packed.x, packed.y, packed.z, packed.w};
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
   const int dim = params.headDim;
@@ -578,6 +706,12 @@ __global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const 
       params.partialLse[target.y] = state.sum > 0.0f ? state.best + log2f(state.sum) : -INFINITY;
     }
   }
+}
+
+template <typename Element>
+__global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const TaskParams params) {
+  AllowDependentLaunch();
+  RunBlockTask(params, [&](int kvHead, int4 task) { ScalarTask<Element>(params, kvHead, task); });
 }
 
 /**
@@ -660,34 +794,44 @@ __global__ void __launch_bounds__(256, 4) TaskMergeKernel(const TaskParams param
 
 int TaskRingStages() { return kTaskStages; }
 
-size_t TaskSharedBytes(int headDim) {
-  return headDim == 64 ? TaskLayout<64>::kSharedBytes : TaskLayout<128>::kSharedBytes;
+size_t TaskSharedBytes(int headDim, AttentionKernel kernel) {
+  const size_t bytes = headDim == 64 ? TaskLayout<64>::kSharedBytes : TaskLayout<128>::kSharedBytes;
+  // The wgmma kernel rounds its window up to a 1024-byte boundary (its swizzle atoms).
+  return kernel == AttentionKernel::kWgmma ? bytes + 1024 : bytes;
 }
 
 Status ConfigureTaskKernels() {
   DEFT_CUDA_CHECK(cudaFuncSetAttribute(TaskAttentionMmaKernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(TaskLayout<64>::kSharedBytes)));
+                                       static_cast<int>(TaskSharedBytes(64, AttentionKernel::kMma))));
   DEFT_CUDA_CHECK(cudaFuncSetAttribute(TaskAttentionMmaKernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(TaskLayout<128>::kSharedBytes)));
+                                       static_cast<int>(TaskSharedBytes(128, AttentionKernel::kMma))));
+  DEFT_CUDA_CHECK(cudaFuncSetAttribute(TaskAttentionWgmmaKernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(TaskSharedBytes(128, AttentionKernel::kWgmma))));
   return Status::Ok();
 }
 
 Status LaunchTaskAttention(const TaskParams& params, KvType kvType, AttentionKernel kernel, cudaStream_t stream) {
   if (params.headDim > 32 * kMaxPerLane) return Status::Invalid("head dim above 256 is not supported");
-  const bool useMma =
-      kernel != AttentionKernel::kScalar && kvType == KvType::kF16 && (params.headDim == 64 || params.headDim == 128);
-  if (kernel == AttentionKernel::kMma && !useMma) {
+  const bool tensorCores = kvType == KvType::kF16 && (params.headDim == 64 || params.headDim == 128);
+  if (kernel == AttentionKernel::kMma && !tensorCores) {
     return Status::Invalid("the tensor-core kernel needs fp16 KV and head dim 64 or 128");
   }
+  if (kernel == AttentionKernel::kWgmma && (kvType != KvType::kF16 || params.headDim != 128)) {
+    return Status::Invalid("the wgmma kernel needs fp16 KV and head dim 128");
+  }
+  const bool useMma = kernel != AttentionKernel::kScalar && tensorCores;
   const long long blocks = static_cast<long long>(params.numTasks) * params.numKvHeads;
   if (blocks > 0x7fffffffLL) return Status::Invalid("the plan has too many tasks for one launch");
   if (blocks > 0) {
     const dim3 grid(static_cast<unsigned>(blocks));
-    if (useMma) {
+    const size_t shared = TaskSharedBytes(params.headDim, kernel);
+    if (kernel == AttentionKernel::kWgmma) {
+      TaskAttentionWgmmaKernel<128><<<grid, kTaskThreads, shared, stream>>>(params);
+    } else if (useMma) {
       if (params.headDim == 128) {
-        TaskAttentionMmaKernel<128><<<grid, kTaskThreads, TaskLayout<128>::kSharedBytes, stream>>>(params);
+        TaskAttentionMmaKernel<128><<<grid, kTaskThreads, shared, stream>>>(params);
       } else {
-        TaskAttentionMmaKernel<64><<<grid, kTaskThreads, TaskLayout<64>::kSharedBytes, stream>>>(params);
+        TaskAttentionMmaKernel<64><<<grid, kTaskThreads, shared, stream>>>(params);
       }
     } else if (kvType == KvType::kF16) {
       TaskAttentionScalarKernel<half><<<grid, kTaskThreads, 0, stream>>>(params);

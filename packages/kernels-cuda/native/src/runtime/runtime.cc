@@ -561,17 +561,28 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
   }
   const KvType kvType = header[kHeaderKvType] == 1 ? KvType::kF16 : KvType::kF32;
   const AttentionKernel requested = static_cast<AttentionKernel>(header[kHeaderKernel]);
+  if (header[kHeaderKernel] > static_cast<int>(AttentionKernel::kWgmma)) return Status::Invalid("unknown kernel");
   const bool mmaPossible = kvType == KvType::kF16 && MmaSupportsHeadDim(headDim);
   if (requested == AttentionKernel::kMma && !mmaPossible) {
     return Status::Invalid("the tensor-core kernel needs fp16 KV and head dim 64 or 128");
+  }
+  // The wgmma kernel exists in the sm_90a build only, which runs on compute capability 9.0 alone; head
+  // dim 64 stays on mma.sync until its wgmma path passes the device check (KERNEL_NOTES.md, v11).
+  const bool wgmmaPossible = kvType == KvType::kF16 && headDim == 128 && header[kHeaderExecutor] == 1 &&
+                             context->info.computeMajor == 9 && context->info.computeMinor == 0;
+  if (requested == AttentionKernel::kWgmma && !wgmmaPossible) {
+    return Status::Invalid(
+        "the wgmma kernel needs compute capability 9.0, fp16 KV, head dim 128 and the task executor");
   }
   if (!mmaPossible && headDim > 256) return Status::Invalid("head dim above 256 is not supported");
 
   auto plan = std::make_unique<Plan>();
   plan->context = contextHandle;
   plan->kvType = kvType;
-  plan->kernel = requested == AttentionKernel::kAuto ? (mmaPossible ? AttentionKernel::kMma : AttentionKernel::kScalar)
-                                                     : requested;
+  plan->kernel = requested != AttentionKernel::kAuto ? requested
+                 : wgmmaPossible                     ? AttentionKernel::kWgmma
+                 : mmaPossible                       ? AttentionKernel::kMma
+                                                     : AttentionKernel::kScalar;
   plan->numQueries = header[kHeaderNumQueries];
   plan->pageSize = header[kHeaderPageSize];
   plan->maxSlot = header[kHeaderMaxSlot];
@@ -618,9 +629,10 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
     params.group = numHeads / numKvHeads;
     params.headDim = headDim;
     params.dependentLaunch = context->info.computeMajor >= 9 ? 1 : 0;
+    params.wgmmaMinRows = 33;
     summary->ringStages = TaskRingStages();
     summary->kernel = static_cast<int>(plan->kernel);
-    summary->sharedBytes = plan->kernel == AttentionKernel::kMma ? TaskSharedBytes(headDim) : 0;
+    summary->sharedBytes = plan->kernel == AttentionKernel::kScalar ? 0 : TaskSharedBytes(headDim, plan->kernel);
     const Handle id = nextHandle++;
     plans.emplace(id, std::move(plan));
     *handle = id;
