@@ -201,6 +201,14 @@ describe.skipIf(skipReason !== undefined)('GGUF models against llama.cpp', () =>
             );
           }
         }
+        if (testCase.vocabulary === 'spm' && testCase.matrixType === 8) {
+          // SentencePiece with special tokens in the text: a space prefix after each, as llama.cpp adds it.
+          for (const text of ['<s>abc</s>def', 'x <s> y', '</s>', 'ab<s>']) {
+            expect(tokenizer.encode(text, { bos: false, special: true }), text).toEqual(
+              Array.from(reference.tokenize(text, true)),
+            );
+          }
+        }
         const prompt = tokenizer.encode(PROMPT);
         expect(prompt.slice(prompt[0] === tokenizer.bosId ? 1 : 0)).toEqual(
           Array.from(reference.tokenize(PROMPT)),

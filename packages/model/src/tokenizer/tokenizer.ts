@@ -361,8 +361,12 @@ export class Tokenizer {
         this.bpe.encode(part, ids);
         return;
       }
-      // SentencePiece's dummy prefix goes before the text, not before a fragment after a special token.
-      const prefixed = this.vocabulary.addSpacePrefix && index === 0 ? ` ${part}` : part;
+      // SentencePiece's dummy prefix goes before the text and, as llama.cpp does, before text that
+      // follows a special token.
+      const prefixed =
+        this.vocabulary.addSpacePrefix && (index === 0 || typeof parts[index - 1] === 'number')
+          ? ` ${part}`
+          : part;
       this.encodeSymbols(Array.from(prefixed), ids);
     });
     if (options.eos ?? false) ids.push(this.eosId);
@@ -410,7 +414,8 @@ export class Tokenizer {
         ids.push(id);
         continue;
       }
-      for (const byte of encoder.encode(text)) {
+      // SentencePiece escapes spaces as U+2581 before its byte fallback, so a lone space is its 3 bytes.
+      for (const byte of encoder.encode(text.replaceAll(' ', '\u2581'))) {
         const byteId = this.byteIds[byte]!;
         if (byteId >= 0) ids.push(byteId);
         else if (this.vocabulary.unknownId >= 0) ids.push(this.vocabulary.unknownId);
