@@ -23,6 +23,7 @@ export type {
   TokenTextStream,
 } from './tokenizer/tokenizer.js';
 export { Tokenizer } from './tokenizer/tokenizer.js';
+export { loadTokenizerJson, tokenizerFromJson } from './tokenizer/tokenizer-json.js';
 export type { EncodedWeight, HostWeight, WeightEncoding } from './weights/host-weight.js';
 export { decodeHostWeight } from './weights/host-weight.js';
 export type { LlamaCheckpoint, LlamaLayerWeights, LlamaWeights } from './weights/llama-weights.js';

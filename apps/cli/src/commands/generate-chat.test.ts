@@ -88,6 +88,20 @@ describe('deft generate --chat', () => {
     expect(quietErrors.errors()).not.toContain('loading');
   }, 60_000);
 
+  it('takes a tokenizer.json with --tokenizer', async () => {
+    const vocabulary = await realVocabulary('llama3');
+    const file = path.join(directory, 'tokenizer.json');
+    writeFileSync(file, JSON.stringify(vocabulary.tokenizerJson));
+    const [withFile, withOwn] = [recordingIo(), recordingIo()];
+    expect(
+      await runGenerate(['-m', model, '-t', file, '-p', 'Hello world', '-n', '2', '--json'], withFile),
+    ).toBe(0);
+    expect(await runGenerate(['-m', model, '-p', 'Hello world', '-n', '2', '--json'], withOwn)).toBe(0);
+    const tokens = (io: ReturnType<typeof recordingIo>) => JSON.parse(io.output()).prompt.tokens as number[];
+    // tokenizer.json adds no BOS here (its post-processor does not say to); the GGUF does.
+    expect(tokens(withFile)).toEqual(tokens(withOwn).slice(1));
+  }, 60_000);
+
   it('refuses what a chat cannot use, with usage errors', async () => {
     const usage = (args: string[]) => runGenerate(args, recordingIo());
     await expect(usage(['-m', model, '-p', 'x', '--system', 'y'])).rejects.toThrow(

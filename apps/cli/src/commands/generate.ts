@@ -26,6 +26,7 @@ import {
   loadGgufModel,
   loadLlama2cCheckpoint,
   loadLlama2cTokenizer,
+  loadTokenizerJson,
   type Tokenizer,
 } from '@deft/model';
 import type { TokenTree } from '@deft/tree';
@@ -63,7 +64,8 @@ ranked by (beam: sum / length^penalty; tot: its thought scores; the others: the 
 Options:
   -m, --model FILE        model file: .gguf (F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K tensors) or a llama2.c
                           checkpoint (.bin); a progress bar shows the load on a terminal
-  -t, --tokenizer FILE    llama2.c tokenizer (tokenizer.bin, tok512.bin); a GGUF carries its own
+  -t, --tokenizer FILE    a Hugging Face tokenizer.json (byte-level BPE) or a llama2.c tokenizer
+                          (tokenizer.bin, tok512.bin); a GGUF carries its own
   -p, --prompt TEXT       the prompt (BOS added as the model file says); with --chat, the last user message
   --chat                  render the conversation with the GGUF's chat template (tokenizer.chat_template)
                           and stop at the end of the assistant's turn
@@ -239,6 +241,19 @@ function loadProgressBar(io: CliIo, enabled: boolean, name: string) {
   };
 }
 
+/** A tokenizer file: a Hugging Face `tokenizer.json`, or a llama2.c tokenizer (`tokenizer.bin`, `tok512.bin`). */
+async function loadTokenizerFile(path: string, vocabSize: number): Promise<Tokenizer> {
+  if (!path.toLowerCase().endsWith('.json')) return loadLlama2cTokenizer(path, vocabSize);
+  const tokenizer = await loadTokenizerJson(path);
+  if (tokenizer.vocabSize > vocabSize) {
+    throw new UsageError(
+      `${path} has ${tokenizer.vocabSize} tokens but the model only ${vocabSize}; pass the model's own tokenizer`,
+      { argument: '--tokenizer', expected: `<= ${vocabSize} tokens`, actual: tokenizer.vocabSize },
+    );
+  }
+  return tokenizer;
+}
+
 async function loadModelFiles(
   modelPath: string,
   tokenizerPath: string | undefined,
@@ -256,7 +271,7 @@ async function loadModelFiles(
     const tokenizer =
       tokenizerPath === undefined
         ? gguf.tokenizer
-        : await loadLlama2cTokenizer(tokenizerPath, gguf.config.vocabSize);
+        : await loadTokenizerFile(tokenizerPath, gguf.config.vocabSize);
     if (tokenizer === undefined) {
       throw new UsageError(`${modelPath} carries no vocabulary; pass --tokenizer FILE`, {
         argument: '--tokenizer',
@@ -287,7 +302,7 @@ async function loadModelFiles(
     );
   }
   const checkpoint = await loadLlama2cCheckpoint(modelPath);
-  const tokenizer = await loadLlama2cTokenizer(tokenizerPath, checkpoint.config.vocabSize);
+  const tokenizer = await loadTokenizerFile(tokenizerPath, checkpoint.config.vocabSize);
   return { model: LlamaModel.create(backend, checkpoint), tokenizer, chatTemplate: undefined };
 }
 

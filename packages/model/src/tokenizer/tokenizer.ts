@@ -20,6 +20,8 @@ export interface TokenizerVocabulary {
   readonly preTokenizer?: PreTokenizerName;
   /** End-of-turn token of chat models (`<|eot_id|>`, `<|im_end|>`), `-1` or omitted if none. */
   readonly eotId?: number;
+  /** Unicode normalization applied to text before encoding (`NFC`, as Qwen's `tokenizer.json` asks); none when omitted. */
+  readonly normalization?: 'NFC';
   /** `[vocabSize]` piece text of each id. */
   readonly pieces: readonly string[];
   /** `[vocabSize]` merge priority of each piece (higher merges first). */
@@ -350,7 +352,8 @@ export class Tokenizer {
     }
     const ids: number[] = [];
     if (options.bos ?? this.vocabulary.addBos) ids.push(this.bosId);
-    const parts = this.partition(text, options.special ?? false);
+    const normalized = this.vocabulary.normalization === 'NFC' ? text.normalize('NFC') : text;
+    const parts = this.partition(normalized, options.special ?? false);
     parts.forEach((part, index) => {
       if (typeof part === 'number') {
         ids.push(part);

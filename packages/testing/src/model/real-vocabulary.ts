@@ -19,6 +19,9 @@ export interface RealVocabulary {
   readonly name: RealVocabularyName;
   /** Number of token ids (the embedding's rows). */
   readonly vocabSize: number;
+  /** The Hugging Face `tokenizer.json` and `tokenizer_config.json` it was written from. */
+  readonly tokenizerJson: unknown;
+  readonly tokenizerConfig: unknown;
   /** `tokenizer.ggml.*` keys as llama.cpp's converter writes them, and `tokenizer.chat_template`. */
   readonly metadata: Record<string, MetadataValue>;
   /** The Hugging Face tokenizer (`@lenml/tokenizers`), for comparing token ids. */
@@ -76,7 +79,14 @@ async function build(name: RealVocabularyName): Promise<RealVocabulary> {
       ? {}
       : { 'tokenizer.chat_template': { type: 'string', value: config.chat_template } as MetadataValue }),
   };
-  return { name, vocabSize: size, metadata, reference: module.fromPreTrained() };
+  return {
+    name,
+    vocabSize: size,
+    tokenizerJson: json,
+    tokenizerConfig: config,
+    metadata,
+    reference: module.fromPreTrained(),
+  };
 }
 
 /**
