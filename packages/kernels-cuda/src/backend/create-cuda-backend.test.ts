@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AttentionShape, TreeAttentionPlan } from '@deft/core';
-import { BackendError, DisposedError, InvalidArgumentError } from '@deft/core';
+import { BackendError, CapacityError, DisposedError, InvalidArgumentError } from '@deft/core';
 import { planTreeAttention } from '@deft/planner';
 import { buildPagedTree, defaultQueries } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
@@ -209,6 +209,31 @@ describe('createCudaBackend validation (fake device)', () => {
     expect(() =>
       backend.preparePlan(plan, SHAPE, { kernel: 'tensor' as unknown as CudaAttentionKernel }),
     ).toThrow(/must be 'auto', 'mma', 'wgmma' or 'scalar'/);
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses a KV storage larger than the device with a CapacityError before allocating', () => {
+    const { backend, calls } = setup();
+    calls.length = 0;
+    // 2^20 pages of a Llama-3-8B layer set: 32 layers x 2 x 2^20 x 16 x 8 x 128 x 2 bytes = 2 TiB > 80 GB.
+    const descriptor = {
+      numLayers: 32,
+      numPages: 2 ** 20,
+      pageSize: 16,
+      numKvHeads: 8,
+      headDim: 128,
+      dtype: 'f16',
+    } as const;
+    let caught: unknown;
+    try {
+      backend.createKVStorage(descriptor);
+    } catch (error) {
+      caught = error;
+    }
+    expect(CapacityError.isInstance(caught)).toBe(true);
+    expect((caught as Error).message).toMatch(
+      /need 2199023255552 bytes, above the device memory of 80000000000 bytes/,
+    );
     expect(calls).toEqual([]);
   });
 

@@ -39,7 +39,7 @@ import {
   packTaskSchedule,
 } from '../plan/pack-schedule.js';
 import { type CudaTiming, createCudaTiming } from '../timing/cuda-timing.js';
-import { CudaKVStorage } from './cuda-kv-storage.js';
+import { CudaKVStorage, checkCudaKVStorageSize, cudaKVStorageError } from './cuda-kv-storage.js';
 import { CudaPreparedPlan, type CudaScheduleSummary } from './cuda-prepared-plan.js';
 import { CudaTensor } from './cuda-tensor.js';
 
@@ -296,17 +296,26 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         );
       }
       const { numLayers, numPages, pageSize, numKvHeads, headDim, dtype } = descriptor;
-      const handle = callNative('createKVStorage', () =>
-        addon.createStorage(
-          context,
-          numLayers,
-          numPages,
-          pageSize,
-          numKvHeads,
-          headDim,
-          dtype === 'f16' ? 1 : 0,
-        ),
-      );
+      // Refused before the device is touched when it cannot fit the device at all; a cudaMalloc that
+      // fails for want of free memory becomes the same CapacityError.
+      const memory = { totalBytes: deviceInfo.totalMemory };
+      checkCudaKVStorageSize(descriptor, memory);
+      let handle: number;
+      try {
+        handle = callNative('createKVStorage', () =>
+          addon.createStorage(
+            context,
+            numLayers,
+            numPages,
+            pageSize,
+            numKvHeads,
+            headDim,
+            dtype === 'f16' ? 1 : 0,
+          ),
+        );
+      } catch (error) {
+        throw cudaKVStorageError(error, descriptor, memory);
+      }
       let storage: CudaKVStorage | undefined;
       storage = new CudaKVStorage(
         owner,
