@@ -62,8 +62,9 @@ Every strategy reports the same score: score = the sum of the generated tokens' 
 ranked by (beam: sum / length^penalty; tot: its thought scores; the others: the sum), in --json only.
 
 Options:
-  -m, --model FILE        model file: .gguf (F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q5_K/Q6_K tensors) or a llama2.c
-                          checkpoint (.bin); a progress bar shows the load on a terminal
+  -m, --model FILE        model file: .gguf (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
+                          tensors) or a llama2.c checkpoint (.bin); a progress bar shows the load on a
+                          terminal
   -t, --tokenizer FILE    a Hugging Face tokenizer.json (byte-level BPE) or a llama2.c tokenizer
                           (tokenizer.bin, tok512.bin); a GGUF carries its own
   -p, --prompt TEXT       the prompt (BOS added as the model file says); with --chat, the last user message

@@ -2,19 +2,32 @@ import { InvalidArgumentError } from '../errors/invalid-argument-error.js';
 import { f16ToF32Table } from './f16.js';
 
 /**
- * The GGUF block quantizations weights may be held in (ggml's `block_q8_0`, `block_q4_0`, `block_q4_K`,
- * `block_q5_K`, `block_q6_K`; Q4_K_M and Q5_K_M files hold these). A quantized `[rows, columns]` matrix
+ * The GGUF block quantizations weights may be held in (ggml's `block_q8_0`, `block_q4_0`, `block_q4_1`,
+ * `block_q5_0`, `block_q5_1`, `block_q4_K`, `block_q5_K`, `block_q6_K`; Q4_K_M and Q5_K_M files hold these,
+ * with Q5_0 / Q5_1 / Q8_0 for rows that are not whole 256-value blocks). A quantized `[rows, columns]` matrix
  * is `rows` runs of `columns / blockValues` blocks, row-major, each block as ggml lays it out.
  */
-export type BlockQuantization = 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+export type BlockQuantization = 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
 
 /** Every block quantization, in a stable order. */
-export const BLOCK_QUANTIZATIONS: readonly BlockQuantization[] = ['q8_0', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
+export const BLOCK_QUANTIZATIONS: readonly BlockQuantization[] = [
+  'q8_0',
+  'q4_0',
+  'q4_1',
+  'q5_0',
+  'q5_1',
+  'q4_k',
+  'q5_k',
+  'q6_k',
+];
 
 /** Values per block and bytes per block of each quantization (ggml's `QK8_0 = QK4_0 = 32`, `QK_K = 256`). */
 const BLOCKS: Readonly<Record<BlockQuantization, { readonly values: number; readonly bytes: number }>> = {
   q8_0: { values: 32, bytes: 34 },
   q4_0: { values: 32, bytes: 18 },
+  q4_1: { values: 32, bytes: 20 },
+  q5_0: { values: 32, bytes: 22 },
+  q5_1: { values: 32, bytes: 24 },
   q4_k: { values: 256, bytes: 144 },
   q5_k: { values: 256, bytes: 176 },
   q6_k: { values: 256, bytes: 210 },
@@ -79,6 +92,36 @@ export function dequantizeBlock(
         const byte = bytes[offset + 2 + index]!;
         out[outOffset + index] = ((byte & 0xf) - 8) * d;
         out[outOffset + index + 16] = ((byte >> 4) - 8) * d;
+      }
+      return;
+    }
+    case 'q4_1': {
+      const d = f16At(offset);
+      const m = f16At(offset + 2);
+      for (let index = 0; index < 16; index++) {
+        const byte = bytes[offset + 4 + index]!;
+        out[outOffset + index] = fround((byte & 0xf) * d) + m;
+        out[outOffset + index + 16] = fround((byte >> 4) * d) + m;
+      }
+      return;
+    }
+    case 'q5_0':
+    case 'q5_1': {
+      const d = f16At(offset);
+      const m = encoding === 'q5_1' ? f16At(offset + 2) : 0;
+      const high = offset + (encoding === 'q5_1' ? 4 : 2);
+      const qh =
+        (bytes[high]! | (bytes[high + 1]! << 8) | (bytes[high + 2]! << 16) | (bytes[high + 3]! << 24)) >>> 0;
+      const low = high + 4;
+      const bias = encoding === 'q5_0' ? 16 : 0;
+      for (let index = 0; index < 16; index++) {
+        const byte = bytes[low + index]!;
+        const high0 = ((qh >>> index) << 4) & 0x10;
+        const high1 = (qh >>> (index + 12)) & 0x10;
+        const q0 = ((byte & 0xf) | high0) - bias;
+        const q1 = ((byte >> 4) | high1) - bias;
+        out[outOffset + index] = encoding === 'q5_0' ? q0 * d : fround(q0 * d) + m;
+        out[outOffset + index + 16] = encoding === 'q5_0' ? q1 * d : fround(q1 * d) + m;
       }
       return;
     }

@@ -12,6 +12,9 @@ import { createCpuBackend } from '../backend/create-cpu-backend.js';
 const STEP: Record<string, number> = {
   q8_0: 1 / 127,
   q4_0: 1 / 8,
+  q4_1: 1 / 7.5,
+  q5_0: 1 / 16,
+  q5_1: 1 / 15.5,
   q4_k: 1 / 7.5,
   q5_k: 1 / 15.5,
   q6_k: 1 / 31,
@@ -75,7 +78,7 @@ describe('quantized weights on the CPU backend', () => {
     expect(backend.ops.quantizations).toEqual(BLOCK_QUANTIZATIONS);
     expect(() => create([2, 48], 'q8_0', new Uint8Array(2 * 34 * 2))).toThrow(/multiple of 32/);
     expect(() => create([2, 256], 'q4_k', new Uint8Array(144))).toThrow(/needs 288 bytes/);
-    expect(() => create([2, 32], 'q4_1' as never, new Uint8Array(40))).toThrow(/not one of/);
+    expect(() => create([2, 32], 'q2_k' as never, new Uint8Array(40))).toThrow(/not one of/);
     expect(() => create([0, 32], 'q8_0', new Uint8Array(0))).toThrow(InvalidArgumentError);
   });
 });

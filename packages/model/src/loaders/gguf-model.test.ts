@@ -59,9 +59,9 @@ describe('GGUF models', () => {
     await expect(parseGgufModel(new TextEncoder().encode('not a gguf file at all'))).rejects.toThrow(
       /not a readable GGUF/,
     );
-    const quantized = writeGgufCheckpoint(syntheticCheckpoint(), { matrixType: 3 });
+    const quantized = writeGgufCheckpoint(syntheticCheckpoint(), { matrixType: 10 });
     await expect(parseGgufModel(quantized)).rejects.toThrow(
-      /Q4_1; supported tensor types are F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K/,
+      /Q2_K; supported tensor types are F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K/,
     );
     await expect(parseGgufModel(quantized)).rejects.toSatisfy(UnsupportedError.isInstance);
     const gpt2 = writeGgufCheckpoint(syntheticCheckpoint(), { architecture: 'gpt2' });

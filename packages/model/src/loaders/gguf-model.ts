@@ -29,11 +29,26 @@ const TENSOR_TYPES = new Map<number, 'f32' | WeightEncoding>([
   [GGMLQuantizationType.BF16, 'bf16'],
   [GGMLQuantizationType.Q8_0, 'q8_0'],
   [GGMLQuantizationType.Q4_0, 'q4_0'],
+  [GGMLQuantizationType.Q4_1, 'q4_1'],
+  [GGMLQuantizationType.Q5_0, 'q5_0'],
+  [GGMLQuantizationType.Q5_1, 'q5_1'],
   [GGMLQuantizationType.Q4_K, 'q4_k'],
   [GGMLQuantizationType.Q5_K, 'q5_k'],
   [GGMLQuantizationType.Q6_K, 'q6_k'],
 ]);
-const SUPPORTED_TYPE_NAMES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+const SUPPORTED_TYPE_NAMES = [
+  'F32',
+  'F16',
+  'BF16',
+  'Q8_0',
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+];
 
 /** A GGUF model: config, host weights (matrices in the file's encoding), the tokenizer and the raw metadata. */
 export interface GgufModel extends LlamaCheckpoint {
@@ -262,7 +277,7 @@ async function parseFromSource(source: ByteSource, options: GgufLoadOptions): Pr
 /**
  * Parses a GGUF model held in memory (browsers, tests). Architectures `llama` (Llama 2/3/3.1/3.2,
  * Mistral), `qwen2` and `qwen3`; every hyper-parameter comes from the metadata. Tensors F32, F16, BF16,
- * Q8_0, Q4_0, Q4_K, Q5_K and Q6_K: matrices stay in the file's encoding (views into `bytes`), norms and
+ * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K: matrices stay in the file's encoding (views into `bytes`), norms and
  * biases are decoded to f32. Everything is checked from the header before a tensor is read.
  *
  * @param bytes the whole file

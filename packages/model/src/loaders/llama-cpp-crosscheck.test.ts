@@ -131,6 +131,9 @@ const wide = {
 for (const [typeName, matrixType] of [
   ['Q8_0', 8],
   ['Q4_0', 2],
+  ['Q4_1', 3],
+  ['Q5_0', 6],
+  ['Q5_1', 7],
   ['Q4_K', 12],
   ['Q5_K', 13],
   ['Q6_K', 14],

@@ -8,7 +8,7 @@ import { decodeBf16, decodeF16 } from '../loaders/decode-floats.js';
 
 /**
  * How a weight kept in its file's encoding is stored: `f16` (IEEE binary16), `bf16`, or one of the
- * GGUF block quantizations `q8_0`, `q4_0`, `q4_k`, `q5_k`, `q6_k` (`BlockQuantization` of `@deft/core`).
+ * GGUF block quantizations `q8_0`, `q4_0`, `q4_1`, `q5_0`, `q5_1`, `q4_k`, `q5_k`, `q6_k` (`BlockQuantization` of `@deft/core`).
  */
 export type WeightEncoding = 'f16' | 'bf16' | BlockQuantization;
 

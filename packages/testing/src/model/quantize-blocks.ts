@@ -2,14 +2,17 @@ import { f16BitsToF32, f32ToF16Bits } from '@deft/core';
 
 /**
  * Quantizers of the GGUF block formats, for writing test models (simple round-to-nearest, not llama.cpp's
- * error-minimising search; the layouts are ggml's `block_q8_0`, `block_q4_0`, `block_q4_K`, `block_q5_K`
- * and `block_q6_K`).
+ * error-minimising search; the layouts are ggml's `block_q8_0`, `block_q4_0`, `block_q4_1`, `block_q5_0`,
+ * `block_q5_1`, `block_q4_K`, `block_q5_K` and `block_q6_K`).
  */
-export type TestQuantization = 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+export type TestQuantization = 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
 
 /** GGML type id of each format. */
 export const GGML_TYPE_IDS: Readonly<Record<TestQuantization, number>> = {
   q4_0: 2,
+  q4_1: 3,
+  q5_0: 6,
+  q5_1: 7,
   q8_0: 8,
   q4_k: 12,
   q5_k: 13,
@@ -19,6 +22,9 @@ export const GGML_TYPE_IDS: Readonly<Record<TestQuantization, number>> = {
 const BLOCK = {
   q8_0: [32, 34],
   q4_0: [32, 18],
+  q4_1: [32, 20],
+  q5_0: [32, 22],
+  q5_1: [32, 24],
   q4_k: [256, 144],
   q5_k: [256, 176],
   q6_k: [256, 210],
@@ -32,6 +38,16 @@ function half(value: number): { bits: number; value: number } {
 
 function writeHalf(view: DataView, offset: number, bits: number): void {
   view.setUint16(offset, bits, true);
+}
+
+/** The 5-bit values of a Q5_0 / Q5_1 block: the fifth bits in `qh` (u32 at `offset`), the low 4 in `qs`. */
+function writeFiveBits(view: DataView, out: Uint8Array, offset: number, quantized: number[]): void {
+  let qh = 0;
+  for (let index = 0; index < 32; index++) if (quantized[index]! & 0x10) qh |= 1 << index;
+  view.setUint32(offset, qh >>> 0, true);
+  for (let index = 0; index < 16; index++) {
+    out[offset + 4 + index] = (quantized[index]! & 0xf) | ((quantized[index + 16]! & 0xf) << 4);
+  }
 }
 
 function quantizeBlock(format: TestQuantization, x: Float32Array, out: Uint8Array): void {
@@ -56,6 +72,41 @@ function quantizeBlock(format: TestQuantization, x: Float32Array, out: Uint8Arra
       const q = (value: number) =>
         d.value === 0 ? 8 : Math.max(0, Math.min(15, Math.round(value / d.value) + 8));
       for (let index = 0; index < 16; index++) out[2 + index] = q(x[index]!) | (q(x[index + 16]!) << 4);
+      return;
+    }
+    case 'q4_1':
+    case 'q5_1': {
+      const levels = format === 'q4_1' ? 15 : 31;
+      let low = Number.POSITIVE_INFINITY;
+      let high = Number.NEGATIVE_INFINITY;
+      for (const value of x) {
+        low = Math.min(low, value);
+        high = Math.max(high, value);
+      }
+      const d = half((high - low) / levels);
+      const m = half(low);
+      writeHalf(view, 0, d.bits);
+      writeHalf(view, 2, m.bits);
+      const q = (value: number) =>
+        d.value === 0 ? 0 : Math.max(0, Math.min(levels, Math.round((value - m.value) / d.value)));
+      const quantized = Array.from(x, q);
+      if (format === 'q4_1') {
+        for (let index = 0; index < 16; index++)
+          out[4 + index] = quantized[index]! | (quantized[index + 16]! << 4);
+        return;
+      }
+      writeFiveBits(view, out, 4, quantized);
+      return;
+    }
+    case 'q5_0': {
+      let max = 0;
+      for (const value of x) if (Math.abs(value) > Math.abs(max)) max = value;
+      const d = half(max / -16);
+      writeHalf(view, 0, d.bits);
+      const quantized = Array.from(x, (value) =>
+        d.value === 0 ? 16 : Math.max(0, Math.min(31, Math.round(value / d.value) + 16)),
+      );
+      writeFiveBits(view, out, 2, quantized);
       return;
     }
     case 'q4_k':

@@ -188,8 +188,8 @@ export function writeLlama2cVersion1(checkpoint: LlamaCheckpoint): Uint8Array {
 /** Options of {@link writeGgufCheckpoint}. */
 export interface GgufCheckpointOptions {
   /**
-   * GGML type of the matrices: 0 F32 (default), 1 F16, 30 BF16, or a block quantization (2 Q4_0, 8 Q8_0,
-   * 12 Q4_K, 13 Q5_K, 14 Q6_K: quantized for real, so rows must be whole blocks). Any other id writes
+   * GGML type of the matrices: 0 F32 (default), 1 F16, 30 BF16, or a block quantization (2 Q4_0, 3 Q4_1,
+   * 6 Q5_0, 7 Q5_1, 8 Q8_0, 12 Q4_K, 13 Q5_K, 14 Q6_K: quantized for real, so rows must be whole blocks). Any other id writes
    * junk bytes of that type (for error tests).
    */
   readonly matrixType?: number;
@@ -208,6 +208,9 @@ export interface GgufCheckpointOptions {
 
 const QUANTIZATIONS: Readonly<Record<number, TestQuantization>> = {
   2: 'q4_0',
+  3: 'q4_1',
+  6: 'q5_0',
+  7: 'q5_1',
   8: 'q8_0',
   12: 'q4_k',
   13: 'q5_k',
