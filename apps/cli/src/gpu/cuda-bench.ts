@@ -83,6 +83,11 @@ export interface CudaWorkloadResult {
   readonly bandwidthFloorMicroseconds: number;
   /** A kernel streaming exactly the plan's KV rows once (plan order, L2 flushed), median µs. */
   readonly readOnceMicroseconds: number;
+  /**
+   * The same bytes read the way the attention kernels read them (one CTA per KV head and token range, each
+   * reading its head's slice of every row), median µs: the floor of a per-head gather.
+   */
+  readonly readOncePerHeadMicroseconds: number;
   readonly strategies: readonly CudaStrategyResult[];
 }
 
@@ -218,6 +223,7 @@ export async function runCudaBenchReport(
 
         let uniqueKvBytes = 0;
         let readOnceMicroseconds = Number.NaN;
+        let readOncePerHeadMicroseconds = Number.NaN;
         const results: CudaStrategyResult[] = [];
         for (const strategy of strategies) {
           const timed = planWorkload(built, strategy);
@@ -227,6 +233,9 @@ export async function runCudaBenchReport(
             const readOnce = backend.timing.createReadOnce(storage, uniqueSlotsInOrder(plan.tokenSlots));
             try {
               readOnceMicroseconds = median(timeWithEvents(backend, () => readOnce.run(0), runs, warmupRuns));
+              readOncePerHeadMicroseconds = median(
+                timeWithEvents(backend, () => readOnce.run(0, 'heads'), runs, warmupRuns),
+              );
             } finally {
               readOnce.dispose();
             }
@@ -326,6 +335,7 @@ export async function runCudaBenchReport(
           numQueries,
           bandwidthFloorMicroseconds: uniqueKvBytes / (copyBandwidth.gigabytesPerSecond * 1e3),
           readOnceMicroseconds,
+          readOncePerHeadMicroseconds,
           strategies: results,
         });
       } finally {

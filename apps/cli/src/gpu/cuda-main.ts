@@ -188,6 +188,7 @@ function targetLines(report: CudaBenchReport): string[] {
           ? 25
           : 1.3 * workload.readOnceMicroseconds;
     let line = `${workload.workload}: best ${best.strategy}/${best.schedule.executor} ${time.toFixed(1)} µs vs target ${absolute.toFixed(1)} µs ${time <= absolute ? 'MET' : 'MISSED'}`;
+    line += `; read-once ${workload.readOnceMicroseconds.toFixed(1)} µs, per head ${workload.readOncePerHeadMicroseconds.toFixed(1)} µs`;
     if (sequence !== undefined) {
       const needed = Math.sqrt(sequence.io.kvBytesRead / best.io.kvBytesRead);
       const speedup = sequence.layerMicroseconds.median / time;

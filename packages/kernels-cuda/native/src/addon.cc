@@ -337,7 +337,7 @@ Napi::Value FreeSlotList(const Napi::CallbackInfo& info) {
 
 Napi::Value ReadOnce(const Napi::CallbackInfo& info) {
   ThrowIfFailed(info.Env(), deft::ReadOnce(HandleArgument(info, 0, "storage"), IntArgument(info, 1, "layer"),
-                                           HandleArgument(info, 2, "list")));
+                                           HandleArgument(info, 2, "list"), IntArgument(info, 3, "perHead") != 0));
   return info.Env().Undefined();
 }
 

@@ -105,7 +105,7 @@ export interface CudaAddon {
   createSlotList(storage: number, slots: Int32Array): number;
   freeSlotList(list: number): void;
   /** Streams the K and V rows of a slot list once, in order, and discards them. */
-  readOnce(storage: number, layer: number, list: number): void;
+  readOnce(storage: number, layer: number, list: number, perHead: number): void;
   emptyKernel(context: number): void;
 }
 

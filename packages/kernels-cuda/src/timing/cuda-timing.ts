@@ -15,8 +15,12 @@ export interface CudaEvent {
 export interface CudaReadOnce {
   /** Slots streamed per run. */
   readonly numTokens: number;
-  /** Enqueues one pass over `layer`. */
-  run(layer: number): void;
+  /**
+   * Enqueues one pass over `layer`: `rows` (default) streams whole token rows spread over the device;
+   * `heads` reads the same bytes as the attention kernels do, one CTA per KV head and token range (each
+   * CTA reads `headDim` elements of K and V per token, strided by the row).
+   */
+  run(layer: number, layout?: 'rows' | 'heads'): void;
   dispose(): void;
 }
 
@@ -94,10 +98,17 @@ export function createCudaTiming(
       let disposed = false;
       return {
         numTokens: slots.length,
-        run(layer) {
+        run(layer, layout = 'rows') {
           alive();
           if (disposed) throw new DisposedError('read-once pass');
-          callNative('readOnce', () => addon.readOnce(handle, layer, list));
+          if (layout !== 'rows' && layout !== 'heads') {
+            throw new InvalidArgumentError("layout must be 'rows' or 'heads'", {
+              argument: 'layout',
+              expected: 'rows | heads',
+              actual: layout,
+            });
+          }
+          callNative('readOnce', () => addon.readOnce(handle, layer, list, layout === 'heads' ? 1 : 0));
         },
         dispose() {
           if (disposed) return;

@@ -1,5 +1,8 @@
 // Measurement kernels: an L2 flush (read a large buffer), the read-once floor (stream exactly the
-// KV rows a plan reads, once, in plan order, and discard them), a copy kernel and an empty kernel.
+// KV rows a plan reads, once, in plan order, and discard them), its per-head form (the same bytes read
+// the way the attention kernels read them: one CTA per KV head and token range), a copy kernel and an
+// empty kernel.
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/kernels.h"
@@ -56,6 +59,45 @@ __global__ void __launch_bounds__(kThreads) ReadOnceKernel(const uint4* keys, co
   if (folded == kNeverSeen) *sink = folded;
 }
 
+/**
+ * The read-once pass read as the attention kernels read it: CTA `b` streams KV head `b % numKvHeads` of
+ * tokens `[(b / numKvHeads) * tokensPerBlock, + tokensPerBlock)` of the list (`vectorsPerHead` x 16 bytes of
+ * K and of V per token), so the CTAs of one token range and different heads are adjacent in launch order.
+ */
+__global__ void __launch_bounds__(kThreads) ReadOncePerHeadKernel(const uint4* keys, const uint4* values,
+                                                                  const int* slots, int count, int numKvHeads,
+                                                                  int vectorsPerHead, int tokensPerBlock,
+                                                                  unsigned* sink) {
+  unsigned folded = 0;
+  const int head = blockIdx.x % numKvHeads;
+  const int first = (blockIdx.x / numKvHeads) * tokensPerBlock;
+  const int tokens = min(tokensPerBlock, count - first);
+  const int total = tokens * vectorsPerHead;
+  const size_t rowVectors = static_cast<size_t>(numKvHeads) * vectorsPerHead;
+  int index = threadIdx.x;
+  for (; index + (kUnroll - 1) * kThreads < total; index += kUnroll * kThreads) {
+    uint4 loaded[2 * kUnroll];
+#pragma unroll
+    for (int step = 0; step < kUnroll; ++step) {
+      const int item = index + step * kThreads;
+      const int token = item / vectorsPerHead;
+      const size_t offset = static_cast<size_t>(__ldg(slots + first + token)) * rowVectors +
+                            static_cast<size_t>(head) * vectorsPerHead + (item - token * vectorsPerHead);
+      loaded[2 * step] = keys[offset];
+      loaded[2 * step + 1] = values[offset];
+    }
+#pragma unroll
+    for (int step = 0; step < 2 * kUnroll; ++step) folded ^= Fold(loaded[step]);
+  }
+  for (; index < total; index += kThreads) {
+    const int token = index / vectorsPerHead;
+    const size_t offset = static_cast<size_t>(__ldg(slots + first + token)) * rowVectors +
+                          static_cast<size_t>(head) * vectorsPerHead + (index - token * vectorsPerHead);
+    folded ^= Fold(keys[offset]) ^ Fold(values[offset]);
+  }
+  if (folded == kNeverSeen) *sink = folded;
+}
+
 __global__ void __launch_bounds__(kThreads) CopyKernel(uint4* target, const uint4* source, size_t count) {
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
@@ -88,12 +130,27 @@ Status LaunchFlush(const void* data, size_t bytes, unsigned* sink, int multiproc
   return Status::Ok();
 }
 
-Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, unsigned* sink, int multiprocessors,
-                      cudaStream_t stream) {
+Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, int numKvHeads, bool perHead, unsigned* sink,
+                      int multiprocessors, cudaStream_t stream) {
   const size_t rowBytes = static_cast<size_t>(layer.rowElements) * (layer.type == KvType::kF16 ? 2 : 4);
   if (rowBytes % 16 != 0) return Status::Invalid("read-once needs token rows of a multiple of 16 bytes");
   if (count <= 0) return Status::Ok();
   const int vectorsPerRow = static_cast<int>(rowBytes / 16);
+  if (perHead) {
+    if (numKvHeads < 1 || vectorsPerRow % numKvHeads != 0) {
+      return Status::Invalid("per-head read-once needs head rows of a multiple of 16 bytes");
+    }
+    // About four CTAs per multiprocessor over all heads, at least 16 tokens each.
+    const long long blocksWanted = static_cast<long long>(multiprocessors > 0 ? multiprocessors : 1) * 4;
+    const long long perHeadBlocks = std::max(1LL, blocksWanted / numKvHeads);
+    const int tokensPerBlock = static_cast<int>(std::max(16LL, (count + perHeadBlocks - 1) / perHeadBlocks));
+    const long long ranges = (count + tokensPerBlock - 1) / tokensPerBlock;
+    ReadOncePerHeadKernel<<<static_cast<unsigned>(ranges * numKvHeads), kThreads, 0, stream>>>(
+        static_cast<const uint4*>(layer.k), static_cast<const uint4*>(layer.v), slots, count, numKvHeads,
+        vectorsPerRow / numKvHeads, tokensPerBlock, sink);
+    DEFT_CUDA_CHECK(cudaGetLastError());
+    return Status::Ok();
+  }
   const size_t total = static_cast<size_t>(count) * vectorsPerRow;
   ReadOnceKernel<<<PersistentGrid(multiprocessors, total), kThreads, 0, stream>>>(
       static_cast<const uint4*>(layer.k), static_cast<const uint4*>(layer.v), slots, count, vectorsPerRow, sink);

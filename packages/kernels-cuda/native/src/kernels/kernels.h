@@ -196,9 +196,12 @@ Status LaunchFillF32(float* data, size_t count, float value, cudaStream_t stream
 
 /** Reads `bytes` (a multiple of 16) and discards them: evicts the L2 cache. */
 Status LaunchFlush(const void* data, size_t bytes, unsigned* sink, int multiprocessors, cudaStream_t stream);
-/** Streams the K and V rows (all KV heads) of `count` slots of a layer once and discards them. */
-Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, unsigned* sink, int multiprocessors,
-                      cudaStream_t stream);
+/**
+ * Streams the K and V rows (all KV heads) of `count` slots of a layer once and discards them: whole rows
+ * spread over the device, or (`perHead`) one CTA per KV head and token range, as the attention kernels read.
+ */
+Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, int numKvHeads, bool perHead, unsigned* sink,
+                      int multiprocessors, cudaStream_t stream);
 /** An empty kernel: measures launch latency. */
 Status LaunchEmpty(cudaStream_t stream);
 /** Copies `bytes` (a multiple of 16) with a 16-byte-per-thread copy kernel. */

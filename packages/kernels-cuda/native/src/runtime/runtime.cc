@@ -848,7 +848,7 @@ Status FreeSlotList(Handle handle) {
   return Status::Ok();
 }
 
-Status ReadOnce(Handle storageHandle, int layer, Handle listHandle) {
+Status ReadOnce(Handle storageHandle, int layer, Handle listHandle, bool perHead) {
   Storage* storage = Find(storages, storageHandle);
   if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
   SlotList* list = Find(slotLists, listHandle);
@@ -857,8 +857,8 @@ Status ReadOnce(Handle storageHandle, int layer, Handle listHandle) {
   if (layer < 0 || layer >= storage->descriptor.numLayers) return Status::Invalid("layer is out of range");
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
-  return LaunchReadOnce(LayerOf(storage, layer), list->device, list->count, context->sink,
-                        context->info.multiprocessors, context->stream);
+  return LaunchReadOnce(LayerOf(storage, layer), list->device, list->count, storage->descriptor.numKvHeads, perHead,
+                        context->sink, context->info.multiprocessors, context->stream);
 }
 
 Status EmptyKernel(Handle contextHandle) {

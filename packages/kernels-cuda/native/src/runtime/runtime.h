@@ -143,7 +143,7 @@ Status FlushL2(Handle context, size_t bytes);
 Status CreateSlotList(Handle storage, const int* slots, int count, Handle* list);
 Status FreeSlotList(Handle list);
 /** Streams the K and V rows of every slot of `list` once (in list order) and discards them. */
-Status ReadOnce(Handle storage, int layer, Handle list);
+Status ReadOnce(Handle storage, int layer, Handle list, bool perHead);
 Status EmptyKernel(Handle context);
 
 }  // namespace deft
