@@ -127,28 +127,58 @@ const wide = {
   ropeStyle: 'interleaved' as const,
   tiedEmbeddings: false,
 };
-// llama.cpp quantizes the activations too (to 8 bits) inside its quantized matmuls; this does not.
-for (const [typeName, matrixType] of [
-  ['Q8_0', 8],
-  ['Q4_0', 2],
-  ['Q4_1', 3],
-  ['Q5_0', 6],
-  ['Q5_1', 7],
-  ['Q4_K', 12],
-  ['Q5_K', 13],
-  ['Q6_K', 14],
-] as const) {
-  CASES.push({
-    name: `Llama 2 shapes, ${typeName} weights kept quantized`,
-    architecture: 'llama',
-    vocabulary: 'spm',
-    config: wide,
-    matrixType,
-    tolerance: 0.03,
-    // Random weights over 512 tokens give flat distributions: few steps clear the tolerance.
-    minimumCompared: 3,
-    tokenization: false,
-  });
+/** Each architecture with its own settings, at K-quant-sized rows. */
+const WIDE_ARCHITECTURES: [string, CrossCheckCase['architecture'], CrossCheckCase['config']][] = [
+  [
+    'Llama 3 (rope_freqs)',
+    'llama',
+    {
+      ...wide,
+      ropeTheta: 500000,
+      ropeFrequencyFactors: new Float32Array(32).map((_, pair) => 1 + (pair % 5)),
+    },
+  ],
+  ['Qwen 2 (QKV bias)', 'qwen2', { ...wide, ropeStyle: 'half', attentionBias: true, normEpsilon: 1e-6 }],
+  [
+    'Qwen 3 (Q/K norms, 8 heads of 64 beside width 256)',
+    'qwen3',
+    {
+      ...wide,
+      ropeStyle: 'half',
+      queryKeyNorm: true,
+      numHeads: 8,
+      headDim: 64,
+      normEpsilon: 1e-6,
+    },
+  ],
+];
+// llama.cpp quantizes the activations too (to 8 bits) inside its quantized matmuls (and to f16 for F16
+// weights); this does not.
+for (const [architectureName, architecture, config] of WIDE_ARCHITECTURES) {
+  for (const [typeName, matrixType] of [
+    ['F16', 1],
+    ['Q8_0', 8],
+    ['Q4_0', 2],
+    ['Q4_1', 3],
+    ['Q5_0', 6],
+    ['Q5_1', 7],
+    ['Q4_K', 12],
+    ['Q5_K', 13],
+    ['Q6_K', 14],
+  ] as const) {
+    CASES.push({
+      name: `${architectureName}, ${typeName}${matrixType === 1 ? '' : ' kept quantized'}`,
+      architecture,
+      vocabulary: 'spm',
+      config,
+      matrixType,
+      // F16: llama.cpp rounds the activations to f16 too, and the drift grows along the 50 steps.
+      tolerance: matrixType === 1 ? 0.02 : 0.03,
+      // Random weights over 512 tokens give flat distributions: few steps clear the tolerance.
+      minimumCompared: 3,
+      tokenization: false,
+    });
+  }
 }
 
 /** A SentencePiece vocabulary of 512 pieces: unknown, BOS, EOS, the 256 bytes, letters and pairs. */
@@ -204,7 +234,7 @@ describe.skipIf(skipReason !== undefined)('GGUF models against llama.cpp', () =>
             );
           }
         }
-        if (testCase.vocabulary === 'spm' && testCase.matrixType === 8) {
+        if (testCase.vocabulary === 'spm' && testCase.matrixType === 8 && testCase.architecture === 'llama') {
           // SentencePiece with special tokens in the text: a space prefix after each, as llama.cpp adds it.
           for (const text of ['<s>abc</s>def', 'x <s> y', '</s>', 'ab<s>']) {
             expect(tokenizer.encode(text, { bos: false, special: true }), text).toEqual(
@@ -226,7 +256,9 @@ describe.skipIf(skipReason !== undefined)('GGUF models against llama.cpp', () =>
           .getSequence()
           .evaluateWithMetadata([...promptTokens], { probabilities: true }, { temperature: 0 })) {
           if (expectedTokens.length === 0) {
+            // Probabilities that underflowed to 0 in llama.cpp's f32 softmax say nothing about the logit.
             expectedTop = [...output.probabilities.entries()]
+              .filter(([, probability]) => probability > 1e-30)
               .slice(0, 5)
               .map(([token, probability]) => [token as unknown as number, Math.log(probability)]);
           }
@@ -242,7 +274,7 @@ describe.skipIf(skipReason !== undefined)('GGUF models against llama.cpp', () =>
         }
         let same = 0;
         while (same < GREEDY_STEPS && ours.tokens[same] === expectedTokens[same]) same++;
-        // Along llama.cpp's path, every step whose top two differ by more than the tolerance picks its token.
+        // Along llama.cpp's path, every step whose top two differ by more than twice the tolerance picks its token.
         const path = [...prompt, ...expectedTokens.slice(0, -1)];
         const logits = await prefillLogits(model, path);
         const vocabSize = model.config.vocabSize;
@@ -257,13 +289,14 @@ describe.skipIf(skipReason !== undefined)('GGUF models against llama.cpp', () =>
           let second = Number.NEGATIVE_INFINITY;
           for (let index = 0; index < vocabSize; index++)
             if (index !== best) second = Math.max(second, row[index]!);
-          if (row[best]! - second <= testCase.tolerance) continue;
+          // Each log-probability may be off by the tolerance, so a margin under twice it can flip.
+          if (row[best]! - second <= 2 * testCase.tolerance) continue;
           expect(best, `greedy step ${step}`).toBe(expectedTokens[step]);
           compared++;
         }
         expect(compared).toBeGreaterThanOrEqual(testCase.minimumCompared);
         // Free-running, both decode the same tokens up to the first near-tie at least.
-        const firstTie = ours.margins.findIndex((margin) => margin <= testCase.tolerance);
+        const firstTie = ours.margins.findIndex((margin) => margin <= 2 * testCase.tolerance);
         expect(same).toBeGreaterThanOrEqual(firstTie === -1 ? GREEDY_STEPS : firstTie);
       } finally {
         model.dispose();
