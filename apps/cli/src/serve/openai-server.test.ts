@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { ChatTemplate, Tokenizer, type TokenKind } from '@deft/model';
 import { tinyModel } from '@deft/testing';
 import fc from 'fast-check';
@@ -186,6 +187,37 @@ describe('deft serve on a tiny random model', () => {
     } finally {
       occupant.release();
       await small.close();
+    }
+  });
+
+  it('answers a malformed model path with 404 and takes an upload cut short as the client leaving', async () => {
+    const logged: string[] = [];
+    const logging = await serveModel(model, tokenizer, { log: (line) => logged.push(line) });
+    try {
+      const malformed = await get(logging.server, '/v1/models/%E0%A4%A');
+      expect(malformed.status).toBe(404);
+      expect(malformed.body.error.code).toBe('model_not_found');
+      // Headers and half a body, then the connection drops.
+      const { port } = logging.server;
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(
+            'POST /v1/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n' +
+              'content-length: 100\r\n\r\n{"prompt":',
+          );
+          setTimeout(() => {
+            socket.destroy();
+            resolve();
+          }, 50);
+        });
+        socket.on('error', reject);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(logged).toEqual([]);
+      const after = await post(logging.server, '/v1/completions', { prompt: 'ab', max_tokens: 2 });
+      expect(after.status).toBe(200);
+    } finally {
+      await logging.close();
     }
   });
 

@@ -90,10 +90,20 @@ async function readBody(request: IncomingMessage, limit: number): Promise<string
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of request) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw tooLarge();
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    if (ApiError.isInstance(error)) throw error;
+    // The client went away mid-body (`aborted`): its fault, not the server's.
+    throw new ApiError(`the request body was cut short: ${(error as Error).message}`, {
+      status: 400,
+      type: 'invalid_request_error',
+      errorCode: 'incomplete_body',
+    });
   }
   return Buffer.concat(chunks).toString('utf8');
 }
@@ -333,7 +343,13 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
       sendJson(response, 200, { object: 'list', data: [modelObject] });
     } else if (path.startsWith('/v1/models/')) {
       route('GET');
-      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      const raw = path.slice('/v1/models/'.length);
+      let id: string;
+      try {
+        id = decodeURIComponent(raw);
+      } catch {
+        id = raw; // malformed percent-encoding: no model has that id
+      }
       if (id !== modelId) {
         throw new ApiError(`model '${id}' is not served here; this server serves '${modelId}'`, {
           status: 404,

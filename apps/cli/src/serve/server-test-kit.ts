@@ -51,6 +51,7 @@ export async function serveModel(
     maxBodyBytes?: number;
     cachePages?: number;
     chatFormat?: ChatFormat;
+    log?: (line: string) => void;
   } = {},
 ): Promise<ServerFixture> {
   const engine = DecodingEngine.create(model, {
@@ -69,6 +70,7 @@ export async function serveModel(
     ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
     ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
     ...(options.chatFormat === undefined ? {} : { chatFormat: options.chatFormat }),
+    ...(options.log === undefined ? {} : { log: options.log }),
   });
   return {
     server,
