@@ -190,6 +190,27 @@ describe('deft serve on a tiny random model', () => {
     }
   });
 
+  it('evicts cached prompts to make room for the n choices of a request, instead of answering 503', async () => {
+    const small = await serveModel(model, tokenizer, { numPages: 12, cachePages: 12 });
+    try {
+      // Two pieces of 16 tokens (8 pages) stay cached after this request; 4 pages are left free.
+      const cached = { prompt: 'abcdefghijklmnopqrstuabcdefghijkl', max_tokens: 1 };
+      expect((await post(small.server, '/v1/completions', cached)).status).toBe(200);
+      await settled(small);
+      expect(small.shared.cachedPages).toBe(8);
+      expect(small.engine.pool.freeCount).toBe(4);
+      // A tail of 3 tokens (1 page), then 4 choices that each need a page of their own.
+      const choices = { prompt: 'ba', n: 4, max_tokens: 2, seed: 1, ignore_eos: true };
+      const response = await post(small.server, '/v1/completions', choices);
+      expect(response.status, JSON.stringify(response.body)).toBe(200);
+      expect(response.body.choices).toHaveLength(4);
+      await settled(small);
+      expect(small.engine.pool.usedCount).toBe(small.shared.cachedPages);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('answers a malformed model path with 404 and takes an upload cut short as the client leaving', async () => {
     const logged: string[] = [];
     const logging = await serveModel(model, tokenizer, { log: (line) => logged.push(line) });

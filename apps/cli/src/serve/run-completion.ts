@@ -70,12 +70,28 @@ export interface CompletionJob {
 /** The default `max_tokens` of `/v1/completions` (OpenAI's); chat replies default to the context left. */
 export const DEFAULT_COMPLETION_TOKENS = 16;
 
-/** Opens sessions on the shared tree and remembers them, so a cancelled request can release them. */
-function trackingOpener(shared: SharedTreeEngine, opened: DecodingSession[]): SessionOpener {
+/**
+ * Pages a request's sequences may take at once after its prompt pass: one per sequence forked from the
+ * prompt (`best_of`, the beam width), or the pages of a draft tree.
+ */
+function fanOutPages(request: CompletionRequest, pageSize: number): number {
+  const mode = request.mode;
+  if (mode.kind === 'beam') return mode.width;
+  if (mode.kind === 'speculative') return mode.draftBranches * Math.ceil(mode.draftLength / pageSize) + 1;
+  return request.bestOf;
+}
+
+/**
+ * Opens sessions on the shared tree and remembers them, so a cancelled request can release them. Once a
+ * session's prompt holds its pieces, idle cached prompts are evicted (when pages are short) until its
+ * sequences can fork: the passes keep only one free page per live leaf.
+ */
+function trackingOpener(shared: SharedTreeEngine, opened: DecodingSession[], fanOut: number): SessionOpener {
   return {
     openSession(prompt) {
       const session = shared.openSession(prompt);
       opened.push(session);
+      shared.evictCached(fanOut);
       return session;
     },
   };
@@ -157,7 +173,11 @@ export async function runCompletion(job: CompletionJob): Promise<CompletionOutco
   };
   job.signal.addEventListener('abort', cancel, { once: true });
   try {
-    const opener = trackingOpener(job.shared, opened);
+    const opener = trackingOpener(
+      job.shared,
+      opened,
+      fanOutPages(job.request, job.shared.engine.pool.pageSize),
+    );
     const mode = job.request.mode;
     if (mode.kind === 'beam') return await runBeam(job, opener, mode);
     if (mode.kind === 'speculative') return await runSpeculative(job, opener, mode);
