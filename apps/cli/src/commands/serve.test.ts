@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ChatTemplate, loadGgufModel } from '@deft/model';
@@ -74,6 +74,27 @@ describe('deft serve', () => {
     },
   );
 
+  it.skipIf(!hasStories260K)('takes a tokenizer.json as --tokenizer, as deft generate does', async () => {
+    // A byte-level BPE tokenizer.json of 600 tokens, more than stories260K's 512.
+    const vocab = Object.fromEntries(Array.from({ length: 600 }, (_, id) => [`t${id}`, id]));
+    const tokenizerJson = {
+      model: { type: 'BPE', vocab, merges: [] },
+      added_tokens: [],
+      pre_tokenizer: { type: 'ByteLevel' },
+    };
+    const directory = mkdtempSync(path.join(tmpdir(), 'deft-serve-'));
+    try {
+      const file = path.join(directory, 'tokenizer.json');
+      writeFileSync(file, JSON.stringify(tokenizerJson));
+      // Read as a tokenizer.json (not as a llama2.c file): refused for its size, naming both sizes.
+      await expect(
+        runServe(['-m', stories260K.gguf, '-t', file, '--backend', 'cpu', '--port', '0'], recordingIo()),
+      ).rejects.toThrow('has 600 tokens but the model only 512');
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   it("renders chat with the GGUF's own chat template (a tiny Llama 3 with the real vocabulary)", async () => {
     const vocabulary = await realVocabulary('llama3');
     const checkpoint = randomCheckpoint(
@@ -93,19 +114,24 @@ describe('deft serve', () => {
       },
       4,
     );
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'deft-serve-')), 'llama3-tiny.gguf');
-    writeFileSync(file, writeGgufCheckpoint(checkpoint, { metadata: vocabulary.metadata, matrixType: 1 }));
-    const gguf = await loadGgufModel(file);
-    const template = ChatTemplate.fromGgufMetadata(gguf.metadata, gguf.tokenizer!)!;
-    const messages = [
-      { role: 'system', content: 'Be brief.' },
-      { role: 'user', content: 'Name a color.' },
-    ];
-    await withServe(['-m', file, '--pages', '64'], async (server, errors) => {
-      expect(errors).toContain("chat template: the model's (tokenizer.chat_template)");
-      const reply = await post(server, '/v1/chat/completions', { messages, max_tokens: 3, temperature: 0 });
-      expect(reply.status).toBe(200);
-      expect(reply.body.usage!.prompt_tokens).toBe(template.encode(messages).length);
-    });
+    const directory = mkdtempSync(path.join(tmpdir(), 'deft-serve-'));
+    try {
+      const file = path.join(directory, 'llama3-tiny.gguf');
+      writeFileSync(file, writeGgufCheckpoint(checkpoint, { metadata: vocabulary.metadata, matrixType: 1 }));
+      const gguf = await loadGgufModel(file);
+      const template = ChatTemplate.fromGgufMetadata(gguf.metadata, gguf.tokenizer!)!;
+      const messages = [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Name a color.' },
+      ];
+      await withServe(['-m', file, '--pages', '64'], async (server, errors) => {
+        expect(errors).toContain("chat template: the model's (tokenizer.chat_template)");
+        const reply = await post(server, '/v1/chat/completions', { messages, max_tokens: 3, temperature: 0 });
+        expect(reply.status).toBe(200);
+        expect(reply.body.usage!.prompt_tokens).toBe(template.encode(messages).length);
+      });
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   }, 60_000);
 });

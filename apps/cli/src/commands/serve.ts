@@ -31,7 +31,8 @@ beam_width, length_penalty, speculative (draft_length, draft_branches) and ignor
 
 Options:
   -m, --model FILE        model file: .gguf, or a llama2.c checkpoint (.bin) with --tokenizer
-  -t, --tokenizer FILE    llama2.c tokenizer (tok512.bin); a GGUF carries its own
+  -t, --tokenizer FILE    a Hugging Face tokenizer.json or a llama2.c tokenizer (tok512.bin);
+                          a GGUF carries its own
   --backend B             ${BACKENDS.join(', ')} (default auto: a GPU backend with model ops, else the CPU)
   --host H                interface to listen on (default 127.0.0.1: this machine only)
   --port N                port (default 8080; 0 picks a free one)

@@ -1,13 +1,6 @@
 import { basename } from 'node:path';
 import { isModelBackend, type ModelBackend, UnsupportedError } from '@deft/core';
-import {
-  ChatTemplate,
-  LlamaModel,
-  loadGgufModel,
-  loadLlama2cCheckpoint,
-  loadLlama2cTokenizer,
-  type Tokenizer,
-} from '@deft/model';
+import { ChatTemplate, LlamaModel, loadGgufModel, loadLlama2cCheckpoint, type Tokenizer } from '@deft/model';
 import {
   type BackendName,
   type OpenedBackend,
@@ -15,6 +8,7 @@ import {
   probeWebGpuAdapter,
 } from '../backends/open-backend.js';
 import { UsageError } from '../errors/usage-error.js';
+import { loadTokenizerFile } from '../model-files/load-tokenizer-file.js';
 import { type ChatFormat, modelChatFormat, plainChatFormat } from './chat-format.js';
 
 /** What the server runs: the model, its tokenizer, its id and how chat prompts are written. */
@@ -64,7 +58,7 @@ export async function openServeBackend(
 
 /**
  * Loads a GGUF model (with its own tokenizer unless one is given) or a llama2.c checkpoint with its
- * tokenizer file. Chat prompts use the GGUF's chat template (`tokenizer.chat_template`) where it has one,
+ * tokenizer file; a given tokenizer is a `tokenizer.json` or a llama2.c tokenizer. Chat prompts use the GGUF's chat template (`tokenizer.chat_template`) where it has one,
  * {@link plainChatFormat} otherwise.
  * @throws UsageError when no tokenizer can be found.
  */
@@ -79,7 +73,7 @@ export async function loadServedModel(
     const tokenizer =
       tokenizerPath === undefined
         ? gguf.tokenizer
-        : await loadLlama2cTokenizer(tokenizerPath, gguf.config.vocabSize);
+        : await loadTokenizerFile(tokenizerPath, gguf.config.vocabSize);
     if (tokenizer === undefined) {
       throw new UsageError(`${modelPath} carries no tokenizer vocabulary; pass --tokenizer FILE`, {
         argument: '--tokenizer',
@@ -102,7 +96,7 @@ export async function loadServedModel(
     );
   }
   const checkpoint = await loadLlama2cCheckpoint(modelPath);
-  const tokenizer = await loadLlama2cTokenizer(tokenizerPath, checkpoint.config.vocabSize);
+  const tokenizer = await loadTokenizerFile(tokenizerPath, checkpoint.config.vocabSize);
   return {
     model: LlamaModel.create(backend, checkpoint),
     tokenizer,
