@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelChatFormat } from './chat-format.js';
 import {
   abandonStream,
+  request as exchange,
   get,
   post,
   readStream,
@@ -134,6 +135,7 @@ describe('deft serve on a tiny random model', () => {
     for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'secret' }]) {
       const response = await post(server, '/v1/completions', { prompt: 'ab' }, headers);
       expect(response.status).toBe(401);
+      expect(response.headers['www-authenticate']).toBe('Bearer');
       expect(response.body.error.type).toBe('authentication_error');
     }
     // Too large a body: 413.
@@ -142,9 +144,10 @@ describe('deft serve on a tiny random model', () => {
     expect(large.body.error.code).toBe('request_too_large');
     // Unknown route and wrong method.
     expect((await get(server, '/v2/things')).status).toBe(404);
-    const wrongMethod = await get(server, '/v1/completions', auth);
+    const wrongMethod = await exchange(server, 'GET', '/v1/completions', undefined, auth);
     expect(wrongMethod.status).toBe(405);
-    expect(wrongMethod.body.error.code).toBe('method_not_allowed');
+    expect(wrongMethod.headers.allow).toBe('POST');
+    expect(JSON.parse(wrongMethod.text).error.code).toBe('method_not_allowed');
     expect((await get(server, '/v1/models/other', auth)).status).toBe(404);
     // Still serving, and nothing leaked.
     const after = await post(

@@ -305,6 +305,7 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
     const method = request.method ?? 'GET';
     const route = (allowed: string) => {
       if (method !== allowed) {
+        response.setHeader('allow', allowed);
         throw new ApiError(`${path} takes ${allowed}, not ${method}`, {
           status: 405,
           type: 'invalid_request_error',
@@ -331,6 +332,7 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
       const header = request.headers.authorization ?? '';
       const match = /^Bearer\s+(.+)$/i.exec(header);
       if (match === null || !sameKey(match[1]!.trim(), options.apiKey)) {
+        response.setHeader('www-authenticate', 'Bearer');
         throw new ApiError('missing or wrong API key: send Authorization: Bearer <key>', {
           status: 401,
           type: 'authentication_error',
