@@ -21,8 +21,9 @@ export interface SharedTreeEngineOptions {
   readonly pieceTokens?: number;
   /**
    * Most pages that idle prompt pieces (no live session below them) keep for later requests, evicted
-   * least recently used (default: a quarter of the pool). Idle pieces are also evicted whenever a new
-   * prompt or a growing sequence needs their pages.
+   * least recently used (default: a quarter of the pool). Idle pieces are also evicted when a new prompt
+   * needs their pages, and after each pass until one page per live leaf is free; before forking many
+   * sequences at once, call {@link SharedTreeEngine.evictCached} with the pages they need.
    */
   readonly cachePages?: number;
 }
@@ -89,7 +90,7 @@ interface Piece {
  *   system prompt, and the `n` sequences of one request, share its pieces by reference.
  * - **Prefix cache.** A piece no live session uses stays in the tree with its KV (computed once), so a
  *   later prompt reuses it; idle pieces are evicted least recently used, leaves first, beyond
- *   `cachePages` or when pages run short.
+ *   `cachePages`, for a new prompt, and after each pass to keep a free page per live leaf.
  * - **Steps.** {@link DecodingSession.evaluate} waits for the next pass; a pass starts on the next turn of
  *   the event loop after a session asks and serves every session waiting then. The pending tokens of a
  *   session that is not waiting are left for a later pass, so a slow consumer delays only itself.
