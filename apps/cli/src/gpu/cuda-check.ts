@@ -28,41 +28,21 @@ export interface CudaCheckCase {
   readonly passed: boolean;
 }
 
+/** Tensor-core shapes of the check: head dim 128 with groups 4 and 1, head dim 64 with group 8. */
+const TENSOR_CORE_SHAPES: readonly { readonly label: string; readonly shape: AttentionShape }[] = [
+  { label: 'd128 g4', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' } },
+  { label: 'd64 g8', shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' } },
+  { label: 'd128 g1', shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' } },
+];
+
 /**
  * The kernel configurations of the check: tensor cores at head dim 128 and 64 (`auto`: wgmma for the
  * task executor on compute capability 9.0, mma.sync elsewhere; `mma` forced), CUDA cores for fp16 and f32.
  */
 export const CUDA_CHECK_VARIANTS: readonly CudaCheckVariant[] = [
-  {
-    name: 'auto f16 d128 g4',
-    kernel: 'auto',
-    shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' },
-  },
-  {
-    name: 'auto f16 d64 g8',
-    kernel: 'auto',
-    shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' },
-  },
-  {
-    name: 'auto f16 d128 g1',
-    kernel: 'auto',
-    shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' },
-  },
-  {
-    name: 'mma f16 d128 g4',
-    kernel: 'mma',
-    shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' },
-  },
-  {
-    name: 'mma f16 d64 g8',
-    kernel: 'mma',
-    shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' },
-  },
-  {
-    name: 'mma f16 d128 g1',
-    kernel: 'mma',
-    shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' },
-  },
+  ...(['auto', 'mma'] as const).flatMap((kernel) =>
+    TENSOR_CORE_SHAPES.map(({ label, shape }) => ({ name: `${kernel} f16 ${label}`, kernel, shape })),
+  ),
   {
     name: 'scalar f16 d128 g4',
     kernel: 'scalar',

@@ -31,20 +31,20 @@ __global__ void __launch_bounds__(kThreads) FlushKernel(const uint4* data, size_
   if (folded == kNeverSeen) *sink = folded;  // keeps the loads alive; practically never taken
 }
 
-/** Row `token` of the plan: K and V rows of all KV heads of `slots[token]`, `vectorsPerRow` x 16 bytes each. */
-__global__ void __launch_bounds__(kThreads) ReadOnceKernel(const uint4* keys, const uint4* values, const int* slots,
-                                                           int count, int vectorsPerRow, unsigned* sink) {
+/**
+ * Reads K and V vectors `offsetOf(item)` for items `first, first + stride, ...` below `total` (four loads of
+ * each in flight) and folds them into one word, so the loads stay alive.
+ */
+template <typename OffsetOf>
+__device__ __forceinline__ unsigned FoldKv(const uint4* keys, const uint4* values, size_t first, size_t total,
+                                           size_t stride, OffsetOf offsetOf) {
   unsigned folded = 0;
-  const size_t total = static_cast<size_t>(count) * vectorsPerRow;
-  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
-  size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  size_t index = first;
   for (; index + (kUnroll - 1) * stride < total; index += kUnroll * stride) {
     uint4 loaded[2 * kUnroll];
 #pragma unroll
     for (int step = 0; step < kUnroll; ++step) {
-      const size_t item = index + step * stride;
-      const size_t token = item / vectorsPerRow;
-      const size_t offset = static_cast<size_t>(__ldg(slots + token)) * vectorsPerRow + (item - token * vectorsPerRow);
+      const size_t offset = offsetOf(index + step * stride);
       loaded[2 * step] = keys[offset];
       loaded[2 * step + 1] = values[offset];
     }
@@ -52,10 +52,22 @@ __global__ void __launch_bounds__(kThreads) ReadOnceKernel(const uint4* keys, co
     for (int step = 0; step < 2 * kUnroll; ++step) folded ^= Fold(loaded[step]);
   }
   for (; index < total; index += stride) {
-    const size_t token = index / vectorsPerRow;
-    const size_t offset = static_cast<size_t>(__ldg(slots + token)) * vectorsPerRow + (index - token * vectorsPerRow);
+    const size_t offset = offsetOf(index);
     folded ^= Fold(keys[offset]) ^ Fold(values[offset]);
   }
+  return folded;
+}
+
+/** Row `token` of the plan: K and V rows of all KV heads of `slots[token]`, `vectorsPerRow` x 16 bytes each. */
+__global__ void __launch_bounds__(kThreads) ReadOnceKernel(const uint4* keys, const uint4* values, const int* slots,
+                                                           int count, int vectorsPerRow, unsigned* sink) {
+  const size_t total = static_cast<size_t>(count) * vectorsPerRow;
+  const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
+  const unsigned folded =
+      FoldKv(keys, values, blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x, total, stride, [&](size_t item) {
+        const size_t token = item / vectorsPerRow;
+        return static_cast<size_t>(__ldg(slots + token)) * vectorsPerRow + (item - token * vectorsPerRow);
+      });
   if (folded == kNeverSeen) *sink = folded;
 }
 
@@ -68,33 +80,16 @@ __global__ void __launch_bounds__(kThreads) ReadOncePerHeadKernel(const uint4* k
                                                                   const int* slots, int count, int numKvHeads,
                                                                   int vectorsPerHead, int tokensPerBlock,
                                                                   unsigned* sink) {
-  unsigned folded = 0;
   const int head = blockIdx.x % numKvHeads;
   const int first = (blockIdx.x / numKvHeads) * tokensPerBlock;
   const int tokens = min(tokensPerBlock, count - first);
-  const int total = tokens * vectorsPerHead;
   const size_t rowVectors = static_cast<size_t>(numKvHeads) * vectorsPerHead;
-  int index = threadIdx.x;
-  for (; index + (kUnroll - 1) * kThreads < total; index += kUnroll * kThreads) {
-    uint4 loaded[2 * kUnroll];
-#pragma unroll
-    for (int step = 0; step < kUnroll; ++step) {
-      const int item = index + step * kThreads;
-      const int token = item / vectorsPerHead;
-      const size_t offset = static_cast<size_t>(__ldg(slots + first + token)) * rowVectors +
-                            static_cast<size_t>(head) * vectorsPerHead + (item - token * vectorsPerHead);
-      loaded[2 * step] = keys[offset];
-      loaded[2 * step + 1] = values[offset];
-    }
-#pragma unroll
-    for (int step = 0; step < 2 * kUnroll; ++step) folded ^= Fold(loaded[step]);
-  }
-  for (; index < total; index += kThreads) {
-    const int token = index / vectorsPerHead;
-    const size_t offset = static_cast<size_t>(__ldg(slots + first + token)) * rowVectors +
-                          static_cast<size_t>(head) * vectorsPerHead + (index - token * vectorsPerHead);
-    folded ^= Fold(keys[offset]) ^ Fold(values[offset]);
-  }
+  const unsigned folded =
+      FoldKv(keys, values, threadIdx.x, static_cast<size_t>(tokens) * vectorsPerHead, kThreads, [&](size_t item) {
+        const size_t token = item / vectorsPerHead;
+        return static_cast<size_t>(__ldg(slots + first + token)) * rowVectors +
+               static_cast<size_t>(head) * vectorsPerHead + (item - token * vectorsPerHead);
+      });
   if (folded == kNeverSeen) *sink = folded;
 }
 

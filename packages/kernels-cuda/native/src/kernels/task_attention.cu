@@ -337,6 +337,18 @@ __device__ __forceinline__ void AdvanceTaskRing(const TaskParams& params, int kv
   if (issue + 1 < numTiles) FetchTaskSlots<Dim>(slots, numTokens, issue + 1, next);
 }
 
+/** An empty online-softmax state of a warp's 16 rows: output 0, maximum -inf, sum 0. */
+template <int Dim>
+__device__ __forceinline__ void ResetRowState(float (&o)[Dim / 8][4], float (&rowMax)[2], float (&rowSum)[2]) {
+#pragma unroll
+  for (int tile = 0; tile < Dim / 8; ++tile) {
+#pragma unroll
+    for (int element = 0; element < 4; ++element) o[tile][element] = 0.0f;
+  }
+  rowMax[0] = rowMax[1] = -INFINITY;
+  rowSum[0] = rowSum[1] = 0.0f;
+}
+
 /** Sums each row's softmax denominator over the lane quad that holds the row. */
 __device__ __forceinline__ void ReduceRowSums(float (&rowSum)[2]) {
 #pragma unroll
@@ -400,13 +412,9 @@ __device__ __forceinline__ void TaskBody(const TaskParams& params, unsigned char
                        part == 0, lane);
   }
   float o[Dim / 8][4];
-#pragma unroll
-  for (int tile = 0; tile < Dim / 8; ++tile) {
-#pragma unroll
-    for (int element = 0; element < 4; ++element) o[tile][element] = 0.0f;
-  }
-  float rowMax[2] = {-INFINITY, -INFINITY};
-  float rowSum[2] = {0.0f, 0.0f};
+  float rowMax[2];
+  float rowSum[2];
+  ResetRowState<Dim>(o, rowMax, rowSum);
   const LaneOffsets lanes = ComputeLaneOffsets<Dim>(lane);
 
   for (int tile = 0; tile < numTiles; ++tile) {
@@ -516,13 +524,9 @@ __device__ __forceinline__ void WgmmaTaskBody(const TaskParams& params, unsigned
   uint32_t queryFragments[Dim / 16][4];
   LoadTaskQuery<Dim>(params, rowStart, rowCount, kvHead, warp, queryFragments, targets + warp * 16, true, lane);
   float o[Dim / 8][4];
-#pragma unroll
-  for (int tile = 0; tile < Dim / 8; ++tile) {
-#pragma unroll
-    for (int element = 0; element < 4; ++element) o[tile][element] = 0.0f;
-  }
-  float rowMax[2] = {-INFINITY, -INFINITY};
-  float rowSum[2] = {0.0f, 0.0f};
+  float rowMax[2];
+  float rowSum[2];
+  ResetRowState<Dim>(o, rowMax, rowSum);
   float(&oFlat)[Dim / 2] = reinterpret_cast<float(&)[Dim / 2]>(o);
   const uint32_t ringAddress = SharedAddress(ring);
 
