@@ -23,9 +23,12 @@ export type {
 export { TreeModelRunner } from './runner/tree-model-runner.js';
 export type { ChosenToken } from './sampling/choose-token.js';
 export { argmaxToken, chooseToken } from './sampling/choose-token.js';
+export { samplingDistribution } from './sampling/sampling-distribution.js';
 export type { ResolvedSampling, SamplingOptions } from './sampling/sampling-options.js';
 export { resolveSampling } from './sampling/sampling-options.js';
 export { SeededRandom } from './sampling/seeded-random.js';
+export type { DraftAcceptanceRule, DraftVerdict } from './sampling/speculative-sample.js';
+export { speculativeSample } from './sampling/speculative-sample.js';
 export type {
   BeamCandidate,
   BeamSearchOptions,

@@ -1,3 +1,4 @@
+import { keptTokens } from './sampling-distribution.js';
 import type { ResolvedSampling } from './sampling-options.js';
 import type { SeededRandom } from './seeded-random.js';
 
@@ -37,34 +38,12 @@ export function chooseToken(
   random: SeededRandom,
 ): ChosenToken {
   if (sampling.temperature === 0) return argmaxToken(row);
-  const order = Array.from(row.keys()).sort((a, b) => row[b]! - row[a]! || a - b);
-  const keep = sampling.topK > 0 ? Math.min(sampling.topK, order.length) : order.length;
-  const maximum = row[order[0]!]! / sampling.temperature;
-  const weights: number[] = [];
-  let total = 0;
-  for (let index = 0; index < keep; index++) {
-    const weight = Math.exp(row[order[index]!]! / sampling.temperature - maximum);
-    weights.push(weight);
-    total += weight;
-  }
-  let kept = weights.length;
-  if (sampling.topP < 1) {
-    let cumulative = 0;
-    for (let index = 0; index < weights.length; index++) {
-      cumulative += weights[index]! / total;
-      if (cumulative >= sampling.topP) {
-        kept = index + 1;
-        break;
-      }
-    }
-  }
-  let keptTotal = 0;
-  for (let index = 0; index < kept; index++) keptTotal += weights[index]!;
-  let target = random.next() * keptTotal;
-  for (let index = 0; index < kept; index++) {
+  const { tokens, weights, total } = keptTokens(row, sampling);
+  let target = random.next() * total;
+  for (let index = 0; index < tokens.length; index++) {
     target -= weights[index]!;
-    if (target < 0) return { token: order[index]!, logProbability: row[order[index]!]! };
+    if (target < 0) return { token: tokens[index]!, logProbability: row[tokens[index]!]! };
   }
-  const last = order[kept - 1]!;
+  const last = tokens[tokens.length - 1]!;
   return { token: last, logProbability: row[last]! };
 }

@@ -6,7 +6,11 @@ import type { DecodeStats } from '../engine/decode-stats.js';
 import type { DecodingSession } from '../engine/decoding-session.js';
 import type { FinishReason, GeneratedSequence } from '../engine/generated-sequence.js';
 import type { SessionOpener } from '../engine/session-opener.js';
-import { argmaxToken } from '../sampling/choose-token.js';
+import { chooseToken } from '../sampling/choose-token.js';
+import { samplingDistribution } from '../sampling/sampling-distribution.js';
+import { resolveSampling, type SamplingOptions } from '../sampling/sampling-options.js';
+import { SeededRandom } from '../sampling/seeded-random.js';
+import { type DraftAcceptanceRule, speculativeSample } from '../sampling/speculative-sample.js';
 import { type CommonDecodeOptions, resolveCommon } from './common-options.js';
 
 /** Proposes a draft token tree from the context (every token so far, the newest last). */
@@ -16,6 +20,12 @@ export type DraftProposer = (context: readonly number[]) => DraftNode[];
 export interface SpeculativeOptions extends CommonDecodeOptions {
   /** The draft: prompt-lookup options (default) or a function returning a draft tree. */
   readonly draft?: PromptLookupOptions | DraftProposer;
+  /**
+   * Greedy when omitted or at temperature 0 (output identical to greedy decoding). At a temperature > 0
+   * the draft is verified by multi-draft speculative sampling ({@link speculativeSample}), so the output
+   * is distributed exactly as {@link generate}'s sampling at the same options; the seed fixes the run.
+   */
+  readonly sampling?: SamplingOptions;
 }
 
 /** How well the drafts did. */
@@ -78,11 +88,14 @@ function followers(session: DecodingSession, cursor: Cursor): Cursor[] {
 }
 
 /**
- * Speculative decoding with token trees, identical in output to greedy decoding of the model: a draft
- * (prompt lookup / n-gram matching by default) proposes a tree of continuations below the sequence's
- * leaf, one forward pass verifies the whole tree (every draft token is a query, attending through its own
- * path), the longest path that agrees with the model's argmax is committed into the leaf (its KV kept,
- * copied into the leaf's pages when needed) and the rest is pruned; the model's own next token follows.
+ * Speculative decoding with token trees: a draft (prompt lookup / n-gram matching by default) proposes a
+ * tree of continuations below the sequence's leaf, one forward pass verifies the whole tree (every draft
+ * token is a query, attending through its own path), the accepted path is committed into the leaf (its KV
+ * kept, copied into the leaf's pages when needed) and the rest is pruned; the model's own next token
+ * follows. Greedy (the default): a draft token is accepted when it is the model's argmax, so the output
+ * is identical to greedy decoding. Sampling (`sampling.temperature > 0`): at each node of the accepted
+ * path the children are verified by multi-draft speculative sampling ({@link speculativeSample}), so the
+ * output is distributed exactly as plain sampling from the model.
  *
  * @throws InvalidArgumentError for bad options.
  * @example
@@ -91,11 +104,25 @@ function followers(session: DecodingSession, cursor: Cursor): Cursor[] {
  * console.log(result.acceptance.rate, result.acceptance.tokensPerPass);
  * ```
  */
-export async function* speculativeDecode(
+export function speculativeDecode(
   engine: SessionOpener,
   options: SpeculativeOptions,
 ): AsyncGenerator<DecodeEvent, SpeculativeResult, undefined> {
+  return speculativeDecodeWithRule(engine, options, speculativeSample);
+}
+
+/**
+ * {@link speculativeDecode} with the verification rule given (the exact rule is {@link speculativeSample});
+ * kept apart so tests can check that a wrong rule is detected.
+ */
+export async function* speculativeDecodeWithRule(
+  engine: SessionOpener,
+  options: SpeculativeOptions,
+  rule: DraftAcceptanceRule,
+): AsyncGenerator<DecodeEvent, SpeculativeResult, undefined> {
   const { maxTokens, stopTokens } = resolveCommon(options);
+  const sampling = resolveSampling(options.sampling);
+  const random = new SeededRandom(sampling.seed, 0);
   const draftOption = options.draft;
   const propose: DraftProposer =
     typeof draftOption === 'function'
@@ -122,18 +149,19 @@ export async function* speculativeDecode(
   };
   try {
     const prefill = await session.evaluate();
-    let next = argmaxToken(prefill.row(leaf)!);
-    let goOn = emit(next.token, next.logProbability);
+    const first = chooseToken(prefill.row(leaf)!, sampling, random);
+    let next = first.token;
+    let goOn = emit(first.token, first.logProbability);
     yield {
       type: 'step',
       strategy: 'speculative',
       step: 0,
       stats: prefill.stats,
-      tokens: [{ sequence: 0, tokens: [next.token] }],
+      tokens: [{ sequence: 0, tokens: [next] }],
     };
     for (let step = 1; goOn; step++) {
       // The model's own next token is certain; the draft guesses what follows it.
-      tree.append(leaf, next.token);
+      tree.append(leaf, next);
       const draft = limitDraftDepth(propose(context), session.contextRoom(leaf));
       growDraft(tree, leaf, draft);
       proposed += draftTokenCount(draft);
@@ -141,26 +169,26 @@ export async function* speculativeDecode(
       passes++;
       let cursor: Cursor = { node: leaf, position: tree.tokenCount(leaf) - 1 };
       const stepTokens: number[] = [];
-      next = argmaxToken(evaluation.row(cursor.node, cursor.position)!);
       for (;;) {
-        const match = followers(session, cursor).find(
-          (candidate) => tree.tokens(candidate.node)[candidate.position] === next.token,
+        const row = evaluation.row(cursor.node, cursor.position)!;
+        const candidates = followers(session, cursor);
+        const verdict = rule(
+          samplingDistribution(row, sampling),
+          candidates.map((candidate) => tree.tokens(candidate.node)[candidate.position]!),
+          random,
         );
+        next = verdict.token;
+        stepTokens.push(next);
+        goOn = emit(next, row[next]!);
+        const match = candidates[verdict.child];
         if (match === undefined) break;
         accepted++;
-        stepTokens.push(next.token);
-        goOn = emit(next.token, next.logProbability);
         cursor = match;
-        next = argmaxToken(evaluation.row(cursor.node, cursor.position)!);
         if (!goOn) break;
       }
       // Keep the accepted path in the leaf and drop every other draft node.
       if (cursor.node === leaf) tree.commitPath(leaf, undefined, leaf);
       else tree.commitPath(cursor.node, cursor.position + 1, leaf);
-      if (goOn) {
-        stepTokens.push(next.token);
-        goOn = emit(next.token, next.logProbability);
-      }
       yield {
         type: 'step',
         strategy: 'speculative',
