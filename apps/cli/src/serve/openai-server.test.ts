@@ -3,7 +3,7 @@ import { ChatTemplate, Tokenizer, type TokenKind } from '@deft/model';
 import { tinyModel } from '@deft/testing';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { modelChatFormat } from './chat-format.js';
+import { modelChatFormat, renderPlainChat } from './chat-format.js';
 import {
   abandonStream,
   request as exchange,
@@ -167,6 +167,10 @@ describe('deft serve on a tiny random model', () => {
     const occupant = small.shared.openSession(tokenizer.encode('abcdefghijklmnopqrstuabcdefghijklmnopqr'));
     try {
       expect(small.engine.pool.freeCount).toBe(2);
+      // A prompt longer than the whole pool (12 pages of 4 tokens) can never be served: 400, not 503.
+      const tooLong = await post(small.server, '/v1/completions', { prompt: Array(60).fill(3) });
+      expect(tooLong.status).toBe(400);
+      expect(tooLong.body.error).toMatchObject({ param: 'prompt', code: 'context_length_exceeded' });
       const prompt = 'tsrqponmlkjihgfedcba'; // a piece of 16 tokens and a tail of 5: 6 pages
       const refused = await post(small.server, '/v1/completions', { prompt, max_tokens: 2 });
       expect(refused.status).toBe(503);
@@ -361,17 +365,24 @@ describe('deft serve on a tiny random model', () => {
                   ...(item.stop === undefined ? {} : { stop: item.stop }),
                 };
                 const path = item.mode === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+                // A prompt longer than the whole pool (pages of 4 tokens) is a 400; the rest 200 or 503.
+                const promptText =
+                  item.mode === 'chat'
+                    ? renderPlainChat([{ role: 'user', content: item.prompt }])
+                    : item.prompt;
+                const fits = Math.ceil(tokenizer.encode(promptText).length / 4) <= numPages;
+                const statuses = fits ? [200, 503] : [400];
                 if (item.abortAfter !== undefined) {
                   await abandonStream(small.server, path, body, item.abortAfter).catch(() => undefined);
                   return;
                 }
                 if (body.stream) {
                   const streamed = await readStream(small.server, path, body);
-                  expect([200, 503]).toContain(streamed.status);
+                  expect(statuses).toContain(streamed.status);
                   if (streamed.status === 200) expect(streamed.done).toBe(true);
                 } else {
                   const response = await post(small.server, path, body);
-                  expect([200, 503]).toContain(response.status);
+                  expect(statuses).toContain(response.status);
                 }
               }),
             );

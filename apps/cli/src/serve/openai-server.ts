@@ -202,6 +202,21 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
     }
     const parsed = parseCompletionRequest(endpoint, body);
     const prompt = promptOf(parsed);
+    // A prompt that needs more pages than the whole pool would be refused with 503 forever.
+    const pool = shared.engine.pool;
+    const promptPages = Math.ceil(prompt.length / pool.pageSize);
+    if (promptPages > pool.numPages) {
+      throw new ApiError(
+        `the prompt needs ${promptPages} KV pages but this server's pool has ${pool.numPages} in all; ` +
+          'shorten the prompt, or start the server with more --pages',
+        {
+          status: 400,
+          type: 'invalid_request_error',
+          param: endpoint === 'chat' ? 'messages' : 'prompt',
+          errorCode: 'context_length_exceeded',
+        },
+      );
+    }
     const context: ResponseContext = {
       id: `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`,
       created: Math.floor(Date.now() / 1000),
