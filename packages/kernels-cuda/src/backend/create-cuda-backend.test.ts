@@ -234,6 +234,10 @@ describe('createCudaBackend validation (fake device)', () => {
     expect((caught as Error).message).toMatch(
       /need 2199023255552 bytes, above the device memory of 80000000000 bytes/,
     );
+    // More slots than a 32-bit slot index holds: a CapacityError as well, naming the pages that fit.
+    expect(() =>
+      backend.createKVStorage({ ...descriptor, numLayers: 1, numKvHeads: 1, headDim: 8, numPages: 2 ** 27 }),
+    ).toThrow(/2147483648 slots, above the 2\^31 - 1 a 32-bit slot index holds; use at most 134217727 pages/);
     expect(calls).toEqual([]);
   });
 

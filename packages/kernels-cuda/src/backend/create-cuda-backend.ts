@@ -4,6 +4,7 @@ import {
   type Backend,
   type BackendCapabilities,
   BackendError,
+  CapacityError,
   type DeviceTensor,
   DisposedError,
   InvalidArgumentError,
@@ -288,11 +289,12 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       alive();
       checkKVStorageDescriptor(descriptor);
       if (descriptor.numPages * descriptor.pageSize > 0x7fffffff) {
-        invalid(
-          'descriptor.numPages',
-          'times pageSize must fit a 32-bit slot index',
-          '< 2^31 slots',
-          descriptor.numPages,
+        const fits = Math.floor(0x7fffffff / descriptor.pageSize);
+        throw new CapacityError(
+          `CUDA KV storage: ${descriptor.numPages} pages x ${descriptor.pageSize} tokens = ` +
+            `${descriptor.numPages * descriptor.pageSize} slots, above the 2^31 - 1 a 32-bit slot index holds; ` +
+            `use at most ${fits} pages of this size`,
+          { argument: 'numPages', expected: `<= ${fits}`, actual: descriptor.numPages },
         );
       }
       const { numLayers, numPages, pageSize, numKvHeads, headDim, dtype } = descriptor;
