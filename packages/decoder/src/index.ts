@@ -1,7 +1,11 @@
 export type { DraftNode } from './draft/draft-tree.js';
 export { buildDraftTrie, draftTokenCount } from './draft/draft-tree.js';
+export type { Drafter, DraftRequest } from './draft/drafter.js';
+export type { DraftEngine, ModelDrafterOptions } from './draft/model-drafter.js';
+export { ModelDrafter } from './draft/model-drafter.js';
 export type { PromptLookupOptions } from './draft/prompt-lookup-draft.js';
-export { promptLookupDraft } from './draft/prompt-lookup-draft.js';
+export { promptLookupDraft, promptLookupDrafter } from './draft/prompt-lookup-draft.js';
+export { selfDraftCheckpoint } from './draft/self-draft.js';
 export type { DecodeEvent, SequenceTokens, StepEvent, StrategyName } from './engine/decode-events.js';
 export type { DecodeStats } from './engine/decode-stats.js';
 export { summarizeSteps } from './engine/decode-stats.js';

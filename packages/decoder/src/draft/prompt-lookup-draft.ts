@@ -1,5 +1,6 @@
 import { assertInteger } from '@deft/core/validate';
 import { buildDraftTrie, type DraftNode } from './draft-tree.js';
+import type { Drafter } from './drafter.js';
 
 /** Options of {@link promptLookupDraft}. */
 export interface PromptLookupOptions {
@@ -57,4 +58,18 @@ export function promptLookupDraft(
     }
   }
   return buildDraftTrie(continuations, maxDraftTokens);
+}
+
+/**
+ * {@link promptLookupDraft} as a {@link Drafter}: no model, no state, instant.
+ *
+ * @throws InvalidArgumentError for bad options (checked here, before any run).
+ * @example
+ * ```ts
+ * const result = await runStrategy(speculativeDecode(engine, { prompt, maxTokens: 200, draft: promptLookupDrafter({ maxBranches: 2 }) }));
+ * ```
+ */
+export function promptLookupDrafter(options: PromptLookupOptions = {}): Drafter {
+  promptLookupDraft([], options);
+  return { draft: async (context) => promptLookupDraft(context, options) };
 }

@@ -1,5 +1,7 @@
+import { InvalidArgumentError } from '@deft/core';
 import type { TokenTree } from '@deft/tree';
 import { type DraftNode, draftTokenCount } from '../draft/draft-tree.js';
+import { type Drafter, isDrafter } from '../draft/drafter.js';
 import { type PromptLookupOptions, promptLookupDraft } from '../draft/prompt-lookup-draft.js';
 import type { DecodeEvent } from '../engine/decode-events.js';
 import type { DecodeStats } from '../engine/decode-stats.js';
@@ -14,12 +16,15 @@ import { type DraftAcceptanceRule, speculativeSample } from '../sampling/specula
 import { type CommonDecodeOptions, resolveCommon } from './common-options.js';
 
 /** Proposes a draft token tree from the context (every token so far, the newest last). */
-export type DraftProposer = (context: readonly number[]) => DraftNode[];
+export type DraftProposer = (context: readonly number[]) => DraftNode[] | Promise<DraftNode[]>;
 
 /** Options of {@link speculativeDecode}. */
 export interface SpeculativeOptions extends CommonDecodeOptions {
-  /** The draft: prompt-lookup options (default) or a function returning a draft tree. */
-  readonly draft?: PromptLookupOptions | DraftProposer;
+  /**
+   * The draft: prompt-lookup options (default), a {@link Drafter} (`promptLookupDrafter`, a
+   * `ModelDrafter` over a smaller model or the target's first layers), or a function returning a draft tree.
+   */
+  readonly draft?: PromptLookupOptions | Drafter | DraftProposer;
   /**
    * Greedy when omitted or at temperature 0 (output identical to greedy decoding). At a temperature > 0
    * the draft is verified by multi-draft speculative sampling ({@link speculativeSample}), so the output
@@ -28,7 +33,10 @@ export interface SpeculativeOptions extends CommonDecodeOptions {
   readonly sampling?: SamplingOptions;
 }
 
-/** How well the drafts did. */
+/**
+ * How well the drafts did, and where the time went. A pass is worth it when `tokensPerPass` outweighs what
+ * a pass costs against a plain decoding step: `(draftMs + verifyMs) / passes` against the plain step time.
+ */
 export interface AcceptanceStats {
   /** Draft tokens proposed over the run. */
   readonly proposed: number;
@@ -36,8 +44,26 @@ export interface AcceptanceStats {
   readonly accepted: number;
   /** `accepted / proposed` (0 when nothing was proposed). */
   readonly rate: number;
-  /** Generated tokens per verification pass (1 means no gain over greedy decoding). */
+  /** Verification passes (forward passes after the prefill). */
+  readonly passes: number;
+  /** Draft tokens accepted per verification pass (`accepted / passes`; 0 means drafting never paid). */
+  readonly acceptedPerPass: number;
+  /** Draft tokens proposed per verification pass (the draft trees' mean size). */
+  readonly proposedPerPass: number;
+  /**
+   * Generated tokens per verification pass, the prefill's token aside (`acceptedPerPass + 1` unless the
+   * run stopped on an accepted token; 1 means no gain over plain decoding).
+   */
   readonly tokensPerPass: number;
+  /** Wall time spent drafting, in milliseconds (the drafter's `draft` calls). */
+  readonly draftMs: number;
+  /**
+   * Wall time of the verification passes, in milliseconds: growing the draft tree, the forward pass over
+   * it, acceptance, and committing the accepted path.
+   */
+  readonly verifyMs: number;
+  /** Wall time of the prefill pass, in milliseconds. */
+  readonly prefillMs: number;
 }
 
 /** Result of {@link speculativeDecode}. */
@@ -77,6 +103,23 @@ function limitDraftDepth(drafts: readonly DraftNode[], depth: number): DraftNode
     token: draft.token,
     children: limitDraftDepth(draft.children, depth - 1),
   }));
+}
+
+/** The draft unchanged, after checking that every token is an id of the model. */
+function checkDraft(drafts: DraftNode[], vocabSize: number): DraftNode[] {
+  const visit = (nodes: readonly DraftNode[]): void => {
+    for (const node of nodes) {
+      if (!(Number.isInteger(node.token) && node.token >= 0 && node.token < vocabSize)) {
+        throw new InvalidArgumentError(
+          `the draft proposed token ${String(node.token)}, not an id of the model (vocabulary ${vocabSize})`,
+          { argument: 'draft[].token', expected: `0 <= id < ${vocabSize}`, actual: node.token },
+        );
+      }
+      visit(node.children);
+    }
+  };
+  visit(drafts);
+  return drafts;
 }
 
 /** The draft positions that may follow `cursor`: the next token of its node, or its children's first tokens. */
@@ -124,11 +167,22 @@ export async function* speculativeDecodeWithRule(
   const sampling = resolveSampling(options.sampling);
   const random = new SeededRandom(sampling.seed, 0);
   const draftOption = options.draft;
-  const propose: DraftProposer =
-    typeof draftOption === 'function'
-      ? draftOption
-      : (context) => promptLookupDraft(context, draftOption ?? {});
+  const drafter: Drafter | undefined = isDrafter(draftOption) ? draftOption : undefined;
+  const propose = async (context: readonly number[], maxDepth: number): Promise<DraftNode[]> => {
+    if (drafter !== undefined) return await drafter.draft(context, { maxDepth });
+    if (typeof draftOption === 'function') return await draftOption(context);
+    return promptLookupDraft(context, (draftOption as PromptLookupOptions | undefined) ?? {});
+  };
   const session = engine.openSession(options.prompt);
+  const vocabSize = session.engine.model.config.vocabSize;
+  if (drafter?.vocabSize !== undefined && drafter.vocabSize !== vocabSize) {
+    session.release();
+    throw new InvalidArgumentError(
+      `the drafter's vocabulary has ${drafter.vocabSize} tokens, the model's ${vocabSize}; ` +
+        "draft with a model that shares the target's tokenizer",
+      { argument: 'options.draft', expected: vocabSize, actual: drafter.vocabSize },
+    );
+  }
   const tree = session.tree;
   const leaf = session.root;
   const context = Array.from(options.prompt);
@@ -147,11 +201,16 @@ export async function* speculativeDecodeWithRule(
     else if (context.length >= session.contextLength) finishReason = 'context';
     return finishReason === undefined;
   };
+  let draftMs = 0;
+  let verifyMs = 0;
+  let prefillMs = 0;
   try {
+    const prefillStart = performance.now();
     const prefill = await session.evaluate();
     const first = chooseToken(prefill.row(leaf)!, sampling, random);
     let next = first.token;
     let goOn = emit(first.token, first.logProbability);
+    prefillMs = performance.now() - prefillStart;
     yield {
       type: 'step',
       strategy: 'speculative',
@@ -162,7 +221,11 @@ export async function* speculativeDecodeWithRule(
     for (let step = 1; goOn; step++) {
       // The model's own next token is certain; the draft guesses what follows it.
       tree.append(leaf, next);
-      const draft = limitDraftDepth(propose(context), session.contextRoom(leaf));
+      const room = session.contextRoom(leaf);
+      const draftStart = performance.now();
+      const draft = checkDraft(limitDraftDepth(await propose(context, room), room), vocabSize);
+      const verifyStart = performance.now();
+      draftMs += verifyStart - draftStart;
       growDraft(tree, leaf, draft);
       proposed += draftTokenCount(draft);
       const evaluation = await session.evaluate({ rows: 'all' });
@@ -189,6 +252,7 @@ export async function* speculativeDecodeWithRule(
       // Keep the accepted path in the leaf and drop every other draft node.
       if (cursor.node === leaf) tree.commitPath(leaf, undefined, leaf);
       else tree.commitPath(cursor.node, cursor.position + 1, leaf);
+      verifyMs += performance.now() - verifyStart;
       yield {
         type: 'step',
         strategy: 'speculative',
@@ -204,12 +268,19 @@ export async function* speculativeDecodeWithRule(
         proposed,
         accepted,
         rate: proposed === 0 ? 0 : accepted / proposed,
+        passes,
+        acceptedPerPass: passes === 0 ? 0 : accepted / passes,
+        proposedPerPass: passes === 0 ? 0 : proposed / passes,
         tokensPerPass: passes === 0 ? tokens.length : (tokens.length - 1) / passes,
+        draftMs,
+        verifyMs,
+        prefillMs,
       },
       stats: session.summary(),
       tree,
     };
   } finally {
     session.release();
+    drafter?.reset?.();
   }
 }
