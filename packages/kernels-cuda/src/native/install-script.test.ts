@@ -26,12 +26,16 @@ const repositoryRoot = path.resolve(packageRoot, '..', '..');
 const coreRoot = path.join(repositoryRoot, 'packages', 'core');
 const SUMMARY = /installed without the CUDA addon: (.+); (.+)/;
 
-function run(command: string, args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv }) {
+function run(
+  command: string,
+  args: readonly string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMilliseconds?: number },
+) {
   const result = spawnSync(command, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: options.timeoutMilliseconds ?? 120_000,
   });
   return {
     status: result.status,
@@ -97,6 +101,12 @@ function userEnvironment(pathValue: string): NodeJS.ProcessEnv {
   return environment;
 }
 
+/** The nvcc on this machine's PATH, if any. */
+const realNvcc = (process.env.PATH ?? '')
+  .split(path.delimiter)
+  .map((directory) => path.join(directory, 'nvcc'))
+  .find((candidate) => existsSync(candidate));
+
 describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-cuda', () => {
   let workDirectory = '';
   let tarballs: string[] = [];
@@ -126,7 +136,11 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
     if (workDirectory) rmSync(workDirectory, { recursive: true, force: true });
   });
 
-  function install(name: string, pathValue: string, options: { foregroundScripts?: boolean } = {}) {
+  function install(
+    name: string,
+    pathValue: string,
+    options: { foregroundScripts?: boolean; timeoutMilliseconds?: number } = {},
+  ) {
     const project = path.join(workDirectory, name);
     mkdirSync(project);
     writeFileSync(
@@ -138,7 +152,13 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
     const result = run(
       'npm',
       ['install', '--no-audit', '--no-fund', '--prefer-offline', ...foreground, ...tarballs],
-      { cwd: project, env: userEnvironment(pathValue) },
+      {
+        cwd: project,
+        env: userEnvironment(pathValue),
+        ...(options.timeoutMilliseconds === undefined
+          ? {}
+          : { timeoutMilliseconds: options.timeoutMilliseconds }),
+      },
     );
     return { ...result, project, pathValue };
   }
@@ -202,10 +222,6 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
   });
 
   it('installs when the compile fails, showing the tail of the build output then the summary', () => {
-    const realNvcc = (process.env.PATH ?? '')
-      .split(path.delimiter)
-      .map((directory) => path.join(directory, 'nvcc'))
-      .find((candidate) => existsSync(candidate));
     const version = realNvcc
       ? `exec "${realNvcc}" "$@"`
       : 'echo "Cuda compilation tools, release 13.0"; exit 0';
@@ -226,4 +242,37 @@ describe.skipIf(problem !== undefined)('npm install of the packed @deft/kernels-
       /When the package was installed: installed without the CUDA addon: node-gyp (configure|build) failed .*--foreground-scripts` shows the build output/,
     );
   });
+
+  it.skipIf(realNvcc === undefined)(
+    'installs with the real nvcc on the PATH: builds the addon, which then loads',
+    () => {
+      const pathValue = [path.dirname(realNvcc!), pathWithoutNvcc(path.join(workDirectory, 'shims'))].join(
+        path.delimiter,
+      );
+      // A real build: four kernel files for three targets, minutes on two cores.
+      const result = install('real-nvcc', pathValue, { timeoutMilliseconds: 540_000 });
+      expect(result.status, result.output).toBe(0);
+      expect(result.output).toMatch(/built native\/build\/Release\/deft_cuda\.node/);
+      expect(result.output).not.toMatch(/installed without the CUDA addon|MODULE_NOT_FOUND|npm error/);
+      const addon = path.join(
+        result.project,
+        'node_modules',
+        '@deft',
+        'kernels-cuda',
+        'native',
+        'build',
+        'Release',
+        'deft_cuda.node',
+      );
+      expect(existsSync(addon)).toBe(true);
+      // The addon loads: the first use fails only for want of a device (or succeeds where there is one).
+      const used = firstUse(result.project, pathValue);
+      if (used.status !== 0) {
+        expect(used.status, used.output).toBe(3);
+        expect(used.output).toMatch(/no CUDA device or driver is available/);
+        expect(used.output).not.toMatch(/When the package was installed/);
+      }
+    },
+    600_000,
+  );
 });
