@@ -1,12 +1,11 @@
-import { beamSearch, DecodingEngine, runStrategy } from '@deft/decoder';
-import { createCpuBackend } from '@deft/kernels-cpu';
-import { LlamaModel, loadGgufModel, type Tokenizer } from '@deft/model';
+import { beamSearch, type DecodingEngine, runStrategy } from '@deft/decoder';
+import type { Tokenizer } from '@deft/model';
 import { hasStories260K, stories260K, stories260KSkipReason } from '@deft/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli/cli-io.js';
 import { runGenerate } from '../commands/generate.js';
-import { type ServerFixture, serveModel, settled } from './server-test-kit.js';
+import { type ServerFixture, type Stories260KServer, serveStories260K, settled } from './server-test-kit.js';
 
 // The server as users reach it: through the official `openai` client over 127.0.0.1.
 
@@ -15,29 +14,21 @@ if (!hasStories260K) console.warn(`skipped: ${stories260KSkipReason}`);
 const API_KEY = 'test-key';
 
 describe.skipIf(!hasStories260K)('deft serve through the openai client (stories260K)', () => {
-  let model: LlamaModel;
+  let served: Stories260KServer;
   let tokenizer: Tokenizer;
   let fixture: ServerFixture;
   let client: OpenAI;
+  /** A standalone engine for the reference runs, beside the server's own. */
   let reference: DecodingEngine;
+  let text: (tokens: readonly number[]) => string;
   beforeAll(async () => {
-    const gguf = await loadGgufModel(stories260K.gguf);
-    tokenizer = gguf.tokenizer!;
-    model = LlamaModel.create(createCpuBackend(), gguf);
-    fixture = await serveModel(model, tokenizer, { numPages: 1024, pageSize: 16, apiKey: API_KEY });
+    served = await serveStories260K({ apiKey: API_KEY });
+    ({ tokenizer, fixture, reference, text } = served);
     client = new OpenAI({ apiKey: API_KEY, baseURL: `${fixture.server.url}/v1`, maxRetries: 0 });
-    reference = DecodingEngine.create(model, { numPages: 512, pageSize: 16 });
   });
   afterAll(async () => {
-    await fixture?.close();
-    reference?.dispose();
-    model?.dispose();
-    model?.backend.dispose();
+    await served?.close();
   });
-  const text = (tokens: readonly number[]) =>
-    tokenizer.decode(tokens.at(-1) === tokenizer.eosId ? tokens.slice(0, -1) : tokens, {
-      stripLeadingSpace: false,
-    });
 
   it("greedy completions equal deft generate's tokens", async () => {
     const io = recordingIo();

@@ -1,6 +1,8 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { DecodingEngine, SharedTreeEngine } from '@deft/decoder';
-import type { LlamaModel, Tokenizer } from '@deft/model';
+import { createCpuBackend } from '@deft/kernels-cpu';
+import { LlamaModel, loadGgufModel, type Tokenizer } from '@deft/model';
+import { stories260K } from '@deft/testing';
 import type { ChatFormat } from './chat-format.js';
 import { type RunningServer, startOpenAiServer } from './openai-server.js';
 
@@ -80,6 +82,43 @@ export async function serveModel(
       await server.close();
       shared.dispose();
       engine.dispose();
+    },
+  };
+}
+
+/** stories260K on the CPU backend behind a server, with an engine of its own for reference runs. */
+export interface Stories260KServer {
+  readonly model: LlamaModel;
+  readonly tokenizer: Tokenizer;
+  readonly fixture: ServerFixture;
+  /** A standalone engine beside the server's own. */
+  readonly reference: DecodingEngine;
+  /** Text of generated tokens as the server prints it (a final end-of-sequence id dropped). */
+  text(tokens: readonly number[]): string;
+  close(): Promise<void>;
+}
+
+/** Serves stories260K (1024 pages of 16 tokens) and opens a reference engine (512 pages) on the same model. */
+export async function serveStories260K(options: { apiKey?: string } = {}): Promise<Stories260KServer> {
+  const gguf = await loadGgufModel(stories260K.gguf);
+  const tokenizer = gguf.tokenizer!;
+  const model = LlamaModel.create(createCpuBackend(), gguf);
+  const fixture = await serveModel(model, tokenizer, { numPages: 1024, pageSize: 16, ...options });
+  const reference = DecodingEngine.create(model, { numPages: 512, pageSize: 16 });
+  return {
+    model,
+    tokenizer,
+    fixture,
+    reference,
+    text: (tokens) =>
+      tokenizer.decode(tokens.at(-1) === tokenizer.eosId ? tokens.slice(0, -1) : tokens, {
+        stripLeadingSpace: false,
+      }),
+    async close() {
+      await fixture.close();
+      reference.dispose();
+      model.dispose();
+      model.backend.dispose();
     },
   };
 }

@@ -1,6 +1,5 @@
-import { beamSearch, bestOfN, DecodingEngine, generate, runStrategy } from '@deft/decoder';
-import { createCpuBackend } from '@deft/kernels-cpu';
-import { LlamaModel, loadGgufModel, type Tokenizer } from '@deft/model';
+import { beamSearch, bestOfN, type DecodingEngine, generate, runStrategy } from '@deft/decoder';
+import type { Tokenizer } from '@deft/model';
 import { hasStories260K, stories260K, stories260KSkipReason } from '@deft/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli/cli-io.js';
@@ -11,7 +10,8 @@ import {
   post,
   readStream,
   type ServerFixture,
-  serveModel,
+  type Stories260KServer,
+  serveStories260K,
   settled,
   streamedTexts,
 } from './server-test-kit.js';
@@ -19,28 +19,19 @@ import {
 if (!hasStories260K) console.warn(`skipped: ${stories260KSkipReason}`);
 
 describe.skipIf(!hasStories260K)('deft serve on stories260K', () => {
-  let model: LlamaModel;
+  let served: Stories260KServer;
   let tokenizer: Tokenizer;
   let fixture: ServerFixture;
   /** A standalone engine for the reference runs, beside the server's own. */
   let reference: DecodingEngine;
+  let text: (tokens: readonly number[]) => string;
   beforeAll(async () => {
-    const gguf = await loadGgufModel(stories260K.gguf);
-    tokenizer = gguf.tokenizer!;
-    model = LlamaModel.create(createCpuBackend(), gguf);
-    fixture = await serveModel(model, tokenizer, { numPages: 1024, pageSize: 16 });
-    reference = DecodingEngine.create(model, { numPages: 512, pageSize: 16 });
+    served = await serveStories260K();
+    ({ tokenizer, fixture, reference, text } = served);
   });
   afterAll(async () => {
-    await fixture?.close();
-    reference?.dispose();
-    model?.dispose();
-    model?.backend.dispose();
+    await served?.close();
   });
-  const text = (tokens: readonly number[]) =>
-    tokenizer.decode(tokens.at(-1) === tokenizer.eosId ? tokens.slice(0, -1) : tokens, {
-      stripLeadingSpace: false,
-    });
 
   it("greedy completions equal deft generate's tokens, log-probabilities included", async () => {
     const io = recordingIo();
