@@ -25,8 +25,6 @@ import {
   type LoadProgress,
   loadGgufModel,
   loadLlama2cCheckpoint,
-  loadLlama2cTokenizer,
-  loadTokenizerJson,
   type Tokenizer,
 } from '@deft/model';
 import type { TokenTree } from '@deft/tree';
@@ -41,6 +39,7 @@ import {
 } from '../cli/parse-command-line.js';
 import { UsageError } from '../errors/usage-error.js';
 import { formatBytes } from '../format/format-number.js';
+import { loadTokenizerFile } from '../model-files/load-tokenizer-file.js';
 import { chatRequest } from './generate-chat.js';
 
 const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
@@ -240,19 +239,6 @@ function loadProgressBar(io: CliIo, enabled: boolean, name: string) {
       if (active) io.stderr('\r\x1b[2K');
     },
   };
-}
-
-/** A tokenizer file: a Hugging Face `tokenizer.json`, or a llama2.c tokenizer (`tokenizer.bin`, `tok512.bin`). */
-async function loadTokenizerFile(path: string, vocabSize: number): Promise<Tokenizer> {
-  if (!path.toLowerCase().endsWith('.json')) return loadLlama2cTokenizer(path, vocabSize);
-  const tokenizer = await loadTokenizerJson(path);
-  if (tokenizer.vocabSize > vocabSize) {
-    throw new UsageError(
-      `${path} has ${tokenizer.vocabSize} tokens but the model only ${vocabSize}; pass the model's own tokenizer`,
-      { argument: '--tokenizer', expected: `<= ${vocabSize} tokens`, actual: tokenizer.vocabSize },
-    );
-  }
-  return tokenizer;
 }
 
 async function loadModelFiles(
