@@ -10,6 +10,7 @@ export type { ByteSource, FileRole } from './loaders/byte-source.js';
 export { bytesSource, openFileSource } from './loaders/byte-source.js';
 export type { GgufLoadOptions, GgufModel, LoadProgress } from './loaders/gguf-model.js';
 export { loadGgufModel, parseGgufModel } from './loaders/gguf-model.js';
+export type { Llama2cLoadOptions } from './loaders/llama2c-checkpoint.js';
 export { loadLlama2cCheckpoint, parseLlama2cCheckpoint } from './loaders/llama2c-checkpoint.js';
 export { tokenizerFromGgufMetadata } from './tokenizer/gguf-tokenizer.js';
 export { loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizer/llama2c-tokenizer.js';

@@ -40,6 +40,7 @@ import {
 import { UsageError } from '../errors/usage-error.js';
 import { formatBytes } from '../format/format-number.js';
 import { loadTokenizerFile } from '../model-files/load-tokenizer-file.js';
+import { modelMemoryBudget } from '../model-files/model-memory.js';
 import { chatRequest } from './generate-chat.js';
 
 const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
@@ -251,7 +252,10 @@ async function loadModelFiles(
     const bar = loadProgressBar(options.io, options.progress, modelPath.split('/').at(-1) ?? modelPath);
     let gguf: Awaited<ReturnType<typeof loadGgufModel>>;
     try {
-      gguf = await loadGgufModel(modelPath, { onProgress: (progress) => bar.update(progress) });
+      gguf = await loadGgufModel(modelPath, {
+        onProgress: (progress) => bar.update(progress),
+        hostMemoryBudgetBytes: modelMemoryBudget(),
+      });
     } finally {
       bar.clear();
     }
@@ -288,7 +292,7 @@ async function loadModelFiles(
       { argument: '--tokenizer' },
     );
   }
-  const checkpoint = await loadLlama2cCheckpoint(modelPath);
+  const checkpoint = await loadLlama2cCheckpoint(modelPath, { hostMemoryBudgetBytes: modelMemoryBudget() });
   const tokenizer = await loadTokenizerFile(tokenizerPath, checkpoint.config.vocabSize);
   return { model: LlamaModel.create(backend, checkpoint), tokenizer, chatTemplate: undefined };
 }

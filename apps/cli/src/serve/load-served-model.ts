@@ -9,6 +9,7 @@ import {
 } from '../backends/open-backend.js';
 import { UsageError } from '../errors/usage-error.js';
 import { loadTokenizerFile } from '../model-files/load-tokenizer-file.js';
+import { modelMemoryBudget } from '../model-files/model-memory.js';
 import { type ChatFormat, modelChatFormat, plainChatFormat } from './chat-format.js';
 
 /** What the server runs: the model, its tokenizer, its id and how chat prompts are written. */
@@ -69,7 +70,7 @@ export async function loadServedModel(
 ): Promise<ServedModel> {
   const id = basename(modelPath).replace(/\.(gguf|bin)$/i, '');
   if (modelPath.toLowerCase().endsWith('.gguf')) {
-    const gguf = await loadGgufModel(modelPath);
+    const gguf = await loadGgufModel(modelPath, { hostMemoryBudgetBytes: modelMemoryBudget() });
     const tokenizer =
       tokenizerPath === undefined
         ? gguf.tokenizer
@@ -95,7 +96,7 @@ export async function loadServedModel(
       },
     );
   }
-  const checkpoint = await loadLlama2cCheckpoint(modelPath);
+  const checkpoint = await loadLlama2cCheckpoint(modelPath, { hostMemoryBudgetBytes: modelMemoryBudget() });
   const tokenizer = await loadTokenizerFile(tokenizerPath, checkpoint.config.vocabSize);
   return {
     model: LlamaModel.create(backend, checkpoint),

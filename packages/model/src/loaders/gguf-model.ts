@@ -21,6 +21,7 @@ import {
   withRopeFrequencies,
 } from './gguf-architecture.js';
 import { checkGgufHeader } from './gguf-header-check.js';
+import { checkHostMemory } from './host-memory.js';
 
 /** GGML tensor types the loader reads, with their host encoding (`f32` is decoded to a `Float32Array`). */
 const TENSOR_TYPES = new Map<number, 'f32' | WeightEncoding>([
@@ -74,6 +75,11 @@ export interface LoadProgress {
 export interface GgufLoadOptions {
   /** Called after the header is checked (0 tensors) and after each tensor is read. */
   readonly onProgress?: (progress: LoadProgress) => void;
+  /**
+   * Host memory the weights may take, in bytes (default: no limit). A model whose tensors need more is
+   * refused with a `CapacityError` before any tensor is read.
+   */
+  readonly hostMemoryBudgetBytes?: number;
 }
 
 /** A `fetch` that serves HTTP range requests from a byte source, so the GGUF parser reads files and buffers alike. */
@@ -223,6 +229,7 @@ async function parseFromSource(source: ByteSource, options: GgufLoadOptions): Pr
   }
   const locations = specs.map((spec) => locateTensor(source, dataOffset, tensors.get(spec.name), spec));
   const totalBytes = locations.reduce((sum, location) => sum + location.byteLength, 0);
+  checkHostMemory(name, totalBytes, options.hostMemoryBudgetBytes);
   let bytes = 0;
   let done = 0;
   const report = () =>

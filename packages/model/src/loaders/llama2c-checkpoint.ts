@@ -2,8 +2,9 @@ import { UnsupportedError } from '@deft/core';
 import type { LlamaConfig } from '../config/llama-config.js';
 import { ModelFormatError } from '../errors/model-format-error.js';
 import type { LlamaCheckpoint, LlamaLayerWeights } from '../weights/llama-weights.js';
-import { readFileBytes } from './byte-source.js';
+import { openFileSource, readFileBytes } from './byte-source.js';
 import { decodeF32 } from './decode-floats.js';
+import { checkHostMemory } from './host-memory.js';
 
 const VERSION_MAGIC = 0x616b3432; // "ak42", llama2.c export versions >= 1
 const GGUF_MAGIC = 0x46554747; // "GGUF" read little-endian
@@ -251,15 +252,34 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): 
   return { config: header.config, weights };
 }
 
+/** Options of {@link loadLlama2cCheckpoint}. */
+export interface Llama2cLoadOptions {
+  /**
+   * Host memory the checkpoint may take, in bytes (default: no limit). The file is read whole, so a file
+   * larger than this is refused with a `CapacityError` before it is read.
+   */
+  readonly hostMemoryBudgetBytes?: number;
+}
+
 /**
  * Loads a llama2.c checkpoint from a local file (Node only). See {@link parseLlama2cCheckpoint}.
  *
- * @throws NotFoundError for a missing file; ModelFormatError / UnsupportedError as `parseLlama2cCheckpoint`.
+ * @throws NotFoundError for a missing file; CapacityError for a file above `hostMemoryBudgetBytes`;
+ *   ModelFormatError / UnsupportedError as `parseLlama2cCheckpoint`.
  * @example
  * ```ts
  * const checkpoint = await loadLlama2cCheckpoint('models/stories260K.bin');
  * ```
  */
-export async function loadLlama2cCheckpoint(path: string): Promise<LlamaCheckpoint> {
+export async function loadLlama2cCheckpoint(
+  path: string,
+  options: Llama2cLoadOptions = {},
+): Promise<LlamaCheckpoint> {
+  if (options.hostMemoryBudgetBytes !== undefined) {
+    const source = await openFileSource(path);
+    const size = source.size;
+    await source.close();
+    checkHostMemory(path, size, options.hostMemoryBudgetBytes);
+  }
   return parseLlama2cCheckpoint(await readFileBytes(path), path);
 }
