@@ -258,7 +258,7 @@ describe('speculative sampling on a tiny random model', () => {
     const result = await continuationTest(engine, [3, 1, 4, 1, 5], {
       sampling: { temperature: 1.5, topK: 4 },
       length: 3,
-      runs: 800,
+      runs: 600,
       outside: 23,
       plain: true,
     });

@@ -1,0 +1,152 @@
+/**
+ * Speculative decoding benchmark on stories260K (CPU backend): for each drafter and draft-tree budget,
+ * accepted draft tokens per verification pass, draft and verify time, and the wall-time speed-up over
+ * plain greedy decoding of the same tokens, measured in the same run.
+ *
+ *   npx tsx --conditions=source packages/decoder/bench/speculative-bench.ts [--tokens N] [--json FILE]
+ *
+ * The model is read from `../shared/models/stories260K/` (relative to the repository root).
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createCpuBackend } from '@deft/kernels-cpu';
+import { LlamaModel, loadLlama2cCheckpoint, loadLlama2cTokenizer } from '@deft/model';
+import type { Drafter } from '../src/draft/drafter.js';
+import { ModelDrafter, type ModelDrafterOptions } from '../src/draft/model-drafter.js';
+import { promptLookupDrafter } from '../src/draft/prompt-lookup-draft.js';
+import { selfDraftCheckpoint } from '../src/draft/self-draft.js';
+import { DecodingEngine } from '../src/engine/decoding-engine.js';
+import { generate } from '../src/strategies/generate.js';
+import { runStrategy } from '../src/strategies/run-strategy.js';
+import { speculativeDecode } from '../src/strategies/speculative-decode.js';
+
+const { values } = parseArgs({
+  options: { tokens: { type: 'string', default: '200' }, json: { type: 'string' } },
+});
+const maxTokens = Number(values.tokens);
+const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const directory = path.resolve(repositoryRoot, '../shared/models/stories260K');
+const checkpoint = await loadLlama2cCheckpoint(path.join(directory, 'stories260K.bin'));
+const tokenizer = await loadLlama2cTokenizer(path.join(directory, 'tok512.bin'));
+const backend = createCpuBackend();
+const target = LlamaModel.create(backend, checkpoint);
+const engine = DecodingEngine.create(target, { numPages: 512 });
+const prompts = [
+  'Once upon a time, there was a little girl named Lily.',
+  'Tom and his dog went to the park. They',
+  'One day, a big bear',
+].map((text) => [1, ...tokenizer.encode(text)]);
+
+interface Row {
+  drafter: string;
+  budget: number | null;
+  temperature: number;
+  tokens: number;
+  passes: number;
+  acceptedPerPass: number;
+  proposedPerPass: number;
+  tokensPerPass: number;
+  draftMsPerPass: number;
+  verifyMsPerPass: number;
+  plainMsPerToken: number;
+  speculativeMsPerToken: number;
+  speedup: number;
+}
+
+const rows: Row[] = [];
+async function measure(
+  name: string,
+  budget: number | null,
+  drafter: Drafter,
+  temperature = 0,
+): Promise<void> {
+  let tokens = 0;
+  let passes = 0;
+  let accepted = 0;
+  let proposed = 0;
+  let draftMs = 0;
+  let verifyMs = 0;
+  let plainMs = 0;
+  let speculativeMs = 0;
+  for (const [index, prompt] of prompts.entries()) {
+    const sampling = { temperature, seed: index };
+    let start = performance.now();
+    const plain = await runStrategy(generate(engine, { prompt, maxTokens, sampling }));
+    plainMs += performance.now() - start;
+    start = performance.now();
+    const result = await runStrategy(
+      speculativeDecode(engine, { prompt, maxTokens, draft: drafter, sampling }),
+    );
+    speculativeMs += performance.now() - start;
+    // Sampled runs draw other random numbers than plain sampling: only greedy outputs must be equal.
+    if (temperature === 0 && result.sequence.tokens.join() !== plain.sequence.tokens.join()) {
+      throw new Error(`${name}: speculative output differs from greedy decoding`);
+    }
+    tokens += result.sequence.tokens.length;
+    passes += result.acceptance.passes;
+    accepted += result.acceptance.accepted;
+    proposed += result.acceptance.proposed;
+    draftMs += result.acceptance.draftMs;
+    verifyMs += result.acceptance.verifyMs;
+  }
+  const row: Row = {
+    drafter: name,
+    budget,
+    temperature,
+    tokens,
+    passes,
+    acceptedPerPass: accepted / passes,
+    proposedPerPass: proposed / passes,
+    tokensPerPass: (tokens - prompts.length) / passes,
+    draftMsPerPass: draftMs / passes,
+    verifyMsPerPass: verifyMs / passes,
+    plainMsPerToken: plainMs / tokens,
+    speculativeMsPerToken: speculativeMs / tokens,
+    speedup: plainMs / speculativeMs,
+  };
+  rows.push(row);
+  console.log(
+    `${name.padEnd(22)} budget ${String(budget ?? '-').padStart(3)} T=${temperature}: ${row.acceptedPerPass.toFixed(2)} accepted / pass ` +
+      `(${row.proposedPerPass.toFixed(1)} proposed), ${row.tokensPerPass.toFixed(2)} tokens / pass, draft ` +
+      `${row.draftMsPerPass.toFixed(2)} ms + verify ${row.verifyMsPerPass.toFixed(2)} ms per pass; ` +
+      `${row.speculativeMsPerToken.toFixed(2)} ms/token vs plain ${row.plainMsPerToken.toFixed(2)}: ×${row.speedup.toFixed(2)}`,
+  );
+}
+
+// Warm up (JIT) before anything is timed.
+await runStrategy(generate(engine, { prompt: prompts[0]!, maxTokens: 20 }));
+await measure('prompt lookup', 24, promptLookupDrafter());
+await measure('prompt lookup', 24, promptLookupDrafter(), 0.8);
+const budgets = [8, 32, 64];
+const shapes = (budget: number): ModelDrafterOptions => ({ maxTokens: budget, maxDepth: 8 });
+for (const layers of [1, 2, 3, 4]) {
+  const model = LlamaModel.create(backend, selfDraftCheckpoint(checkpoint, layers));
+  const draftEngine = DecodingEngine.create(model, { numPages: 512 });
+  for (const budget of budgets) {
+    const name = `self-draft ${layers}/${checkpoint.config.numLayers} layers`;
+    await measure(name, budget, new ModelDrafter(draftEngine, shapes(budget)));
+    if (layers >= 3 && budget <= 32) {
+      await measure(name, budget, new ModelDrafter(draftEngine, shapes(budget)), 0.8);
+    }
+  }
+  draftEngine.dispose();
+  model.dispose();
+}
+// The target drafting for itself: every draft on its greedy path is accepted (an upper bound on acceptance).
+const selfEngine = DecodingEngine.create(target, { numPages: 512 });
+await measure(
+  'target as its own draft',
+  8,
+  new ModelDrafter(selfEngine, { maxTokens: 8, maxDepth: 8, width: 1, branching: 1, minProbability: 0 }),
+);
+selfEngine.dispose();
+if (values.json !== undefined)
+  writeFileSync(
+    values.json,
+    `${JSON.stringify({ model: 'stories260K', backend: 'cpu', maxTokens, rows }, null, 2)}\n`,
+  );
+engine.dispose();
+target.dispose();
+backend.dispose();
