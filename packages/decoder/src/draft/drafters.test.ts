@@ -117,6 +117,28 @@ describe('drafters on tiny random models', () => {
     expect(draftEngine.pool.usedCount).toBe(0);
   });
 
+  it('runs sharing one model drafter at the same time each give greedy decoding', async () => {
+    const drafter = new ModelDrafter(draftEngine, { maxTokens: 6 });
+    const prompts = [
+      [1, 2, 3],
+      [9, 8],
+      [4, 4, 4, 4],
+    ];
+    const greedy = await Promise.all(
+      prompts.map((prompt) => runStrategy(generate(engine, { prompt, maxTokens: 12 }))),
+    );
+    const speculative = await Promise.all(
+      prompts.map((prompt) =>
+        runStrategy(speculativeDecode(engine, { prompt, maxTokens: 12, draft: drafter })),
+      ),
+    );
+    speculative.forEach((result, index) => {
+      expect(result.sequence.tokens).toEqual(greedy[index]!.sequence.tokens);
+    });
+    expect(engine.pool.usedCount).toBe(0);
+    expect(draftEngine.pool.usedCount).toBe(0);
+  });
+
   it('stops early without leaking pages in either pool', async () => {
     const drafter = new ModelDrafter(draftEngine, { maxTokens: 10 });
     const strategy = speculativeDecode(engine, { prompt: [1, 2, 3], maxTokens: 50, draft: drafter });

@@ -83,6 +83,10 @@ export class ModelDrafter implements Drafter {
   private committed: number[] = [];
   private lastRow: Float32Array | undefined;
   private isDisposed = false;
+  /** Drafts run one at a time (runs sharing a drafter take turns; its session follows one context at a time). */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Draft calls queued or running. */
+  private pending = 0;
 
   /** @throws InvalidArgumentError for bad options. */
   constructor(engine: DraftEngine, options: ModelDrafterOptions = {}) {
@@ -104,10 +108,18 @@ export class ModelDrafter implements Drafter {
   }
 
   /**
-   * A draft tree continuing `context`, at most `request.maxDepth` deep.
+   * A draft tree continuing `context`, at most `request.maxDepth` deep. Calls are served one at a time, so
+   * concurrent runs may share a drafter (each switch of context recomputes the context's KV).
    * @throws DisposedError after dispose().
    */
-  async draft(context: readonly number[], request: DraftRequest): Promise<DraftNode[]> {
+  draft(context: readonly number[], request: DraftRequest): Promise<DraftNode[]> {
+    this.pending++;
+    const result = this.queue.then(() => this.draftNow(context, request));
+    this.queue = result.catch(() => undefined).finally(() => this.pending--);
+    return result;
+  }
+
+  private async draftNow(context: readonly number[], request: DraftRequest): Promise<DraftNode[]> {
     if (this.isDisposed) throw new DisposedError('ModelDrafter');
     const contextLength = this.engine.model.config.contextLength;
     const depthLimit = Math.min(request.maxDepth, this.maxDepth, contextLength - context.length);
@@ -178,8 +190,19 @@ export class ModelDrafter implements Drafter {
     return roots;
   }
 
-  /** Gives back the draft session's pages (the next draft computes its context again). */
+  /**
+   * Gives back the draft session's pages (the next draft computes its context again): at once when no
+   * draft is running, else after the drafts queued so far (another run sharing the drafter).
+   */
   reset(): void {
+    if (this.pending > 0) {
+      this.queue = this.queue.then(() => this.releaseSession());
+      return;
+    }
+    this.releaseSession();
+  }
+
+  private releaseSession(): void {
     this.session?.release();
     this.session = undefined;
     this.committed = [];
@@ -188,7 +211,7 @@ export class ModelDrafter implements Drafter {
 
   /** Releases the draft session (idempotent); the engine is the caller's. Use after dispose throws. */
   dispose(): void {
-    this.reset();
+    this.releaseSession();
     this.isDisposed = true;
   }
 
@@ -205,7 +228,7 @@ export class ModelDrafter implements Drafter {
     if (extends_ && session !== undefined) {
       session.tree.append(session.root, context.slice(committed.length));
     } else {
-      this.reset();
+      this.releaseSession();
       session = this.engine.openSession(context);
       this.session = session;
     }
