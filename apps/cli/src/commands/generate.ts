@@ -41,6 +41,7 @@ import { UsageError } from '../errors/usage-error.js';
 import { formatBytes } from '../format/format-number.js';
 import { loadTokenizerFile } from '../model-files/load-tokenizer-file.js';
 import { modelMemoryBudget } from '../model-files/model-memory.js';
+import { modelFileOptions, resolveCliPath } from '../model-files/model-paths.js';
 import { chatRequest } from './generate-chat.js';
 
 const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
@@ -441,17 +442,14 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
     io.stdout(HELP);
     return 0;
   }
-  const resolvePath = (path: string) => (path.startsWith('/') ? path : `${io.cwd}/${path}`);
-  const modelPath = resolvePath(requiredStringOption(values, 'model', 'generate'));
-  const tokenizerOption = stringOption(values, 'tokenizer');
-  const tokenizerPath = tokenizerOption === undefined ? undefined : resolvePath(tokenizerOption);
+  const { modelPath, tokenizerPath } = modelFileOptions(values, io, 'generate');
   const chat = values.chat === true;
   const messagesOption = stringOption(values, 'messages');
   const promptOption = stringOption(values, 'prompt');
   const request = await chatRequest({
     chat,
     system: stringOption(values, 'system'),
-    messagesPath: messagesOption === undefined ? undefined : resolvePath(messagesOption),
+    messagesPath: messagesOption === undefined ? undefined : resolveCliPath(io, messagesOption),
     prompt: promptOption,
   });
   // Plain generation needs --prompt; a chat may take its messages from a file instead.

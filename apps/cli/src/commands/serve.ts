@@ -7,10 +7,10 @@ import {
   choiceOption,
   integerOption,
   parseCommandLine,
-  requiredStringOption,
   stringOption,
 } from '../cli/parse-command-line.js';
 import { UsageError } from '../errors/usage-error.js';
+import { modelFileOptions } from '../model-files/model-paths.js';
 import { loadServedModel, openServeBackend } from '../serve/load-served-model.js';
 import { type RunningServer, startOpenAiServer } from '../serve/openai-server.js';
 
@@ -114,10 +114,7 @@ export async function runServe(
     io.stdout(HELP);
     return 0;
   }
-  const resolvePath = (path: string) => (path.startsWith('/') ? path : `${io.cwd}/${path}`);
-  const modelPath = resolvePath(requiredStringOption(values, 'model', 'serve'));
-  const tokenizerOption = stringOption(values, 'tokenizer');
-  const tokenizerPath = tokenizerOption === undefined ? undefined : resolvePath(tokenizerOption);
+  const { modelPath, tokenizerPath } = modelFileOptions(values, io, 'serve');
   const backendName = choiceOption(values, 'backend', BACKENDS) ?? 'auto';
   const host = stringOption(values, 'host') ?? '127.0.0.1';
   const port = integerOption(values, 'port', 0) ?? 8080;
