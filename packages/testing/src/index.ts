@@ -6,7 +6,7 @@ export * from './browser.js';
 export type { TestQuantization } from './model/quantize-blocks.js';
 export { blockValues, GGML_TYPE_IDS, quantizeBlocks } from './model/quantize-blocks.js';
 export type { RealVocabulary, RealVocabularyName } from './model/real-vocabulary.js';
-export { realVocabulary } from './model/real-vocabulary.js';
+export { realVocabulary, tinyLlama3Gguf } from './model/real-vocabulary.js';
 export { greedyDecode, prefillLogits, referenceLogits } from './model/reference-forward.js';
 export type { Stories260KGolden } from './model/shared-models.js';
 export {

@@ -6,6 +6,7 @@ import {
   randomCheckpoint,
   realVocabulary,
   syntheticCheckpoint,
+  tinyLlama3Gguf,
   writeGgufCheckpoint,
   writeLlama2cLegacy,
 } from '@deft/testing';
@@ -20,25 +21,7 @@ const model = path.join(directory, 'llama3-tiny.gguf');
 describe('deft generate --chat', () => {
   beforeAll(async () => {
     // A tiny Llama 3 with the real vocabulary and chat template, seeded random weights.
-    const vocabulary = await realVocabulary('llama3');
-    const checkpoint = randomCheckpoint(
-      {
-        dim: 32,
-        hiddenDim: 64,
-        numLayers: 1,
-        numHeads: 2,
-        numKvHeads: 1,
-        headDim: 16,
-        vocabSize: vocabulary.vocabSize,
-        contextLength: 256,
-        normEpsilon: 1e-5,
-        ropeTheta: 500000,
-        ropeStyle: 'interleaved',
-        tiedEmbeddings: true,
-      },
-      4,
-    );
-    writeFileSync(model, writeGgufCheckpoint(checkpoint, { metadata: vocabulary.metadata, matrixType: 1 }));
+    writeFileSync(model, await tinyLlama3Gguf());
   }, 60_000);
 
   it('renders the conversation with the file template, from flags or a JSON file', async () => {

@@ -2,14 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ChatTemplate, loadGgufModel } from '@deft/model';
-import {
-  hasStories260K,
-  randomCheckpoint,
-  realVocabulary,
-  stories260K,
-  stories260KSkipReason,
-  writeGgufCheckpoint,
-} from '@deft/testing';
+import { hasStories260K, stories260K, stories260KSkipReason, tinyLlama3Gguf } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli/cli-io.js';
 import { UsageError } from '../errors/usage-error.js';
@@ -96,28 +89,10 @@ describe('deft serve', () => {
   });
 
   it("renders chat with the GGUF's own chat template (a tiny Llama 3 with the real vocabulary)", async () => {
-    const vocabulary = await realVocabulary('llama3');
-    const checkpoint = randomCheckpoint(
-      {
-        dim: 32,
-        hiddenDim: 64,
-        numLayers: 1,
-        numHeads: 2,
-        numKvHeads: 1,
-        headDim: 16,
-        vocabSize: vocabulary.vocabSize,
-        contextLength: 256,
-        normEpsilon: 1e-5,
-        ropeTheta: 500000,
-        ropeStyle: 'interleaved',
-        tiedEmbeddings: true,
-      },
-      4,
-    );
     const directory = mkdtempSync(path.join(tmpdir(), 'deft-serve-'));
     try {
       const file = path.join(directory, 'llama3-tiny.gguf');
-      writeFileSync(file, writeGgufCheckpoint(checkpoint, { metadata: vocabulary.metadata, matrixType: 1 }));
+      writeFileSync(file, await tinyLlama3Gguf());
       const gguf = await loadGgufModel(file);
       const template = ChatTemplate.fromGgufMetadata(gguf.metadata, gguf.tokenizer!)!;
       const messages = [

