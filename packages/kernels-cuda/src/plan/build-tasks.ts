@@ -15,7 +15,7 @@ export interface TaskScheduleOptions {
   readonly numKvHeads: number;
   /** Multiprocessors of the device (132 on an H100 / H200 SXM). */
   readonly multiprocessors: number;
-  /** CTAs of the task kernel resident per multiprocessor (default 2: three 32 KB stages each; 3 for the v10 kernel build). */
+  /** CTAs of the task kernel resident per multiprocessor (default 2: three 32 KB stages each). */
   readonly blocksPerMultiprocessor?: number;
   /** Cost of one 16-row query tile per token, relative to reading the token's K and V (default 0.15). */
   readonly queryTileCost?: number;

@@ -1,10 +1,13 @@
-// The task executor of DeFT tree attention (v7). The schedule (src/plan/build-tasks.ts) groups the
+// The task executor of DeFT tree attention (v7-v11). The schedule (src/plan/build-tasks.ts) groups the
 // tree's tokens by the exact set of queries that see them, so no kernel here ever reads a mask:
 //   - TaskAttentionMmaKernel: one CTA (4 warps) per (task, KV head); a task is up to 64 rows (query x
 //     head of the KV head's group) by a range of 64-token KV tiles; fp16 KV on tensor cores
 //     (mma.sync m16n8k16, fp32 accumulation), three-stage cp.async ring, one barrier per tile. With
 //     fewer than three 16-row query tiles the warps split each KV tile along the tokens (2 or 4 ways)
 //     and merge their states through shared memory at the end (decode-style tasks);
+//   - TaskAttentionWgmmaKernel (v11, sm_90a only): the same tasks, those of 33+ rows as Hopper warpgroup
+//     MMA (wgmma.mma_async from 128-byte-swizzled stages, wgmma_primitives.cuh), smaller ones on the
+//     mma.sync bodies above;
 //   - TaskAttentionScalarKernel: the same tasks on CUDA cores (f32 KV, any head dim up to 256);
 //   - TaskMergeKernel: one warp per (merge query, head): attends to the query's suffix tokens (its small
 //     private groups, e.g. speculative leaves) on CUDA cores, then merges the partial states of its
