@@ -4,6 +4,11 @@
  * plain greedy decoding of the same tokens, measured in the same run.
  *
  *   npx tsx --conditions=source packages/decoder/bench/speculative-bench.ts [--tokens N] [--json FILE]
+ *     [--budgets 8,32,64] [--layers 1,2,3,4] [--min-probability 0.01] [--no-baselines]
+ *
+ * `--budgets` are the self-drafters' draft-tree node budgets (the paper's speculative trees hold 32–256
+ * tokens; pass `--min-probability 0` to let the drafter fill large budgets); `--no-baselines` skips the
+ * prompt-lookup and target-as-its-own-draft rows.
  *
  * The model is read from `../shared/models/stories260K/` (relative to the repository root).
  */
@@ -23,7 +28,14 @@ import { runStrategy } from '../src/strategies/run-strategy.js';
 import { speculativeDecode } from '../src/strategies/speculative-decode.js';
 
 const { values } = parseArgs({
-  options: { tokens: { type: 'string', default: '200' }, json: { type: 'string' } },
+  options: {
+    tokens: { type: 'string', default: '200' },
+    json: { type: 'string' },
+    budgets: { type: 'string', default: '8,32,64' },
+    layers: { type: 'string', default: '1,2,3,4' },
+    'min-probability': { type: 'string', default: '0.01' },
+    'no-baselines': { type: 'boolean', default: false },
+  },
 });
 const maxTokens = Number(values.tokens);
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -32,7 +44,7 @@ const checkpoint = await loadLlama2cCheckpoint(path.join(directory, 'stories260K
 const tokenizer = await loadLlama2cTokenizer(path.join(directory, 'tok512.bin'));
 const backend = createCpuBackend();
 const target = LlamaModel.create(backend, checkpoint);
-const engine = DecodingEngine.create(target, { numPages: 512 });
+const engine = DecodingEngine.create(target, { numPages: 2048 });
 const prompts = [
   'Once upon a time, there was a little girl named Lily.',
   'Tom and his dog went to the park. They',
@@ -117,13 +129,24 @@ async function measure(
 
 // Warm up (JIT) before anything is timed.
 await runStrategy(generate(engine, { prompt: prompts[0]!, maxTokens: 20 }));
-await measure('prompt lookup', 24, promptLookupDrafter());
-await measure('prompt lookup', 24, promptLookupDrafter(), 0.8);
-const budgets = [8, 32, 64];
-const shapes = (budget: number): ModelDrafterOptions => ({ maxTokens: budget, maxDepth: 8 });
-for (const layers of [1, 2, 3, 4]) {
+const baselines = !values['no-baselines'];
+if (baselines) {
+  await measure('prompt lookup', 24, promptLookupDrafter());
+  await measure('prompt lookup', 24, promptLookupDrafter(), 0.8);
+}
+const list = (text: string) => text.split(',').map(Number);
+const budgets = list(values.budgets);
+const minProbability = Number(values['min-probability']);
+// Wider trees for larger budgets: a budget of 16·w nodes expands w nodes per depth (at least 4).
+const shapes = (budget: number): ModelDrafterOptions => ({
+  maxTokens: budget,
+  maxDepth: 8,
+  width: Math.max(4, Math.floor(budget / 16)),
+  minProbability,
+});
+for (const layers of list(values.layers)) {
   const model = LlamaModel.create(backend, selfDraftCheckpoint(checkpoint, layers));
-  const draftEngine = DecodingEngine.create(model, { numPages: 512 });
+  const draftEngine = DecodingEngine.create(model, { numPages: 2048 });
   for (const budget of budgets) {
     const name = `self-draft ${layers}/${checkpoint.config.numLayers} layers`;
     await measure(name, budget, new ModelDrafter(draftEngine, shapes(budget)));
@@ -135,13 +158,15 @@ for (const layers of [1, 2, 3, 4]) {
   model.dispose();
 }
 // The target drafting for itself: every draft on its greedy path is accepted (an upper bound on acceptance).
-const selfEngine = DecodingEngine.create(target, { numPages: 512 });
-await measure(
-  'target as its own draft',
-  8,
-  new ModelDrafter(selfEngine, { maxTokens: 8, maxDepth: 8, width: 1, branching: 1, minProbability: 0 }),
-);
-selfEngine.dispose();
+if (baselines) {
+  const selfEngine = DecodingEngine.create(target, { numPages: 512 });
+  await measure(
+    'target as its own draft',
+    8,
+    new ModelDrafter(selfEngine, { maxTokens: 8, maxDepth: 8, width: 1, branching: 1, minProbability: 0 }),
+  );
+  selfEngine.dispose();
+}
 if (values.json !== undefined)
   writeFileSync(
     values.json,
