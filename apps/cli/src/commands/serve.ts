@@ -3,12 +3,7 @@ import { DecodingEngine, SharedTreeEngine } from '@deft/decoder';
 import type { LlamaModel } from '@deft/model';
 import type { BackendName, OpenedBackend } from '../backends/open-backend.js';
 import { type CliIo, processIo } from '../cli/cli-io.js';
-import {
-  choiceOption,
-  integerOption,
-  parseCommandLine,
-  stringOption,
-} from '../cli/parse-command-line.js';
+import { choiceOption, integerOption, parseCommandLine, stringOption } from '../cli/parse-command-line.js';
 import { UsageError } from '../errors/usage-error.js';
 import { modelFileOptions } from '../model-files/model-paths.js';
 import { loadServedModel, openServeBackend } from '../serve/load-served-model.js';
