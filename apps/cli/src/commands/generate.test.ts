@@ -162,6 +162,11 @@ describe('deft generate', () => {
         expect(text.output()).toContain("score: sum of the generated tokens' log-probabilities");
         expect(text.output()).toMatch(/\[1\] score -?\d+\.\d{4}, mean -?\d+\.\d{4}\/token/);
         expect(text.output()).not.toMatch(/branchIndices|\{"|\[\d+(,\d+)+\]/);
+        if (strategyArgs[1] === 'speculative') {
+          expect(text.output()).toMatch(
+            /drafts: \d+ of \d+ draft tokens accepted .*per verification pass \(\d+\)/,
+          );
+        }
       }
     });
 

@@ -7,6 +7,7 @@ import {
   type PlanStrategy,
 } from '@deft/core';
 import {
+  type AcceptanceStats,
   beamSearch,
   bestOfN,
   type DecodeEvent,
@@ -43,6 +44,7 @@ import { loadTokenizerFile } from '../model-files/load-tokenizer-file.js';
 import { modelMemoryBudget } from '../model-files/model-memory.js';
 import { modelFileOptions, resolveCliPath } from '../model-files/model-paths.js';
 import { chatRequest } from './generate-chat.js';
+import { describeAcceptance } from './speculative-summary.js';
 
 const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
 type Strategy = (typeof STRATEGIES)[number];
@@ -371,15 +373,8 @@ function timingLine(timing: Timing): string {
 
 /** The strategy's own counters as one readable line (speculative acceptance, tot search size), if any. */
 function describeExtra(extra: Record<string, unknown>): string | undefined {
-  const acceptance = extra.acceptance as
-    | { proposed: number; accepted: number; rate: number; tokensPerPass: number }
-    | undefined;
-  if (acceptance !== undefined) {
-    return (
-      `drafts: ${acceptance.accepted} of ${acceptance.proposed} draft tokens accepted ` +
-      `(${(acceptance.rate * 100).toFixed(0)}%), ${acceptance.tokensPerPass.toFixed(2)} tokens per forward pass`
-    );
-  }
+  const acceptance = extra.acceptance as AcceptanceStats | undefined;
+  if (acceptance !== undefined) return describeAcceptance(acceptance);
   if (extra.expansions !== undefined) {
     return `search: ${String(extra.expansions)} expansions, ${String(extra.thoughts)} thoughts, ${String(extra.answers)} answers`;
   }
