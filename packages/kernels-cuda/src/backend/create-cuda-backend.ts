@@ -404,7 +404,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       ) {
         invalid(
           'options.kernel',
-          `'${kernel}' needs fp16 KV and head dim 64 or 128`,
+          `'${kernel}' needs fp16 KV and head dim ${kernel === 'wgmma' ? '128' : '64 or 128'}`,
           'auto | scalar',
           kernel,
         );
