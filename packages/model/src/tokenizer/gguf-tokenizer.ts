@@ -1,12 +1,13 @@
-import { InvalidArgumentError, UnsupportedError } from '@deft/core';
+import { UnsupportedError } from '@deft/core';
 import { ModelFormatError } from '../errors/model-format-error.js';
+import { tokenizerFromFile } from './file-vocabulary.js';
 import {
   isPreTokenizerName,
   PRE_TOKENIZERS,
   type PreTokenizerName,
   preTokenizerIgnoresMerges,
 } from './pre-tokenizers.js';
-import { Tokenizer, type TokenKind } from './tokenizer.js';
+import type { Tokenizer, TokenKind } from './tokenizer.js';
 
 const KINDS: Record<number, TokenKind> = {
   1: 'normal',
@@ -89,50 +90,40 @@ export function tokenizerFromGgufMetadata(
   };
   // The vocabulary's own checks (ids in range) report a bad file as a bad file.
   const kinds = (types as unknown[]).map((type) => KINDS[Number(type)] ?? 'normal');
-  try {
-    if (model === 'gpt2') {
-      const merges = metadata['tokenizer.ggml.merges'] ?? [];
-      if (!Array.isArray(merges) || merges.some((merge) => typeof merge !== 'string')) {
-        throw new ModelFormatError(`${name}: tokenizer.ggml.merges must be an array of strings`, {
-          argument: 'tokenizer.ggml.merges',
-          expected: 'string[]',
-          actual: typeof merges,
-        });
-      }
-      const preTokenizer = pre as PreTokenizerName;
-      return new Tokenizer({
-        model: 'bpe',
-        pieces: tokens as string[],
-        scores: new Float32Array(size),
-        kinds,
-        merges: merges as string[],
-        preTokenizer,
-        bosId: numberOr('tokenizer.ggml.bos_token_id', 11),
-        eosId: numberOr('tokenizer.ggml.eos_token_id', 11),
-        eotId: numberOr('tokenizer.ggml.eot_token_id', -1),
-        unknownId: numberOr('tokenizer.ggml.unknown_token_id', -1),
-        addSpacePrefix: false,
-        addBos: booleanOr('tokenizer.ggml.add_bos_token', preTokenizerIgnoresMerges(preTokenizer)),
+  if (model === 'gpt2') {
+    const merges = metadata['tokenizer.ggml.merges'] ?? [];
+    if (!Array.isArray(merges) || merges.some((merge) => typeof merge !== 'string')) {
+      throw new ModelFormatError(`${name}: tokenizer.ggml.merges must be an array of strings`, {
+        argument: 'tokenizer.ggml.merges',
+        expected: 'string[]',
+        actual: typeof merges,
       });
     }
-    return new Tokenizer({
-      pieces: (tokens as string[]).map((token) => token.replaceAll('\u2581', ' ')),
-      scores: (scores as unknown[]).map(Number),
+    const preTokenizer = pre as PreTokenizerName;
+    return tokenizerFromFile(name, {
+      model: 'bpe',
+      pieces: tokens as string[],
+      scores: new Float32Array(size),
       kinds,
-      bosId: numberOr('tokenizer.ggml.bos_token_id', 1),
-      eosId: numberOr('tokenizer.ggml.eos_token_id', 2),
+      merges: merges as string[],
+      preTokenizer,
+      bosId: numberOr('tokenizer.ggml.bos_token_id', 11),
+      eosId: numberOr('tokenizer.ggml.eos_token_id', 11),
       eotId: numberOr('tokenizer.ggml.eot_token_id', -1),
       unknownId: numberOr('tokenizer.ggml.unknown_token_id', -1),
-      addSpacePrefix: booleanOr('tokenizer.ggml.add_space_prefix', true),
-      addBos: booleanOr('tokenizer.ggml.add_bos_token', true),
-    });
-  } catch (error) {
-    if (!InvalidArgumentError.isInstance(error)) throw error;
-    throw new ModelFormatError(`${name} holds an invalid vocabulary: ${error.message}`, {
-      argument: error.argument ?? name,
-      expected: error.expected,
-      actual: error.actual,
-      cause: error,
+      addSpacePrefix: false,
+      addBos: booleanOr('tokenizer.ggml.add_bos_token', preTokenizerIgnoresMerges(preTokenizer)),
     });
   }
+  return tokenizerFromFile(name, {
+    pieces: (tokens as string[]).map((token) => token.replaceAll('\u2581', ' ')),
+    scores: (scores as unknown[]).map(Number),
+    kinds,
+    bosId: numberOr('tokenizer.ggml.bos_token_id', 1),
+    eosId: numberOr('tokenizer.ggml.eos_token_id', 2),
+    eotId: numberOr('tokenizer.ggml.eot_token_id', -1),
+    unknownId: numberOr('tokenizer.ggml.unknown_token_id', -1),
+    addSpacePrefix: booleanOr('tokenizer.ggml.add_space_prefix', true),
+    addBos: booleanOr('tokenizer.ggml.add_bos_token', true),
+  });
 }

@@ -1,7 +1,7 @@
-import { InvalidArgumentError } from '@deft/core';
 import { ModelFormatError } from '../errors/model-format-error.js';
 import { readFileBytes } from '../loaders/byte-source.js';
-import { Tokenizer, type TokenKind } from './tokenizer.js';
+import { tokenizerFromFile } from './file-vocabulary.js';
+import type { Tokenizer, TokenKind } from './tokenizer.js';
 
 const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
 
@@ -55,26 +55,16 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize?: number, nam
     return BYTE_PIECE.test(piece) ? 'byte' : 'normal';
   });
   // The vocabulary's own checks (ids in range) report a bad file as a bad file.
-  try {
-    return new Tokenizer({
-      pieces,
-      scores,
-      kinds,
-      bosId: 1,
-      eosId: 2,
-      unknownId: 0,
-      addSpacePrefix: true,
-      addBos: true,
-    });
-  } catch (error) {
-    if (!InvalidArgumentError.isInstance(error)) throw error;
-    throw new ModelFormatError(`${name} holds an invalid vocabulary: ${error.message}`, {
-      argument: error.argument ?? name,
-      expected: error.expected,
-      actual: error.actual,
-      cause: error,
-    });
-  }
+  return tokenizerFromFile(name, {
+    pieces,
+    scores,
+    kinds,
+    bosId: 1,
+    eosId: 2,
+    unknownId: 0,
+    addSpacePrefix: true,
+    addBos: true,
+  });
 }
 
 /**
