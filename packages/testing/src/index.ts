@@ -29,4 +29,10 @@ export {
 export { tinyModel } from './model/tiny-model.js';
 export { TOKENIZER_CORPUS } from './model/tokenizer-corpus.js';
 export type { MetadataValue, TestTensor } from './model/write-test-files.js';
-export { f32Bytes, seededValues, u16Bytes, writeGguf } from './model/write-test-files.js';
+export {
+  f32Bytes,
+  seededValues,
+  u16Bytes,
+  writeGguf,
+  writeLlama2cTokenizer,
+} from './model/write-test-files.js';

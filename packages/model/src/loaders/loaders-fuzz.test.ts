@@ -7,6 +7,7 @@ import {
   syntheticCheckpoint,
   writeGgufCheckpoint,
   writeLlama2cLegacy,
+  writeLlama2cTokenizer,
   writeLlama2cVersion1,
 } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
@@ -87,21 +88,6 @@ async function fuzz(
   return { typed, valid };
 }
 
-function llama2cTokenizerFile(pieces: readonly string[]): Uint8Array {
-  const encoded = pieces.map((piece) => new TextEncoder().encode(piece));
-  const bytes = new Uint8Array(4 + encoded.reduce((sum, piece) => sum + 8 + piece.length, 0));
-  const view = new DataView(bytes.buffer);
-  view.setInt32(0, 16, true);
-  let offset = 4;
-  encoded.forEach((piece, index) => {
-    view.setFloat32(offset, -index, true);
-    view.setInt32(offset + 4, piece.length, true);
-    bytes.set(piece, offset + 8);
-    offset += 8 + piece.length;
-  });
-  return bytes;
-}
-
 const TOKENS = [
   '<unk>',
   '<s>',
@@ -173,7 +159,7 @@ describe('loaders under hostile and damaged files', () => {
   });
 
   it('llama2.c tokenizers: 3000 mutations and truncations, with and without a vocabulary size', async () => {
-    const base = llama2cTokenizerFile(TOKENS);
+    const base = writeLlama2cTokenizer(TOKENS);
     expect(parseLlama2cTokenizer(base, TOKENS.length).vocabSize).toBe(TOKENS.length);
     await fuzz('llama2c tokenizer', [base], 1500, 64, (bytes) =>
       parseLlama2cTokenizer(bytes, undefined, 'fuzz.bin'),

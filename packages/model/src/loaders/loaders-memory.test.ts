@@ -8,6 +8,7 @@ import {
   syntheticCheckpoint,
   writeGgufCheckpoint,
   writeLlama2cLegacy,
+  writeLlama2cTokenizer,
   writeLlama2cVersion1,
 } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
@@ -35,21 +36,6 @@ function withHostileFields(base: Uint8Array, random: SeededRandom, span: number)
       view.setBigUint64(offset, BigInt(count), true);
     }
   }
-  return bytes;
-}
-
-function tokenizerFile(pieces: readonly string[]): Uint8Array {
-  const encoded = pieces.map((piece) => new TextEncoder().encode(piece));
-  const bytes = new Uint8Array(4 + encoded.reduce((sum, piece) => sum + 8 + piece.length, 0));
-  const view = new DataView(bytes.buffer);
-  view.setInt32(0, 16, true);
-  let offset = 4;
-  encoded.forEach((piece, index) => {
-    view.setFloat32(offset, -index, true);
-    view.setInt32(offset + 4, piece.length, true);
-    bytes.set(piece, offset + 8);
-    offset += 8 + piece.length;
-  });
   return bytes;
 }
 
@@ -101,7 +87,7 @@ describe('loaders under hostile size fields, in bounded memory', () => {
   });
 
   it('llama2.c tokenizers: 1500 hostile lengths and counts', async () => {
-    const base = tokenizerFile(TOKENS);
+    const base = writeLlama2cTokenizer(TOKENS);
     const grown = await peakGrowth(3, [base], 1500, 64, (bytes) =>
       parseLlama2cTokenizer(bytes, undefined, 'hostile.bin'),
     );

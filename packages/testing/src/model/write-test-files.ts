@@ -155,3 +155,22 @@ export function seededValues(seed: number, count: number): Float32Array {
 }
 
 export type { MetadataValue };
+
+/**
+ * A llama2.c tokenizer file (`tokenizer.bin` layout: max token length 16, then per piece a score, its
+ * byte length and its UTF-8 bytes); piece `i` scores `-i`.
+ */
+export function writeLlama2cTokenizer(pieces: readonly string[]): Uint8Array {
+  const encoded = pieces.map((piece) => new TextEncoder().encode(piece));
+  const bytes = new Uint8Array(4 + encoded.reduce((sum, piece) => sum + 8 + piece.length, 0));
+  const view = new DataView(bytes.buffer);
+  view.setInt32(0, 16, true);
+  let offset = 4;
+  encoded.forEach((piece, index) => {
+    view.setFloat32(offset, -index, true);
+    view.setInt32(offset + 4, piece.length, true);
+    bytes.set(piece, offset + 8);
+    offset += 8 + piece.length;
+  });
+  return bytes;
+}
