@@ -11,6 +11,26 @@ export interface EmulationInputs {
   readonly scale: number;
 }
 
+/** A packed schedule's header fields, int arrays at their offsets, and its attention shape. */
+export function readPacked(packed: PackedSchedule) {
+  const { header, bytes } = packed;
+  const field = (name: keyof typeof HEADER_FIELDS): number => header[HEADER_FIELDS[name]]!;
+  const ints = (offsetField: keyof typeof HEADER_FIELDS, count: number): Int32Array =>
+    new Int32Array(bytes.buffer, bytes.byteOffset + field(offsetField), count);
+  const numHeads = field('numHeads');
+  const numKvHeads = field('numKvHeads');
+  return {
+    bytes,
+    field,
+    ints,
+    numQueries: field('numQueries'),
+    numHeads,
+    numKvHeads,
+    headDim: field('headDim'),
+    group: numHeads / numKvHeads,
+  };
+}
+
 /**
  * Runs a packed schedule on the CPU exactly as the kernels interpret it (units, execution chunks,
  * masks, direct outputs, partial states in base 2 and the CSR merge), in float64. It reads only the
@@ -19,15 +39,7 @@ export interface EmulationInputs {
  * @returns `[numQueries, numHeads, headDim]`.
  */
 export function emulateSchedule(packed: PackedSchedule, inputs: EmulationInputs): Float32Array {
-  const { header, bytes } = packed;
-  const field = (name: keyof typeof HEADER_FIELDS): number => header[HEADER_FIELDS[name]]!;
-  const ints = (offsetField: keyof typeof HEADER_FIELDS, count: number): Int32Array =>
-    new Int32Array(bytes.buffer, bytes.byteOffset + field(offsetField), count);
-  const numQueries = field('numQueries');
-  const numHeads = field('numHeads');
-  const numKvHeads = field('numKvHeads');
-  const headDim = field('headDim');
-  const group = numHeads / numKvHeads;
+  const { bytes, field, ints, numQueries, numHeads, numKvHeads, headDim, group } = readPacked(packed);
   const numUnits = field('numUnits');
   const numPartials = field('numExecPartials');
   const tokenSlots = ints('offsetTokenSlots', field('numTokens'));

@@ -1,6 +1,6 @@
 import { TASK_FIELDS, TASK_ROW_FIELDS } from '../src/plan/build-tasks.js';
-import { HEADER_FIELDS, type PackedSchedule } from '../src/plan/pack-schedule.js';
-import type { EmulationInputs } from './emulate-schedule.js';
+import type { PackedSchedule } from '../src/plan/pack-schedule.js';
+import { type EmulationInputs, readPacked } from './emulate-schedule.js';
 
 /** Online-softmax state of one row in float64, base 2: `sum = Σ 2^(s - best)`, `values = Σ 2^(s - best) v`. */
 interface RowState {
@@ -29,15 +29,7 @@ function attend(state: RowState, score: number, v: Float32Array, valueBase: numb
  * @returns `[numQueries, numHeads, headDim]`; elements nothing wrote stay NaN.
  */
 export function emulateTaskSchedule(packed: PackedSchedule, inputs: EmulationInputs): Float32Array {
-  const { header, bytes } = packed;
-  const field = (name: keyof typeof HEADER_FIELDS): number => header[HEADER_FIELDS[name]]!;
-  const ints = (offsetField: keyof typeof HEADER_FIELDS, count: number): Int32Array =>
-    new Int32Array(bytes.buffer, bytes.byteOffset + field(offsetField), count);
-  const numQueries = field('numQueries');
-  const numHeads = field('numHeads');
-  const numKvHeads = field('numKvHeads');
-  const headDim = field('headDim');
-  const group = numHeads / numKvHeads;
+  const { field, ints, numQueries, numHeads, numKvHeads, headDim, group } = readPacked(packed);
   const numTasks = field('numTasks');
   const numPartials = field('numExecPartials');
   const tasks = ints('offsetTasks', numTasks * TASK_FIELDS);
