@@ -1,5 +1,7 @@
 /// <reference types="@webgpu/types" />
 import {
+  BLOCK_QUANTIZATIONS,
+  type BlockQuantization,
   type DeviceTensor,
   InvalidArgumentError,
   type ModelOps,
@@ -29,9 +31,17 @@ import { GATHER_INDICES_OFFSET, gatherRowsShader } from './gather-shader.js';
 import { matmulShader } from './matmul-shader.js';
 import type { ModelOpsContext } from './model-ops-context.js';
 import { ELEMENT_THREADS, MATMUL_TILE } from './op-threads.js';
+import {
+  blocksBufferSize,
+  checkQuantizedWeight,
+  ownQuantizedWeight,
+  uploadBlocks,
+  WebGpuQuantizedWeight,
+} from './quantized-weight.js';
 import { rmsNormShader } from './rms-norm-shader.js';
 import { ROPE_TABLE_OFFSET, ropeShader } from './rope-shader.js';
 import { type SoftmaxKind, softmaxShader } from './softmax-shader.js';
+import type { WeightFormat } from './weight-access.js';
 
 const align16 = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
 
@@ -48,9 +58,10 @@ function f32Bits(value: number): number {
 
 /**
  * The model ops of the WebGPU backend ({@link ModelOps}): WGSL kernels on the backend's tensors, f32
- * arithmetic, f16 weights read from their packed binary16 pairs. Each op validates every operand, then
- * enqueues its dispatch in one submitted command buffer; `argmax` and `topK` read the rows back and
- * finish on the host.
+ * arithmetic, f16 weights read from their packed binary16 pairs, and weights in every GGUF block
+ * quantization (`createQuantizedWeight`) kept as their blocks and dequantized inside `matmul` and
+ * `embedding`. Each op validates every operand, then enqueues its dispatch in one submitted command
+ * buffer; `argmax` and `topK` read the rows back and finish on the host.
  *
  * @param context the owning backend's device, pipeline cache and tensor resolution
  * @throws InvalidArgumentError / DisposedError from each op, as {@link ModelOps} documents; device
@@ -63,6 +74,21 @@ function f32Bits(value: number): number {
  */
 export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
   const { device } = context;
+  /** Marks the quantized weights these ops created (the backend's tensors are resolved by `context`). */
+  const owner = {};
+
+  /** The backend's tensor for an operand that must not be quantized (the message names the rule). */
+  const tensorOf = (argument: string, tensor: DeviceTensor) => {
+    if (ownQuantizedWeight(owner, argument, tensor) !== undefined) requireF32(tensor, argument);
+    return context.tensor(argument, tensor);
+  };
+
+  /** The buffer of `matmul`'s weight or `embedding`'s table and how it holds its values. */
+  const weightOf = (argument: string, tensor: DeviceTensor): { buffer: GPUBuffer; format: WeightFormat } => {
+    const quantized = ownQuantizedWeight(owner, argument, tensor);
+    if (quantized !== undefined) return { buffer: quantized.buffer, format: quantized.quantization };
+    return { buffer: context.tensor(argument, tensor).buffer, format: tensor.dtype };
+  };
 
   const submit = (what: string, pipeline: GPUComputePipeline, params: Uint32Array, dispatches: Dispatch[]) =>
     context.scoped(what, () => {
@@ -100,24 +126,23 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
 
   const gather = (
     what: string,
-    source: DeviceTensor,
+    source: { buffer: GPUBuffer; format: WeightFormat },
     indices: Int32Array,
     out: DeviceTensor,
     width: number,
   ) => {
-    const sourceTensor = context.tensor(what === 'embedding' ? 'table' : 'x', source);
-    const outTensor = context.tensor('out', out);
+    const outTensor = tensorOf('out', out);
     const count = indices.length * width;
     if (count === 0) return;
     const grid = elementGrid(count);
     const params = new Uint32Array(GATHER_INDICES_OFFSET + indices.length);
     params.set([indices.length, width, grid[0]]);
     params.set(indices, GATHER_INDICES_OFFSET);
-    const pipeline = context.pipeline(`op-gather:${source.dtype}`, () => gatherRowsShader(source.dtype));
+    const pipeline = context.pipeline(`op-gather:${source.format}`, () => gatherRowsShader(source.format));
     submit(what, pipeline, params, [
       {
         buffers: [
-          [1, sourceTensor.buffer],
+          [1, source.buffer],
           [2, outTensor.buffer],
         ],
         grid,
@@ -127,9 +152,9 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
 
   const elementwise = (kind: ElementwiseKind, a: DeviceTensor, b: DeviceTensor, out: DeviceTensor) => {
     const names = kind === 'add' ? (['a', 'b'] as const) : (['gate', 'up'] as const);
-    const first = context.tensor(names[0], a);
-    const second = context.tensor(names[1], b);
-    const output = context.tensor('out', out);
+    const first = tensorOf(names[0], a);
+    const second = tensorOf(names[1], b);
+    const output = tensorOf('out', out);
     requireF32(a, names[0]);
     requireF32(b, names[1]);
     requireF32(out, 'out');
@@ -149,8 +174,8 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
   };
 
   const rowSoftmax = (kind: SoftmaxKind, x: DeviceTensor, out: DeviceTensor, temperature: number) => {
-    const input = context.tensor('x', x);
-    const output = context.tensor('out', out);
+    const input = tensorOf('x', x);
+    const output = tensorOf('out', out);
     const view = matrixOf(x, 'x');
     requireF32(x, 'x');
     requireF32(out, 'out');
@@ -177,7 +202,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
     x: DeviceTensor,
   ): Promise<{ data: Float32Array; rows: number; columns: number }> => {
     context.assertUsable();
-    const tensor = context.tensor('x', x);
+    const tensor = tensorOf('x', x);
     const view = matrixOf(x, 'x');
     requireF32(x, 'x');
     const raw = await context.read(tensor.buffer, align16(tensor.size * 4), 'read rows');
@@ -185,10 +210,22 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
   };
 
   return {
+    quantizations: BLOCK_QUANTIZATIONS,
+
+    createQuantizedWeight(shape, quantization: BlockQuantization, blocks) {
+      context.assertUsable();
+      const checked = checkQuantizedWeight(shape, quantization, blocks);
+      const size = blocksBufferSize(device, quantization, blocks);
+      const buffer = context.scoped('createQuantizedWeight', () =>
+        uploadBlocks(device, quantization, blocks, size),
+      );
+      return new WebGpuQuantizedWeight(owner, checked, quantization, buffer);
+    },
+
     embedding(table, tokens, out) {
       context.assertUsable();
-      context.tensor('table', table);
-      context.tensor('out', out);
+      const source = weightOf('table', table);
+      tensorOf('out', out);
       const tableView = matrixOf(table, 'table');
       const outView = matrixOf(out, 'out');
       requireF32(out, 'out');
@@ -196,14 +233,14 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       requireEqual('out', 'row width', tableView.columns, outView.columns, out);
       requireDistinct(table, out, 'table', 'out');
       requireIndices('tokens', tokens, tableView.rows);
-      gather('embedding', table, tokens, out, tableView.columns);
+      gather('embedding', source, tokens, out, tableView.columns);
     },
 
     matmul(x, weight, out) {
       context.assertUsable();
-      const input = context.tensor('x', x);
-      const weights = context.tensor('weight', weight);
-      const output = context.tensor('out', out);
+      const input = tensorOf('x', x);
+      const weights = weightOf('weight', weight);
+      const output = tensorOf('out', out);
       const xView = matrixOf(x, 'x');
       const weightView = matrixOf(weight, 'weight');
       const outView = matrixOf(out, 'out');
@@ -217,7 +254,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       const rows = xView.rows;
       const columns = weightView.rows;
       if (rows === 0 || columns === 0) return;
-      const pipeline = context.pipeline(`op-matmul:${weight.dtype}`, () => matmulShader(weight.dtype));
+      const pipeline = context.pipeline(`op-matmul:${weights.format}`, () => matmulShader(weights.format));
       submit('matmul', pipeline, Uint32Array.of(rows, columns, xView.columns), [
         {
           buffers: [
@@ -232,9 +269,9 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
 
     rmsNorm(x, weight, out, epsilon) {
       context.assertUsable();
-      const input = context.tensor('x', x);
-      const weights = context.tensor('weight', weight);
-      const output = context.tensor('out', out);
+      const input = tensorOf('x', x);
+      const weights = tensorOf('weight', weight);
+      const output = tensorOf('out', out);
       requireF32(x, 'x');
       requireF32(out, 'out');
       // A weight narrower than the row normalises each group of the row on its own (per-head norms).
@@ -260,7 +297,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
 
     rope(x, positions, options: RopeOptions) {
       context.assertUsable();
-      const tensor = context.tensor('x', x);
+      const tensor = tensorOf('x', x);
       const { rows, numHeads, headDim, style } = checkRopeOperands(x, positions, options);
       const pairs = headDim / 2;
       const count = rows * numHeads * pairs;
@@ -314,8 +351,8 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
 
     gatherRows(x, rows, out) {
       context.assertUsable();
-      context.tensor('x', x);
-      context.tensor('out', out);
+      const source = tensorOf('x', x);
+      tensorOf('out', out);
       const view = matrixOf(x, 'x');
       const outView = matrixOf(out, 'out');
       requireF32(x, 'x');
@@ -324,7 +361,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       requireEqual('out', 'row width', view.columns, outView.columns, out);
       requireDistinct(x, out, 'x', 'out');
       requireIndices('rows', rows, view.rows);
-      gather('gatherRows', x, rows, out, view.columns);
+      gather('gatherRows', { buffer: source.buffer, format: x.dtype }, rows, out, view.columns);
     },
 
     async argmax(x) {
