@@ -158,6 +158,8 @@ describe.skipIf(testDevice.handle === undefined)('quantized weights on the WebGP
     expect(() => gpu.ops.matmul(weight, weight, out.gpu)).toThrow(/only matmul's weight/);
     expect(() => gpu.ops.rmsNorm(x.gpu, weight, x.gpu, 1e-5)).toThrow(/only matmul's weight/);
     expect(() => gpu.ops.add(weight, weight, out.gpu)).toThrow(InvalidArgumentError);
+    expect(() => gpu.uploadTensor(weight, new Float32Array(128))).toThrow(InvalidArgumentError);
+    await expect(gpu.downloadTensor(weight)).rejects.toThrow(InvalidArgumentError);
     const foreign = cpu.ops.createQuantizedWeight!(
       [4, 32],
       'q8_0',
