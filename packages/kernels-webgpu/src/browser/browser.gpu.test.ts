@@ -1,34 +1,11 @@
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { chromiumSkipReason, launchChromium } from '@deft/testing/chromium';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserCheckReport } from '../../test/browser-check-entry.js';
 
-const CHROMIUM = process.env.DEFT_CHROMIUM ?? '/usr/bin/chromium';
-/** Flags that give headless Chromium a WebGPU adapter on a machine without a GPU (SwiftShader's Vulkan). */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-angle=swiftshader',
-  '--use-vulkan=swiftshader',
-];
-
-async function loadPlaywright(): Promise<typeof import('playwright-core') | undefined> {
-  try {
-    return await import('playwright-core');
-  } catch {
-    return undefined;
-  }
-}
-
-const playwright = await loadPlaywright();
-const skipReason = !existsSync(CHROMIUM)
-  ? `no Chromium at ${CHROMIUM} (install Debian's chromium: .ci/install-webgpu-driver.sh, or set DEFT_CHROMIUM)`
-  : playwright === undefined
-    ? 'playwright-core is not installed'
-    : undefined;
+const skipReason = chromiumSkipReason;
 if (skipReason !== undefined) console.warn(`WebGPU browser test skipped: ${skipReason}`);
 
 describe.skipIf(skipReason !== undefined)('WebGPU kernels in headless Chromium', () => {
@@ -64,7 +41,7 @@ describe.skipIf(skipReason !== undefined)('WebGPU kernels in headless Chromium',
   });
 
   it('runs every strategy in the page and matches the float64 reference', async () => {
-    const browser = await playwright!.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const errors: string[] = [];

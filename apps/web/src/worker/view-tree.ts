@@ -1,0 +1,190 @@
+import type { TokenTree, TreeChange } from '@deft/tree';
+import type { KeptSequence, ViewNode, ViewNodeState } from './worker-messages.js';
+
+interface MutableViewNode {
+  id: number;
+  parent: number;
+  tokens: number[];
+  state: ViewNodeState;
+  accepted: number;
+  logProbabilities: number[];
+  /** The token tree's id while the node is live, else -1. */
+  treeId: number;
+}
+
+/**
+ * Every node a search ever made, kept after the token tree drops it: it follows the tree's changes, so a
+ * pruned branch stays (marked `pruned`), and a speculative commit leaves the draft nodes it merged (marked
+ * `accepted`, with how many tokens were) and the drafts it threw away (`rejected`).
+ */
+export class ViewTree {
+  private readonly nodes: MutableViewNode[] = [];
+  /** The view node of each live token-tree id. */
+  private readonly byTreeId = new Map<number, MutableViewNode>();
+  private readonly unsubscribe: () => void;
+  /** Tokens of the prompt, at the start of the root. */
+  private readonly promptLength: number;
+
+  /** Starts from `tree` as it is (the prompt at its root) and follows its changes until {@link detach}. */
+  constructor(tree: TokenTree) {
+    this.promptLength = tree.tokenCount(tree.root);
+    const copy = (treeId: number, parent: number) => {
+      const node = this.add(parent, treeId);
+      node.tokens.push(...tree.tokens(treeId));
+      for (const child of tree.children(treeId)) copy(child, node.id);
+    };
+    copy(tree.root, -1);
+    this.unsubscribe = tree.on('change', (change) => this.apply(change));
+  }
+
+  /** Stops following the tree (idempotent). */
+  detach(): void {
+    this.unsubscribe();
+  }
+
+  private add(parent: number, treeId: number): MutableViewNode {
+    const node: MutableViewNode = {
+      id: this.nodes.length,
+      parent,
+      tokens: [],
+      state: 'live',
+      accepted: 0,
+      logProbabilities: [],
+      treeId,
+    };
+    this.nodes.push(node);
+    this.byTreeId.set(treeId, node);
+    return node;
+  }
+
+  private drop(treeId: number, state: ViewNodeState): MutableViewNode | undefined {
+    const node = this.byTreeId.get(treeId);
+    if (node === undefined) return undefined;
+    this.byTreeId.delete(treeId);
+    node.state = state;
+    node.treeId = -1;
+    return node;
+  }
+
+  private apply(change: TreeChange): void {
+    switch (change.type) {
+      case 'fork': {
+        const parent = this.byTreeId.get(change.node)!;
+        for (const child of change.children) this.add(parent.id, child);
+        return;
+      }
+      case 'append':
+        this.byTreeId.get(change.node)!.tokens.push(...change.tokens);
+        return;
+      case 'prune':
+        for (const removed of change.removed) this.drop(removed, 'pruned');
+        return;
+      case 'commit': {
+        // The merged drafts keep their own nodes in the view; the tree's `into` goes on below the last one.
+        const into = this.byTreeId.get(change.into)!;
+        let last = into;
+        change.merged.forEach((merged, index) => {
+          const node = this.byTreeId.get(merged)!;
+          node.accepted = change.acceptedCounts[index]!;
+          last = node;
+        });
+        for (const removed of change.removed) {
+          const node = this.byTreeId.get(removed)!;
+          this.drop(removed, node.accepted > 0 ? 'accepted' : 'rejected');
+        }
+        if (last !== into) {
+          into.treeId = -1;
+          this.byTreeId.delete(change.into);
+          this.add(last.id, change.into);
+        }
+        return;
+      }
+    }
+  }
+
+  /**
+   * Finds where each sequence (generated tokens, the prompt excluded) ends, live nodes preferred, and gives
+   * the nodes on its path its log-probabilities.
+   */
+  markKept(
+    sequences: readonly { tokens: readonly number[]; logProbabilities: readonly number[]; score: number }[],
+    decode: (tokens: readonly number[]) => string,
+  ): KeptSequence[] {
+    const children = new Map<number, MutableViewNode[]>();
+    for (const node of this.nodes.slice(1)) {
+      const list = children.get(node.parent) ?? [];
+      list.push(node);
+      children.set(node.parent, list);
+    }
+    const rank = (node: MutableViewNode) => (node.state === 'live' ? 0 : node.state === 'accepted' ? 1 : 2);
+    for (const list of children.values()) list.sort((a, b) => rank(a) - rank(b));
+    const kept: KeptSequence[] = [];
+    for (const sequence of sequences) {
+      const found = this.findPath(this.nodes[0]!, sequence.tokens, 0, children);
+      if (found === undefined) continue;
+      const path = found.path;
+      // A sequence's last token was chosen but never run through the model, so the tree lacks it.
+      if (found.end < sequence.tokens.length) {
+        const tail = this.add(path.at(-1)!.id, -1);
+        this.byTreeId.delete(-1);
+        tail.treeId = -1;
+        tail.tokens.push(...sequence.tokens.slice(found.end));
+        path.push(tail);
+      }
+      let offset = 0;
+      for (const node of path) {
+        const count = Math.min(this.generatedTokens(node).length, sequence.tokens.length - offset);
+        node.logProbabilities = sequence.logProbabilities.slice(offset, offset + count);
+        offset += count;
+      }
+      const node = path.at(-1)!.id;
+      kept.push({ tokens: sequence.tokens, text: decode(sequence.tokens), score: sequence.score, node });
+    }
+    return kept;
+  }
+
+  /**
+   * A node's generated tokens as drawn: the root's after the prompt, an accepted draft's accepted ones.
+   */
+  private generatedTokens(node: MutableViewNode): number[] {
+    if (node.id === 0) return node.tokens.slice(this.promptLength);
+    return node.state === 'accepted' ? node.tokens.slice(0, node.accepted) : node.tokens;
+  }
+
+  /**
+   * The longest path from `node` along `tokens[offset..]` (whole nodes, or part of the last where the tokens
+   * end) and how far it got.
+   */
+  private findPath(
+    node: MutableViewNode,
+    tokens: readonly number[],
+    offset: number,
+    children: ReadonlyMap<number, MutableViewNode[]>,
+  ): { path: MutableViewNode[]; end: number } | undefined {
+    const own = this.generatedTokens(node);
+    const count = Math.min(own.length, tokens.length - offset);
+    for (let index = 0; index < count; index++) if (own[index] !== tokens[offset + index]) return undefined;
+    let best = { path: [node], end: offset + count };
+    if (count < own.length) return best;
+    for (const child of children.get(node.id) ?? []) {
+      if (best.end === tokens.length) break;
+      const found = this.findPath(child, tokens, offset + count, children);
+      if (found !== undefined && found.end > best.end) best = { path: [node, ...found.path], end: found.end };
+    }
+    return best;
+  }
+
+  /** The drawable nodes: text decoded, pages as the cache holds them now. */
+  snapshot(decode: (tokens: readonly number[]) => string, pagesOf: (treeId: number) => number): ViewNode[] {
+    return this.nodes.map((node) => ({
+      id: node.id,
+      parent: node.parent,
+      tokens: [...node.tokens],
+      text: decode(node.tokens),
+      state: node.state,
+      accepted: node.accepted,
+      pages: node.treeId < 0 ? 0 : pagesOf(node.treeId),
+      logProbabilities: node.logProbabilities,
+    }));
+  }
+}
