@@ -99,8 +99,7 @@ fn ${name}_signed_byte(at: u32) -> i32 {
 fn ${name}_half(at: u32) -> f32 {
   return unpack2x16float(${name}[at >> 2u])[(at >> 1u) & 1u];
 }
-${quantization.endsWith('_k') && quantization !== 'q6_k' ? kScaleMinWgsl(name) : ''}
-// Element \`index\` of the ${quantization} weight (blocks of ${values} values in ${bytes} bytes).
+${quantization === 'q4_k' || quantization === 'q5_k' ? `${kScaleMinWgsl(name)}\n` : ''}// Element \`index\` of the ${quantization} weight (blocks of ${values} values in ${bytes} bytes).
 fn load_${name}(index: u32) -> f32 {
   let o = (index / ${values}u) * ${bytes}u;
   let i = index % ${values}u;
