@@ -110,7 +110,7 @@ worker.onmessage = (message: MessageEvent<WorkerEvent>) => {
     case 'done': {
       setRunning(false);
       scheduleTree(event.nodes, event.kept);
-      renderStats(stats, { ...event.stats, pagesUsed: event.pagesInUse });
+      renderStats(stats, { ...event.stats, pagesUsed: event.pagesInUse, pagesShared: 0 });
       const kept = event.kept.map(
         (sequence, index) => `[${index + 1}] ${sequence.score.toFixed(3)} ${sequence.text}`,
       );

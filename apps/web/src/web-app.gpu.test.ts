@@ -159,7 +159,7 @@ describe.skipIf(skipReason !== undefined)('apps/web in headless Chromium on WebG
     engine.dispose();
     model.dispose();
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const result = await runInPage(
       page,
       hooks({

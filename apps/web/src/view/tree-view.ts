@@ -1,7 +1,9 @@
 import type { KeptSequence, ViewNode } from '../worker/worker-messages.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
-const ROW_HEIGHT = 18;
+const ROW_HEIGHT = 24;
+/** About how wide a character of the 10 px labels is. */
+const CHARACTER_WIDTH = 6;
 const MARGIN = 12;
 
 function element<Name extends keyof SVGElementTagNameMap>(
@@ -70,7 +72,7 @@ export function renderTree(
   const rows = Math.max(1, ...placed.map((entry) => entry.y + 1));
   const width = Math.max(320, svg.parentElement?.clientWidth ?? 800);
   const longest = Math.max(1, ...placed.map((entry) => entry.end));
-  const unit = Math.min(14, (width - 2 * MARGIN) / longest);
+  const unit = Math.min(40, (width - 2 * MARGIN) / longest);
   const height = rows * ROW_HEIGHT + 2 * MARGIN;
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   svg.setAttribute('width', String(width));
@@ -112,6 +114,13 @@ export function renderTree(
           y2: y(entry.y),
         }),
       );
+    }
+    const characters = Math.floor((x(entry.end) - x(entry.start)) / CHARACTER_WIDTH);
+    if (characters >= 3 && node.text.trim() !== '') {
+      const label = element('text', { class: 'label', x: x(entry.start), y: y(entry.y) - 5 });
+      label.textContent =
+        node.text.length > characters ? `${node.text.slice(0, characters - 1)}…` : node.text;
+      group.append(label);
     }
     const title = element('title', {});
     title.textContent = describe(node);
