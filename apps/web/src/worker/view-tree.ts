@@ -42,7 +42,8 @@ export class ViewTree {
     this.unsubscribe();
   }
 
-  private add(parent: number, treeId: number): MutableViewNode {
+  /** Adds a node below `parent`, following token-tree node `treeId` when one is given. */
+  private add(parent: number, treeId = -1): MutableViewNode {
     const node: MutableViewNode = {
       id: this.nodes.length,
       parent,
@@ -53,7 +54,7 @@ export class ViewTree {
       treeId,
     };
     this.nodes.push(node);
-    this.byTreeId.set(treeId, node);
+    if (treeId >= 0) this.byTreeId.set(treeId, node);
     return node;
   }
 
@@ -125,9 +126,7 @@ export class ViewTree {
       const path = found.path;
       // A sequence's last token was chosen but never run through the model, so the tree lacks it.
       if (found.end < sequence.tokens.length) {
-        const tail = this.add(path.at(-1)!.id, -1);
-        this.byTreeId.delete(-1);
-        tail.treeId = -1;
+        const tail = this.add(path.at(-1)!.id);
         tail.tokens.push(...sequence.tokens.slice(found.end));
         path.push(tail);
       }
