@@ -10,6 +10,9 @@ interface MutableViewNode {
   logProbabilities: number[];
   /** The token tree's id while the node is live, else -1. */
   treeId: number;
+  /** The decoded tokens, and how many tokens they were decoded from (decoded again when that changes). */
+  text: string;
+  textLength: number;
 }
 
 /**
@@ -52,6 +55,8 @@ export class ViewTree {
       accepted: 0,
       logProbabilities: [],
       treeId,
+      text: '',
+      textLength: 0,
     };
     this.nodes.push(node);
     if (treeId >= 0) this.byTreeId.set(treeId, node);
@@ -175,15 +180,21 @@ export class ViewTree {
 
   /** The drawable nodes: text decoded, pages as the cache holds them now. */
   snapshot(decode: (tokens: readonly number[]) => string, pagesOf: (treeId: number) => number): ViewNode[] {
-    return this.nodes.map((node) => ({
-      id: node.id,
-      parent: node.parent,
-      tokens: [...node.tokens],
-      text: decode(node.tokens),
-      state: node.state,
-      accepted: node.accepted,
-      pages: node.treeId < 0 ? 0 : pagesOf(node.treeId),
-      logProbabilities: node.logProbabilities,
-    }));
+    return this.nodes.map((node) => {
+      if (node.textLength !== node.tokens.length) {
+        node.text = decode(node.tokens);
+        node.textLength = node.tokens.length;
+      }
+      return {
+        id: node.id,
+        parent: node.parent,
+        tokens: [...node.tokens],
+        text: node.text,
+        state: node.state,
+        accepted: node.accepted,
+        pages: node.treeId < 0 ? 0 : pagesOf(node.treeId),
+        logProbabilities: node.logProbabilities,
+      };
+    });
   }
 }
