@@ -5,7 +5,7 @@ import { createWebGpuBackend, requestWebGpuDevice, type WebGpuBackend } from '@d
 import { LlamaModel, type Tokenizer } from '@deft/model';
 import type { RunSettings } from '../app/run-settings.js';
 import { loadModelFiles } from './load-model-files.js';
-import { startSearch } from './search.js';
+import { pagesNeeded, startSearch } from './search.js';
 import { ViewTree } from './view-tree.js';
 import type { LiveStats, WorkerEvent, WorkerRequest } from './worker-messages.js';
 
@@ -24,6 +24,9 @@ interface Loaded {
   readonly tokenizer: Tokenizer;
   dispose(): void;
 }
+
+/** Tokens per KV page. */
+const PAGE_SIZE = 16;
 
 let loaded: Loaded | undefined;
 let stopRequested = false;
@@ -66,7 +69,10 @@ async function run(settings: RunSettings): Promise<void> {
   if (loaded === undefined) throw new Error('load a model first');
   const { model, tokenizer } = loaded;
   stopRequested = false;
-  const engine = DecodingEngine.create(model, { numPages: 4096, pageSize: 16 });
+  // The pool is sized for the run (each sequence owning its whole path), not for the model's context.
+  const promptLength = tokenizer.encode(settings.prompt).length;
+  const numPages = pagesNeeded(settings, promptLength, model.config.contextLength, PAGE_SIZE);
+  const engine = DecodingEngine.create(model, { numPages, pageSize: PAGE_SIZE });
   let session: DecodingSession | undefined;
   let view: ViewTree | undefined;
   const opener = {

@@ -2,7 +2,7 @@ import { DecodingEngine, type DecodingSession, runStrategy } from '@deft/decoder
 import { hasStories260K, loadStories260K, stories260KSkipReason } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { STRATEGIES } from '../app/run-settings.js';
-import { startSearch } from './search.js';
+import { pagesNeeded, startSearch } from './search.js';
 import { ViewTree } from './view-tree.js';
 import type { ViewNode } from './worker-messages.js';
 
@@ -26,8 +26,19 @@ describe.skipIf(!hasStories260K)('the view tree of each strategy (stories260K, C
   const decode = (tokens: readonly number[]) => tokenizer.decode(tokens, { stripLeadingSpace: false });
 
   for (const strategy of STRATEGIES) {
-    it(`${strategy}: every kept sequence ends at a node whose path holds its tokens`, async () => {
-      const engine = DecodingEngine.create(model, { numPages: 512 });
+    it(`${strategy}: every kept sequence ends at a node whose path holds its tokens, in a pool of pagesNeeded() pages`, async () => {
+      const settings = {
+        prompt: 'Once upon a time',
+        strategy,
+        width: 3,
+        temperature: 1,
+        seed: 0,
+        maxTokens: 24,
+      };
+      const promptLength = tokenizer.encode(settings.prompt).length;
+      // The worker's pool size, which must hold the run.
+      const numPages = pagesNeeded(settings, promptLength, model.config.contextLength, 16);
+      const engine = DecodingEngine.create(model, { numPages, pageSize: 16 });
       let view: ViewTree | undefined;
       let session: DecodingSession | undefined;
       const opener = {
@@ -36,14 +47,6 @@ describe.skipIf(!hasStories260K)('the view tree of each strategy (stories260K, C
           view = new ViewTree(session.tree);
           return session;
         },
-      };
-      const settings = {
-        prompt: 'Once upon a time',
-        strategy,
-        width: 3,
-        temperature: 1,
-        seed: 0,
-        maxTokens: 24,
       };
       const sequences = await runStrategy(startSearch(opener, tokenizer, settings));
       const kept = view!.markKept(sequences, decode);
