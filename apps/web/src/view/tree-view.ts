@@ -51,8 +51,9 @@ function describe(node: ViewNode): string {
     `tokens: ${node.tokens.join(' ')}`,
     `KV pages: ${node.pages}`,
   ];
-  if (node.logProbabilities.length > 0) {
-    lines.push(`log-probs: ${node.logProbabilities.map((value) => value.toFixed(2)).join(' ')}`);
+  if (node.logProbabilities.some((value) => Number.isFinite(value))) {
+    const values = node.logProbabilities.map((value) => (Number.isFinite(value) ? value.toFixed(2) : '?'));
+    lines.push(`log-probs: ${values.join(' ')}`);
   }
   return lines.join('\n');
 }

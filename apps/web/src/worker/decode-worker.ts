@@ -1,12 +1,12 @@
 // The decoding worker: loads a model onto WebGPU, runs one search at a time and reports the tree after
 // every forward pass. Only the packages' browser entry points are imported here.
-import { type DecodeEvent, DecodingEngine, type DecodingSession } from '@deft/decoder';
+import { type DecodeEvent, DecodingEngine } from '@deft/decoder';
 import { createWebGpuBackend, requestWebGpuDevice, type WebGpuBackend } from '@deft/kernels-webgpu';
 import { LlamaModel, type Tokenizer } from '@deft/model';
 import type { RunSettings } from '../app/run-settings.js';
 import { loadModelFiles } from './load-model-files.js';
 import { pagesNeeded, startSearch } from './search.js';
-import { ViewTree } from './view-tree.js';
+import { type ViewedSession, viewedOpener } from './viewed-opener.js';
 import type { LiveStats, WorkerEvent, WorkerRequest } from './worker-messages.js';
 
 /** The part of the worker's global scope used here (the DOM library's types describe a window). */
@@ -73,19 +73,14 @@ async function run(settings: RunSettings): Promise<void> {
   const promptLength = tokenizer.encode(settings.prompt).length;
   const numPages = pagesNeeded(settings, promptLength, model.config.contextLength, PAGE_SIZE);
   const engine = DecodingEngine.create(model, { numPages, pageSize: PAGE_SIZE });
-  let session: DecodingSession | undefined;
-  let view: ViewTree | undefined;
-  const opener = {
-    openSession(prompt: ArrayLike<number>) {
-      session = engine.openSession(prompt);
-      view = new ViewTree(session.tree);
-      return session;
-    },
-  };
+  let opened: ViewedSession | undefined;
+  const opener = viewedOpener(engine, (session) => {
+    opened = session;
+  });
   const decode = (tokens: readonly number[]) => tokenizer.decode(tokens, { stripLeadingSpace: false });
   const snapshot = () =>
-    view?.snapshot(decode, (node) =>
-      session?.released === false ? session.runner.cache.pagesOf(node).length : 0,
+    opened?.view.snapshot(decode, (node) =>
+      opened?.session.released === false ? opened.session.runner.cache.pagesOf(node).length : 0,
     ) ?? [];
   const totals = { kvBytesRead: 0, sequenceKvBytes: 0, generatedTokens: 0 };
   const started = performance.now();
@@ -118,7 +113,7 @@ async function run(settings: RunSettings): Promise<void> {
         return;
       }
       if (next.done === true) {
-        const kept = view?.markKept(next.value, decode) ?? [];
+        const kept = opened?.view.markKept(next.value, decode) ?? [];
         const finalStats = { ...stats!, pagesUsed: engine.pool.usedCount, leaves: kept.length };
         post({ type: 'done', nodes: snapshot(), stats: finalStats, kept, pagesInUse: engine.pool.usedCount });
         return;
@@ -127,7 +122,7 @@ async function run(settings: RunSettings): Promise<void> {
       post({ type: 'step', nodes: snapshot(), stats });
     }
   } finally {
-    view?.detach();
+    opened?.view.detach();
     engine.dispose();
   }
 }

@@ -1,9 +1,9 @@
-import { DecodingEngine, type DecodingSession, runStrategy } from '@deft/decoder';
+import { DecodingEngine, runStrategy } from '@deft/decoder';
 import { hasStories260K, loadStories260K, stories260KSkipReason } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { STRATEGIES } from '../app/run-settings.js';
 import { pagesNeeded, startSearch } from './search.js';
-import { ViewTree } from './view-tree.js';
+import { type ViewedSession, viewedOpener } from './viewed-opener.js';
 import type { ViewNode } from './worker-messages.js';
 
 if (!hasStories260K) console.warn(`apps/web view tree test skipped: ${stories260KSkipReason}`);
@@ -18,6 +18,19 @@ function pathTokens(nodes: readonly ViewNode[], node: number, promptLength: numb
       : entry.state === 'accepted'
         ? entry.tokens.slice(0, entry.accepted)
         : entry.tokens,
+  );
+}
+
+/** The log-probabilities of those tokens, as the view holds them. */
+function pathLogProbabilities(nodes: readonly ViewNode[], node: number, promptLength: number): number[] {
+  const path: ViewNode[] = [];
+  for (let id = node; id >= 0; id = nodes[id]!.parent) path.unshift(nodes[id]!);
+  return path.flatMap((entry) =>
+    entry.id === 0
+      ? entry.logProbabilities.slice(promptLength)
+      : entry.state === 'accepted'
+        ? entry.logProbabilities.slice(0, entry.accepted)
+        : entry.logProbabilities,
   );
 }
 
@@ -39,25 +52,33 @@ describe.skipIf(!hasStories260K)('the view tree of each strategy (stories260K, C
       // The worker's pool size, which must hold the run.
       const numPages = pagesNeeded(settings, promptLength, model.config.contextLength, 16);
       const engine = DecodingEngine.create(model, { numPages, pageSize: 16 });
-      let view: ViewTree | undefined;
-      let session: DecodingSession | undefined;
-      const opener = {
-        openSession(prompt: ArrayLike<number>) {
-          session = engine.openSession(prompt);
-          view = new ViewTree(session.tree);
-          return session;
-        },
-      };
+      let opened: ViewedSession | undefined;
+      const opener = viewedOpener(engine, (session) => {
+        opened = session;
+      });
       const sequences = await runStrategy(startSearch(opener, tokenizer, settings));
-      const kept = view!.markKept(sequences, decode);
-      const nodes = view!.snapshot(decode, () => 0);
-      view!.detach();
+      const { session, view } = opened!;
+      const kept = view.markKept(sequences, decode);
+      const nodes = view.snapshot(decode, () => 0);
+      view.detach();
       expect(engine.pool.usedCount).toBe(0);
       engine.dispose();
       expect(kept.map((entry) => entry.tokens)).toEqual(sequences.map((sequence) => sequence.tokens));
-      for (const entry of kept) {
-        const tokens = pathTokens(nodes, entry.node, session!.promptLength);
+      for (const [index, entry] of kept.entries()) {
+        const tokens = pathTokens(nodes, entry.node, session.promptLength);
         expect(tokens.slice(0, entry.tokens.length)).toEqual(entry.tokens);
+        // The passes' rows give the same log-probabilities as the strategy's own.
+        const logProbabilities = pathLogProbabilities(nodes, entry.node, session.promptLength);
+        const expected = sequences[index]!.logProbabilities;
+        expect(logProbabilities.slice(0, expected.length).map((value) => value.toFixed(4))).toEqual(
+          expected.map((value) => value.toFixed(4)),
+        );
+      }
+      // Strategies that choose each token from the pass just run have every log-probability (tot expands a
+      // thought from an older pass's row, speculative decoding appends drafts before their pass).
+      const known = nodes.flatMap((node) => (node.id === 0 ? [] : node.logProbabilities));
+      if (strategy === 'greedy' || strategy === 'beam' || strategy === 'best-of') {
+        expect(known.every((value) => Number.isFinite(value))).toBe(true);
       }
       if (strategy === 'beam' || strategy === 'best-of' || strategy === 'tot') {
         expect(nodes.some((node) => node.state === 'pruned')).toBe(true);

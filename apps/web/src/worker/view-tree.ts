@@ -1,3 +1,4 @@
+import type { TreeEvaluation } from '@deft/decoder';
 import type { TokenTree, TreeChange } from '@deft/tree';
 import type { KeptSequence, ViewNode, ViewNodeState } from './worker-messages.js';
 
@@ -7,6 +8,7 @@ interface MutableViewNode {
   tokens: number[];
   state: ViewNodeState;
   accepted: number;
+  /** `[tokens.length]` natural-log probability of each token under the model; NaN where unknown (the prompt). */
   logProbabilities: number[];
   /** The token tree's id while the node is live, else -1. */
   treeId: number;
@@ -18,7 +20,9 @@ interface MutableViewNode {
 /**
  * Every node a search ever made, kept after the token tree drops it: it follows the tree's changes, so a
  * pruned branch stays (marked `pruned`), and a speculative commit leaves the draft nodes it merged (marked
- * `accepted`, with how many tokens were) and the drafts it threw away (`rejected`).
+ * `accepted`, with how many tokens were) and the drafts it threw away (`rejected`). The log-probability of
+ * an appended token comes from the last forward pass ({@link ViewTree.observe}) where that pass computed the
+ * row before it; draft tokens, appended before their pass, get theirs when a kept sequence passes them.
  */
 export class ViewTree {
   private readonly nodes: MutableViewNode[] = [];
@@ -27,17 +31,40 @@ export class ViewTree {
   private readonly unsubscribe: () => void;
   /** Tokens of the prompt, at the start of the root. */
   private readonly promptLength: number;
+  private readonly tree: TokenTree;
+  private evaluation: TreeEvaluation | undefined;
 
   /** Starts from `tree` as it is (the prompt at its root) and follows its changes until {@link detach}. */
   constructor(tree: TokenTree) {
+    this.tree = tree;
     this.promptLength = tree.tokenCount(tree.root);
     const copy = (treeId: number, parent: number) => {
       const node = this.add(parent, treeId);
       node.tokens.push(...tree.tokens(treeId));
+      node.logProbabilities.push(...node.tokens.map(() => Number.NaN));
       for (const child of tree.children(treeId)) copy(child, node.id);
     };
     copy(tree.root, -1);
     this.unsubscribe = tree.on('change', (change) => this.apply(change));
+  }
+
+  /** Takes the log-probability rows of a forward pass over the tree, for the tokens appended after it. */
+  observe(evaluation: TreeEvaluation): void {
+    this.evaluation = evaluation;
+  }
+
+  /**
+   * The log-probability of `token` at `position` of token-tree node `treeId`, from the row of the token
+   * before it (the node's previous token, or its parent's last) when the last pass computed that row.
+   */
+  private logProbabilityOf(treeId: number, position: number, token: number): number {
+    let row: Float32Array | undefined;
+    if (position > 0) row = this.evaluation?.row(treeId, position - 1);
+    else if (treeId !== this.tree.root) {
+      const parent = this.tree.parent(treeId);
+      row = this.evaluation?.row(parent, this.tree.tokenCount(parent) - 1);
+    }
+    return row?.[token] ?? Number.NaN;
   }
 
   /** Stops following the tree (idempotent). */
@@ -79,9 +106,14 @@ export class ViewTree {
         for (const child of change.children) this.add(parent.id, child);
         return;
       }
-      case 'append':
-        this.byTreeId.get(change.node)!.tokens.push(...change.tokens);
+      case 'append': {
+        const node = this.byTreeId.get(change.node)!;
+        change.tokens.forEach((token, index) => {
+          node.tokens.push(token);
+          node.logProbabilities.push(this.logProbabilityOf(change.node, change.start + index, token));
+        });
         return;
+      }
       case 'prune':
         for (const removed of change.removed) this.drop(removed, 'pruned');
         return;
@@ -133,12 +165,17 @@ export class ViewTree {
       if (found.end < sequence.tokens.length) {
         const tail = this.add(path.at(-1)!.id);
         tail.tokens.push(...sequence.tokens.slice(found.end));
+        tail.logProbabilities.push(...tail.tokens.map(() => Number.NaN));
         path.push(tail);
       }
+      // The sequence's own log-probabilities fill in what the passes did not give (draft tokens).
       let offset = 0;
       for (const node of path) {
+        const first = node.id === 0 ? this.promptLength : 0;
         const count = Math.min(this.generatedTokens(node).length, sequence.tokens.length - offset);
-        node.logProbabilities = sequence.logProbabilities.slice(offset, offset + count);
+        for (let index = 0; index < count; index++) {
+          node.logProbabilities[first + index] = sequence.logProbabilities[offset + index]!;
+        }
         offset += count;
       }
       const node = path.at(-1)!.id;
@@ -193,7 +230,7 @@ export class ViewTree {
         state: node.state,
         accepted: node.accepted,
         pages: node.treeId < 0 ? 0 : pagesOf(node.treeId),
-        logProbabilities: node.logProbabilities,
+        logProbabilities: [...node.logProbabilities],
       };
     });
   }

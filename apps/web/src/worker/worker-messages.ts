@@ -26,7 +26,10 @@ export interface ViewNode {
   readonly accepted: number;
   /** KV pages the node holds (0 once freed). */
   readonly pages: number;
-  /** Log-probabilities of the node's tokens where a kept sequence passes through it. */
+  /**
+   * `[tokens.length]` natural-log probability of each token under the model; NaN where not known (the
+   * prompt, and draft or thought-opening tokens off the kept sequences).
+   */
   readonly logProbabilities: readonly number[];
 }
 
