@@ -39,6 +39,7 @@ import {
 import { assertFinite, assertInteger, describeValue } from '@deft/core/validate';
 import { BUFFER_USAGE, MAP_MODE } from '../device/gpu-flags.js';
 import { describeAdapter } from '../device/request-device.js';
+import type { OpsResource } from '../ops/model-ops-context.js';
 import { createWebGpuModelOps } from '../ops/webgpu-model-ops.js';
 import {
   type AttentionKernelConfig,
@@ -203,6 +204,8 @@ class WebGpuBackendImpl implements WebGpuBackend {
   private readonly tensors = new Set<WebGpuTensor>();
   private readonly storages = new Set<WebGpuKVStorage>();
   private readonly plans = new Set<WebGpuPreparedPlan>();
+  /** What the model ops allocated outside `tensors` (quantized weights), disposed with the backend. */
+  private readonly opsResources = new Set<OpsResource>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly maxWorkgroupsPerDimension: number;
   private readonly targetWorkgroups: number;
@@ -249,6 +252,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
       pipeline: (key, source) => this.pipeline(key, source),
       tensor: (argument, tensor) => this.ownTensor(argument, tensor),
       storage: (_argument, storage) => this.ownStorage(storage),
+      resources: this.opsResources,
       read: (buffer, bytes, what) => this.readBuffer(buffer, 0, bytes, what),
     });
   }
@@ -636,6 +640,7 @@ class WebGpuBackendImpl implements WebGpuBackend {
     for (const plan of [...this.plans]) plan.dispose();
     for (const storage of [...this.storages]) storage.dispose();
     for (const tensor of [...this.tensors]) tensor.dispose();
+    for (const resource of [...this.opsResources]) resource.dispose();
     this.pipelines.clear();
     this.monitor.detach();
     this.isDisposed = true;

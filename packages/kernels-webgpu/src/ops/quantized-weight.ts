@@ -17,7 +17,8 @@ import { BUFFER_USAGE } from '../device/gpu-flags.js';
  * A weight `[rows, columns]` held in GGUF blocks on the device: the file's bytes as they are, in one
  * storage buffer padded to 16 bytes (`rows` runs of `columns / blockValues` blocks). Its `dtype` is
  * `f32`, the type it is read as; only `matmul`'s weight and `embedding`'s table accept it, and they
- * dequantize inside the kernel. Created by the model ops that own it (`ops.createQuantizedWeight`).
+ * dequantize inside the kernel. Created by the model ops that own it (`ops.createQuantizedWeight`);
+ * disposed by its holder or, at the latest, by `backend.dispose()` of the backend whose ops made it.
  */
 export class WebGpuQuantizedWeight implements DeviceTensor {
   readonly backend = 'webgpu';
@@ -30,6 +31,8 @@ export class WebGpuQuantizedWeight implements DeviceTensor {
     readonly shape: Shape,
     readonly quantization: BlockQuantization,
     readonly buffer: GPUBuffer,
+    /** Called once, when it is disposed (the backend stops tracking it). */
+    private readonly onDispose: (weight: WebGpuQuantizedWeight) => void,
   ) {}
 
   get disposed(): boolean {
@@ -40,6 +43,7 @@ export class WebGpuQuantizedWeight implements DeviceTensor {
     if (this.isDisposed) return;
     this.isDisposed = true;
     this.buffer.destroy();
+    this.onDispose(this);
   }
 
   [Symbol.dispose](): void {

@@ -15,7 +15,7 @@ import { maxRelativeError, quantizeBlocks, SeededRandom, seededValues } from '@d
 import { afterAll, describe, expect, it } from 'vitest';
 import { openTestDevice } from '../../test/open-test-device.js';
 import { createWebGpuBackend } from '../backend/webgpu-backend.js';
-import { WebGpuQuantizedWeight } from './quantized-weight.js';
+import { ownQuantizedWeight, WebGpuQuantizedWeight } from './quantized-weight.js';
 
 const testDevice = await openTestDevice();
 if (testDevice.handle === undefined)
@@ -176,6 +176,34 @@ describe.skipIf(testDevice.handle === undefined)('quantized weights on the WebGP
     expect(() => gpu.ops.embedding(weight, Int32Array.of(0, 1), x.gpu)).toThrow(DisposedError);
     expect(await gpu.downloadTensor(out.gpu)).toEqual(before);
     await gpu.synchronize();
+  });
+
+  it('is freed by backend.dispose() with the tensors, and then refuses to be used', () => {
+    const owner = createWebGpuBackend({ device: testDevice.handle!.device });
+    const blocks = quantizeBlocks('q4_k', seededValues(4, 2 * 256));
+    const kept = owner.ops.createQuantizedWeight!([2, 256], 'q4_k', blocks) as WebGpuQuantizedWeight;
+    const early = owner.ops.createQuantizedWeight!([2, 256], 'q4_k', blocks);
+    const x = owner.createTensor({ shape: [1, 256], dtype: 'f32' });
+    const out = owner.createTensor({ shape: [1, 2], dtype: 'f32' });
+    // Its buffer is destroyed exactly once, by whichever dispose comes first.
+    let destroyed = 0;
+    const destroy = kept.buffer.destroy.bind(kept.buffer);
+    kept.buffer.destroy = () => {
+      destroyed++;
+      destroy();
+    };
+    // One disposed by its holder first is no longer tracked; the backend's dispose skips it.
+    early.dispose();
+    owner.dispose();
+    expect(kept.disposed).toBe(true);
+    expect(destroyed).toBe(1);
+    expect(early.disposed).toBe(true);
+    expect(x.disposed).toBe(true);
+    kept.dispose();
+    expect(destroyed).toBe(1);
+    expect(() => owner.ops.matmul(x, kept, out)).toThrow(DisposedError);
+    // The ops' own resolution of the weight refuses it too, not only the disposed backend.
+    expect(() => ownQuantizedWeight(kept.owner, 'weight', kept)).toThrow(DisposedError);
   });
 
   it('refuses a weight larger than one storage binding with a CapacityError before creating it', () => {

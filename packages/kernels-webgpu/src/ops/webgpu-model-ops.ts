@@ -63,7 +63,8 @@ function f32Bits(value: number): number {
  * `embedding`. Each op validates every operand, then enqueues its dispatch in one submitted command
  * buffer; `argmax` and `topK` read the rows back and finish on the host.
  *
- * @param context the owning backend's device, pipeline cache and tensor resolution
+ * @param context the owning backend's device, pipeline cache, tensor resolution and the set of
+ *   resources it disposes with itself (the quantized weights made here)
  * @throws InvalidArgumentError / DisposedError from each op, as {@link ModelOps} documents; device
  *   errors surface as `BackendError` from `synchronize()` and the reads.
  * @example
@@ -219,7 +220,12 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       const buffer = context.scoped('createQuantizedWeight', () =>
         uploadBlocks(device, quantization, blocks, size),
       );
-      return new WebGpuQuantizedWeight(owner, checked, quantization, buffer);
+      // Tracked by the backend, so that `backend.dispose()` frees it as it frees the backend's tensors.
+      const weight = new WebGpuQuantizedWeight(owner, checked, quantization, buffer, (disposed) =>
+        context.resources.delete(disposed),
+      );
+      context.resources.add(weight);
+      return weight;
     },
 
     embedding(table, tokens, out) {
