@@ -3,7 +3,7 @@
 # executors), then optional extra bench runs given as quoted argument lists; an extra that starts with
 # "@NAME " runs the addon at packages/kernels-cuda/native/build/NAME/deft_cuda.node (an earlier version
 # carried for a same-call comparison), one that starts with "@ncu " runs under Nsight Compute, one that
-# starts with "@env:NAME=VALUE " runs with that environment variable set. E.g.
+# starts with "@env:NAME=VALUE " runs with that environment variable set (NCU_ARGS adds arguments to ncu). E.g.
 #   packages/kernels-cuda/scripts/device-run.sh "--skip-check --executors tasks --task-cost 200 --label cost200"
 # Needs .gpu (../shared/gpu/prepare.sh apps/cli/src/gpu/cuda-main.ts) and the built addon; writes under $OUT.
 set -u
@@ -39,7 +39,7 @@ for extra in "$@"; do
   if [[ $extra == @ncu\ * ]]; then
     extra=${extra#@ncu }
     prefix=(ncu --clock-control none --kernel-name regex:Task --launch-skip 12 --launch-count 2 --section SpeedOfLight
-      --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats)
+      --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats ${NCU_ARGS:-})
   elif [[ $extra == @* ]]; then
     name=${extra%% *}
     name=${name#@}

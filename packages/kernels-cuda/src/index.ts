@@ -12,4 +12,11 @@ export type { CudaTensor } from './backend/cuda-tensor.js';
 export type { CudaDeviceInfo } from './native/load-addon.js';
 export type { ScheduleOptions } from './plan/build-schedule.js';
 export type { TaskScheduleOptions } from './plan/build-tasks.js';
-export type { CopyBandwidth, CudaEvent, CudaReadOnce, CudaTiming } from './timing/cuda-timing.js';
+export type {
+  CopyBandwidth,
+  CudaBlockProfile,
+  CudaBlockRecord,
+  CudaEvent,
+  CudaReadOnce,
+  CudaTiming,
+} from './timing/cuda-timing.js';

@@ -19,6 +19,7 @@ import type { GpuBenchOptions, GpuBenchOutcome } from '../bench/gpu-bench-types.
 import { withSequenceRatios } from '../bench/sequence-ratios.js';
 import { formatMicroseconds } from '../format/format-number.js';
 import { buildWorkload } from '../workloads/build-workload.js';
+import { type BlockProfileSummary, summarizeBlockProfile } from './block-profile-summary.js';
 
 /** `tasks` (mask-free tasks) or `units` (work units over the plan's chunks). */
 export type CudaExecutorName = NonNullable<CudaPlanOptions['executor']>;
@@ -72,6 +73,8 @@ export interface CudaStrategyResult {
   readonly gigabytesPerSecond: number;
   readonly vsReadOnce: number;
   readonly vsBandwidthFloor: number;
+  /** The task executor's attention launch profiled CTA by CTA (one run, L2 flushed before it). */
+  readonly blockProfile?: BlockProfileSummary;
 }
 
 /** One workload's floors and strategies. */
@@ -274,6 +277,14 @@ export async function runCudaBenchReport(
               for (let call = 0; call < hostCalls; call++) backend.treeAttention(args);
               const hostMicroseconds = Number(process.hrtime.bigint() - before) / 1000 / hostCalls;
               await backend.synchronize();
+              let blockProfile: BlockProfileSummary | undefined;
+              if (prepared.schedule.executor === 'tasks') {
+                backend.timing.flushL2();
+                blockProfile = summarizeBlockProfile(backend.timing.profileTreeAttention(args), {
+                  wgmma: prepared.schedule.kernel === 'wgmma',
+                  multiprocessors: backend.deviceInfo.multiprocessors,
+                });
+              }
               const sorted = [...samples].sort((a, b) => a - b);
               const layerMedian = median(sorted);
               const bandwidthFloor = plan.io.uniqueKvBytes / (copyBandwidth.gigabytesPerSecond * 1e3);
@@ -298,6 +309,7 @@ export async function runCudaBenchReport(
                 gigabytesPerSecond: plan.io.uniqueKvBytes / (layerMedian * 1e3),
                 vsReadOnce: layerMedian / readOnceMicroseconds,
                 vsBandwidthFloor: layerMedian / bandwidthFloor,
+                ...(blockProfile === undefined ? {} : { blockProfile }),
               };
               results.push(result);
               rows.push({

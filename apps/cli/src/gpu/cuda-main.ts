@@ -6,6 +6,7 @@
  *   node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t]
  *                      [--kernel auto|mma|wgmma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench]
  *                      [--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N]
+ *                      [--no-fill-wave]
  */
 import { writeFileSync } from 'node:fs';
 import type { PlanStrategy } from '@deft/core';
@@ -15,6 +16,7 @@ import type { Progress } from '../cli/progress.js';
 import { formatTable } from '../format/format-table.js';
 import { findBuiltinWorkload, PAPER_WORKLOAD_NAMES } from '../workloads/builtin.js';
 import type { Workload } from '../workloads/workload.js';
+import { formatBlockProfile } from './block-profile-summary.js';
 import {
   type CudaBenchReport,
   type CudaExecutorName,
@@ -86,11 +88,12 @@ function parseArguments(argv: readonly string[]): MainOptions {
       options.tasks = { ...options.tasks, queryTileCost: Number(value()) };
     else if (flag === '--task-blocks-per-sm')
       options.tasks = { ...options.tasks, blocksPerMultiprocessor: Number(value()) };
+    else if (flag === '--no-fill-wave') options.tasks = { ...options.tasks, fillWave: false };
     else if (flag === '--help') {
       console.log(
         'node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t] ' +
           '[--kernel auto|mma|wgmma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench] ' +
-          '[--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N] ' +
+          '[--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N] [--no-fill-wave] ' +
           '[--blocks-per-sm N] [--partial-cost N] [--unit-cost N] [--tile-cost X] [--label TEXT]',
       );
       process.exit(0);
@@ -195,6 +198,7 @@ function targetLines(report: CudaBenchReport): string[] {
       line += `; vs sequence ${speedup.toFixed(2)}× (needs ${needed.toFixed(2)}×) ${speedup >= needed ? 'MET' : 'MISSED'}`;
     }
     lines.push(line);
+    if (best.blockProfile !== undefined) lines.push(`  profile: ${formatBlockProfile(best.blockProfile)}`);
   }
   return lines;
 }

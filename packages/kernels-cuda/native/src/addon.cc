@@ -88,6 +88,10 @@ Napi::Float32Array Float32Argument(const Napi::CallbackInfo& info, size_t index,
   return TypedArgument<float, napi_float32_array>(info, index, name, "Float32Array");
 }
 
+Napi::Float64Array Float64Argument(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  return TypedArgument<double, napi_float64_array>(info, index, name, "Float64Array");
+}
+
 /** Any TypedArray as raw bytes. */
 Napi::TypedArray BytesArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
   if (info.Length() <= index || !info[index].IsTypedArray()) ThrowInvalid(info.Env(), std::string(name) + " must be a TypedArray");
@@ -294,6 +298,16 @@ Napi::Value TreeAttention(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ProfileTreeAttention(const Napi::CallbackInfo& info) {
+  Napi::Float64Array profile = Float64Argument(info, 6, "profile");
+  ThrowIfFailed(info.Env(), deft::ProfileTreeAttention(
+                                HandleArgument(info, 0, "plan"), HandleArgument(info, 1, "storage"),
+                                IntArgument(info, 2, "layer"), HandleArgument(info, 3, "q"), HandleArgument(info, 4, "out"),
+                                static_cast<float>(NumberArgument(info, 5, "scale")), profile.Data(),
+                                profile.ElementLength()));
+  return info.Env().Undefined();
+}
+
 Napi::Value CreateEvent(const Napi::CallbackInfo& info) {
   Handle handle = 0;
   ThrowIfFailed(info.Env(), deft::CreateEvent(HandleArgument(info, 0, "context"), &handle));
@@ -390,6 +404,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flushL2", Napi::Function::New<Guarded<FlushL2>>(env, "flushL2"));
   exports.Set("createSlotList", Napi::Function::New<Guarded<CreateSlotList>>(env, "createSlotList"));
   exports.Set("freeSlotList", Napi::Function::New<Guarded<FreeSlotList>>(env, "freeSlotList"));
+  exports.Set("profileTreeAttention",
+              Napi::Function::New<Guarded<ProfileTreeAttention>>(env, "profileTreeAttention"));
   exports.Set("readOnce", Napi::Function::New<Guarded<ReadOnce>>(env, "readOnce"));
   exports.Set("emptyKernel", Napi::Function::New<Guarded<EmptyKernel>>(env, "emptyKernel"));
   return exports;

@@ -74,6 +74,7 @@ function fakeAddon(): { addon: CudaAddon; calls: string[] } {
     createSlotList: handle('createSlotList'),
     freeSlotList: record('freeSlotList'),
     readOnce: record('readOnce'),
+    profileTreeAttention: record('profileTreeAttention'),
     emptyKernel: record('emptyKernel'),
   } satisfies CudaAddon;
   return { addon, calls };
@@ -300,6 +301,61 @@ describe('createCudaBackend validation (fake device)', () => {
     expect(calls).toEqual([]);
     backend.writeKV(storage, 0, Int32Array.of(3), new Float32Array(row), new Float32Array(row));
     expect(calls).toEqual(['writeKv']);
+  });
+
+  it('profiles a task-executor launch CTA by CTA and refuses the unit executor', () => {
+    const { addon, calls } = fakeAddon();
+    addon.profileTreeAttention = (_plan, _storage, _layer, _q, _out, _scale, profile) => {
+      calls.push('profileTreeAttention');
+      for (let block = 0; block < profile.length / 3; block++) {
+        profile.set([block % 7, 1000 * block, 1000 * block + 2500], 3 * block);
+      }
+    };
+    const backend = createCudaBackend({ addon });
+    const { plan, numPages } = smallCase();
+    const storage = backend.createKVStorage({
+      numLayers: 1,
+      numPages,
+      pageSize: 16,
+      numKvHeads: 2,
+      headDim: 64,
+      dtype: 'f16',
+    });
+    const q = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
+    const out = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
+    const prepared = backend.preparePlan(plan, SHAPE, { executor: 'tasks' });
+    calls.length = 0;
+    const profile = backend.timing.profileTreeAttention({
+      storage,
+      layer: 0,
+      plan: prepared,
+      q,
+      out,
+      scale: 1,
+    });
+    expect(calls).toEqual(['profileTreeAttention']);
+    const blocks = prepared.schedule.numUnits * 2;
+    expect(profile.blocks).toHaveLength(blocks);
+    const last = profile.blocks[blocks - 1]!;
+    expect(last).toMatchObject({
+      task: prepared.schedule.numUnits - 1,
+      kvHead: 1,
+      multiprocessor: (blocks - 1) % 7,
+    });
+    expect(last.endMicroseconds - last.startMicroseconds).toBeCloseTo(2.5, 9);
+    expect(profile.spanMicroseconds).toBeCloseTo(blocks - 1 + 2.5, 9);
+    expect(last.tokens).toBeGreaterThan(0);
+    expect(last.rows).toBeGreaterThan(0);
+    // The same argument checks as a launch, and nothing reaches the addon on a bad call.
+    const units = backend.preparePlan(plan, SHAPE, { executor: 'units' });
+    calls.length = 0;
+    expect(() =>
+      backend.timing.profileTreeAttention({ storage, layer: 0, plan: prepared, q, out: q, scale: 1 }),
+    ).toThrow(InvalidArgumentError);
+    expect(() =>
+      backend.timing.profileTreeAttention({ storage, layer: 0, plan: units, q, out, scale: 1 }),
+    ).toThrow(/'tasks' executor/);
+    expect(calls).toEqual([]);
   });
 
   it('disposes idempotently and throws DisposedError afterwards', () => {

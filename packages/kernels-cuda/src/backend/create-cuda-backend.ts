@@ -44,6 +44,17 @@ import { CudaKVStorage, checkCudaKVStorageSize, cudaKVStorageError } from './cud
 import { CudaPreparedPlan, type CudaScheduleSummary } from './cuda-prepared-plan.js';
 import { CudaTensor } from './cuda-tensor.js';
 
+/** The addon handles of one checked attention call. */
+interface AttentionCall {
+  readonly prepared: CudaPreparedPlan;
+  readonly plan: number;
+  readonly storage: number;
+  readonly layer: number;
+  readonly q: number;
+  readonly out: number;
+  readonly scale: number;
+}
+
 /** Options of {@link createCudaBackend}. */
 export interface CudaBackendOptions {
   /** CUDA device ordinal (default 0). */
@@ -80,7 +91,7 @@ export interface CudaPlanOptions {
   readonly tasks?: Partial<
     Pick<
       TaskScheduleOptions,
-      'blocksPerMultiprocessor' | 'queryTileCost' | 'taskCost' | 'suffixTokens' | 'suffixRows'
+      'blocksPerMultiprocessor' | 'queryTileCost' | 'taskCost' | 'suffixTokens' | 'suffixRows' | 'fillWave'
     >
   >;
   /** Overrides of the scheduler's cost model (see `ScheduleOptions`). */
@@ -235,12 +246,96 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     device: `${deviceInfo.name} (CUDA, sm_${deviceInfo.computeCapability.replace('.', '')}, ${deviceInfo.multiprocessors} SMs)`,
   });
 
+  /** Checks one layer's attention arguments; returns the addon handles of the call. */
+  const checkAttention = (args: TreeAttentionArgs): AttentionCall => {
+    alive();
+    if (typeof args !== 'object' || args === null)
+      invalid('args', 'must be TreeAttentionArgs', 'object', args);
+    const storage = ownStorage(args.storage);
+    const layer = checkLayerIndex(args.layer, storage.descriptor.numLayers);
+    const prepared = args.plan;
+    if (!(prepared instanceof CudaPreparedPlan) || prepared.owner !== owner) {
+      invalid('plan', 'must be a plan prepared by this CUDA backend', 'CudaPreparedPlan', prepared);
+    }
+    if (prepared.disposed) throw new DisposedError('plan (CUDA prepared plan)');
+    const { shape, plan } = prepared;
+    const descriptor = storage.descriptor;
+    if (
+      descriptor.numKvHeads !== shape.numKvHeads ||
+      descriptor.headDim !== shape.headDim ||
+      descriptor.dtype !== shape.kvDtype ||
+      descriptor.pageSize !== plan.pageSize
+    ) {
+      invalid(
+        'storage',
+        `must match the plan's shape (${shape.numKvHeads} KV heads, head dim ${shape.headDim}, ${shape.kvDtype}, page size ${plan.pageSize})`,
+        shape,
+        descriptor,
+      );
+    }
+    if (prepared.maxSlot >= storage.numSlots) {
+      invalid(
+        'plan',
+        `reads slot ${prepared.maxSlot}, beyond the storage's ${storage.numSlots} slots`,
+        `< ${storage.numSlots}`,
+        prepared.maxSlot,
+      );
+    }
+    const q = ownTensor('q', args.q);
+    const out = ownTensor('out', args.out);
+    const rows = [plan.numQueries, shape.numHeads, shape.headDim] as const;
+    checkAttentionTensor('q', q, rows);
+    checkAttentionTensor('out', out, rows);
+    if (q === out) invalid('out', 'must not be the q tensor', 'a distinct tensor', out);
+    assertFinite('scale', args.scale);
+    return {
+      prepared,
+      plan: prepared.handle,
+      storage: storage.handle,
+      layer,
+      q: q.handle,
+      out: out.handle,
+      scale: args.scale,
+    };
+  };
+
   const backend: CudaBackend = {
     contractVersion: BACKEND_CONTRACT_VERSION,
     name: 'cuda',
     capabilities,
     deviceInfo,
-    timing: createCudaTiming(addon, context, alive, (storage) => ownStorage(storage).handle),
+    timing: createCudaTiming(
+      addon,
+      context,
+      alive,
+      (storage) => ownStorage(storage).handle,
+      (args) => {
+        const call = checkAttention(args);
+        const profile = new Float64Array(
+          3 * call.prepared.schedule.numUnits * call.prepared.shape.numKvHeads,
+        );
+        if (call.prepared.schedule.executor !== 'tasks') {
+          invalid(
+            'plan',
+            "must use the 'tasks' executor to be profiled",
+            'tasks',
+            call.prepared.schedule.executor,
+          );
+        }
+        callNative('profileTreeAttention', () =>
+          addon.profileTreeAttention(
+            call.plan,
+            call.storage,
+            call.layer,
+            call.q,
+            call.out,
+            call.scale,
+            profile,
+          ),
+        );
+        return { prepared: call.prepared, profile };
+      },
+    ),
     get disposed() {
       return disposed;
     },
@@ -426,6 +521,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       let summaryFields: Omit<CudaScheduleSummary, 'kernel' | 'ringStages' | 'sharedBytes'>;
       let packed: PackedSchedule;
       let maxSlot: number;
+      let taskFields: Int32Array | undefined;
       if (executor === 'tasks') {
         const tasks = buildTaskSchedule(plan, {
           numHeads: resolved.numHeads,
@@ -435,6 +531,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         });
         packed = packTaskSchedule(plan, resolved, tasks, KERNEL_CODES[kernel]);
         maxSlot = tasks.maxSlot;
+        taskFields = tasks.tasks;
         const mergedQueries = countMergedQueries(tasks.queryPartialIndptr, plan.numQueries);
         summaryFields = {
           executor,
@@ -485,53 +582,15 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
           (h) => addon.freePlan(h),
           () => prepared!,
         ),
+        taskFields,
       );
       return track(prepared);
     },
 
     treeAttention(args: TreeAttentionArgs): void {
-      alive();
-      if (typeof args !== 'object' || args === null)
-        invalid('args', 'must be TreeAttentionArgs', 'object', args);
-      const storage = ownStorage(args.storage);
-      const layer = checkLayerIndex(args.layer, storage.descriptor.numLayers);
-      const prepared = args.plan;
-      if (!(prepared instanceof CudaPreparedPlan) || prepared.owner !== owner) {
-        invalid('plan', 'must be a plan prepared by this CUDA backend', 'CudaPreparedPlan', prepared);
-      }
-      if (prepared.disposed) throw new DisposedError('plan (CUDA prepared plan)');
-      const { shape, plan } = prepared;
-      const descriptor = storage.descriptor;
-      if (
-        descriptor.numKvHeads !== shape.numKvHeads ||
-        descriptor.headDim !== shape.headDim ||
-        descriptor.dtype !== shape.kvDtype ||
-        descriptor.pageSize !== plan.pageSize
-      ) {
-        invalid(
-          'storage',
-          `must match the plan's shape (${shape.numKvHeads} KV heads, head dim ${shape.headDim}, ${shape.kvDtype}, page size ${plan.pageSize})`,
-          shape,
-          descriptor,
-        );
-      }
-      if (prepared.maxSlot >= storage.numSlots) {
-        invalid(
-          'plan',
-          `reads slot ${prepared.maxSlot}, beyond the storage's ${storage.numSlots} slots`,
-          `< ${storage.numSlots}`,
-          prepared.maxSlot,
-        );
-      }
-      const q = ownTensor('q', args.q);
-      const out = ownTensor('out', args.out);
-      const rows = [plan.numQueries, shape.numHeads, shape.headDim] as const;
-      checkAttentionTensor('q', q, rows);
-      checkAttentionTensor('out', out, rows);
-      if (q === out) invalid('out', 'must not be the q tensor', 'a distinct tensor', out);
-      assertFinite('scale', args.scale);
+      const call = checkAttention(args);
       callNative('treeAttention', () =>
-        addon.treeAttention(prepared.handle, storage.handle, layer, q.handle, out.handle, args.scale),
+        addon.treeAttention(call.plan, call.storage, call.layer, call.q, call.out, call.scale),
       );
     },
 

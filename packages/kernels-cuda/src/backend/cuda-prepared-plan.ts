@@ -35,6 +35,8 @@ export class CudaPreparedPlan implements PreparedPlan {
   readonly maxSlot: number;
   /** @internal The addon's plan handle. */
   readonly handle: number;
+  /** @internal The task executor's tasks (`[slotStart, numTokens, rowStart, rowCount]` each), else empty. */
+  readonly tasks: Int32Array;
   /** @internal Identifies the owning backend. */
   readonly owner: object;
   #disposed = false;
@@ -49,6 +51,7 @@ export class CudaPreparedPlan implements PreparedPlan {
     maxSlot: number,
     handle: number,
     release: (handle: number) => void,
+    tasks: Int32Array = new Int32Array(0),
   ) {
     this.owner = owner;
     this.plan = plan;
@@ -56,6 +59,7 @@ export class CudaPreparedPlan implements PreparedPlan {
     this.schedule = schedule;
     this.maxSlot = maxSlot;
     this.handle = handle;
+    this.tasks = tasks;
     this.#release = release;
   }
 

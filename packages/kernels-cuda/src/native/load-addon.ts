@@ -94,6 +94,16 @@ export interface CudaAddon {
   freePlan(plan: number): void;
   /** One layer of tree attention: enqueues one launch. */
   treeAttention(plan: number, storage: number, layer: number, q: number, out: number, scale: number): void;
+  /** The same, waited for; writes each attention CTA's `[multiprocessor, startNs, endNs]` to `profile`. */
+  profileTreeAttention(
+    plan: number,
+    storage: number,
+    layer: number,
+    q: number,
+    out: number,
+    scale: number,
+    profile: Float64Array,
+  ): void;
 
   createEvent(context: number): number;
   destroyEvent(event: number): void;

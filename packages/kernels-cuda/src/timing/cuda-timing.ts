@@ -1,4 +1,5 @@
-import { DisposedError, InvalidArgumentError, type KVStorage } from '@deft/core';
+import { DisposedError, InvalidArgumentError, type KVStorage, type TreeAttentionArgs } from '@deft/core';
+import type { CudaPreparedPlan } from '../backend/cuda-prepared-plan.js';
 import type { CudaAddon } from '../native/load-addon.js';
 import { callNative } from '../native/native-error.js';
 
@@ -34,6 +35,28 @@ export interface CopyBandwidth {
   readonly gigabytesPerSecond: number;
 }
 
+/** One attention CTA of a profiled launch: its task, where and when it ran. */
+export interface CudaBlockRecord {
+  /** Index into the schedule's tasks (costliest first). */
+  readonly task: number;
+  readonly kvHead: number;
+  /** KV tokens and rows (query x head of the KV head's group) of the task. */
+  readonly tokens: number;
+  readonly rows: number;
+  /** Multiprocessor the CTA ran on. */
+  readonly multiprocessor: number;
+  /** Start and end on the device's global timer, microseconds after the earliest CTA started. */
+  readonly startMicroseconds: number;
+  readonly endMicroseconds: number;
+}
+
+/** Where the time of one task-executor attention launch went, CTA by CTA (the merge launch is not included). */
+export interface CudaBlockProfile {
+  readonly blocks: readonly CudaBlockRecord[];
+  /** From the earliest CTA start to the latest CTA end, microseconds. */
+  readonly spanMicroseconds: number;
+}
+
 /**
  * Measurement helpers of a CUDA backend, all enqueued on its stream: events, an L2 flush, the
  * read-once floor kernel, a device copy and an empty kernel. For benchmarks; not part of the Backend contract.
@@ -48,6 +71,12 @@ export interface CudaTiming {
   measureCopyBandwidth(options?: { bytes?: number; runs?: number; kernel?: boolean }): CopyBandwidth;
   /** Enqueues an empty kernel (launch latency). */
   emptyKernel(): void;
+  /**
+   * Runs one layer of tree attention (a plan of the `tasks` executor) with every attention CTA timed on
+   * the device's global timer, waits for it and returns the records. Adds a barrier per CTA: for
+   * finding where a launch's time goes, not for timing it.
+   */
+  profileTreeAttention(args: TreeAttentionArgs): CudaBlockProfile;
 }
 
 /** @internal Builds the timing helpers over a context; `alive` throws once the backend is disposed. */
@@ -56,6 +85,7 @@ export function createCudaTiming(
   context: number,
   alive: () => void,
   storageHandle: (storage: KVStorage) => number,
+  profileAttention: (args: TreeAttentionArgs) => { prepared: CudaPreparedPlan; profile: Float64Array },
 ): CudaTiming {
   const createEvent = (): CudaEvent => {
     alive();
@@ -87,6 +117,27 @@ export function createCudaTiming(
     flushL2(bytes = 0) {
       alive();
       callNative('flushL2', () => addon.flushL2(context, bytes));
+    },
+    profileTreeAttention(args) {
+      const { prepared, profile } = profileAttention(args);
+      const numKvHeads = prepared.shape.numKvHeads;
+      const blocks: CudaBlockRecord[] = [];
+      let span = 0;
+      for (let block = 0; block < profile.length / 3; block++) {
+        const task = Math.floor(block / numKvHeads);
+        const endMicroseconds = profile[3 * block + 2]! / 1000;
+        span = Math.max(span, endMicroseconds);
+        blocks.push({
+          task,
+          kvHead: block % numKvHeads,
+          tokens: prepared.tasks[4 * task + 1]!,
+          rows: prepared.tasks[4 * task + 3]!,
+          multiprocessor: profile[3 * block]!,
+          startMicroseconds: profile[3 * block + 1]! / 1000,
+          endMicroseconds,
+        });
+      }
+      return { blocks, spanMicroseconds: span };
     },
     createReadOnce(storage, slots) {
       alive();

@@ -77,6 +77,20 @@ __device__ __forceinline__ void WaitForPrerequisiteGrid() {
 #endif
 }
 
+/** The device-wide nanosecond timer (the same clock on every multiprocessor). */
+__device__ __forceinline__ unsigned long long GlobalTimer() {
+  unsigned long long value;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(value));
+  return value;
+}
+
+/** The multiprocessor this thread runs on. */
+__device__ __forceinline__ unsigned int MultiprocessorId() {
+  unsigned int value;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(value));
+  return value;
+}
+
 __device__ __forceinline__ uint32_t PackHalf2(float low, float high) {
   const __half2 value = __floats2half2_rn(low, high);
   return *reinterpret_cast<const uint32_t*>(&value);

@@ -153,6 +153,13 @@ struct TaskParams {
   int dependentLaunch;
   /** Fewest rows of a task that the wgmma kernel runs on wgmma (33: three or more 16-row query tiles). */
   int wgmmaMinRows;
+  /** Multiprocessors of the device (sizes the merge launch). */
+  int multiprocessors;
+  /**
+   * Null, or (profiling only) `[numTasks * numKvHeads, 3]`: each attention CTA's start and end on the
+   * global timer (ns) and its multiprocessor. Costs a barrier per CTA; never set by a normal launch.
+   */
+  unsigned long long* blockProfile;
 };
 
 /** Raises the dynamic shared-memory limit of the task kernels on the current device. */

@@ -587,11 +587,24 @@ __device__ __forceinline__ void RunTask(const TaskParams& params, unsigned char*
   }
 }
 
-/** Runs this CTA's (task, KV head): CTA `b` is KV head `b % numKvHeads` of task `b / numKvHeads`. */
+/**
+ * Runs this CTA's (task, KV head): CTA `b` is KV head `b % numKvHeads` of task `b / numKvHeads`. With a
+ * block profile (profiling launches only) thread 0 records the CTA's start, end and multiprocessor.
+ */
 template <typename Run>
 __device__ __forceinline__ void RunBlockTask(const TaskParams& params, Run&& run) {
+  const unsigned long long start = params.blockProfile != nullptr ? GlobalTimer() : 0;
   const int4 task = __ldg(reinterpret_cast<const int4*>(params.tasks) + blockIdx.x / params.numKvHeads);
   run(static_cast<int>(blockIdx.x % params.numKvHeads), task);
+  if (params.blockProfile != nullptr) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      unsigned long long* record = params.blockProfile + 3 * static_cast<size_t>(blockIdx.x);
+      record[0] = start;
+      record[1] = GlobalTimer();
+      record[2] = MultiprocessorId();
+    }
+  }
 }
 
 template <int Dim>

@@ -630,6 +630,7 @@ Status PreparePlan(Handle contextHandle, const int32_t* header, const void* byte
     params.headDim = headDim;
     params.dependentLaunch = context->info.computeMajor >= 9 ? 1 : 0;
     params.wgmmaMinRows = 33;
+    params.multiprocessors = context->info.multiprocessors;
     summary->ringStages = TaskRingStages();
     summary->kernel = static_cast<int>(plan->kernel);
     summary->sharedBytes = plan->kernel == AttentionKernel::kScalar ? 0 : TaskSharedBytes(headDim, plan->kernel);
@@ -709,7 +710,11 @@ Status FreePlan(Handle handle) {
   return Status::Ok();
 }
 
-Status TreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle qHandle, Handle outHandle, float scale) {
+namespace {
+
+/** Checks one layer's attention arguments and enqueues it (`blockProfile`: null, or the task executor's records). */
+Status EnqueueTreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle qHandle, Handle outHandle,
+                            float scale, unsigned long long* blockProfile) {
   Plan* plan = Find(plans, planHandle);
   if (plan == nullptr) return MissingHandle("plan", planHandle);
   Storage* storage = Find(storages, storageHandle);
@@ -746,8 +751,10 @@ Status TreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle 
     params.q = static_cast<const float*>(q->pointer);
     params.out = static_cast<float*>(out->pointer);
     params.scaleLog2 = scale * 1.4426950408889634f;
+    params.blockProfile = blockProfile;
     return LaunchTaskAttention(params, plan->kvType, plan->kernel, context->stream);
   }
+  if (blockProfile != nullptr) return Status::Invalid("only the task executor records a block profile");
   AttentionParams params = plan->params;
   params.k = view.k;
   params.v = view.v;
@@ -755,6 +762,43 @@ Status TreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle 
   params.out = static_cast<float*>(out->pointer);
   params.scaleLog2 = scale * 1.4426950408889634f;
   return LaunchTreeAttention(params, plan->kvType, plan->kernel, context->stream);
+}
+
+}  // namespace
+
+Status TreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle qHandle, Handle outHandle, float scale) {
+  return EnqueueTreeAttention(planHandle, storageHandle, layer, qHandle, outHandle, scale, nullptr);
+}
+
+Status ProfileTreeAttention(Handle planHandle, Handle storageHandle, int layer, Handle qHandle, Handle outHandle,
+                            float scale, double* profile, size_t profileCount) {
+  Plan* plan = Find(plans, planHandle);
+  if (plan == nullptr) return MissingHandle("plan", planHandle);
+  if (plan->executor != 1) return Status::Invalid("only the task executor records a block profile");
+  const size_t blocks = static_cast<size_t>(plan->taskParams.numTasks) * plan->taskParams.numKvHeads;
+  if (profileCount != 3 * blocks) return Status::Invalid("the profile must hold 3 values per attention CTA");
+  if (blocks == 0) return TreeAttention(planHandle, storageHandle, layer, qHandle, outHandle, scale);
+  Context* context = Find(contexts, plan->context);
+  DEFT_CUDA_CHECK(cudaSetDevice(context->device));
+  unsigned long long* records = nullptr;
+  const size_t bytes = 3 * blocks * sizeof(unsigned long long);
+  DEFT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&records), bytes, context->stream));
+  std::vector<unsigned long long> host(3 * blocks);
+  Status status = EnqueueTreeAttention(planHandle, storageHandle, layer, qHandle, outHandle, scale, records);
+  cudaError_t error = status.ok() ? cudaMemcpyAsync(host.data(), records, bytes, cudaMemcpyDeviceToHost, context->stream)
+                                  : cudaSuccess;
+  cudaFreeAsync(records, context->stream);
+  if (!status.ok()) return status;
+  if (error == cudaSuccess) error = cudaStreamSynchronize(context->stream);
+  if (error != cudaSuccess) return CudaFailure(error, "ProfileTreeAttention", __FILE__, __LINE__);
+  unsigned long long earliest = host[0];
+  for (size_t block = 0; block < blocks; ++block) earliest = std::min(earliest, host[3 * block]);
+  for (size_t block = 0; block < blocks; ++block) {
+    profile[3 * block] = static_cast<double>(host[3 * block + 2]);
+    profile[3 * block + 1] = static_cast<double>(host[3 * block] - earliest);
+    profile[3 * block + 2] = static_cast<double>(host[3 * block + 1] - earliest);
+  }
+  return Status::Ok();
 }
 
 Status CreateEvent(Handle contextHandle, Handle* handle) {

@@ -133,6 +133,13 @@ Status PreparePlan(Handle context, const int32_t* header, const void* bytes, siz
                    PlanSummary* summary);
 Status FreePlan(Handle plan);
 Status TreeAttention(Handle plan, Handle storage, int layer, Handle q, Handle out, float scale);
+/**
+ * One layer of tree attention with the task executor, profiled: waits for it and writes each attention
+ * CTA's multiprocessor, start and end (ns, relative to the earliest start) to `profile`
+ * (`[numTasks * numKvHeads, 3]` doubles, CTA `b` = KV head `b % numKvHeads` of task `b / numKvHeads`).
+ */
+Status ProfileTreeAttention(Handle plan, Handle storage, int layer, Handle q, Handle out, float scale, double* profile,
+                            size_t profileCount);
 
 Status CreateEvent(Handle context, Handle* event);
 Status DestroyEvent(Handle event);
