@@ -16,6 +16,7 @@ export {
 } from './validate/backend-arguments.js';
 export type { MatrixView, RopeOperands } from './validate/model-op-operands.js';
 export {
+  checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
   checkTopK,

@@ -1,5 +1,12 @@
 import type { RopeOptions, RopeStyle } from '../backend/model-ops.js';
 import { InvalidArgumentError } from '../errors/invalid-argument-error.js';
+import {
+  BLOCK_QUANTIZATIONS,
+  type BlockQuantization,
+  blockQuantizationLayout,
+  isBlockQuantization,
+  quantizedByteLength,
+} from '../tensor/block-quantization.js';
 import { type DeviceTensor, formatShape, shapeSize } from '../tensor/tensor.js';
 import { assertInteger } from './assert.js';
 
@@ -244,4 +251,58 @@ export function checkSlotCopy(source: Int32Array, target: Int32Array, numSlots: 
     }
     targets.add(slot);
   }
+}
+
+/**
+ * Checks the arguments of `ModelOps.createQuantizedWeight` before anything is allocated: `quantization`
+ * is a {@link BlockQuantization}, `shape` is `[rows, columns]` of integers `>= 1` with `columns` a whole
+ * number of blocks (a multiple of 32, or of 256 for the K-quants), and `blocks` is a `Uint8Array` of
+ * exactly the bytes of `rows · columns / blockValues` blocks.
+ *
+ * @returns the checked shape `[rows, columns]`.
+ * @throws InvalidArgumentError with `argument` `quantization`, `shape` or `blocks`, whichever is first wrong.
+ * @example
+ * ```ts
+ * const [rows, columns] = checkQuantizedWeight([4096, 4096], 'q4_k', blocks);
+ * ```
+ */
+export function checkQuantizedWeight(
+  shape: readonly [number, number],
+  quantization: BlockQuantization,
+  blocks: Uint8Array,
+): readonly [number, number] {
+  if (!isBlockQuantization(quantization)) {
+    throw new InvalidArgumentError(
+      `quantization ${String(quantization)} is not one of ${BLOCK_QUANTIZATIONS.join(', ')}`,
+      { argument: 'quantization', expected: BLOCK_QUANTIZATIONS, actual: quantization },
+    );
+  }
+  const [rows, columns] = Array.isArray(shape) ? shape : [];
+  const { values } = blockQuantizationLayout(quantization);
+  if (
+    !Array.isArray(shape) ||
+    shape.length !== 2 ||
+    !Number.isInteger(rows) ||
+    !Number.isInteger(columns) ||
+    rows! < 1 ||
+    columns! < 1 ||
+    columns! % values !== 0
+  ) {
+    throw new InvalidArgumentError(
+      `a ${quantization} weight must be [rows, columns] with columns a multiple of ${values}, got [${String(shape)}]`,
+      { argument: 'shape', expected: `[rows, k · ${values}]`, actual: shape },
+    );
+  }
+  const size = quantizedByteLength(quantization, rows! * columns!);
+  if (!(blocks instanceof Uint8Array) || blocks.byteLength !== size) {
+    throw new InvalidArgumentError(
+      `a ${quantization} weight [${rows}, ${columns}] needs ${size} bytes of blocks`,
+      {
+        argument: 'blocks',
+        expected: size,
+        actual: blocks instanceof Uint8Array ? blocks.byteLength : typeof blocks,
+      },
+    );
+  }
+  return [rows!, columns!];
 }

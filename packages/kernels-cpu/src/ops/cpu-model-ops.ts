@@ -1,20 +1,18 @@
 import {
   BLOCK_QUANTIZATIONS,
   type BlockQuantization,
-  blockQuantizationLayout,
   type DeviceTensor,
   InvalidArgumentError,
-  isBlockQuantization,
   type KVStorage,
   type KVStorageDescriptor,
   type ModelOps,
-  quantizedByteLength,
   type RopeOptions,
   shapeSize,
   type TopKResult,
 } from '@deft/core';
 import {
   argmaxHost,
+  checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
   checkTopK,
@@ -61,50 +59,6 @@ export interface CpuOperandAccess {
     quantization: BlockQuantization,
     blocks: Uint8Array,
   ) => DeviceTensor;
-}
-
-/** Checks the arguments of `createQuantizedWeight` before anything is allocated. */
-function checkQuantizedWeight(
-  shape: readonly [number, number],
-  quantization: BlockQuantization,
-  blocks: Uint8Array,
-) {
-  if (!isBlockQuantization(quantization)) {
-    throw new InvalidArgumentError(
-      `quantization ${String(quantization)} is not one of ${BLOCK_QUANTIZATIONS.join(', ')}`,
-      {
-        argument: 'quantization',
-        expected: BLOCK_QUANTIZATIONS,
-        actual: quantization,
-      },
-    );
-  }
-  const [rows, columns] = Array.isArray(shape) ? shape : [];
-  const { values } = blockQuantizationLayout(quantization);
-  if (
-    shape.length !== 2 ||
-    !Number.isInteger(rows) ||
-    !Number.isInteger(columns) ||
-    rows! < 1 ||
-    columns! < 1 ||
-    columns! % values !== 0
-  ) {
-    throw new InvalidArgumentError(
-      `a ${quantization} weight must be [rows, columns] with columns a multiple of ${values}, got [${String(shape)}]`,
-      { argument: 'shape', expected: `[rows, k · ${values}]`, actual: shape },
-    );
-  }
-  const size = quantizedByteLength(quantization, rows! * columns!);
-  if (!(blocks instanceof Uint8Array) || blocks.byteLength !== size) {
-    throw new InvalidArgumentError(
-      `a ${quantization} weight [${rows}, ${columns}] needs ${size} bytes of blocks`,
-      {
-        argument: 'blocks',
-        expected: size,
-        actual: blocks instanceof Uint8Array ? blocks.byteLength : typeof blocks,
-      },
-    );
-  }
 }
 
 function f32Data(data: CpuTensorData, tensor: DeviceTensor, argument: string): Float32Array {

@@ -1,14 +1,9 @@
 /// <reference types="@webgpu/types" />
 import {
-  BLOCK_QUANTIZATIONS,
   type BlockQuantization,
-  blockQuantizationLayout,
   CapacityError,
   type DeviceTensor,
   DisposedError,
-  InvalidArgumentError,
-  isBlockQuantization,
-  quantizedByteLength,
   type Shape,
 } from '@deft/core';
 import { BUFFER_USAGE } from '../device/gpu-flags.js';
@@ -49,47 +44,6 @@ export class WebGpuQuantizedWeight implements DeviceTensor {
   [Symbol.dispose](): void {
     this.dispose();
   }
-}
-
-/** Checks the arguments of `createQuantizedWeight` before anything is allocated; returns the shape. */
-export function checkQuantizedWeight(
-  shape: readonly [number, number],
-  quantization: BlockQuantization,
-  blocks: Uint8Array,
-): readonly [number, number] {
-  if (!isBlockQuantization(quantization)) {
-    throw new InvalidArgumentError(
-      `quantization ${String(quantization)} is not one of ${BLOCK_QUANTIZATIONS.join(', ')}`,
-      { argument: 'quantization', expected: BLOCK_QUANTIZATIONS, actual: quantization },
-    );
-  }
-  const [rows, columns] = Array.isArray(shape) ? shape : [];
-  const { values } = blockQuantizationLayout(quantization);
-  if (
-    shape.length !== 2 ||
-    !Number.isInteger(rows) ||
-    !Number.isInteger(columns) ||
-    rows! < 1 ||
-    columns! < 1 ||
-    columns! % values !== 0
-  ) {
-    throw new InvalidArgumentError(
-      `a ${quantization} weight must be [rows, columns] with columns a multiple of ${values}, got [${String(shape)}]`,
-      { argument: 'shape', expected: `[rows, k · ${values}]`, actual: shape },
-    );
-  }
-  const size = quantizedByteLength(quantization, rows! * columns!);
-  if (!(blocks instanceof Uint8Array) || blocks.byteLength !== size) {
-    throw new InvalidArgumentError(
-      `a ${quantization} weight [${rows}, ${columns}] needs ${size} bytes of blocks`,
-      {
-        argument: 'blocks',
-        expected: size,
-        actual: blocks instanceof Uint8Array ? blocks.byteLength : typeof blocks,
-      },
-    );
-  }
-  return [rows!, columns!];
 }
 
 /**

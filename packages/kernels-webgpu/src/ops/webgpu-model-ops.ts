@@ -11,6 +11,7 @@ import {
 } from '@deft/core';
 import {
   argmaxHost,
+  checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
   checkTopK,
@@ -33,7 +34,6 @@ import type { ModelOpsContext } from './model-ops-context.js';
 import { ELEMENT_THREADS, MATMUL_TILE } from './op-threads.js';
 import {
   blocksBufferSize,
-  checkQuantizedWeight,
   ownQuantizedWeight,
   uploadBlocks,
   WebGpuQuantizedWeight,
