@@ -6,6 +6,7 @@ import {
   DisposedError,
   type Shape,
 } from '@deft/core';
+import { WebGpuBufferResource } from '../backend/webgpu-buffer-resource.js';
 import { BUFFER_USAGE } from '../device/gpu-flags.js';
 
 /**
@@ -15,34 +16,19 @@ import { BUFFER_USAGE } from '../device/gpu-flags.js';
  * dequantize inside the kernel. Created by the model ops that own it (`ops.createQuantizedWeight`);
  * disposed by its holder or, at the latest, by `backend.dispose()` of the backend whose ops made it.
  */
-export class WebGpuQuantizedWeight implements DeviceTensor {
-  readonly backend = 'webgpu';
+export class WebGpuQuantizedWeight extends WebGpuBufferResource implements DeviceTensor {
   readonly dtype = 'f32';
-  private isDisposed = false;
 
   constructor(
     /** The model ops that created it. */
-    readonly owner: object,
-    readonly shape: Shape,
+    owner: object,
+    shape: Shape,
     readonly quantization: BlockQuantization,
-    readonly buffer: GPUBuffer,
+    buffer: GPUBuffer,
     /** Called once, when it is disposed (the backend stops tracking it). */
-    private readonly onDispose: (weight: WebGpuQuantizedWeight) => void,
-  ) {}
-
-  get disposed(): boolean {
-    return this.isDisposed;
-  }
-
-  dispose(): void {
-    if (this.isDisposed) return;
-    this.isDisposed = true;
-    this.buffer.destroy();
-    this.onDispose(this);
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
+    onDispose: (weight: WebGpuQuantizedWeight) => void,
+  ) {
+    super(owner, shape, buffer, () => onDispose(this));
   }
 }
 
