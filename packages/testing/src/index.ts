@@ -17,6 +17,7 @@ export {
   stories260KSkipReason,
 } from './model/shared-models.js';
 export { loadStories260K } from './model/stories260k.js';
+export { superBlockConfig } from './model/super-block-config.js';
 export type { GgufCheckpointOptions } from './model/synthetic-checkpoint.js';
 export {
   ggufMatrix,

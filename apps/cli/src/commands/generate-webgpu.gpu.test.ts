@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requestWebGpuDevice } from '@deft/kernels-webgpu';
 import type { LlamaConfig } from '@deft/model';
-import { randomCheckpoint, writeGgufCheckpoint } from '@deft/testing';
+import { randomCheckpoint, superBlockConfig, writeGgufCheckpoint } from '@deft/testing';
 import { describe, expect, it } from 'vitest';
 import { recordingIo } from '../cli/cli-io.js';
 import { runGenerate } from './generate.js';
@@ -35,20 +35,7 @@ function pieces(): string[] {
   return list;
 }
 
-const base = {
-  dim: 256,
-  hiddenDim: 512,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 64,
-  vocabSize: pieces().length,
-  contextLength: 128,
-  normEpsilon: 1e-5,
-  ropeTheta: 10000,
-  ropeStyle: 'interleaved',
-  tiedEmbeddings: false,
-} satisfies LlamaConfig;
+const base = superBlockConfig({ vocabSize: pieces().length, contextLength: 128 });
 
 /** One GGUF per architecture setting the WebGPU model ops must honour, and a quantized file. */
 const MODELS: { name: string; architecture: string; config: LlamaConfig; matrixType: number }[] = [

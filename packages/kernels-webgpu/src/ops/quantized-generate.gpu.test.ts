@@ -1,8 +1,8 @@
 import { BLOCK_QUANTIZATIONS, type BlockQuantization, type ModelBackend } from '@deft/core';
 import { DecodingEngine, generate, runStrategy } from '@deft/decoder';
 import { createCpuBackend } from '@deft/kernels-cpu';
-import { type LlamaConfig, LlamaModel, parseGgufModel } from '@deft/model';
-import { GGML_TYPE_IDS, randomCheckpoint, writeGgufCheckpoint } from '@deft/testing';
+import { LlamaModel, parseGgufModel } from '@deft/model';
+import { GGML_TYPE_IDS, randomCheckpoint, superBlockConfig, writeGgufCheckpoint } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openTestDevice } from '../../test/open-test-device.js';
 import { createWebGpuBackend } from '../backend/webgpu-backend.js';
@@ -13,21 +13,7 @@ if (testDevice.handle === undefined) {
   console.warn(`generate on WebGPU with quantized weights skipped: ${testDevice.skipReason}`);
 }
 
-/** Rows 256 wide (one K-quant super-block), two layers, grouped-query attention. */
-const CONFIG = {
-  dim: 256,
-  hiddenDim: 512,
-  numLayers: 2,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 64,
-  vocabSize: 96,
-  contextLength: 64,
-  normEpsilon: 1e-5,
-  ropeTheta: 10000,
-  ropeStyle: 'interleaved',
-  tiedEmbeddings: false,
-} satisfies LlamaConfig;
+const CONFIG = superBlockConfig({ vocabSize: 96, contextLength: 64 });
 
 const PROMPT = [1, 17, 42, 5, 88, 23, 61];
 const STEPS = 6;
