@@ -1,10 +1,15 @@
 /**
- * Speculative decoding benchmark on stories260K (CPU backend): for each drafter and draft-tree budget,
- * accepted draft tokens per verification pass, draft and verify time, and the wall-time speed-up over
- * plain greedy decoding of the same tokens, measured in the same run.
+ * Speculative decoding benchmark on stories260K (CPU or WebGPU backend): for each drafter and draft-tree
+ * budget, accepted draft tokens per verification pass, draft and verify time, and the wall-time speed-up
+ * over plain greedy decoding of the same tokens, measured in the same run.
  *
- *   npx tsx --conditions=source packages/decoder/bench/speculative-bench.ts [--tokens N] [--json FILE]
- *     [--budgets 8,32,64] [--layers 1,2,3,4] [--min-probability 0.01] [--no-baselines]
+ *   npx tsx --conditions=source packages/decoder/bench/speculative-bench.ts [--backend cpu|webgpu]
+ *     [--tokens N] [--json FILE] [--budgets 8,32,64] [--layers 1,2,3,4] [--min-probability 0.01]
+ *     [--no-baselines]
+ *
+ * `--backend webgpu` opens a device with `@deft/kernels-webgpu` (in Node, Dawn from the `webgpu`
+ * package, on whatever adapter the Vulkan driver search finds) and records the adapter in the output;
+ * the decoder does not depend on that package, so it is loaded from the workspace by path.
  *
  * `--budgets` are the self-drafters' draft-tree node budgets (the paper's speculative trees hold 32–256
  * tokens; pass `--min-probability 0` to let the drafter fill large budgets); `--no-baselines` skips the
@@ -13,9 +18,11 @@
  * The model is read from `../shared/models/stories260K/` (relative to the repository root).
  */
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { ModelBackend } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
 import { LlamaModel, loadLlama2cCheckpoint, loadLlama2cTokenizer } from '@deft/model';
 import type { Drafter } from '../src/draft/drafter.js';
@@ -35,14 +42,48 @@ const { values } = parseArgs({
     layers: { type: 'string', default: '1,2,3,4' },
     'min-probability': { type: 'string', default: '0.01' },
     'no-baselines': { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'cpu' },
   },
 });
+if (values.backend !== 'cpu' && values.backend !== 'webgpu') {
+  throw new Error(`--backend must be cpu or webgpu, got ${values.backend}`);
+}
 const maxTokens = Number(values.tokens);
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const directory = path.resolve(repositoryRoot, '../shared/models/stories260K');
 const checkpoint = await loadLlama2cCheckpoint(path.join(directory, 'stories260K.bin'));
 const tokenizer = await loadLlama2cTokenizer(path.join(directory, 'tok512.bin'));
-const backend = createCpuBackend();
+/** The backend, what it runs on (as the adapter reports it), and what releases it. */
+async function openBackend(): Promise<{ backend: ModelBackend; device: unknown; close(): void }> {
+  if (values.backend === 'cpu') {
+    const backend = createCpuBackend();
+    return { backend, device: 'CPU reference backend', close: () => backend.dispose() };
+  }
+  const webgpu: typeof import('../../kernels-webgpu/src/index.js') = await import(
+    pathToFileURL(path.join(repositoryRoot, 'packages/kernels-webgpu/src/index.ts')).href
+  );
+  const handle = await webgpu.requestWebGpuDevice();
+  const backend = webgpu.createWebGpuBackend({ device: handle.device });
+  const { vendor, architecture, device, description } = handle.adapter.info;
+  return {
+    backend,
+    device: {
+      description: handle.description,
+      vendor,
+      architecture,
+      device,
+      adapterDescription: description,
+      isFallbackAdapter: (handle.adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? null,
+    },
+    close: () => {
+      backend.dispose();
+      handle.dispose();
+    },
+  };
+}
+const opened = await openBackend();
+const backend = opened.backend;
+console.log(`backend ${values.backend}: ${JSON.stringify(opened.device)}`);
 const target = LlamaModel.create(backend, checkpoint);
 const engine = DecodingEngine.create(target, { numPages: 2048 });
 const prompts = [
@@ -68,6 +109,34 @@ interface Row {
 }
 
 const rows: Row[] = [];
+const startedAt = new Date().toISOString();
+/** The machine's 1-, 5- and 15-minute load averages when the run started (times depend on it). */
+const loadAtStart = os.loadavg();
+const list = (text: string) => text.split(',').map(Number);
+const budgets = list(values.budgets);
+const minProbability = Number(values['min-probability']);
+
+/** Writes the rows so far to `--json` (after every row, so an interrupted run keeps what it measured). */
+function writeResults(complete: boolean): void {
+  if (values.json === undefined) return;
+  const results = {
+    model: 'stories260K',
+    backend: values.backend,
+    device: opened.device,
+    maxTokens,
+    budgets,
+    layers: list(values.layers),
+    minProbability,
+    baselines: !values['no-baselines'],
+    cpus: os.cpus().length,
+    startedAt,
+    loadAtStart,
+    finishedAt: complete ? new Date().toISOString() : null,
+    loadAtEnd: os.loadavg(),
+    rows,
+  };
+  writeFileSync(values.json, `${JSON.stringify(results, null, 2)}\n`);
+}
 async function measure(
   name: string,
   budget: number | null,
@@ -119,6 +188,7 @@ async function measure(
     speedup: plainMs / speculativeMs,
   };
   rows.push(row);
+  writeResults(false);
   console.log(
     `${name.padEnd(22)} budget ${String(budget ?? '-').padStart(3)} T=${temperature}: ${row.acceptedPerPass.toFixed(2)} accepted / pass ` +
       `(${row.proposedPerPass.toFixed(1)} proposed), ${row.tokensPerPass.toFixed(2)} tokens / pass, draft ` +
@@ -127,16 +197,13 @@ async function measure(
   );
 }
 
-// Warm up (JIT) before anything is timed.
+// Warm up (JIT, and on WebGPU the pipelines) before anything is timed.
 await runStrategy(generate(engine, { prompt: prompts[0]!, maxTokens: 20 }));
 const baselines = !values['no-baselines'];
 if (baselines) {
   await measure('prompt lookup', 24, promptLookupDrafter());
   await measure('prompt lookup', 24, promptLookupDrafter(), 0.8);
 }
-const list = (text: string) => text.split(',').map(Number);
-const budgets = list(values.budgets);
-const minProbability = Number(values['min-probability']);
 // Wider trees for larger budgets: a budget of 16·w nodes expands w nodes per depth (at least 4).
 const shapes = (budget: number): ModelDrafterOptions => ({
   maxTokens: budget,
@@ -167,11 +234,7 @@ if (baselines) {
   );
   selfEngine.dispose();
 }
-if (values.json !== undefined)
-  writeFileSync(
-    values.json,
-    `${JSON.stringify({ model: 'stories260K', backend: 'cpu', maxTokens, rows }, null, 2)}\n`,
-  );
+writeResults(true);
 engine.dispose();
 target.dispose();
-backend.dispose();
+opened.close();
