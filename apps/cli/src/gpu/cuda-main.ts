@@ -6,7 +6,6 @@
  *   node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t]
  *                      [--kernel auto|mma|wgmma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench]
  *                      [--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N]
- *                      [--no-fill-wave]
  */
 import { writeFileSync } from 'node:fs';
 import type { PlanStrategy } from '@deft/core';
@@ -88,12 +87,11 @@ function parseArguments(argv: readonly string[]): MainOptions {
       options.tasks = { ...options.tasks, queryTileCost: Number(value()) };
     else if (flag === '--task-blocks-per-sm')
       options.tasks = { ...options.tasks, blocksPerMultiprocessor: Number(value()) };
-    else if (flag === '--no-fill-wave') options.tasks = { ...options.tasks, fillWave: false };
     else if (flag === '--help') {
       console.log(
         'node cuda-main.mjs [--json PATH] [--seeds N] [--runs N] [--workloads a,b] [--strategies s,t] ' +
           '[--kernel auto|mma|wgmma|scalar] [--executors tasks,units] [--skip-check] [--skip-bench] ' +
-          '[--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N] [--no-fill-wave] ' +
+          '[--suffix-tokens N] [--task-cost N] [--task-tile-cost X] [--task-blocks-per-sm N] ' +
           '[--blocks-per-sm N] [--partial-cost N] [--unit-cost N] [--tile-cost X] [--label TEXT]',
       );
       process.exit(0);

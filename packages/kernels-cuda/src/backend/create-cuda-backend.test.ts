@@ -95,8 +95,10 @@ function smallCase(): { plan: TreeAttentionPlan; numPages: number } {
   return { plan: planTreeAttention(view, defaultQueries(view), { shape: SHAPE }), numPages };
 }
 
-function setup() {
+/** A fake backend with a small plan prepared; `configure` may replace addon functions first. */
+function setup(configure: (addon: CudaAddon, calls: string[]) => void = () => {}) {
   const { addon, calls } = fakeAddon();
+  configure(addon, calls);
   const backend = createCudaBackend({ addon });
   const { plan, numPages } = smallCase();
   const storage = backend.createKVStorage({
@@ -304,26 +306,15 @@ describe('createCudaBackend validation (fake device)', () => {
   });
 
   it('profiles a task-executor launch CTA by CTA and refuses the unit executor', () => {
-    const { addon, calls } = fakeAddon();
-    addon.profileTreeAttention = (_plan, _storage, _layer, _q, _out, _scale, profile) => {
-      calls.push('profileTreeAttention');
-      for (let block = 0; block < profile.length / 3; block++) {
-        profile.set([block % 7, 1000 * block, 1000 * block + 2500], 3 * block);
-      }
-    };
-    const backend = createCudaBackend({ addon });
-    const { plan, numPages } = smallCase();
-    const storage = backend.createKVStorage({
-      numLayers: 1,
-      numPages,
-      pageSize: 16,
-      numKvHeads: 2,
-      headDim: 64,
-      dtype: 'f16',
+    const { backend, calls, plan, storage, q, out, prepared } = setup((addon, calls) => {
+      addon.profileTreeAttention = (_plan, _storage, _layer, _q, _out, _scale, profile) => {
+        calls.push('profileTreeAttention');
+        for (let block = 0; block < profile.length / 3; block++) {
+          profile.set([block % 7, 1000 * block, 1000 * block + 2500], 3 * block);
+        }
+      };
     });
-    const q = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
-    const out = backend.createTensor({ shape: [plan.numQueries, 8, 64], dtype: 'f32' });
-    const prepared = backend.preparePlan(plan, SHAPE, { executor: 'tasks' });
+    expect(prepared.schedule.executor).toBe('tasks');
     calls.length = 0;
     const profile = backend.timing.profileTreeAttention({
       storage,

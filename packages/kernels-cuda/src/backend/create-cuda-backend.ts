@@ -91,7 +91,7 @@ export interface CudaPlanOptions {
   readonly tasks?: Partial<
     Pick<
       TaskScheduleOptions,
-      'blocksPerMultiprocessor' | 'queryTileCost' | 'taskCost' | 'suffixTokens' | 'suffixRows' | 'fillWave'
+      'blocksPerMultiprocessor' | 'queryTileCost' | 'taskCost' | 'suffixTokens' | 'suffixRows'
     >
   >;
   /** Overrides of the scheduler's cost model (see `ScheduleOptions`). */

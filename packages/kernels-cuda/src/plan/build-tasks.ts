@@ -33,8 +33,6 @@ export interface TaskScheduleOptions {
   readonly suffixTokens?: number;
   /** ... and at most this many rows (queries x group, default 16). */
   readonly suffixRows?: number;
-  /** Split KV further while the grid stays within one wave of CTA slots (default true; see `fillWave`). */
-  readonly fillWave?: boolean;
 }
 
 /**
@@ -244,7 +242,6 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     totalCost = nextTotal;
   }
   fitWaves(blocked, options.numKvHeads, blocks, queryTileCost, taskCost);
-  if (options.fillWave ?? true) fillWave(blocked, options.numKvHeads, blocks, queryTileCost);
   for (const entry of blocked) {
     for (const query of entry.group.queries) partialCounts[query]! += entry.splits;
   }
@@ -407,46 +404,6 @@ function fitWaves(
     blocked.forEach((entry, index) => {
       entry.splits = before[index]!;
     });
-  }
-}
-
-/**
- * Wave fill: a grid below one wave leaves CTA slots idle, and a CTA's time is set by its own chain of
- * tiles (latency, not the device's bandwidth: on an H200 a wgmma CTA takes ~2.3 µs per 64-token tile alone
- * on its multiprocessor or beside another), so while another KV split of the group with the costliest
- * tasks still fits in the wave, it is taken (sd-t64: 128 CTAs of four tiles became 256 of two).
- */
-function fillWave(
-  blocked: {
-    readonly group: { readonly tokens: number };
-    readonly blockTiles: readonly number[];
-    readonly tiles: number;
-    splits: number;
-  }[],
-  numKvHeads: number,
-  slots: number,
-  queryTileCost: number,
-): void {
-  let ctas = 0;
-  for (const entry of blocked) ctas += entry.splits * entry.blockTiles.length * numKvHeads;
-  for (;;) {
-    let pick: (typeof blocked)[number] | undefined;
-    let pickCost = 0;
-    for (const entry of blocked) {
-      if (entry.splits >= entry.tiles) continue;
-      let worst = 0;
-      for (const tiles of entry.blockTiles)
-        worst = Math.max(worst, entry.group.tokens * (1 + queryTileCost * tiles));
-      if (worst / entry.splits > pickCost) {
-        pick = entry;
-        pickCost = worst / entry.splits;
-      }
-    }
-    if (pick === undefined) return;
-    const added = pick.blockTiles.length * numKvHeads;
-    if (ctas + added > slots) return;
-    pick.splits += 1;
-    ctas += added;
   }
 }
 

@@ -1,4 +1,4 @@
-// The task executor of DeFT tree attention (v7-v11). The schedule (src/plan/build-tasks.ts) groups the
+// The task executor of DeFT tree attention (v7-v13). The schedule (src/plan/build-tasks.ts) groups the
 // tree's tokens by the exact set of queries that see them, so no kernel here ever reads a mask:
 //   - TaskAttentionMmaKernel: one CTA (4 warps) per (task, KV head); a task is up to 64 rows (query x
 //     head of the KV head's group) by a range of 64-token KV tiles; fp16 KV on tensor cores
@@ -9,10 +9,10 @@
 //     MMA (wgmma.mma_async from 128-byte-swizzled stages, wgmma_primitives.cuh), smaller ones on the
 //     mma.sync bodies above;
 //   - TaskAttentionScalarKernel: the same tasks on CUDA cores (f32 KV, any head dim up to 256);
-//   - TaskMergeKernel: one warp per (merge query, head): attends to the query's suffix tokens (its small
-//     private groups, e.g. speculative leaves) on CUDA cores, then merges the partial states of its
-//     tasks in CSR order. Launched with programmatic dependent launch: everything before the partials
-//     (schedule, q, the suffix) overlaps the attention launch.
+//   - TaskMergeKernel (v13): one warp per (merge query, head): attends to the query's suffix tokens (its
+//     small private groups, e.g. speculative leaves) on CUDA cores, then merges the partial states of its
+//     tasks in CSR order, several in flight. Launched with programmatic dependent launch: everything the
+//     plan determines (offsets, partial slots, q, the suffix) is read before it waits for the attention.
 // Scores are pre-multiplied by scale * log2(e): softmax uses exp2 and every lse is base 2. Partial
 // buffers belong to the plan, so two plans never share them; there are no counters.
 #include <cuda_fp16.h>
@@ -734,13 +734,105 @@ __global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const 
   RunBlockTask(params, [&](int kvHead, int4 task) { ScalarTask<Element>(params, kvHead, task); });
 }
 
+/** Converts `Count` consecutive elements at `source` (aligned to `Count` elements) to floats. */
+template <int Count>
+__device__ __forceinline__ void LoadVector(const half* source, float* out) {
+  if constexpr (Count == 4) {
+    const uint2 bits = __ldg(reinterpret_cast<const uint2*>(source));
+    const float2 low = __half22float2(*reinterpret_cast<const __half2*>(&bits.x));
+    const float2 high = __half22float2(*reinterpret_cast<const __half2*>(&bits.y));
+    out[0] = low.x, out[1] = low.y, out[2] = high.x, out[3] = high.y;
+  } else {
+    const float2 pair = __half22float2(__ldg(reinterpret_cast<const __half2*>(source)));
+    out[0] = pair.x, out[1] = pair.y;
+  }
+}
+template <int Count>
+__device__ __forceinline__ void LoadVector(const float* source, float* out) {
+  if constexpr (Count == 4) {
+    const float4 quad = __ldg(reinterpret_cast<const float4*>(source));
+    out[0] = quad.x, out[1] = quad.y, out[2] = quad.z, out[3] = quad.w;
+  } else {
+    const float2 pair = __ldg(reinterpret_cast<const float2*>(source));
+    out[0] = pair.x, out[1] = pair.y;
+  }
+}
+/** The same through L2 only (`ld.global.cg`): for partial states another launch wrote. */
+template <int Count>
+__device__ __forceinline__ void LoadVectorL2(const float* source, float* out) {
+  if constexpr (Count == 4) {
+    const float4 quad = __ldcg(reinterpret_cast<const float4*>(source));
+    out[0] = quad.x, out[1] = quad.y, out[2] = quad.z, out[3] = quad.w;
+  } else {
+    const float2 pair = __ldcg(reinterpret_cast<const float2*>(source));
+    out[0] = pair.x, out[1] = pair.y;
+  }
+}
+
+/** Elements per vector load of a lane's dims: 4 or 2 when the head dim allows aligned vectors, else 1. */
+template <int PerLane>
+__device__ __forceinline__ int MergeVectorWidth(int dim) {
+  if (PerLane % 4 == 0 && dim % 4 == 0) return 4;
+  return dim % 2 == 0 ? 2 : 1;
+}
+
 /**
- * One warp per (merge query, head): the query's suffix tokens on CUDA cores (before waiting for the
- * attention launch: they read only K, V and q), then its partial states in CSR order, four partials'
- * loads in flight, written to the output. A query with neither writes zeros (it sees no token).
+ * Loads a lane's dims `first .. first + PerLane` of a row (zeros past `dim`) as floats. `L2` reads through
+ * L2 only (partial states written by the attention launch).
  */
-template <typename Element, int PerLane>
-__global__ void __launch_bounds__(256, 4) TaskMergeKernel(const TaskParams params) {
+template <int PerLane, bool L2, typename Element>
+__device__ __forceinline__ void LoadLaneDims(const Element* row, int first, int dim, float (&out)[PerLane]) {
+  const int width = MergeVectorWidth<PerLane>(dim);
+  if (first + PerLane <= dim && width > 1) {
+#pragma unroll
+    for (int part = 0; part < PerLane; part += (PerLane % 4 == 0 ? 4 : 2)) {
+      if constexpr (PerLane % 4 == 0) {
+        if (width == 4) {
+          if constexpr (L2) LoadVectorL2<4>(reinterpret_cast<const float*>(row) + first + part, out + part);
+          else LoadVector<4>(row + first + part, out + part);
+          continue;
+        }
+      }
+      // width 2 (also the second half of a 4-wide step when only pairs are aligned)
+#pragma unroll
+      for (int pair = 0; pair < (PerLane % 4 == 0 ? 4 : 2); pair += 2) {
+        if constexpr (L2) LoadVectorL2<2>(reinterpret_cast<const float*>(row) + first + part + pair, out + part + pair);
+        else LoadVector<2>(row + first + part + pair, out + part + pair);
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int part = 0; part < PerLane; ++part) {
+    const int d = first + part;
+    if constexpr (L2) out[part] = d < dim ? __ldcg(reinterpret_cast<const float*>(row) + d) : 0.0f;
+    else out[part] = d < dim ? LoadAsFloat(row, d) : 0.0f;
+  }
+}
+
+/** Adds one finite score (base 2) and its value row to a lane's online-softmax state. */
+template <int PerLane>
+__device__ __forceinline__ void AddToState(float& best, float& sum, float (&values)[PerLane], float score,
+                                           const float (&row)[PerLane]) {
+  const float newBest = fmaxf(best, score);
+  const float correction = exp2f(best - newBest);  // 0 while the state is empty
+  const float weight = exp2f(score - newBest);
+  sum = sum * correction + weight;
+#pragma unroll
+  for (int part = 0; part < PerLane; ++part) values[part] = values[part] * correction + weight * row[part];
+  best = newBest;
+}
+
+/**
+ * One warp per (merge query, head); lane `l` holds dims `l * PerLane ..` (vector loads). Everything the plan
+ * determines is read before waiting for the attention launch: the query's suffix tokens (K, V and q only,
+ * attended to on CUDA cores) and the slots of its first `InFlight` partial states, so after the wait a
+ * warp issues one round of independent partial loads. `InFlight` 4 (4 blocks of 8 warps per multiprocessor)
+ * when the grid fits one wave that way, else 2 (6 blocks: 48 resident warps per multiprocessor). A query with
+ * neither suffix nor partials writes zeros (it sees no token).
+ */
+template <typename Element, int PerLane, int InFlight>
+__global__ void __launch_bounds__(256, InFlight > 2 ? 4 : 6) TaskMergeKernel(const TaskParams params) {
   const int item = blockIdx.x * 8 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (item >= params.numMergeQueries * params.numHeads) {
@@ -749,65 +841,97 @@ __global__ void __launch_bounds__(256, 4) TaskMergeKernel(const TaskParams param
   }
   const int query = __ldg(params.mergeQueries + item / params.numHeads);
   const int head = item % params.numHeads;
-  const int kvHead = head / params.group;
   const int dim = params.headDim;
+  const int first = lane * PerLane;
   const size_t row = static_cast<size_t>(query) * params.numHeads + head;
   const int firstSuffix = __ldg(params.suffixIndptr + query);
   const int endSuffix = __ldg(params.suffixIndptr + query + 1);
   const int firstPartial = __ldg(params.queryPartialIndptr + query);
   const int endPartial = __ldg(params.queryPartialIndptr + query + 1);
-  LaneState<PerLane> state;
+  int partialSlots[InFlight];
+#pragma unroll
+  for (int step = 0; step < InFlight; ++step) {
+    partialSlots[step] = firstPartial + step < endPartial ? __ldg(params.queryPartials + firstPartial + step) : -1;
+  }
+  float best = -INFINITY;
+  float sum = 0.0f;
+  float values[PerLane] = {};
   if (endSuffix > firstSuffix) {
     float queryValues[PerLane];
-    LoadScaledQuery<PerLane>(params, row * dim, queryValues, lane);
-    const Element* keys = static_cast<const Element*>(params.k);
-    const Element* values = static_cast<const Element*>(params.v);
+    LoadLaneDims<PerLane, false>(params.q + row * dim, first, dim, queryValues);
+#pragma unroll
+    for (int part = 0; part < PerLane; ++part) queryValues[part] *= params.scaleLog2;
     const size_t slotStride = static_cast<size_t>(params.numKvHeads) * dim;
+    const size_t headOffset = static_cast<size_t>(head / params.group) * dim;
+    const Element* keys = static_cast<const Element*>(params.k) + headOffset;
+    const Element* valueRows = static_cast<const Element*>(params.v) + headOffset;
     for (int entry = firstSuffix; entry < endSuffix; ++entry) {
-      const size_t rowOffset = static_cast<size_t>(__ldg(params.suffixSlots + entry)) * slotStride + kvHead * dim;
-      AttendToken(state, queryValues, keys, values, rowOffset, dim, lane);
+      const size_t offset = static_cast<size_t>(__ldg(params.suffixSlots + entry)) * slotStride;
+      float key[PerLane];
+      float value[PerLane];
+      LoadLaneDims<PerLane, false>(keys + offset, first, dim, key);
+      LoadLaneDims<PerLane, false>(valueRows + offset, first, dim, value);
+      float dot = 0.0f;
+#pragma unroll
+      for (int part = 0; part < PerLane; ++part) dot += queryValues[part] * key[part];
+      for (int offsetLane = 16; offsetLane > 0; offsetLane >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, offsetLane);
+      AddToState(best, sum, values, dot, value);  // dot is finite for finite inputs
     }
   }
   WaitForPrerequisiteGrid();  // the partials below are written by the attention launch
-  for (int base = firstPartial; base < endPartial; base += 4) {
-    float lse[4];
-    float loaded[4][PerLane];
+  for (int base = firstPartial; base < endPartial; base += InFlight) {
+    if (base != firstPartial) {
 #pragma unroll
-    for (int step = 0; step < 4; ++step) {
-      lse[step] = -INFINITY;
-      if (base + step < endPartial) {
-        const size_t partialRow = static_cast<size_t>(__ldg(params.queryPartials + base + step)) * params.numHeads + head;
-        lse[step] = __ldcg(params.partialLse + partialRow);
-#pragma unroll
-        for (int part = 0; part < PerLane; ++part) {
-          const int d = lane + part * 32;
-          loaded[step][part] = d < dim ? __ldcg(params.partialO + partialRow * dim + d) : 0.0f;
-        }
+      for (int step = 0; step < InFlight; ++step) {
+        partialSlots[step] = base + step < endPartial ? __ldg(params.queryPartials + base + step) : -1;
       }
     }
+    float lse[InFlight];
+    float loaded[InFlight][PerLane];
 #pragma unroll
-    for (int step = 0; step < 4; ++step) {
-      // Empty-state guard: a partial that saw no key (lse -inf; never written past the end) adds nothing.
-      if (lse[step] == -INFINITY) continue;
-      const float newBest = fmaxf(state.best, lse[step]);
-      const float correction = exp2f(state.best - newBest);  // 0 while the state is empty
-      const float weight = exp2f(lse[step] - newBest);
-      state.sum = state.sum * correction + weight;
-#pragma unroll
-      for (int part = 0; part < PerLane; ++part) {
-        state.values[part] = state.values[part] * correction + weight * loaded[step][part];
+    for (int step = 0; step < InFlight; ++step) {
+      lse[step] = -INFINITY;
+      if (partialSlots[step] >= 0) {
+        const size_t partialRow = static_cast<size_t>(partialSlots[step]) * params.numHeads + head;
+        lse[step] = __ldcg(params.partialLse + partialRow);
+        LoadLaneDims<PerLane, true>(params.partialO + partialRow * dim, first, dim, loaded[step]);
       }
-      state.best = newBest;
+    }
+    // Empty-state guard: a partial that saw no key (lse -inf; never written past the end) adds nothing.
+#pragma unroll
+    for (int step = 0; step < InFlight; ++step) {
+      if (lse[step] != -INFINITY) AddToState(best, sum, values, lse[step], loaded[step]);
     }
   }
   // Empty-state guard: a query that sees no token gets zeros.
-  const float inverse = state.sum > 0.0f ? 1.0f / state.sum : 0.0f;
+  const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
   float* output = params.out + row * dim;
+  if (first + PerLane <= dim && MergeVectorWidth<PerLane>(dim) == 4) {
 #pragma unroll
-  for (int part = 0; part < PerLane; ++part) {
-    const int d = lane + part * 32;
-    if (d < dim) output[d] = state.values[part] * inverse;
+    for (int part = 0; part < PerLane; part += 4) {
+      reinterpret_cast<float4*>(output + first + part)[0] =
+          make_float4(values[part] * inverse, values[part + 1] * inverse, values[part + 2] * inverse,
+                      values[part + 3] * inverse);
+    }
+  } else {
+#pragma unroll
+    for (int part = 0; part < PerLane; ++part) {
+      if (first + part < dim) output[first + part] = values[part] * inverse;
+    }
   }
+}
+
+/** Launches the merge kernel for a head dim's values per lane, picking `InFlight` by the grid's size. */
+template <typename Element, int PerLane>
+cudaError_t LaunchMerge(const cudaLaunchConfig_t& config, const TaskParams& params, long long warps) {
+  // Four partials in flight per warp (4 blocks of 8 warps per multiprocessor: two still fit beside an
+  // attention CTA, so their plan loads and suffixes overlap it) when the grid fits one wave that way, else
+  // 2 in flight and 6 blocks per multiprocessor, so that large merges (a speculative tree's every query)
+  // need few waves.
+  if (warps <= static_cast<long long>(params.multiprocessors) * 32) {
+    return cudaLaunchKernelEx(&config, TaskMergeKernel<Element, PerLane, 4>, params);
+  }
+  return cudaLaunchKernelEx(&config, TaskMergeKernel<Element, PerLane, 2>, params);
 }
 
 }  // namespace
@@ -876,16 +1000,16 @@ Status LaunchTaskAttention(const TaskParams& params, KvType kvType, AttentionKer
     config.numAttrs = params.dependentLaunch != 0 && blocks > 0 ? 1 : 0;
     // Values per lane sized to the head dim: fewer registers, more resident warps (latency-bound).
     const bool half16 = kvType == KvType::kF16;
+    cudaError_t launched;
     if (params.headDim <= 64) {
-      DEFT_CUDA_CHECK(half16 ? cudaLaunchKernelEx(&config, TaskMergeKernel<half, 2>, params)
-                             : cudaLaunchKernelEx(&config, TaskMergeKernel<float, 2>, params));
+      launched = half16 ? LaunchMerge<half, 2>(config, params, items) : LaunchMerge<float, 2>(config, params, items);
     } else if (params.headDim <= 128) {
-      DEFT_CUDA_CHECK(half16 ? cudaLaunchKernelEx(&config, TaskMergeKernel<half, 4>, params)
-                             : cudaLaunchKernelEx(&config, TaskMergeKernel<float, 4>, params));
+      launched = half16 ? LaunchMerge<half, 4>(config, params, items) : LaunchMerge<float, 4>(config, params, items);
     } else {
-      DEFT_CUDA_CHECK(half16 ? cudaLaunchKernelEx(&config, TaskMergeKernel<half, kMaxPerLane>, params)
-                             : cudaLaunchKernelEx(&config, TaskMergeKernel<float, kMaxPerLane>, params));
+      launched = half16 ? LaunchMerge<half, kMaxPerLane>(config, params, items)
+                        : LaunchMerge<float, kMaxPerLane>(config, params, items);
     }
+    DEFT_CUDA_CHECK(launched);
     DEFT_CUDA_CHECK(cudaGetLastError());
   }
   return Status::Ok();
