@@ -26,7 +26,7 @@ describe('summarizeBlockProfile', () => {
     ];
     const summary = summarizeBlockProfile(
       { blocks, spanMicroseconds: 17 },
-      { wgmma: true, multiprocessors: 2 },
+      { kernel: 'wgmma', multiprocessors: 2 },
     );
     expect(summary.kinds.map((kind) => kind.kind)).toEqual(['mma-1', 'mma-2', 'wgmma']);
     const wgmma = summary.kinds.find((kind) => kind.kind === 'wgmma')!;
@@ -36,7 +36,7 @@ describe('summarizeBlockProfile', () => {
     expect(decode).toMatchObject({ blocks: 2, fixedMicroseconds: 1, perTileMicroseconds: 0.5 });
     // One tile count only: no fit.
     expect(Number.isNaN(summary.kinds.find((kind) => kind.kind === 'mma-2')!.perTileMicroseconds)).toBe(true);
-    expect(summary.last.task).toBe(0);
+    expect(summary.last?.task).toBe(0);
     expect(summary.lastStartMicroseconds).toBe(9);
     const busy = 17 + 9.5 + 4.5 + 2 + 2;
     expect(summary.meanResidentBlocks).toBeCloseTo(busy / (17 * 2), 2);
@@ -46,10 +46,25 @@ describe('summarizeBlockProfile', () => {
     );
   });
 
+  it('summarises a launch without CTAs, and names CUDA-core CTAs scalar', () => {
+    const empty = summarizeBlockProfile(
+      { blocks: [], spanMicroseconds: 0 },
+      { kernel: 'wgmma', multiprocessors: 2 },
+    );
+    expect(empty).toMatchObject({ spanMicroseconds: 0, meanResidentBlocks: 0, kinds: [], blocks: [] });
+    expect(empty.last).toBeUndefined();
+    expect(formatBlockProfile(empty)).toMatch(/no attention CTA/);
+    const scalar = summarizeBlockProfile(
+      { blocks: [record(0, 64, 8, 0, 1)], spanMicroseconds: 1 },
+      { kernel: 'scalar', multiprocessors: 1 },
+    );
+    expect(scalar.kinds.map((kind) => kind.kind)).toEqual(['scalar']);
+  });
+
   it('counts every task as mma when the plan does not run on wgmma', () => {
     const summary = summarizeBlockProfile(
       { blocks: [record(0, 640, 64, 0, 5)], spanMicroseconds: 5 },
-      { wgmma: false, multiprocessors: 1 },
+      { kernel: 'mma', multiprocessors: 1 },
     );
     expect(summary.kinds.map((kind) => kind.kind)).toEqual(['mma-3']);
   });

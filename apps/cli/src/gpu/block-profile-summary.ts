@@ -1,11 +1,17 @@
 import type { CudaBlockProfile, CudaBlockRecord } from '@deft/kernels-cuda';
 
+/** The kernel a prepared plan runs (`CudaScheduleSummary.kernel`). */
+type CudaKernelName = 'mma' | 'wgmma' | 'scalar';
+
 /** Tokens per KV tile of the CUDA task kernels. */
 const TILE_TOKENS = 64;
 
 /** CTAs of one task body: their count, times and a least-squares fit of time against KV tiles. */
 export interface BlockKindSummary {
-  /** `wgmma` (tasks of 33+ rows on the Hopper kernel), or `mma-1` / `mma-2` / `mma-3` (16-row query tiles). */
+  /**
+   * `wgmma` (tasks of 33+ rows on the Hopper kernel), `mma-1` / `mma-2` / `mma-3` (16-row query tiles of the
+   * mma.sync bodies) or `scalar` (CUDA cores).
+   */
   readonly kind: string;
   readonly blocks: number;
   readonly meanMicroseconds: number;
@@ -24,14 +30,15 @@ export interface BlockProfileSummary {
   /** Sum of CTA durations / (span x multiprocessors): CTAs resident per multiprocessor on average. */
   readonly meanResidentBlocks: number;
   readonly kinds: readonly BlockKindSummary[];
-  /** The CTA that ended last. */
-  readonly last: CudaBlockRecord;
+  /** The CTA that ended last (absent when the launch had no CTA). */
+  readonly last?: CudaBlockRecord;
   /** Every CTA as `[task, kvHead, multiprocessor, start µs, end µs]`, for offline analysis. */
   readonly blocks: readonly (readonly number[])[];
 }
 
-function kindOf(record: CudaBlockRecord, wgmma: boolean): string {
-  if (wgmma && record.rows >= 33) return 'wgmma';
+function kindOf(record: CudaBlockRecord, kernel: CudaKernelName): string {
+  if (kernel === 'scalar') return 'scalar';
+  if (kernel === 'wgmma' && record.rows >= 33) return 'wgmma';
   return `mma-${Math.min(3, Math.ceil(record.rows / 16))}`;
 }
 
@@ -64,14 +71,14 @@ const round = (value: number): number => Math.round(value * 100) / 100;
  */
 export function summarizeBlockProfile(
   profile: CudaBlockProfile,
-  options: { readonly wgmma: boolean; readonly multiprocessors: number },
+  options: { readonly kernel: CudaKernelName; readonly multiprocessors: number },
 ): BlockProfileSummary {
   const byKind = new Map<string, CudaBlockRecord[]>();
   let busy = 0;
   let lastStart = 0;
-  let last = profile.blocks[0]!;
+  let last: CudaBlockRecord | undefined;
   for (const record of profile.blocks) {
-    const kind = kindOf(record, options.wgmma);
+    const kind = kindOf(record, options.kernel);
     let list = byKind.get(kind);
     if (list === undefined) {
       list = [];
@@ -80,7 +87,7 @@ export function summarizeBlockProfile(
     list.push(record);
     busy += record.endMicroseconds - record.startMicroseconds;
     lastStart = Math.max(lastStart, record.startMicroseconds);
-    if (record.endMicroseconds > last.endMicroseconds) last = record;
+    if (last === undefined || record.endMicroseconds > last.endMicroseconds) last = record;
   }
   const kinds = [...byKind.entries()].sort().map(([kind, records]): BlockKindSummary => {
     const durations = records.map((record) => record.endMicroseconds - record.startMicroseconds);
@@ -99,9 +106,10 @@ export function summarizeBlockProfile(
   return {
     spanMicroseconds: round(profile.spanMicroseconds),
     lastStartMicroseconds: round(lastStart),
-    meanResidentBlocks: round(busy / (profile.spanMicroseconds * options.multiprocessors)),
+    meanResidentBlocks:
+      profile.spanMicroseconds > 0 ? round(busy / (profile.spanMicroseconds * options.multiprocessors)) : 0,
     kinds,
-    last,
+    ...(last === undefined ? {} : { last }),
     blocks: profile.blocks.map((record) => [
       record.task,
       record.kvHead,
@@ -120,5 +128,7 @@ export function formatBlockProfile(summary: BlockProfileSummary): string {
         `${kind.kind} x${kind.blocks} mean ${kind.meanMicroseconds} max ${kind.maxMicroseconds} (${kind.fixedMicroseconds} + ${kind.perTileMicroseconds}/tile)`,
     )
     .join('; ');
-  return `span ${summary.spanMicroseconds} µs, last start ${summary.lastStartMicroseconds}, ${summary.meanResidentBlocks} CTAs/SM; ${kinds}; last: task ${summary.last.task} (${summary.last.tokens} tokens x ${summary.last.rows} rows) ${summary.last.startMicroseconds.toFixed(1)}-${summary.last.endMicroseconds.toFixed(1)}`;
+  const { last } = summary;
+  if (last === undefined) return 'no attention CTA (every query is written by the merge)';
+  return `span ${summary.spanMicroseconds} µs, last start ${summary.lastStartMicroseconds}, ${summary.meanResidentBlocks} CTAs/SM; ${kinds}; last: task ${last.task} (${last.tokens} tokens x ${last.rows} rows) ${last.startMicroseconds.toFixed(1)}-${last.endMicroseconds.toFixed(1)}`;
 }

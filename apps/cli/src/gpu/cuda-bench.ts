@@ -281,7 +281,7 @@ export async function runCudaBenchReport(
               if (prepared.schedule.executor === 'tasks') {
                 backend.timing.flushL2();
                 blockProfile = summarizeBlockProfile(backend.timing.profileTreeAttention(args), {
-                  wgmma: prepared.schedule.kernel === 'wgmma',
+                  kernel: prepared.schedule.kernel,
                   multiprocessors: backend.deviceInfo.multiprocessors,
                 });
               }

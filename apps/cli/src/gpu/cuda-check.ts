@@ -37,7 +37,8 @@ const TENSOR_CORE_SHAPES: readonly { readonly label: string; readonly shape: Att
 
 /**
  * The kernel configurations of the check: tensor cores at head dim 128 and 64 (`auto`: wgmma for the
- * task executor on compute capability 9.0, mma.sync elsewhere; `mma` forced), CUDA cores for fp16 and f32.
+ * task executor on compute capability 9.0, mma.sync elsewhere; `mma` forced), CUDA cores for fp16 and f32
+ * at head dims that take every lane layout of the merge kernel.
  */
 export const CUDA_CHECK_VARIANTS: readonly CudaCheckVariant[] = [
   ...(['auto', 'mma'] as const).flatMap((kernel) =>
@@ -52,6 +53,28 @@ export const CUDA_CHECK_VARIANTS: readonly CudaCheckVariant[] = [
     name: 'scalar f32 d96 g2',
     kernel: 'auto',
     shape: { numHeads: 4, numKvHeads: 2, headDim: 96, kvDtype: 'f32' },
+  },
+  // The merge kernel's lane layouts: pairs with a lane that straddles the row's end (98), odd (7: one
+  // value at a time), eight values per lane (160 f32, 256 f16).
+  {
+    name: 'scalar f32 d98 g2',
+    kernel: 'auto',
+    shape: { numHeads: 4, numKvHeads: 2, headDim: 98, kvDtype: 'f32' },
+  },
+  {
+    name: 'scalar f16 d7 g1',
+    kernel: 'auto',
+    shape: { numHeads: 2, numKvHeads: 2, headDim: 7, kvDtype: 'f16' },
+  },
+  {
+    name: 'scalar f32 d160 g2',
+    kernel: 'auto',
+    shape: { numHeads: 4, numKvHeads: 2, headDim: 160, kvDtype: 'f32' },
+  },
+  {
+    name: 'scalar f16 d256 g4',
+    kernel: 'auto',
+    shape: { numHeads: 8, numKvHeads: 2, headDim: 256, kvDtype: 'f16' },
   },
 ];
 

@@ -27,6 +27,10 @@ const VARIANTS: { kernel: CudaAttentionKernel; shape: AttentionShape; tolerance:
   { kernel: 'mma', shape: { numHeads: 16, numKvHeads: 2, headDim: 64, kvDtype: 'f16' }, tolerance: 2e-3 },
   { kernel: 'scalar', shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' }, tolerance: 2e-3 },
   { kernel: 'auto', shape: { numHeads: 4, numKvHeads: 2, headDim: 96, kvDtype: 'f32' }, tolerance: 1e-5 },
+  // the merge kernel's other lane layouts: pairs and a straddling lane, one value at a time, 8 per lane
+  { kernel: 'auto', shape: { numHeads: 4, numKvHeads: 2, headDim: 98, kvDtype: 'f32' }, tolerance: 1e-5 },
+  { kernel: 'auto', shape: { numHeads: 2, numKvHeads: 2, headDim: 7, kvDtype: 'f16' }, tolerance: 2e-3 },
+  { kernel: 'auto', shape: { numHeads: 8, numKvHeads: 2, headDim: 256, kvDtype: 'f16' }, tolerance: 2e-3 },
 ];
 
 describe.skipIf(reason !== '')('CUDA backend on a device', () => {

@@ -39,6 +39,7 @@ export interface CopyBandwidth {
 export interface CudaBlockRecord {
   /** Index into the schedule's tasks (costliest first). */
   readonly task: number;
+  /** The KV head (of the task's query group) this CTA computed. */
   readonly kvHead: number;
   /** KV tokens and rows (query x head of the KV head's group) of the task. */
   readonly tokens: number;
@@ -75,6 +76,14 @@ export interface CudaTiming {
    * Runs one layer of tree attention (a plan of the `tasks` executor) with every attention CTA timed on
    * the device's global timer, waits for it and returns the records. Adds a barrier per CTA: for
    * finding where a launch's time goes, not for timing it.
+   *
+   * @throws InvalidArgumentError for the arguments `treeAttention` refuses, or a plan of the `units` executor.
+   * @throws DisposedError once the backend or the plan is disposed.
+   * @example
+   * ```ts
+   * const profile = backend.timing.profileTreeAttention({ storage, layer: 0, plan: prepared, q, out, scale });
+   * const slowest = profile.blocks.reduce((a, b) => (b.endMicroseconds > a.endMicroseconds ? b : a));
+   * ```
    */
   profileTreeAttention(args: TreeAttentionArgs): CudaBlockProfile;
 }

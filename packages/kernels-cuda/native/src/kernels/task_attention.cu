@@ -832,7 +832,7 @@ __device__ __forceinline__ void AddToState(float& best, float& sum, float (&valu
  * neither suffix nor partials writes zeros (it sees no token).
  */
 template <typename Element, int PerLane, int InFlight>
-__global__ void __launch_bounds__(256, InFlight > 2 ? 4 : 6) TaskMergeKernel(const TaskParams params) {
+__global__ void __launch_bounds__(256, PerLane > 4 || InFlight > 2 ? 4 : 6) TaskMergeKernel(const TaskParams params) {
   const int item = blockIdx.x * 8 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (item >= params.numMergeQueries * params.numHeads) {
@@ -928,8 +928,9 @@ cudaError_t LaunchMerge(const cudaLaunchConfig_t& config, const TaskParams& para
   // attention CTA, so their plan loads and suffixes overlap it) when the grid fits one wave that way, else
   // 2 in flight and 6 blocks per multiprocessor, so that large merges (a speculative tree's every query)
   // need few waves.
-  if (warps <= static_cast<long long>(params.multiprocessors) * 32) {
-    return cudaLaunchKernelEx(&config, TaskMergeKernel<Element, PerLane, 4>, params);
+  // Past head dim 128 (8 values per lane) two in flight at 4 blocks per multiprocessor: more would spill.
+  if (PerLane > 4 || warps <= static_cast<long long>(params.multiprocessors) * 32) {
+    return cudaLaunchKernelEx(&config, TaskMergeKernel<Element, PerLane, (PerLane > 4 ? 2 : 4)>, params);
   }
   return cudaLaunchKernelEx(&config, TaskMergeKernel<Element, PerLane, 2>, params);
 }

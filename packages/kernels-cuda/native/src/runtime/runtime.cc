@@ -777,9 +777,14 @@ Status ProfileTreeAttention(Handle planHandle, Handle storageHandle, int layer, 
   if (plan->executor != 1) return Status::Invalid("only the task executor records a block profile");
   const size_t blocks = static_cast<size_t>(plan->taskParams.numTasks) * plan->taskParams.numKvHeads;
   if (profileCount != 3 * blocks) return Status::Invalid("the profile must hold 3 values per attention CTA");
-  if (blocks == 0) return TreeAttention(planHandle, storageHandle, layer, qHandle, outHandle, scale);
   Context* context = Find(contexts, plan->context);
+  if (context == nullptr) return MissingHandle("context", plan->context);
   DEFT_CUDA_CHECK(cudaSetDevice(context->device));
+  if (blocks == 0) {  // nothing to record: the merge alone
+    DEFT_RETURN_IF_ERROR(TreeAttention(planHandle, storageHandle, layer, qHandle, outHandle, scale));
+    DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+    return Status::Ok();
+  }
   unsigned long long* records = nullptr;
   const size_t bytes = 3 * blocks * sizeof(unsigned long long);
   DEFT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&records), bytes, context->stream));
@@ -787,8 +792,9 @@ Status ProfileTreeAttention(Handle planHandle, Handle storageHandle, int layer, 
   Status status = EnqueueTreeAttention(planHandle, storageHandle, layer, qHandle, outHandle, scale, records);
   cudaError_t error = status.ok() ? cudaMemcpyAsync(host.data(), records, bytes, cudaMemcpyDeviceToHost, context->stream)
                                   : cudaSuccess;
-  cudaFreeAsync(records, context->stream);
+  const cudaError_t freed = cudaFreeAsync(records, context->stream);
   if (!status.ok()) return status;
+  if (error == cudaSuccess) error = freed;
   if (error == cudaSuccess) error = cudaStreamSynchronize(context->stream);
   if (error != cudaSuccess) return CudaFailure(error, "ProfileTreeAttention", __FILE__, __LINE__);
   unsigned long long earliest = host[0];
