@@ -35,6 +35,20 @@ const TENSOR_CORE_SHAPES: readonly { readonly label: string; readonly shape: Att
   { label: 'd128 g1', shape: { numHeads: 3, numKvHeads: 3, headDim: 128, kvDtype: 'f16' } },
 ];
 
+/** A CUDA-core configuration over two KV heads (f32 KV, or a head dim without tensor-core kernels, runs there). */
+function cudaCoreVariant(
+  kernel: 'auto' | 'scalar',
+  kvDtype: 'f16' | 'f32',
+  headDim: number,
+  numHeads: number,
+): CudaCheckVariant {
+  return {
+    name: `scalar ${kvDtype} d${headDim} g${numHeads / 2}`,
+    kernel,
+    shape: { numHeads, numKvHeads: 2, headDim, kvDtype },
+  };
+}
+
 /**
  * The kernel configurations of the check: tensor cores at head dim 128 and 64 (`auto`: wgmma for the
  * task executor on compute capability 9.0, mma.sync elsewhere; `mma` forced), CUDA cores for fp16 and f32
@@ -44,38 +58,14 @@ export const CUDA_CHECK_VARIANTS: readonly CudaCheckVariant[] = [
   ...(['auto', 'mma'] as const).flatMap((kernel) =>
     TENSOR_CORE_SHAPES.map(({ label, shape }) => ({ name: `${kernel} f16 ${label}`, kernel, shape })),
   ),
-  {
-    name: 'scalar f16 d128 g4',
-    kernel: 'scalar',
-    shape: { numHeads: 8, numKvHeads: 2, headDim: 128, kvDtype: 'f16' },
-  },
-  {
-    name: 'scalar f32 d96 g2',
-    kernel: 'auto',
-    shape: { numHeads: 4, numKvHeads: 2, headDim: 96, kvDtype: 'f32' },
-  },
-  // The merge kernel's lane layouts: pairs with a lane that straddles the row's end (98), odd (7: one
-  // value at a time), eight values per lane (160 f32, 256 f16).
-  {
-    name: 'scalar f32 d98 g2',
-    kernel: 'auto',
-    shape: { numHeads: 4, numKvHeads: 2, headDim: 98, kvDtype: 'f32' },
-  },
-  {
-    name: 'scalar f16 d7 g1',
-    kernel: 'auto',
-    shape: { numHeads: 2, numKvHeads: 2, headDim: 7, kvDtype: 'f16' },
-  },
-  {
-    name: 'scalar f32 d160 g2',
-    kernel: 'auto',
-    shape: { numHeads: 4, numKvHeads: 2, headDim: 160, kvDtype: 'f32' },
-  },
-  {
-    name: 'scalar f16 d256 g4',
-    kernel: 'auto',
-    shape: { numHeads: 8, numKvHeads: 2, headDim: 256, kvDtype: 'f16' },
-  },
+  // CUDA cores (fp16 forced, f32 by `auto`); the merge kernel's lane layouts: four values per lane (96),
+  // pairs with a lane that straddles the row's end (98), one value at a time (7), eight per lane (160, 256).
+  cudaCoreVariant('scalar', 'f16', 128, 8),
+  cudaCoreVariant('auto', 'f32', 96, 4),
+  cudaCoreVariant('auto', 'f32', 98, 4),
+  cudaCoreVariant('auto', 'f16', 7, 2),
+  cudaCoreVariant('auto', 'f32', 160, 4),
+  cudaCoreVariant('auto', 'f16', 256, 8),
 ];
 
 const KV_GRID = 2048;
