@@ -1,4 +1,4 @@
-import type { RunSettings, StrategyChoice } from './app/run-settings.js';
+import { type RunSettings, runSettingsProblem, type StrategyChoice } from './app/run-settings.js';
 import { readUrlRequest } from './app/url-params.js';
 import { renderStats } from './view/stats-view.js';
 import { renderTree } from './view/tree-view.js';
@@ -15,7 +15,7 @@ function byId<Type extends HTMLElement>(id: string): Type {
 }
 
 const input = (id: string) => byId<HTMLInputElement>(id);
-const status = byId<HTMLSpanElement>('status');
+const statusLine = byId<HTMLSpanElement>('status');
 const result = byId<HTMLOutputElement>('result');
 const runButton = byId<HTMLButtonElement>('run');
 const stopButton = byId<HTMLButtonElement>('stop');
@@ -93,10 +93,10 @@ worker.onmessage = (message: MessageEvent<WorkerEvent>) => {
   const event = message.data;
   switch (event.type) {
     case 'status':
-      status.textContent = event.text;
+      statusLine.textContent = event.text;
       return;
     case 'loaded':
-      status.textContent = event.description;
+      statusLine.textContent = event.description;
       runButton.disabled = false;
       if (autorun) {
         autorun = false;
@@ -127,27 +127,43 @@ worker.onmessage = (message: MessageEvent<WorkerEvent>) => {
       setResult('stopped', `stopped; KV pages in use: ${event.pagesInUse}`);
       return;
     case 'error':
-      setRunning(false);
-      runButton.disabled = false;
-      status.textContent = 'error';
-      setResult('error', event.message);
-      result.dataset.error = event.message;
+      showError(event.message);
       return;
   }
 };
+// An error the worker did not catch (it posts no event then): reported as the worker's own errors are.
+worker.onerror = (error: ErrorEvent) => {
+  error.preventDefault();
+  showError(`the decoding worker failed: ${error.message || 'unknown error'}`);
+};
+
+function showError(message: string): void {
+  setRunning(false);
+  runButton.disabled = false;
+  statusLine.textContent = 'error';
+  setResult('error', message);
+  result.dataset.error = message;
+}
 
 function startRun(): void {
   if (running) return;
+  const settings = readSettings();
+  const problem = runSettingsProblem(settings);
+  if (problem !== undefined) {
+    setResult('error', problem);
+    result.dataset.error = problem;
+    return;
+  }
   setRunning(true);
   setResult('running', 'decoding…');
-  send({ type: 'run', settings: readSettings() });
+  send({ type: 'run', settings });
 }
 
 byId<HTMLFormElement>('model-form').addEventListener('submit', (submit) => {
   submit.preventDefault();
   const model = readSource('model-file', 'model-url');
   if (model === undefined) {
-    status.textContent = 'choose a model file or type its URL';
+    statusLine.textContent = 'choose a model file or type its URL';
     return;
   }
   const tokenizer = readSource('tokenizer-file', 'tokenizer-url');
@@ -161,7 +177,11 @@ byId<HTMLFormElement>('run-form').addEventListener('submit', (submit) => {
 stopButton.addEventListener('click', () => send({ type: 'stop' }));
 
 showSettings(request.settings);
-if (request.modelUrl !== undefined) {
+if (request.problem !== undefined) {
+  // Nothing loads or runs from a URL that asks for something else than it says.
+  setResult('error', request.problem);
+  result.dataset.error = request.problem;
+} else if (request.modelUrl !== undefined) {
   input('model-url').value = request.modelUrl;
   if (request.tokenizerUrl !== undefined) input('tokenizer-url').value = request.tokenizerUrl;
   byId<HTMLFormElement>('model-form').requestSubmit();

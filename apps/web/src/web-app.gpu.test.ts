@@ -54,6 +54,12 @@ interface PageResult {
   readonly prunedNodes: number;
 }
 
+/**
+ * How long a load and run may take on a slow CPU WebGPU driver. The page reports an error in the worker
+ * (`data-status="error"`), and this bound turns any other hang into a failure well before vitest's timeout.
+ */
+const RUN_TIMEOUT_MS = 180_000;
+
 /** Opens the page with the URL test hooks and waits for the run to end, failing at once on a page error. */
 async function runInPage(page: Page, url: string): Promise<PageResult> {
   await page.goto(url);
@@ -61,7 +67,7 @@ async function runInPage(page: Page, url: string): Promise<PageResult> {
     page.waitForFunction(
       () => ['done', 'error'].includes(document.getElementById('result')?.dataset.status ?? ''),
       undefined,
-      { timeout: 0 },
+      { timeout: RUN_TIMEOUT_MS },
     ),
     new Promise((_, reject) => page.once('pageerror', reject)),
   ]);
@@ -124,7 +130,8 @@ describe.skipIf(skipReason !== undefined)('apps/web in headless Chromium on WebG
 
   it('greedy decoding of stories260K (llama2.c files) equals the golden continuation', async (context) => {
     if (noAdapterReason !== undefined) context.skip(noAdapterReason);
-    const { golden } = await loadStories260K();
+    const { model, golden } = await loadStories260K();
+    model.dispose();
     const page = await browser.newPage();
     const result = await runInPage(
       page,
@@ -182,6 +189,14 @@ describe.skipIf(skipReason !== undefined)('apps/web in headless Chromium on WebG
     await page.close();
   });
 
+  it('a URL with a width no run accepts shows the problem instead of loading the model', async () => {
+    const page = await browser.newPage();
+    const result = await runInPage(page, hooks({ model: '/models/stories260K.gguf', width: '-1' }));
+    await page.close();
+    expect(result.status).toBe('error');
+    expect(result.text).toBe('bad page URL: width must be an integer >= 1, not -1');
+  });
+
   it('the stop button ends a run between two forward passes and frees every KV page', async (context) => {
     if (noAdapterReason !== undefined) context.skip(noAdapterReason);
     const page = await browser.newPage();
@@ -189,19 +204,17 @@ describe.skipIf(skipReason !== undefined)('apps/web in headless Chromium on WebG
       hooks({ model: '/models/stories260K.gguf', strategy: 'beam', width: '8', maxTokens: '400' }),
     );
     await page.waitForFunction(
-      () => document.querySelectorAll('#tree [data-state="pruned"]').length > 0,
+      () =>
+        document.querySelectorAll('#tree [data-state="pruned"]').length > 0 ||
+        document.getElementById('result')?.dataset.status === 'error',
       undefined,
-      {
-        timeout: 0,
-      },
+      { timeout: RUN_TIMEOUT_MS },
     );
     await page.click('#stop');
     await page.waitForFunction(
-      () => document.getElementById('result')?.dataset.status === 'stopped',
+      () => ['stopped', 'done', 'error'].includes(document.getElementById('result')?.dataset.status ?? ''),
       undefined,
-      {
-        timeout: 0,
-      },
+      { timeout: RUN_TIMEOUT_MS },
     );
     expect(await page.textContent('#result')).toBe('stopped; KV pages in use: 0');
     await page.close();

@@ -36,19 +36,21 @@ async function load(request: Extract<WorkerRequest, { type: 'load' }>): Promise<
   loaded = undefined;
   post({ type: 'status', text: 'opening WebGPU…' });
   const handle = await requestWebGpuDevice();
+  let backend: WebGpuBackend | undefined;
   try {
-    const backend = createWebGpuBackend({ device: handle.device });
+    backend = createWebGpuBackend({ device: handle.device });
     const files = await loadModelFiles(request.model, request.tokenizer, (text) =>
       post({ type: 'status', text }),
     );
     const model = LlamaModel.create(backend, files.checkpoint);
+    const created = backend;
     loaded = {
-      backend,
+      backend: created,
       model,
       tokenizer: files.tokenizer,
       dispose() {
         model.dispose();
-        backend.dispose();
+        created.dispose();
         handle.dispose();
       },
     };
@@ -60,6 +62,7 @@ async function load(request: Extract<WorkerRequest, { type: 'load' }>): Promise<
         `vocabulary ${config.vocabSize}, context ${config.contextLength}; WebGPU on ${handle.description}`,
     });
   } catch (error) {
+    backend?.dispose();
     handle.dispose();
     throw error;
   }
@@ -106,7 +109,8 @@ async function run(settings: RunSettings): Promise<void> {
   try {
     for (;;) {
       const next = await search.next();
-      if (stopRequested) {
+      // A stop that arrives as the search completes keeps its result.
+      if (stopRequested && next.done !== true) {
         // Ends the strategy where it stands: its `finally` releases the session, so every page is freed.
         await search.return([]);
         post({ type: 'stopped', nodes: snapshot(), pagesInUse: engine.pool.usedCount });

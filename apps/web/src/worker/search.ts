@@ -19,8 +19,18 @@ const DRAFT_LENGTH = 6;
 const DRAFT_BRANCHES = 4;
 
 /**
- * KV pages that always hold a run of `settings`: every sequence it keeps at once owning its whole path
- * (no sharing counted), each with one partly filled page.
+ * KV pages for a pool that runs `settings` on a prompt of `promptLength` tokens.
+ *
+ * Guaranteed upper bounds (the pool never runs out) for greedy, beam search and best-of-n; an estimate for
+ * speculative decoding and tree-of-thoughts (each sequence kept at once owning its whole path, with one partly
+ * filled page).
+ *
+ * Beam search's bound: with `T = min(maxTokens, contextLength - promptLength)` generated tokens, the root holds
+ * the prompt and the tokens appended before the first fork, `ceil(promptLength / pageSize) + ceil(T / pageSize)`
+ * pages at most. Every other node starts on a fresh page (a fork never shares a partly filled page) and every
+ * page holds at least one token, so those nodes hold at most one page per token. Before each step's pruning the
+ * tree holds at most `width` beams of at most `T - 1` tokens plus `width` new tokens, so at most `width * T`
+ * tokens outside the root. One more page covers a copy-on-write copy.
  */
 export function pagesNeeded(
   settings: RunSettings,
@@ -33,8 +43,12 @@ export function pagesNeeded(
   switch (settings.strategy) {
     case 'greedy':
       return pages(settings.maxTokens);
-    case 'beam': // live beams and finished hypotheses
-      return pages(settings.maxTokens) * settings.width * 2;
+    case 'beam': {
+      const generated = Math.max(0, Math.min(settings.maxTokens, contextLength - promptLength));
+      return (
+        Math.ceil(promptLength / pageSize) + Math.ceil(generated / pageSize) + 1 + settings.width * generated
+      );
+    }
     case 'best-of':
       return pages(settings.maxTokens) * settings.width;
     case 'speculative':

@@ -1,6 +1,6 @@
 import { DecodingEngine, runStrategy } from '@deft/decoder';
 import { hasStories260K, loadStories260K, stories260KSkipReason } from '@deft/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { STRATEGIES } from '../app/run-settings.js';
 import { pagesNeeded, startSearch } from './search.js';
 import { type ViewedSession, viewedOpener } from './viewed-opener.js';
@@ -88,4 +88,31 @@ describe.skipIf(!hasStories260K)('the view tree of each strategy (stories260K, C
       }
     });
   }
+  it('beam search at width 4 over 120 tokens never holds more pages than pagesNeeded()', async () => {
+    const settings = {
+      prompt: 'Once upon a time',
+      strategy: 'beam' as const,
+      width: 4,
+      temperature: 1,
+      seed: 0,
+      maxTokens: 120,
+    };
+    const promptLength = tokenizer.encode(settings.prompt).length;
+    const numPages = pagesNeeded(settings, promptLength, model.config.contextLength, 16);
+    // A larger pool, so that the peak is measured rather than cut short by the pool running out.
+    const engine = DecodingEngine.create(model, { numPages: numPages * 4, pageSize: 16 });
+    let peak = 0;
+    const allocate = engine.pool.allocate.bind(engine.pool);
+    vi.spyOn(engine.pool, 'allocate').mockImplementation((count: number) => {
+      const pages = allocate(count);
+      peak = Math.max(peak, engine.pool.usedCount);
+      return pages;
+    });
+    const sequences = await runStrategy(startSearch(engine, tokenizer, settings));
+    expect(engine.pool.usedCount).toBe(0);
+    engine.dispose();
+    expect(sequences.length).toBeGreaterThan(0);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(numPages);
+  });
 });

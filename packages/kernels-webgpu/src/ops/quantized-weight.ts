@@ -32,18 +32,37 @@ export class WebGpuQuantizedWeight extends WebGpuBufferResource implements Devic
   }
 }
 
+/** Most elements of a quantized weight: the kernels index its values with a u32. */
+export const MAX_QUANTIZED_ELEMENTS = 2 ** 32 - 1;
+
+/** The device limits {@link blocksBufferSize} checks against (a `GPUDevice`'s `limits` has them). */
+export interface BlocksBufferLimits {
+  readonly maxBufferSize: number;
+  readonly maxStorageBufferBindingSize: number;
+}
+
 /**
- * Bytes of the storage buffer that holds `blocks` (padded to 16).
- * @throws CapacityError when it exceeds what the device binds in one binding
+ * Bytes of the storage buffer that holds a weight `shape` (`[rows, columns]`, checked) of `byteLength`
+ * bytes of blocks (padded to 16).
+ * @throws CapacityError when `rows · columns` exceeds {@link MAX_QUANTIZED_ELEMENTS} (the kernels' u32
+ *   element index), or the buffer exceeds what the device binds in one binding
  *   (`maxStorageBufferBindingSize`) or allocates (`maxBufferSize`).
  */
 export function blocksBufferSize(
-  device: GPUDevice,
+  limits: BlocksBufferLimits,
   quantization: BlockQuantization,
-  blocks: Uint8Array,
+  shape: readonly [number, number],
+  byteLength: number,
 ): number {
-  const size = Math.max(16, Math.ceil(blocks.byteLength / 16) * 16);
-  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const elements = shape[0] * shape[1];
+  if (elements > MAX_QUANTIZED_ELEMENTS) {
+    throw new CapacityError(
+      `a ${quantization} weight [${shape[0]}, ${shape[1]}] has ${elements} elements, above the ${MAX_QUANTIZED_ELEMENTS} a 32-bit element index reaches; split it into smaller matrices`,
+      { argument: 'shape', expected: `<= ${MAX_QUANTIZED_ELEMENTS} elements`, actual: elements },
+    );
+  }
+  const size = Math.max(16, Math.ceil(byteLength / 16) * 16);
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   if (size > limit) {
     throw new CapacityError(
       `a ${quantization} weight needs ${size} bytes, more than this device binds in one buffer (${limit}); use a smaller matrix or a device with a larger maxStorageBufferBindingSize`,
@@ -56,7 +75,7 @@ export function blocksBufferSize(
 /**
  * Uploads checked blocks into a new storage buffer of `size` bytes ({@link blocksBufferSize}): the
  * bytes as they are, the last partial word zero-padded (WebGPU writes whole words). Nothing is decoded
- * and the host copies at most 3 bytes.
+ * and the host copies at most 3 bytes. The buffer is destroyed again when a write throws.
  */
 export function uploadBlocks(
   device: GPUDevice,
@@ -69,12 +88,18 @@ export function uploadBlocks(
     usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST,
     label: `deft ${quantization} weight`,
   });
-  const whole = blocks.byteLength - (blocks.byteLength % 4);
-  if (whole > 0) device.queue.writeBuffer(buffer, 0, blocks.buffer, blocks.byteOffset, whole);
-  if (whole < blocks.byteLength) {
-    const tail = new Uint8Array(4);
-    tail.set(blocks.subarray(whole));
-    device.queue.writeBuffer(buffer, whole, tail);
+  try {
+    const whole = blocks.byteLength - (blocks.byteLength % 4);
+    if (whole > 0) device.queue.writeBuffer(buffer, 0, blocks.buffer, blocks.byteOffset, whole);
+    if (whole < blocks.byteLength) {
+      const tail = new Uint8Array(4);
+      tail.set(blocks.subarray(whole));
+      device.queue.writeBuffer(buffer, whole, tail);
+    }
+  } catch (error) {
+    // Nobody holds the buffer yet: a write that throws must not leave it allocated.
+    buffer.destroy();
+    throw error;
   }
   return buffer;
 }

@@ -216,7 +216,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
     createQuantizedWeight(shape, quantization: BlockQuantization, blocks) {
       context.assertUsable();
       const checked = checkQuantizedWeight(shape, quantization, blocks);
-      const size = blocksBufferSize(device, quantization, blocks);
+      const size = blocksBufferSize(device.limits, quantization, checked, blocks.byteLength);
       const buffer = context.scoped('createQuantizedWeight', () =>
         uploadBlocks(device, quantization, blocks, size),
       );
