@@ -5,7 +5,7 @@
  *
  *   npx tsx --conditions=source packages/decoder/bench/speculative-bench.ts [--backend cpu|webgpu]
  *     [--tokens N] [--json FILE] [--budgets 8,32,64] [--layers 1,2,3,4] [--min-probability 0.01]
- *     [--no-baselines]
+ *     [--no-baselines] [--model-dir DIR]
  *
  * `--backend webgpu` opens a device with `@deft/kernels-webgpu` (in Node, Dawn from the `webgpu`
  * package, on whatever adapter the Vulkan driver search finds) and records the adapter in the output;
@@ -15,12 +15,13 @@
  * tokens; pass `--min-probability 0` to let the drafter fill large budgets); `--no-baselines` skips the
  * prompt-lookup and target-as-its-own-draft rows.
  *
- * The model is read from `../shared/models/stories260K/` (relative to the repository root).
+ * The model is read from `--model-dir`, by default `../shared/models/stories260K/` (relative to the
+ * repository root).
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ModelBackend } from '@deft/core';
 import { createCpuBackend } from '@deft/kernels-cpu';
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     'min-probability': { type: 'string', default: '0.01' },
     'no-baselines': { type: 'boolean', default: false },
     backend: { type: 'string', default: 'cpu' },
+    'model-dir': { type: 'string' },
   },
 });
 if (values.backend !== 'cpu' && values.backend !== 'webgpu') {
@@ -50,7 +52,9 @@ if (values.backend !== 'cpu' && values.backend !== 'webgpu') {
 }
 const maxTokens = Number(values.tokens);
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const directory = path.resolve(repositoryRoot, '../shared/models/stories260K');
+const directory = path.resolve(
+  values['model-dir'] ?? path.resolve(repositoryRoot, '../shared/models/stories260K'),
+);
 const checkpoint = await loadLlama2cCheckpoint(path.join(directory, 'stories260K.bin'));
 const tokenizer = await loadLlama2cTokenizer(path.join(directory, 'tok512.bin'));
 /** The backend, what it runs on (as the adapter reports it), and what releases it. */
@@ -59,9 +63,8 @@ async function openBackend(): Promise<{ backend: ModelBackend; device: unknown; 
     const backend = createCpuBackend();
     return { backend, device: 'CPU reference backend', close: () => backend.dispose() };
   }
-  const webgpu: typeof import('../../kernels-webgpu/src/index.js') = await import(
-    pathToFileURL(path.join(repositoryRoot, 'packages/kernels-webgpu/src/index.ts')).href
-  );
+  // A literal path, so the bench also bundles into one file for a GPU machine (../shared/gpu/prepare.sh).
+  const webgpu = await import('../../kernels-webgpu/src/index.js');
   const handle = await webgpu.requestWebGpuDevice();
   const backend = webgpu.createWebGpuBackend({ device: handle.device });
   const { vendor, architecture, device, description } = handle.adapter.info;
