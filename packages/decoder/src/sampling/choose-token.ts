@@ -1,4 +1,4 @@
-import { keptTokens } from './sampling-distribution.js';
+import { keptTokens } from './kept-tokens.js';
 import type { ResolvedSampling } from './sampling-options.js';
 import type { SeededRandom } from './seeded-random.js';
 
