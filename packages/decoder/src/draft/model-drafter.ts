@@ -151,7 +151,9 @@ export class ModelDrafter implements Drafter {
         for (const entry of expand) {
           const parentNode =
             entry.candidate.parent < 0 ? session.root : candidates[entry.candidate.parent]!.node;
-          byParent.set(parentNode, [...(byParent.get(parentNode) ?? []), entry]);
+          const group = byParent.get(parentNode);
+          if (group === undefined) byParent.set(parentNode, [entry]);
+          else group.push(entry);
         }
         for (const [parentNode, entries] of byParent) {
           const children = tree.fork(parentNode, entries.length);

@@ -167,15 +167,15 @@ export async function* speculativeDecodeWithRule(
   const sampling = resolveSampling(options.sampling);
   const random = new SeededRandom(sampling.seed, 0);
   const draftOption = options.draft;
-  const drafter: Drafter | undefined = isDrafter(draftOption) ? draftOption : undefined;
-  const propose = async (context: readonly number[], maxDepth: number): Promise<DraftNode[]> => {
-    if (drafter !== undefined) return await drafter.draft(context, { maxDepth });
-    if (typeof draftOption === 'function') return await draftOption(context);
-    return promptLookupDraft(context, (draftOption as PromptLookupOptions | undefined) ?? {});
-  };
+  // Every form of the option as a drafter: a function or prompt-lookup options have no vocabulary and nothing to reset.
+  const drafter: Drafter = isDrafter(draftOption)
+    ? draftOption
+    : typeof draftOption === 'function'
+      ? { draft: async (context) => await draftOption(context) }
+      : { draft: async (context) => promptLookupDraft(context, draftOption ?? {}) };
   const session = engine.openSession(options.prompt);
   const vocabSize = session.engine.model.config.vocabSize;
-  if (drafter?.vocabSize !== undefined && drafter.vocabSize !== vocabSize) {
+  if (drafter.vocabSize !== undefined && drafter.vocabSize !== vocabSize) {
     session.release();
     throw new InvalidArgumentError(
       `the drafter's vocabulary has ${drafter.vocabSize} tokens, the model's ${vocabSize}; ` +
@@ -223,7 +223,10 @@ export async function* speculativeDecodeWithRule(
       tree.append(leaf, next);
       const room = session.contextRoom(leaf);
       const draftStart = performance.now();
-      const draft = checkDraft(limitDraftDepth(await propose(context, room), room), vocabSize);
+      const draft = checkDraft(
+        limitDraftDepth(await drafter.draft(context, { maxDepth: room }), room),
+        vocabSize,
+      );
       const verifyStart = performance.now();
       draftMs += verifyStart - draftStart;
       growDraft(tree, leaf, draft);
@@ -281,6 +284,6 @@ export async function* speculativeDecodeWithRule(
     };
   } finally {
     session.release();
-    drafter?.reset?.();
+    drafter.reset?.();
   }
 }
