@@ -78,6 +78,16 @@ function sendError(response: ServerResponse, error: ApiError): void {
   );
 }
 
+/** A 400 for a prompt the server cannot hold, naming the field the prompt came in. */
+function contextLengthExceeded(message: string, endpoint: 'completions' | 'chat'): ApiError {
+  return new ApiError(message, {
+    status: 400,
+    type: 'invalid_request_error',
+    param: endpoint === 'chat' ? 'messages' : 'prompt',
+    errorCode: 'context_length_exceeded',
+  });
+}
+
 /** Reads a body up to `limit` bytes. @throws ApiError 413 beyond it. */
 async function readBody(request: IncomingMessage, limit: number): Promise<string> {
   const tooLarge = () =>
@@ -206,15 +216,10 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
     const pool = shared.engine.pool;
     const promptPages = Math.ceil(prompt.length / pool.pageSize);
     if (promptPages > pool.numPages) {
-      throw new ApiError(
+      throw contextLengthExceeded(
         `the prompt needs ${promptPages} KV pages but this server's pool has ${pool.numPages} in all; ` +
           'shorten the prompt, or start the server with more --pages',
-        {
-          status: 400,
-          type: 'invalid_request_error',
-          param: endpoint === 'chat' ? 'messages' : 'prompt',
-          errorCode: 'context_length_exceeded',
-        },
+        endpoint,
       );
     }
     const context: ResponseContext = {
@@ -302,12 +307,7 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<R
       });
     }
     if (InvalidArgumentError.isInstance(error) && error.argument === 'prompt') {
-      return new ApiError(error.message, {
-        status: 400,
-        type: 'invalid_request_error',
-        param: endpoint === 'chat' ? 'messages' : 'prompt',
-        errorCode: 'context_length_exceeded',
-      });
+      return contextLengthExceeded(error.message, endpoint);
     }
     options.log?.(
       `deft serve: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
