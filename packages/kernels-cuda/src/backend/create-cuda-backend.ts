@@ -311,9 +311,6 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
       (storage) => ownStorage(storage).handle,
       (args) => {
         const call = checkAttention(args);
-        const profile = new Float64Array(
-          3 * call.prepared.schedule.numUnits * call.prepared.shape.numKvHeads,
-        );
         if (call.prepared.schedule.executor !== 'tasks') {
           invalid(
             'plan',
@@ -322,6 +319,9 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
             call.prepared.schedule.executor,
           );
         }
+        const profile = new Float64Array(
+          3 * call.prepared.schedule.numUnits * call.prepared.shape.numKvHeads,
+        );
         callNative('profileTreeAttention', () =>
           addon.profileTreeAttention(
             call.plan,

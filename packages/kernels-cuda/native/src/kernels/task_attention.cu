@@ -734,9 +734,13 @@ __global__ void __launch_bounds__(kTaskThreads) TaskAttentionScalarKernel(const 
   RunBlockTask(params, [&](int kvHead, int4 task) { ScalarTask<Element>(params, kvHead, task); });
 }
 
-/** Converts `Count` consecutive elements at `source` (aligned to `Count` elements) to floats. */
-template <int Count>
+/**
+ * Converts `Count` (2 or 4) consecutive elements at `source`, aligned to `Count` elements, to floats; `L2`
+ * reads through L2 only (`ld.global.cg`: partial states another launch wrote).
+ */
+template <int Count, bool L2>
 __device__ __forceinline__ void LoadVector(const half* source, float* out) {
+  static_assert(!L2, "half rows are K and V, read through the texture path");
   if constexpr (Count == 4) {
     const uint2 bits = __ldg(reinterpret_cast<const uint2*>(source));
     const float2 low = __half22float2(*reinterpret_cast<const __half2*>(&bits.x));
@@ -747,24 +751,15 @@ __device__ __forceinline__ void LoadVector(const half* source, float* out) {
     out[0] = pair.x, out[1] = pair.y;
   }
 }
-template <int Count>
+template <int Count, bool L2>
 __device__ __forceinline__ void LoadVector(const float* source, float* out) {
   if constexpr (Count == 4) {
-    const float4 quad = __ldg(reinterpret_cast<const float4*>(source));
+    const float4* address = reinterpret_cast<const float4*>(source);
+    const float4 quad = L2 ? __ldcg(address) : __ldg(address);
     out[0] = quad.x, out[1] = quad.y, out[2] = quad.z, out[3] = quad.w;
   } else {
-    const float2 pair = __ldg(reinterpret_cast<const float2*>(source));
-    out[0] = pair.x, out[1] = pair.y;
-  }
-}
-/** The same through L2 only (`ld.global.cg`): for partial states another launch wrote. */
-template <int Count>
-__device__ __forceinline__ void LoadVectorL2(const float* source, float* out) {
-  if constexpr (Count == 4) {
-    const float4 quad = __ldcg(reinterpret_cast<const float4*>(source));
-    out[0] = quad.x, out[1] = quad.y, out[2] = quad.z, out[3] = quad.w;
-  } else {
-    const float2 pair = __ldcg(reinterpret_cast<const float2*>(source));
+    const float2* address = reinterpret_cast<const float2*>(source);
+    const float2 pair = L2 ? __ldcg(address) : __ldg(address);
     out[0] = pair.x, out[1] = pair.y;
   }
 }
@@ -777,35 +772,28 @@ __device__ __forceinline__ int MergeVectorWidth(int dim) {
 }
 
 /**
- * Loads a lane's dims `first .. first + PerLane` of a row (zeros past `dim`) as floats. `L2` reads through
- * L2 only (partial states written by the attention launch).
+ * Loads a lane's dims `first .. first + PerLane` of a row (zeros past `dim`) as floats: vectors of the
+ * widest aligned width when all of them exist, else one at a time. `L2`: see LoadVector.
  */
 template <int PerLane, bool L2, typename Element>
 __device__ __forceinline__ void LoadLaneDims(const Element* row, int first, int dim, float (&out)[PerLane]) {
-  const int width = MergeVectorWidth<PerLane>(dim);
-  if (first + PerLane <= dim && width > 1) {
+  const int width = first + PerLane <= dim ? MergeVectorWidth<PerLane>(dim) : 1;
+  if constexpr (PerLane % 4 == 0) {
+    if (width == 4) {
 #pragma unroll
-    for (int part = 0; part < PerLane; part += (PerLane % 4 == 0 ? 4 : 2)) {
-      if constexpr (PerLane % 4 == 0) {
-        if (width == 4) {
-          if constexpr (L2) LoadVectorL2<4>(reinterpret_cast<const float*>(row) + first + part, out + part);
-          else LoadVector<4>(row + first + part, out + part);
-          continue;
-        }
-      }
-      // width 2 (also the second half of a 4-wide step when only pairs are aligned)
-#pragma unroll
-      for (int pair = 0; pair < (PerLane % 4 == 0 ? 4 : 2); pair += 2) {
-        if constexpr (L2) LoadVectorL2<2>(reinterpret_cast<const float*>(row) + first + part + pair, out + part + pair);
-        else LoadVector<2>(row + first + part + pair, out + part + pair);
-      }
+      for (int part = 0; part < PerLane; part += 4) LoadVector<4, L2>(row + first + part, out + part);
+      return;
     }
+  }
+  if (width == 2) {
+#pragma unroll
+    for (int part = 0; part < PerLane; part += 2) LoadVector<2, L2>(row + first + part, out + part);
     return;
   }
 #pragma unroll
   for (int part = 0; part < PerLane; ++part) {
     const int d = first + part;
-    if constexpr (L2) out[part] = d < dim ? __ldcg(reinterpret_cast<const float*>(row) + d) : 0.0f;
+    if constexpr (L2) out[part] = d < dim ? __ldcg(row + d) : 0.0f;
     else out[part] = d < dim ? LoadAsFloat(row, d) : 0.0f;
   }
 }
