@@ -201,6 +201,8 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     readonly group: Group;
     readonly blockTiles: number[];
     readonly tiles: number;
+    /** Cost of the group's costliest row block over all its tokens (a split divides it). */
+    readonly worst: number;
     splits: number;
   }
   const blocked: Blocked[] = [];
@@ -219,8 +221,18 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
       );
     }
     const tokens = candidate.tokens;
-    for (const tiles of blockTiles) totalCost += tokens * (1 + queryTileCost * tiles) + taskCost;
-    blocked.push({ group: candidate, blockTiles, tiles: Math.ceil(tokens / TASK_TILE_TOKENS), splits: 1 });
+    let worst = 0;
+    for (const tiles of blockTiles) {
+      totalCost += tokens * (1 + queryTileCost * tiles) + taskCost;
+      worst = Math.max(worst, tokens * (1 + queryTileCost * tiles));
+    }
+    blocked.push({
+      group: candidate,
+      blockTiles,
+      tiles: Math.ceil(tokens / TASK_TILE_TOKENS),
+      worst,
+      splits: 1,
+    });
   });
   // One wave: each task's cost near the total over the CTA slots of one KV head. A split adds a
   // task's fixed cost and its rows' partial states; two passes, as the splits change the total.
@@ -231,9 +243,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     let nextTotal = 0;
     for (const entry of blocked) {
       const tokens = entry.group.tokens;
-      let worst = 0;
-      for (const tiles of entry.blockTiles) worst = Math.max(worst, tokens * (1 + queryTileCost * tiles));
-      entry.splits = Math.max(1, Math.min(entry.tiles, Math.ceil(worst / target)));
+      entry.splits = Math.max(1, Math.min(entry.tiles, Math.ceil(entry.worst / target)));
       entry.blockTiles.forEach((tiles, block) => {
         const partials = entry.splits > 1 ? rowsOf(tiles, entry, block) * partialCost * entry.splits : 0;
         nextTotal += tokens * (1 + queryTileCost * tiles) + taskCost * entry.splits + partials;
@@ -241,7 +251,7 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
     }
     totalCost = nextTotal;
   }
-  fitWaves(blocked, options.numKvHeads, blocks, queryTileCost, taskCost);
+  fitWaves(blocked, options.numKvHeads, blocks, taskCost);
   for (const entry of blocked) {
     for (const query of entry.group.queries) partialCounts[query]! += entry.splits;
   }
@@ -356,14 +366,9 @@ export function buildTaskSchedule(plan: TreeAttentionPlan, options: TaskSchedule
  * the splits are merged: each step takes one split from the group whose tasks stay cheapest.
  */
 function fitWaves(
-  blocked: {
-    readonly group: { readonly tokens: number };
-    readonly blockTiles: readonly number[];
-    splits: number;
-  }[],
+  blocked: { readonly blockTiles: readonly number[]; readonly worst: number; splits: number }[],
   numKvHeads: number,
   slots: number,
-  queryTileCost: number,
   taskCost: number,
 ): void {
   const ctas = (): number => {
@@ -371,15 +376,9 @@ function fitWaves(
     for (const entry of blocked) count += entry.splits * entry.blockTiles.length * numKvHeads;
     return count;
   };
-  const worstBlock = (entry: (typeof blocked)[number]): number => {
-    let worst = 0;
-    for (const tiles of entry.blockTiles)
-      worst = Math.max(worst, entry.group.tokens * (1 + queryTileCost * tiles));
-    return worst;
-  };
   const costliestTask = (): number => {
     let worst = 0;
-    for (const entry of blocked) worst = Math.max(worst, worstBlock(entry) / entry.splits + taskCost);
+    for (const entry of blocked) worst = Math.max(worst, entry.worst / entry.splits + taskCost);
     return worst;
   };
   const waves = Math.ceil(ctas() / slots);
@@ -391,7 +390,7 @@ function fitWaves(
     let pickCost = Number.POSITIVE_INFINITY;
     for (const entry of blocked) {
       if (entry.splits < 2) continue;
-      const cost = worstBlock(entry) / (entry.splits - 1);
+      const cost = entry.worst / (entry.splits - 1);
       if (cost < pickCost) {
         pick = entry;
         pickCost = cost;
