@@ -1,11 +1,11 @@
-import { f16BitsToF32, f32ToF16Bits } from '@deft/core';
+import { type BlockQuantization, blockQuantizationLayout, f16BitsToF32, f32ToF16Bits } from '@deft/core';
 
 /**
  * Quantizers of the GGUF block formats, for writing test models (simple round-to-nearest, not llama.cpp's
  * error-minimising search; the layouts are ggml's `block_q8_0`, `block_q4_0`, `block_q4_1`, `block_q5_0`,
  * `block_q5_1`, `block_q4_K`, `block_q5_K` and `block_q6_K`).
  */
-export type TestQuantization = 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
+export type TestQuantization = BlockQuantization;
 
 /** GGML type id of each format. */
 export const GGML_TYPE_IDS: Readonly<Record<TestQuantization, number>> = {
@@ -19,17 +19,6 @@ export const GGML_TYPE_IDS: Readonly<Record<TestQuantization, number>> = {
   q6_k: 14,
 };
 
-const BLOCK = {
-  q8_0: [32, 34],
-  q4_0: [32, 18],
-  q4_1: [32, 20],
-  q5_0: [32, 22],
-  q5_1: [32, 24],
-  q4_k: [256, 144],
-  q5_k: [256, 176],
-  q6_k: [256, 210],
-} as const;
-
 /** Rounds through binary16, as the stored scale is read back. */
 function half(value: number): { bits: number; value: number } {
   const bits = f32ToF16Bits(value);
@@ -38,6 +27,26 @@ function half(value: number): { bits: number; value: number } {
 
 function writeHalf(view: DataView, offset: number, bits: number): void {
   view.setUint16(offset, bits, true);
+}
+
+/**
+ * The scale `d` of a Q4_0 / Q5_0 block (the value of largest magnitude maps to `-bias`), written at byte 0,
+ * and each value's quant biased by `bias` (8 or 16) into `[0, 2 · bias)`.
+ */
+function quantizeSymmetric(view: DataView, x: Float32Array, bias: number): number[] {
+  let max = 0;
+  for (const value of x) if (Math.abs(value) > Math.abs(max)) max = value;
+  const d = half(max / -bias);
+  writeHalf(view, 0, d.bits);
+  return Array.from(x, (value) =>
+    d.value === 0 ? bias : Math.max(0, Math.min(2 * bias - 1, Math.round(value / d.value) + bias)),
+  );
+}
+
+/** The 4-bit values of a Q4_0 / Q4_1 block at `offset`: value `i` in the low nibble of byte `i`, `i + 16` in its high. */
+function writeFourBits(out: Uint8Array, offset: number, quantized: number[]): void {
+  for (let index = 0; index < 16; index++)
+    out[offset + index] = quantized[index]! | (quantized[index + 16]! << 4);
 }
 
 /** The 5-bit values of a Q5_0 / Q5_1 block: the fifth bits in `qh` (u32 at `offset`), the low 4 in `qs`. */
@@ -64,16 +73,9 @@ function quantizeBlock(format: TestQuantization, x: Float32Array, out: Uint8Arra
       }
       return;
     }
-    case 'q4_0': {
-      let max = 0;
-      for (const value of x) if (Math.abs(value) > Math.abs(max)) max = value;
-      const d = half(max / -8);
-      writeHalf(view, 0, d.bits);
-      const q = (value: number) =>
-        d.value === 0 ? 8 : Math.max(0, Math.min(15, Math.round(value / d.value) + 8));
-      for (let index = 0; index < 16; index++) out[2 + index] = q(x[index]!) | (q(x[index + 16]!) << 4);
+    case 'q4_0':
+      writeFourBits(out, 2, quantizeSymmetric(view, x, 8));
       return;
-    }
     case 'q4_1':
     case 'q5_1': {
       const levels = format === 'q4_1' ? 15 : 31;
@@ -90,25 +92,13 @@ function quantizeBlock(format: TestQuantization, x: Float32Array, out: Uint8Arra
       const q = (value: number) =>
         d.value === 0 ? 0 : Math.max(0, Math.min(levels, Math.round((value - m.value) / d.value)));
       const quantized = Array.from(x, q);
-      if (format === 'q4_1') {
-        for (let index = 0; index < 16; index++)
-          out[4 + index] = quantized[index]! | (quantized[index + 16]! << 4);
-        return;
-      }
-      writeFiveBits(view, out, 4, quantized);
+      if (format === 'q4_1') writeFourBits(out, 4, quantized);
+      else writeFiveBits(view, out, 4, quantized);
       return;
     }
-    case 'q5_0': {
-      let max = 0;
-      for (const value of x) if (Math.abs(value) > Math.abs(max)) max = value;
-      const d = half(max / -16);
-      writeHalf(view, 0, d.bits);
-      const quantized = Array.from(x, (value) =>
-        d.value === 0 ? 16 : Math.max(0, Math.min(31, Math.round(value / d.value) + 16)),
-      );
-      writeFiveBits(view, out, 2, quantized);
+    case 'q5_0':
+      writeFiveBits(view, out, 2, quantizeSymmetric(view, x, 16));
       return;
-    }
     case 'q4_k':
     case 'q5_k': {
       const levels = format === 'q4_k' ? 15 : 31;
@@ -186,7 +176,7 @@ function quantizeBlock(format: TestQuantization, x: Float32Array, out: Uint8Arra
  * ```
  */
 export function quantizeBlocks(format: TestQuantization, values: Float32Array): Uint8Array {
-  const [blockValues, blockBytes] = BLOCK[format];
+  const { values: blockValues, bytes: blockBytes } = blockQuantizationLayout(format);
   if (values.length % blockValues !== 0) {
     throw new RangeError(`${format} needs a multiple of ${blockValues} values, got ${values.length}`);
   }
@@ -204,5 +194,5 @@ export function quantizeBlocks(format: TestQuantization, values: Float32Array): 
 
 /** Values per block of a format (32 or 256). */
 export function blockValues(format: TestQuantization): number {
-  return BLOCK[format][0];
+  return blockQuantizationLayout(format).values;
 }

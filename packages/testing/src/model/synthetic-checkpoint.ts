@@ -6,7 +6,7 @@ import {
   type LlamaConfig,
   type LlamaLayerWeights,
 } from '@deft/model';
-import { quantizeBlocks, type TestQuantization } from './quantize-blocks.js';
+import { GGML_TYPE_IDS, quantizeBlocks, type TestQuantization } from './quantize-blocks.js';
 import {
   f32Bytes,
   type MetadataValue,
@@ -206,16 +206,13 @@ export interface GgufCheckpointOptions {
   readonly ropeFreqsTensor?: boolean;
 }
 
-const QUANTIZATIONS: Readonly<Record<number, TestQuantization>> = {
-  2: 'q4_0',
-  3: 'q4_1',
-  6: 'q5_0',
-  7: 'q5_1',
-  8: 'q8_0',
-  12: 'q4_k',
-  13: 'q5_k',
-  14: 'q6_k',
-};
+/** The format of each GGML type id ({@link GGML_TYPE_IDS} inverted). */
+const QUANTIZATIONS: ReadonlyMap<number, TestQuantization> = new Map(
+  (Object.keys(GGML_TYPE_IDS) as TestQuantization[]).map((quantization) => [
+    GGML_TYPE_IDS[quantization],
+    quantization,
+  ]),
+);
 
 /** A matrix `[rows, columns]` as a GGUF tensor of `type` (GGUF lists it as `[columns, rows]`). */
 export function ggufMatrix(
@@ -233,7 +230,7 @@ export function ggufMatrix(
     const bits = new Uint32Array(Float32Array.from(values).buffer);
     return { name, shape, type, data: u16Bytes(Array.from(bits, (value) => value >>> 16)) };
   }
-  const quantization = QUANTIZATIONS[type];
+  const quantization = QUANTIZATIONS.get(type);
   if (quantization !== undefined) return { name, shape, type, data: quantizeBlocks(quantization, values) };
   return { name, shape, type, data: new Uint8Array(Math.ceil((values.length * 34) / 32)) };
 }
