@@ -8,29 +8,24 @@ import type { ViewNode } from './worker-messages.js';
 
 if (!hasStories260K) console.warn(`apps/web view tree test skipped: ${stories260KSkipReason}`);
 
-/** The generated tokens on the path from the root down to `node`, as the view draws them. */
-function pathTokens(nodes: readonly ViewNode[], node: number, promptLength: number): number[] {
+/**
+ * `field` of the generated tokens on the path from the root down to `node`, as the view draws them
+ * (the tokens, or the log-probabilities the view holds for them).
+ */
+function pathValues(
+  nodes: readonly ViewNode[],
+  node: number,
+  promptLength: number,
+  field: 'tokens' | 'logProbabilities',
+): number[] {
   const path: ViewNode[] = [];
   for (let id = node; id >= 0; id = nodes[id]!.parent) path.unshift(nodes[id]!);
   return path.flatMap((entry) =>
     entry.id === 0
-      ? entry.tokens.slice(promptLength)
+      ? entry[field].slice(promptLength)
       : entry.state === 'accepted'
-        ? entry.tokens.slice(0, entry.accepted)
-        : entry.tokens,
-  );
-}
-
-/** The log-probabilities of those tokens, as the view holds them. */
-function pathLogProbabilities(nodes: readonly ViewNode[], node: number, promptLength: number): number[] {
-  const path: ViewNode[] = [];
-  for (let id = node; id >= 0; id = nodes[id]!.parent) path.unshift(nodes[id]!);
-  return path.flatMap((entry) =>
-    entry.id === 0
-      ? entry.logProbabilities.slice(promptLength)
-      : entry.state === 'accepted'
-        ? entry.logProbabilities.slice(0, entry.accepted)
-        : entry.logProbabilities,
+        ? entry[field].slice(0, entry.accepted)
+        : entry[field],
   );
 }
 
@@ -65,10 +60,10 @@ describe.skipIf(!hasStories260K)('the view tree of each strategy (stories260K, C
       engine.dispose();
       expect(kept.map((entry) => entry.tokens)).toEqual(sequences.map((sequence) => sequence.tokens));
       for (const [index, entry] of kept.entries()) {
-        const tokens = pathTokens(nodes, entry.node, session.promptLength);
+        const tokens = pathValues(nodes, entry.node, session.promptLength, 'tokens');
         expect(tokens.slice(0, entry.tokens.length)).toEqual(entry.tokens);
         // The passes' rows give the same log-probabilities as the strategy's own.
-        const logProbabilities = pathLogProbabilities(nodes, entry.node, session.promptLength);
+        const logProbabilities = pathValues(nodes, entry.node, session.promptLength, 'logProbabilities');
         const expected = sequences[index]!.logProbabilities;
         expect(logProbabilities.slice(0, expected.length).map((value) => value.toFixed(4))).toEqual(
           expected.map((value) => value.toFixed(4)),
