@@ -191,8 +191,10 @@ export function tokenizerFromJson(json: unknown, config?: unknown): Tokenizer {
   const eosText = tokenText(settings.eos_token);
   // Without a config, the usual names (Llama 3, Llama 2 / Mistral, GPT-2 and Qwen).
   const firstOf = (texts: string[]) => texts.map((text) => pieces.indexOf(text)).find((id) => id >= 0) ?? 0;
-  const bosId = idOf(bosText) >= 0 ? idOf(bosText) : firstOf(['<|begin_of_text|>', '<s>', '<|endoftext|>']);
-  const eosId = idOf(eosText) >= 0 ? idOf(eosText) : firstOf(['<|end_of_text|>', '</s>', '<|endoftext|>']);
+  const namedBos = idOf(bosText);
+  const namedEos = idOf(eosText);
+  const bosId = namedBos >= 0 ? namedBos : firstOf(['<|begin_of_text|>', '<s>', '<|endoftext|>']);
+  const eosId = namedEos >= 0 ? namedEos : firstOf(['<|end_of_text|>', '</s>', '<|endoftext|>']);
   const addBos =
     typeof settings.add_bos_token === 'boolean' ? settings.add_bos_token : templateBos !== undefined;
   try {
