@@ -22,13 +22,7 @@ export class CpuTensor implements DeviceTensor {
   #data: Float32Array | Uint16Array | Uint8Array | undefined;
 
   /** An f32 / f16 tensor of `size` values, or (with `blocks`) a quantized weight holding them. */
-  constructor(
-    owner: object,
-    shape: Shape,
-    dtype: DType,
-    size: number,
-    quantized?: { readonly quantization: BlockQuantization; readonly blocks: Uint8Array },
-  ) {
+  constructor(owner: object, shape: Shape, dtype: DType, size: number, quantized?: QuantizedRows) {
     this.owner = owner;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
