@@ -16,6 +16,7 @@
         "src/kernels/task_attention.cu",
         "src/kernels/kv_ops.cu",
         "src/kernels/bench_ops.cu",
+        "src/kernels/model_ops.cu",
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -360,6 +360,114 @@ Napi::Value EmptyKernel(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value MmaRate(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), deft::MmaRate(HandleArgument(info, 0, "context"), IntArgument(info, 1, "blocks"),
+                                          IntArgument(info, 2, "iterations")));
+  return info.Env().Undefined();
+}
+
+// --- Model ops -------------------------------------------------------------------------------------
+
+Napi::Value GatherRows(const Napi::CallbackInfo& info) {
+  const Napi::Int32Array rows = Int32Argument(info, 3, "rows");
+  ThrowIfFailed(info.Env(), deft::GatherRows(HandleArgument(info, 0, "table"), DtypeArgument(info, 1, "tableDtype"),
+                                             IntArgument(info, 2, "tableRows"), rows.Data(),
+                                             static_cast<int>(rows.ElementLength()), HandleArgument(info, 4, "out"),
+                                             IntArgument(info, 5, "width")));
+  return info.Env().Undefined();
+}
+
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), deft::Matmul(HandleArgument(info, 0, "x"), HandleArgument(info, 1, "weight"),
+                                         DtypeArgument(info, 2, "weightDtype"), HandleArgument(info, 3, "out"),
+                                         IntArgument(info, 4, "m"), IntArgument(info, 5, "k"), IntArgument(info, 6, "n")));
+  return info.Env().Undefined();
+}
+
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), deft::RmsNorm(HandleArgument(info, 0, "x"), HandleArgument(info, 1, "weight"),
+                                          DtypeArgument(info, 2, "weightDtype"), HandleArgument(info, 3, "out"),
+                                          IntArgument(info, 4, "rows"), IntArgument(info, 5, "width"),
+                                          static_cast<float>(NumberArgument(info, 6, "epsilon"))));
+  return info.Env().Undefined();
+}
+
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  const Napi::Int32Array positions = Int32Argument(info, 1, "positions");
+  const float* factors = nullptr;
+  if (info.Length() > 6 && !info[6].IsNull() && !info[6].IsUndefined()) {
+    const Napi::Float32Array array = Float32Argument(info, 6, "frequencyFactors");
+    if (array.ElementLength() * 2 != static_cast<size_t>(IntArgument(info, 3, "headDim"))) {
+      ThrowInvalid(info.Env(), "frequencyFactors must hold headDim / 2 values");
+    }
+    factors = array.Data();
+  }
+  ThrowIfFailed(info.Env(), deft::Rope(HandleArgument(info, 0, "x"), positions.Data(),
+                                       static_cast<int>(positions.ElementLength()), IntArgument(info, 2, "numHeads"),
+                                       IntArgument(info, 3, "headDim"), NumberArgument(info, 4, "theta"),
+                                       IntArgument(info, 5, "half") != 0, factors));
+  return info.Env().Undefined();
+}
+
+Napi::Value Elementwise(const Napi::CallbackInfo& info) {
+  const int64_t op = IntegerArgument(info, 0, "op", 0, 1);
+  ThrowIfFailed(info.Env(), deft::Elementwise(static_cast<deft::ElementwiseOp>(op), HandleArgument(info, 1, "a"),
+                                              HandleArgument(info, 2, "b"), HandleArgument(info, 3, "out"),
+                                              SizeArgument(info, 4, "count")));
+  return info.Env().Undefined();
+}
+
+Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), deft::Softmax(HandleArgument(info, 0, "x"), HandleArgument(info, 1, "out"),
+                                          IntArgument(info, 2, "rows"), IntArgument(info, 3, "columns"),
+                                          static_cast<float>(NumberArgument(info, 4, "temperature")),
+                                          IntArgument(info, 5, "logarithm") != 0));
+  return info.Env().Undefined();
+}
+
+Napi::Value TopK(const Napi::CallbackInfo& info) {
+  Napi::Int32Array indices = Int32Argument(info, 4, "indices");
+  float* values = nullptr;
+  const int rows = IntArgument(info, 1, "rows");
+  const int k = IntArgument(info, 3, "k");
+  const size_t picks = static_cast<size_t>(rows) * static_cast<size_t>(k);
+  if (indices.ElementLength() != picks) ThrowInvalid(info.Env(), "indices must hold rows * k values");
+  if (info.Length() > 5 && !info[5].IsNull() && !info[5].IsUndefined()) {
+    Napi::Float32Array array = Float32Argument(info, 5, "values");
+    if (array.ElementLength() != picks) ThrowInvalid(info.Env(), "values must hold rows * k values");
+    values = array.Data();
+  }
+  ThrowIfFailed(info.Env(), deft::TopK(HandleArgument(info, 0, "x"), rows, IntArgument(info, 2, "columns"), k,
+                                       indices.Data(), values));
+  return info.Env().Undefined();
+}
+
+Napi::Value CopySlots(const Napi::CallbackInfo& info) {
+  const Napi::Int32Array source = Int32Argument(info, 1, "source");
+  const Napi::Int32Array target = Int32Argument(info, 2, "target");
+  if (source.ElementLength() != target.ElementLength()) ThrowInvalid(info.Env(), "source and target differ in length");
+  ThrowIfFailed(info.Env(), deft::CopySlots(HandleArgument(info, 0, "storage"), source.Data(), target.Data(),
+                                            static_cast<int>(source.ElementLength())));
+  return info.Env().Undefined();
+}
+
+Napi::Value FillUniform(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), deft::FillUniform(HandleArgument(info, 0, "buffer"), DtypeArgument(info, 1, "dtype"),
+                                              SizeArgument(info, 2, "count"),
+                                              static_cast<unsigned long long>(SizeArgument(info, 3, "seed")),
+                                              static_cast<float>(NumberArgument(info, 4, "low")),
+                                              static_cast<float>(NumberArgument(info, 5, "high"))));
+  return info.Env().Undefined();
+}
+
+Napi::Value FillStorageUniform(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), deft::FillStorageUniform(HandleArgument(info, 0, "storage"),
+                                                     static_cast<unsigned long long>(SizeArgument(info, 1, "seed")),
+                                                     static_cast<float>(NumberArgument(info, 2, "low")),
+                                                     static_cast<float>(NumberArgument(info, 3, "high"))));
+  return info.Env().Undefined();
+}
+
 /** Every exported function goes through this guard: no C++ exception escapes as a crash. */
 template <Napi::Value (*Function)(const Napi::CallbackInfo&)>
 Napi::Value Guarded(const Napi::CallbackInfo& info) {
@@ -375,7 +483,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   exports.Set("probe", Napi::Function::New<Guarded<ProbeDevices>>(env, "probe"));
   exports.Set("createContext", Napi::Function::New<Guarded<CreateContext>>(env, "createContext"));
   exports.Set("destroyContext", Napi::Function::New<Guarded<DestroyContext>>(env, "destroyContext"));
@@ -408,6 +516,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New<Guarded<ProfileTreeAttention>>(env, "profileTreeAttention"));
   exports.Set("readOnce", Napi::Function::New<Guarded<ReadOnce>>(env, "readOnce"));
   exports.Set("emptyKernel", Napi::Function::New<Guarded<EmptyKernel>>(env, "emptyKernel"));
+  exports.Set("mmaRate", Napi::Function::New<Guarded<MmaRate>>(env, "mmaRate"));
+  exports.Set("gatherRows", Napi::Function::New<Guarded<GatherRows>>(env, "gatherRows"));
+  exports.Set("matmul", Napi::Function::New<Guarded<Matmul>>(env, "matmul"));
+  exports.Set("rmsNorm", Napi::Function::New<Guarded<RmsNorm>>(env, "rmsNorm"));
+  exports.Set("rope", Napi::Function::New<Guarded<Rope>>(env, "rope"));
+  exports.Set("elementwise", Napi::Function::New<Guarded<Elementwise>>(env, "elementwise"));
+  exports.Set("softmax", Napi::Function::New<Guarded<Softmax>>(env, "softmax"));
+  exports.Set("topK", Napi::Function::New<Guarded<TopK>>(env, "topK"));
+  exports.Set("copySlots", Napi::Function::New<Guarded<CopySlots>>(env, "copySlots"));
+  exports.Set("fillUniform", Napi::Function::New<Guarded<FillUniform>>(env, "fillUniform"));
+  exports.Set("fillStorageUniform", Napi::Function::New<Guarded<FillStorageUniform>>(env, "fillStorageUniform"));
   return exports;
 }
 

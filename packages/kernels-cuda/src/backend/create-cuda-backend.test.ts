@@ -25,7 +25,7 @@ function fakeAddon(): { addon: CudaAddon; calls: string[] } {
     calls.push(name);
   };
   const addon = {
-    abiVersion: 1,
+    abiVersion: 2,
     probe: () => ({
       deviceCount: 1,
       error: 0,
@@ -76,6 +76,17 @@ function fakeAddon(): { addon: CudaAddon; calls: string[] } {
     readOnce: record('readOnce'),
     profileTreeAttention: record('profileTreeAttention'),
     emptyKernel: record('emptyKernel'),
+    mmaRate: record('mmaRate'),
+    gatherRows: record('gatherRows'),
+    matmul: record('matmul'),
+    rmsNorm: record('rmsNorm'),
+    rope: record('rope'),
+    elementwise: record('elementwise'),
+    softmax: record('softmax'),
+    topK: record('topK'),
+    copySlots: record('copySlots'),
+    fillUniform: record('fillUniform'),
+    fillStorageUniform: record('fillStorageUniform'),
   } satisfies CudaAddon;
   return { addon, calls };
 }

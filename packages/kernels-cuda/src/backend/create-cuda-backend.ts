@@ -41,6 +41,7 @@ import {
 } from '../plan/pack-schedule.js';
 import { type CudaTiming, createCudaTiming } from '../timing/cuda-timing.js';
 import { CudaKVStorage, checkCudaKVStorageSize, cudaKVStorageError } from './cuda-kv-storage.js';
+import { type CudaModelOps, createCudaModelOps } from './cuda-model-ops.js';
 import { CudaPreparedPlan, type CudaScheduleSummary } from './cuda-prepared-plan.js';
 import { CudaTensor } from './cuda-tensor.js';
 
@@ -109,10 +110,12 @@ export interface CudaPlanOptions {
   >;
 }
 
-/** The CUDA backend: the Backend contract plus device facts and measurement helpers. */
+/** The CUDA backend: the Backend contract with the model ops, plus device facts and measurement helpers. */
 export interface CudaBackend extends Backend {
   readonly name: 'cuda';
   readonly deviceInfo: CudaDeviceInfo;
+  /** The model ops ({@link CudaModelOps}): a CUDA backend is a `ModelBackend`. */
+  readonly ops: CudaModelOps;
   /** Events, L2 flush, read-once floor, copy bandwidth (benchmarks). */
   readonly timing: CudaTiming;
   createTensor(descriptor: TensorDescriptor): CudaTensor;
@@ -307,6 +310,7 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
     timing: createCudaTiming(
       addon,
       context,
+      deviceInfo.multiprocessors,
       alive,
       (storage) => ownStorage(storage).handle,
       (args) => {
@@ -336,6 +340,17 @@ export function createCudaBackend(options: CudaBackendOptions = {}): CudaBackend
         return { prepared: call.prepared, profile };
       },
     ),
+    ops: createCudaModelOps({
+      addon,
+      tensor: (argument, tensor) => {
+        alive();
+        return ownTensor(argument, tensor);
+      },
+      storage: (storage) => {
+        alive();
+        return ownStorage(storage);
+      },
+    }),
     get disposed() {
       return disposed;
     },

@@ -117,12 +117,79 @@ export interface CudaAddon {
   /** Streams the K and V rows of a slot list once, in order, and discards them. */
   readOnce(storage: number, layer: number, list: number, perHead: number): void;
   emptyKernel(context: number): void;
+  /** Enqueues the tensor-core rate kernel: `blocks` x 8 warps x `iterations` x 8 mma.sync m16n8k16. */
+  mmaRate(context: number, blocks: number, iterations: number): void;
+
+  // Model ops: operands are buffer handles of one context; sizes are checked against the buffers.
+  /** `out[r, :] = table[rows[r], :]` as f32 (embedding and gatherRows). */
+  gatherRows(
+    table: number,
+    tableDtype: NativeDtype,
+    tableRows: number,
+    rows: Int32Array,
+    out: number,
+    width: number,
+  ): void;
+  /** `out[m, n] = x[m, k] · weight[n, k]ᵀ`. */
+  matmul(
+    x: number,
+    weight: number,
+    weightDtype: NativeDtype,
+    out: number,
+    m: number,
+    k: number,
+    n: number,
+  ): void;
+  rmsNorm(
+    x: number,
+    weight: number,
+    weightDtype: NativeDtype,
+    out: number,
+    rows: number,
+    width: number,
+    epsilon: number,
+  ): void;
+  /** RoPE in place on `[positions.length, numHeads, headDim]`; `half` 1 pairs (i, i + headDim / 2). */
+  rope(
+    x: number,
+    positions: Int32Array,
+    numHeads: number,
+    headDim: number,
+    theta: number,
+    half: 0 | 1,
+    frequencyFactors: Float32Array | null,
+  ): void;
+  /** `op` 0: `out = a + b`; 1: `out = silu(a) · b`. */
+  elementwise(op: number, a: number, b: number, out: number, count: number): void;
+  /** Softmax of `x / temperature` per row, or (`logarithm` 1) log-softmax. */
+  softmax(x: number, out: number, rows: number, columns: number, temperature: number, logarithm: 0 | 1): void;
+  /** Waits; writes each row's `k` best columns (and values, unless null), best first. */
+  topK(
+    x: number,
+    rows: number,
+    columns: number,
+    k: number,
+    indices: Int32Array,
+    values: Float32Array | null,
+  ): void;
+  copySlots(storage: number, source: Int32Array, target: Int32Array): void;
+  /** Seeded uniform values in `[low, high)` over the first `count` elements of a buffer. */
+  fillUniform(
+    buffer: number,
+    dtype: NativeDtype,
+    count: number,
+    seed: number,
+    low: number,
+    high: number,
+  ): void;
+  /** Seeded uniform values in `[low, high)` over every K and V element of a storage. */
+  fillStorageUniform(storage: number, seed: number, low: number, high: number): void;
 }
 
 /** Environment variable naming the addon file explicitly (bundles cannot find it from their own URL). */
 export const CUDA_ADDON_ENV = 'DEFT_CUDA_ADDON';
 
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 2;
 
 let cached: CudaAddon | undefined;
 

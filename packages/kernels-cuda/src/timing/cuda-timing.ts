@@ -1,4 +1,5 @@
 import { DisposedError, InvalidArgumentError, type KVStorage, type TreeAttentionArgs } from '@deft/core';
+import { assertInteger } from '@deft/core/validate';
 import type { CudaPreparedPlan } from '../backend/cuda-prepared-plan.js';
 import type { CudaAddon } from '../native/load-addon.js';
 import { callNative } from '../native/native-error.js';
@@ -33,6 +34,14 @@ export interface CopyBandwidth {
   readonly medianMilliseconds: number;
   /** `2 × bytes / median`: read plus written bytes per second, in GB/s (1e9). */
   readonly gigabytesPerSecond: number;
+}
+
+/** The fp16 tensor-core rate measured with CUDA events (mma.sync on registers, f32 accumulation). */
+export interface TensorRate {
+  /** Median run time, milliseconds. */
+  readonly medianMilliseconds: number;
+  /** Floating-point operations per second, in TFLOP/s (1e12). */
+  readonly teraflops: number;
 }
 
 /** One attention CTA of a profiled launch: its task, where and when it ran. */
@@ -73,6 +82,13 @@ export interface CudaTiming {
   /** Enqueues an empty kernel (launch latency). */
   emptyKernel(): void;
   /**
+   * Times the fp16 tensor-core rate: a kernel of register-only mma.sync m16n8k16 chains on every
+   * multiprocessor (no memory traffic), the compute roof a matmul of this backend can approach.
+   */
+  measureTensorRate(options?: { runs?: number }): TensorRate;
+  /** Fills every K and V element of a storage of this backend with seeded uniform values in `[-1, 1)`. */
+  fillKVStorage(storage: KVStorage, seed: number): void;
+  /**
    * Runs one layer of tree attention (a plan of the `tasks` executor) with every attention CTA timed on
    * the device's global timer, waits for it and returns the records. Adds a barrier per CTA: for
    * finding where a launch's time goes, not for timing it.
@@ -92,6 +108,7 @@ export interface CudaTiming {
 export function createCudaTiming(
   addon: CudaAddon,
   context: number,
+  multiprocessors: number,
   alive: () => void,
   storageHandle: (storage: KVStorage) => number,
   profileAttention: (args: TreeAttentionArgs) => { prepared: CudaPreparedPlan; profile: Float64Array },
@@ -208,6 +225,38 @@ export function createCudaTiming(
     emptyKernel() {
       alive();
       callNative('emptyKernel', () => addon.emptyKernel(context));
+    },
+    measureTensorRate(options = {}) {
+      alive();
+      const runs = options.runs ?? 10;
+      const blocks = multiprocessors * 8;
+      const iterations = 4096;
+      const start = createEvent();
+      const end = createEvent();
+      try {
+        const times: number[] = [];
+        for (let run = -1; run < runs; run++) {
+          start.record();
+          callNative('mmaRate', () => addon.mmaRate(context, blocks, iterations));
+          end.record();
+          const milliseconds = end.millisecondsSince(start);
+          if (run >= 0) times.push(milliseconds);
+        }
+        times.sort((a, b) => a - b);
+        const median = times[Math.floor(times.length / 2)]!;
+        // 8 warps per block, 8 chains per iteration, 2 * 16 * 8 * 16 FLOPs per mma.
+        const flops = blocks * 8 * iterations * 8 * 4096;
+        return { medianMilliseconds: median, teraflops: flops / (median * 1e9) };
+      } finally {
+        start.dispose();
+        end.dispose();
+      }
+    },
+    fillKVStorage(storage, seed) {
+      alive();
+      const handle = storageHandle(storage);
+      assertInteger('seed', seed, 0);
+      callNative('fillStorageUniform', () => addon.fillStorageUniform(handle, seed, -1, 1));
     },
   };
 }

@@ -108,6 +108,30 @@ __global__ void __launch_bounds__(kThreads) CopyKernel(uint4* target, const uint
 
 __global__ void EmptyKernel() {}
 
+/**
+ * fp16 tensor-core rate: every warp runs `iterations` x 8 independent m16n8k16 mma.sync on registers
+ * (f32 accumulation), no memory traffic; one value per warp goes to `sink` so nothing is elided.
+ */
+__global__ void MmaRateKernel(int iterations, float* sink) {
+  unsigned a = 0x3c003c00u ^ threadIdx.x;
+  unsigned b = 0x3c003c00u ^ blockIdx.x;
+  float c[8][4] = {};
+  for (int iteration = 0; iteration < iterations; ++iteration) {
+#pragma unroll
+    for (int chain = 0; chain < 8; ++chain) {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+          "{%0, %1, %2, %3};"
+          : "+f"(c[chain][0]), "+f"(c[chain][1]), "+f"(c[chain][2]), "+f"(c[chain][3])
+          : "r"(a), "r"(b), "r"(a), "r"(b), "r"(a), "r"(b));
+    }
+  }
+  float total = 0.0f;
+#pragma unroll
+  for (int chain = 0; chain < 8; ++chain) total += c[chain][0] + c[chain][1] + c[chain][2] + c[chain][3];
+  if (total == 1234.5f) sink[blockIdx.x] = total;
+}
+
 unsigned PersistentGrid(int multiprocessors, size_t work) {
   const size_t wanted = (work + kThreads - 1) / kThreads;
   const size_t limit = static_cast<size_t>(multiprocessors > 0 ? multiprocessors : 1) * 8;
@@ -155,6 +179,12 @@ Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, int num
 
 Status LaunchEmpty(cudaStream_t stream) {
   EmptyKernel<<<1, 32, 0, stream>>>();
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status LaunchMmaRate(int blocks, int iterations, float* sink, cudaStream_t stream) {
+  MmaRateKernel<<<blocks, kMmaRateThreads, 0, stream>>>(iterations, sink);
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }

@@ -209,9 +209,73 @@ Status LaunchFlush(const void* data, size_t bytes, unsigned* sink, int multiproc
  */
 Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, int numKvHeads, bool perHead, unsigned* sink,
                       int multiprocessors, cudaStream_t stream);
+/** Threads per block of the tensor-core rate kernel. */
+constexpr int kMmaRateThreads = 256;
+/**
+ * The fp16 tensor-core rate kernel: `blocks` x 8 warps each run `iterations` x 8 mma.sync m16n8k16
+ * (4096 FLOPs each) on registers. `sink` holds at least `blocks` floats.
+ */
+Status LaunchMmaRate(int blocks, int iterations, float* sink, cudaStream_t stream);
 /** An empty kernel: measures launch latency. */
 Status LaunchEmpty(cudaStream_t stream);
 /** Copies `bytes` (a multiple of 16) with a 16-byte-per-thread copy kernel. */
 Status LaunchCopy(void* target, const void* source, size_t bytes, int multiprocessors, cudaStream_t stream);
+
+// --- Model ops (model_ops.cu) -----------------------------------------------------------------
+
+/** Operands of one matmul `out[m, n] = x[m, k] · weight[n, k]ᵀ` (row-major). */
+struct MatmulArgs {
+  const float* x;
+  /** `x` as fp16 (`[m, k]`), set for the tensor-core kernel (see MatmulUsesTensorCores), else null. */
+  const void* x16;
+  const void* weight;
+  KvType weightType;
+  float* out;
+  /** Split-K partial sums `[splits, m, n]` and one ticket per row block (zeroed), when splits > 1. */
+  float* partial;
+  unsigned* counters;
+  int m;
+  int k;
+  int n;
+};
+
+/** How the tensor-core matmul divides K among CTAs. */
+struct MatmulSplit {
+  int splits = 1;
+  int splitColumns = 0;
+  /** CTAs per split (64 weight rows each): the tickets the split needs. */
+  int rowBlocks = 0;
+};
+
+/** True when a matmul runs on tensor cores: fp16 weights and K a multiple of 32. */
+bool MatmulUsesTensorCores(KvType weightType, int k);
+/** The split-K of a tensor-core matmul, with at most `maxPartialFloats` partial sums. */
+MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats);
+/** Enqueues a matmul (tensor cores when `args.x16` is set, else CUDA cores). */
+Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream);
+/** Converts `count` f32 values to fp16. */
+Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream);
+/** `out[r, :] = table[rows[r], :]` as f32, for an f32 or fp16 table `[*, width]`. */
+Status LaunchGatherRows(const void* table, KvType tableType, const int* rows, int count, float* out, int width,
+                        cudaStream_t stream);
+Status LaunchAdd(const float* a, const float* b, float* out, size_t count, cudaStream_t stream);
+Status LaunchSwiglu(const float* gate, const float* up, float* out, size_t count, cudaStream_t stream);
+/** Seeded uniform values in [low, high), f32 or fp16 (a counter-based generator: the same for any launch shape). */
+Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long long seed, float low, float high,
+                         cudaStream_t stream);
+/** RMSNorm of `rows` rows of `width` with an f32 or fp16 weight `[width]`. */
+Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, int rows, int width,
+                     float epsilon, cudaStream_t stream);
+/** Softmax of `x / temperature` per row, or (`logarithm`) log-softmax. */
+Status LaunchSoftmax(const float* x, float* out, int rows, int columns, float temperature, bool logarithm,
+                     cudaStream_t stream);
+/** The `k` largest values of each row with their columns, largest first (ties: smaller column; NaN as -inf). */
+Status LaunchTopK(const float* x, int rows, int columns, int k, int* indices, float* values, cudaStream_t stream);
+/** RoPE in place on `[rows, numHeads, headDim]`; `half` pairs (i, i + headDim/2), else (2i, 2i+1). */
+Status LaunchRope(float* x, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
+                  const float* factors, cudaStream_t stream);
+/** Copies slot rows `source[i] -> target[i]` (rows of `rowBytes`) in `regions` contiguous regions. */
+Status LaunchCopySlots(void* base, size_t regionBytes, int regions, size_t rowBytes, const int* source,
+                       const int* target, int count, cudaStream_t stream);
 
 }  // namespace deft

@@ -48,10 +48,29 @@ struct Context {
   size_t partialLseFloats = 0;
   unsigned* counters = nullptr;
   size_t counterCount = 0;
+  // Host index arrays of the model ops (token ids, positions, rows), kept by content: the rope of every
+  // layer reads one upload of the step's positions. Entries are rewritten in stream order only.
+  struct StagedArray {
+    void* device = nullptr;
+    size_t capacity = 0;
+    std::vector<unsigned char> bytes;
+    unsigned long long lastUse = 0;
+  };
+  StagedArray staged[4];
+  unsigned long long stagedClock = 0;
+  // Matmul workspace: fp16 activations, split-K partial sums and their tickets.
+  uint16_t* matmulHalf = nullptr;
+  size_t matmulHalfValues = 0;
+  float* matmulPartial = nullptr;
+  size_t matmulPartialFloats = 0;
+  unsigned* matmulCounters = nullptr;
+  size_t matmulCounterCount = 0;
   // Measurement helpers.
   void* flush = nullptr;
   size_t flushBytes = 0;
   unsigned* sink = nullptr;
+  float* rateSink = nullptr;
+  size_t rateSinkFloats = 0;
 };
 
 struct Buffer {
@@ -205,6 +224,11 @@ void Release(Context* context) {
   cudaFree(context->counters);
   cudaFree(context->flush);
   cudaFree(context->sink);
+  cudaFree(context->rateSink);
+  for (auto& staged : context->staged) cudaFree(staged.device);
+  cudaFree(context->matmulHalf);
+  cudaFree(context->matmulPartial);
+  cudaFree(context->matmulCounters);
   if (context->stream != nullptr) cudaStreamDestroy(context->stream);
 }
 
@@ -254,6 +278,11 @@ Status CreateContext(int ordinal, Handle* handle) {
   DEFT_RETURN_IF_ERROR(ConfigureTaskKernels());
   const cudaError_t streamError = cudaStreamCreateWithFlags(&context->stream, cudaStreamNonBlocking);
   if (streamError != cudaSuccess) return CudaFailure(streamError, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+  // Freed tensors stay in the device's pool for the next forward pass instead of going back to the driver.
+  cudaMemPool_t pool = nullptr;
+  DEFT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, ordinal));
+  uint64_t keep = UINT64_MAX;
+  DEFT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
   const cudaError_t sinkError = cudaMalloc(reinterpret_cast<void**>(&context->sink), sizeof(unsigned));
   if (sinkError != cudaSuccess) {
     Release(context.get());
@@ -283,7 +312,7 @@ Status DestroyContext(Handle handle) {
   ReleaseWhere(storages, [&](const Storage& storage) { return storage.context == handle; },
                [](Storage& storage) { cudaFree(storage.pointer); });
   ReleaseWhere(buffers, [&](const Buffer& buffer) { return buffer.context == handle; },
-               [](Buffer& buffer) { cudaFree(buffer.pointer); });
+               [&](Buffer& buffer) { cudaFreeAsync(buffer.pointer, context->stream); });
   ReleaseWhere(events, [&](const Event& event) { return event.context == handle; },
                [](Event& event) { cudaEventDestroy(event.event); });
   Release(context);
@@ -311,7 +340,8 @@ Status Allocate(Handle contextHandle, size_t bytes, Handle* handle) {
   auto buffer = std::make_unique<Buffer>();
   buffer->context = contextHandle;
   buffer->bytes = bytes;
-  DEFT_CUDA_CHECK(cudaMalloc(&buffer->pointer, std::max<size_t>(bytes, 16)));
+  // Stream-ordered: a forward pass's temporaries come from the pool without synchronising.
+  DEFT_CUDA_CHECK(cudaMallocAsync(&buffer->pointer, std::max<size_t>(bytes, 16), context->stream));
   const Handle id = nextHandle++;
   buffers.emplace(id, std::move(buffer));
   *handle = id;
@@ -323,8 +353,8 @@ Status FreeBuffer(Handle handle) {
   if (buffer == nullptr) return Status::Ok();  // idempotent
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(buffer->context, &context));
-  DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
-  const cudaError_t error = cudaFree(buffer->pointer);
+  // Returned to the pool once the work enqueued before it is done.
+  const cudaError_t error = cudaFreeAsync(buffer->pointer, context->stream);
   buffers.erase(handle);
   DEFT_CUDA_CHECK(error);
   return Status::Ok();
@@ -915,6 +945,272 @@ Status EmptyKernel(Handle contextHandle) {
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
   return LaunchEmpty(context->stream);
+}
+
+Status MmaRate(Handle contextHandle, int blocks, int iterations) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  if (blocks < 1 || iterations < 1) return Status::Invalid("blocks and iterations must be at least 1");
+  DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->rateSink, &context->rateSinkFloats, static_cast<size_t>(blocks),
+                                  false));
+  return LaunchMmaRate(blocks, iterations, context->rateSink, context->stream);
+}
+
+// --- Model ops ----------------------------------------------------------------------------------
+
+namespace {
+
+/** A buffer of the context holding at least `bytes`, or an invalid-argument status naming `what`. */
+Status FindOperand(Handle handle, Handle context, size_t bytes, const char* what, void** pointer) {
+  Buffer* buffer = Find(buffers, handle);
+  if (buffer == nullptr) return MissingHandle("buffer", handle);
+  if (buffer->context != context) return Status::Invalid(std::string(what) + " belongs to another context");
+  DEFT_RETURN_IF_ERROR(CheckRange(buffer, 0, bytes, what));
+  *pointer = buffer->pointer;
+  return Status::Ok();
+}
+
+/** Enters the context of buffer `handle`. */
+Status EnterBuffer(Handle handle, Context** context, Handle* contextHandle) {
+  Buffer* buffer = Find(buffers, handle);
+  if (buffer == nullptr) return MissingHandle("buffer", handle);
+  *contextHandle = buffer->context;
+  return Enter(buffer->context, context);
+}
+
+/** The device copy of a host array: an earlier upload with the same bytes, or a new stream-ordered one. */
+Status StageHost(Context* context, const void* data, size_t bytes, const void** device) {
+  Context::StagedArray* chosen = nullptr;
+  for (auto& entry : context->staged) {
+    if (entry.device != nullptr && entry.bytes.size() == bytes && std::memcmp(entry.bytes.data(), data, bytes) == 0) {
+      entry.lastUse = ++context->stagedClock;
+      *device = entry.device;
+      return Status::Ok();
+    }
+    if (chosen == nullptr || entry.lastUse < chosen->lastUse) chosen = &entry;
+  }
+  if (chosen->capacity < bytes) {
+    DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+    cudaFree(chosen->device);
+    chosen->device = nullptr;
+    chosen->capacity = 0;
+    const size_t capacity = std::max<size_t>(bytes, 4096);
+    DEFT_CUDA_CHECK(cudaMalloc(&chosen->device, capacity));
+    chosen->capacity = capacity;
+  }
+  chosen->bytes.assign(static_cast<const unsigned char*>(data), static_cast<const unsigned char*>(data) + bytes);
+  chosen->lastUse = ++context->stagedClock;
+  if (bytes > 0) {
+    DEFT_CUDA_CHECK(cudaMemcpyAsync(chosen->device, data, bytes, cudaMemcpyHostToDevice, context->stream));
+  }
+  *device = chosen->device;
+  return Status::Ok();
+}
+
+/** Largest split-K workspace of one matmul, in floats (64 MiB). */
+constexpr size_t kMaxMatmulPartialFloats = size_t{16} << 20;
+
+size_t ElementBytes(KvType type) { return type == KvType::kF16 ? 2 : 4; }
+
+}  // namespace
+
+Status GatherRows(Handle tableHandle, KvType tableType, int tableRows, const int* rows, int count, Handle outHandle,
+                  int width) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(tableHandle, &context, &contextHandle));
+  if (width < 1 || tableRows < 1 || count < 0) return Status::Invalid("gather shape is invalid");
+  for (int index = 0; index < count; ++index) {
+    if (rows[index] < 0 || rows[index] >= tableRows) {
+      return Status::Invalid("row " + std::to_string(rows[index]) + " at index " + std::to_string(index) +
+                             " is outside the table's " + std::to_string(tableRows) + " rows");
+    }
+  }
+  void* table = nullptr;
+  void* out = nullptr;
+  DEFT_RETURN_IF_ERROR(FindOperand(tableHandle, contextHandle,
+                                   static_cast<size_t>(tableRows) * width * ElementBytes(tableType), "table", &table));
+  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, static_cast<size_t>(count) * width * 4, "out", &out));
+  if (count == 0) return Status::Ok();
+  const void* staged = nullptr;
+  DEFT_RETURN_IF_ERROR(StageHost(context, rows, static_cast<size_t>(count) * sizeof(int), &staged));
+  return LaunchGatherRows(table, tableType, static_cast<const int*>(staged), count, static_cast<float*>(out), width,
+                          context->stream);
+}
+
+Status Matmul(Handle xHandle, Handle weightHandle, KvType weightType, Handle outHandle, int m, int k, int n) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(xHandle, &context, &contextHandle));
+  if (m < 0 || k < 1 || n < 1) return Status::Invalid("matmul shape is invalid");
+  if (xHandle == outHandle) return Status::Invalid("matmul out must not alias x");
+  void* x = nullptr;
+  void* weight = nullptr;
+  void* out = nullptr;
+  DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, static_cast<size_t>(m) * k * 4, "x", &x));
+  DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, static_cast<size_t>(n) * k * ElementBytes(weightType),
+                                   "weight", &weight));
+  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, static_cast<size_t>(m) * n * 4, "out", &out));
+  if (m == 0) return Status::Ok();
+  MatmulArgs args{};
+  args.x = static_cast<const float*>(x);
+  args.weight = weight;
+  args.weightType = weightType;
+  args.out = static_cast<float*>(out);
+  args.m = m;
+  args.k = k;
+  args.n = n;
+  MatmulSplit split;
+  if (MatmulUsesTensorCores(weightType, k)) {
+    const size_t values = static_cast<size_t>(m) * k;
+    DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulHalf, &context->matmulHalfValues, values, false));
+    DEFT_RETURN_IF_ERROR(LaunchToHalf(args.x, context->matmulHalf, values, context->stream));
+    args.x16 = context->matmulHalf;
+    split = ChooseMatmulSplit(m, k, n, context->info.multiprocessors, kMaxMatmulPartialFloats);
+    if (split.splits > 1) {
+      DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulPartial, &context->matmulPartialFloats,
+                                      static_cast<size_t>(split.splits) * m * n, false));
+      DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulCounters, &context->matmulCounterCount,
+                                      static_cast<size_t>(split.rowBlocks), true));
+      args.partial = context->matmulPartial;
+      args.counters = context->matmulCounters;
+    }
+  }
+  return LaunchMatmul(args, split, context->stream);
+}
+
+Status RmsNorm(Handle xHandle, Handle weightHandle, KvType weightType, Handle outHandle, int rows, int width,
+               float epsilon) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(xHandle, &context, &contextHandle));
+  if (rows < 0 || width < 1) return Status::Invalid("rmsNorm shape is invalid");
+  void* x = nullptr;
+  void* weight = nullptr;
+  void* out = nullptr;
+  const size_t bytes = static_cast<size_t>(rows) * width * 4;
+  DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
+  DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, width * ElementBytes(weightType), "weight", &weight));
+  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, bytes, "out", &out));
+  return LaunchRmsNorm(static_cast<const float*>(x), weight, weightType, static_cast<float*>(out), rows, width, epsilon,
+                       context->stream);
+}
+
+Status Rope(Handle xHandle, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
+            const float* factors) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(xHandle, &context, &contextHandle));
+  if (rows < 0 || numHeads < 1 || headDim < 2 || headDim % 2 != 0) return Status::Invalid("rope shape is invalid");
+  void* x = nullptr;
+  DEFT_RETURN_IF_ERROR(
+      FindOperand(xHandle, contextHandle, static_cast<size_t>(rows) * numHeads * headDim * 4, "x", &x));
+  if (rows == 0) return Status::Ok();
+  const void* stagedPositions = nullptr;
+  DEFT_RETURN_IF_ERROR(StageHost(context, positions, static_cast<size_t>(rows) * sizeof(int), &stagedPositions));
+  const void* stagedFactors = nullptr;
+  if (factors != nullptr) {
+    DEFT_RETURN_IF_ERROR(StageHost(context, factors, static_cast<size_t>(headDim / 2) * sizeof(float), &stagedFactors));
+  }
+  return LaunchRope(static_cast<float*>(x), static_cast<const int*>(stagedPositions), rows, numHeads, headDim, theta,
+                    half, static_cast<const float*>(stagedFactors), context->stream);
+}
+
+Status Elementwise(ElementwiseOp op, Handle aHandle, Handle bHandle, Handle outHandle, size_t count) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(aHandle, &context, &contextHandle));
+  void* a = nullptr;
+  void* b = nullptr;
+  void* out = nullptr;
+  DEFT_RETURN_IF_ERROR(FindOperand(aHandle, contextHandle, count * 4, "a", &a));
+  DEFT_RETURN_IF_ERROR(FindOperand(bHandle, contextHandle, count * 4, "b", &b));
+  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, count * 4, "out", &out));
+  const float* first = static_cast<const float*>(a);
+  const float* second = static_cast<const float*>(b);
+  float* target = static_cast<float*>(out);
+  if (op == ElementwiseOp::kSwiglu) return LaunchSwiglu(first, second, target, count, context->stream);
+  return LaunchAdd(first, second, target, count, context->stream);
+}
+
+Status Softmax(Handle xHandle, Handle outHandle, int rows, int columns, float temperature, bool logarithm) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(xHandle, &context, &contextHandle));
+  if (rows < 0 || columns < 1 || !(temperature > 0.0f)) return Status::Invalid("softmax arguments are invalid");
+  void* x = nullptr;
+  void* out = nullptr;
+  const size_t bytes = static_cast<size_t>(rows) * columns * 4;
+  DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
+  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, bytes, "out", &out));
+  return LaunchSoftmax(static_cast<const float*>(x), static_cast<float*>(out), rows, columns, temperature, logarithm,
+                       context->stream);
+}
+
+Status TopK(Handle xHandle, int rows, int columns, int k, int* indices, float* values) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(xHandle, &context, &contextHandle));
+  if (rows < 0 || columns < 1 || k < 1 || k > columns) return Status::Invalid("topK arguments are invalid");
+  void* x = nullptr;
+  DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, static_cast<size_t>(rows) * columns * 4, "x", &x));
+  if (rows == 0) return Status::Ok();
+  const size_t picks = static_cast<size_t>(rows) * k;
+  const size_t indexBytes = (picks * sizeof(int) + 255) / 256 * 256;
+  DEFT_RETURN_IF_ERROR(EnsureStaging(context, indexBytes + picks * sizeof(float)));
+  unsigned char* staging = static_cast<unsigned char*>(context->staging);
+  int* deviceIndices = reinterpret_cast<int*>(staging);
+  float* deviceValues = reinterpret_cast<float*>(staging + indexBytes);
+  DEFT_RETURN_IF_ERROR(LaunchTopK(static_cast<const float*>(x), rows, columns, k, deviceIndices, deviceValues,
+                                  context->stream));
+  DEFT_CUDA_CHECK(
+      cudaMemcpyAsync(indices, deviceIndices, picks * sizeof(int), cudaMemcpyDeviceToHost, context->stream));
+  if (values != nullptr) {
+    DEFT_CUDA_CHECK(
+        cudaMemcpyAsync(values, deviceValues, picks * sizeof(float), cudaMemcpyDeviceToHost, context->stream));
+  }
+  DEFT_CUDA_CHECK(cudaStreamSynchronize(context->stream));
+  return Status::Ok();
+}
+
+Status CopySlots(Handle storageHandle, const int* source, const int* target, int count) {
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  if (count < 0) return Status::Invalid("count must be non-negative");
+  DEFT_RETURN_IF_ERROR(CheckSlots(storage, source, count));
+  DEFT_RETURN_IF_ERROR(CheckSlots(storage, target, count));
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  if (count == 0) return Status::Ok();
+  const size_t listBytes = (static_cast<size_t>(count) * sizeof(int) + 255) / 256 * 256;
+  DEFT_RETURN_IF_ERROR(EnsureStaging(context, 2 * listBytes));
+  unsigned char* staging = static_cast<unsigned char*>(context->staging);
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, source, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + listBytes, target, count * sizeof(int), cudaMemcpyHostToDevice,
+                                  context->stream));
+  const StorageDescriptor& descriptor = storage->descriptor;
+  const size_t rowBytes = static_cast<size_t>(descriptor.numKvHeads) * descriptor.headDim * storage->elementBytes;
+  return LaunchCopySlots(storage->pointer, storage->regionBytes, 2 * descriptor.numLayers, rowBytes,
+                         reinterpret_cast<const int*>(staging), reinterpret_cast<const int*>(staging + listBytes),
+                         count, context->stream);
+}
+
+Status FillUniform(Handle handle, KvType type, size_t count, unsigned long long seed, float low, float high) {
+  Context* context = nullptr;
+  Handle contextHandle = 0;
+  DEFT_RETURN_IF_ERROR(EnterBuffer(handle, &context, &contextHandle));
+  void* pointer = nullptr;
+  DEFT_RETURN_IF_ERROR(FindOperand(handle, contextHandle, count * ElementBytes(type), "buffer", &pointer));
+  return LaunchFillUniform(pointer, type, count, seed, low, high, context->stream);
+}
+
+Status FillStorageUniform(Handle storageHandle, unsigned long long seed, float low, float high) {
+  Storage* storage = Find(storages, storageHandle);
+  if (storage == nullptr) return MissingHandle("KV storage", storageHandle);
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
+  const size_t count = storage->regionBytes / storage->elementBytes * 2 * storage->descriptor.numLayers;
+  return LaunchFillUniform(storage->pointer, storage->descriptor.type, count, seed, low, high, context->stream);
 }
 
 }  // namespace deft

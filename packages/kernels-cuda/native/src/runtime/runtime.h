@@ -152,5 +152,30 @@ Status FreeSlotList(Handle list);
 /** Streams the K and V rows of every slot of `list` once (in list order) and discards them. */
 Status ReadOnce(Handle storage, int layer, Handle list, bool perHead);
 Status EmptyKernel(Handle context);
+/** Enqueues the fp16 tensor-core rate kernel (see LaunchMmaRate) on the context's stream. */
+Status MmaRate(Handle context, int blocks, int iterations);
+
+// --- Model ops: operands are buffers of one context, sizes checked against the buffers. ------------
+
+enum class ElementwiseOp : int { kAdd = 0, kSwiglu = 1 };
+
+/** `out[r, :] = table[rows[r], :]` as f32 (embedding, gatherRows); rows checked against `tableRows`. */
+Status GatherRows(Handle table, KvType tableType, int tableRows, const int* rows, int count, Handle out, int width);
+/** `out[m, n] = x[m, k] · weight[n, k]ᵀ`: tensor cores for fp16 weights with K a multiple of 32. */
+Status Matmul(Handle x, Handle weight, KvType weightType, Handle out, int m, int k, int n);
+Status RmsNorm(Handle x, Handle weight, KvType weightType, Handle out, int rows, int width, float epsilon);
+/** RoPE in place; `factors` (`[headDim / 2]`) may be null. */
+Status Rope(Handle x, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
+            const float* factors);
+Status Elementwise(ElementwiseOp op, Handle a, Handle b, Handle out, size_t count);
+Status Softmax(Handle x, Handle out, int rows, int columns, float temperature, bool logarithm);
+/** Waits: writes `[rows, k]` columns (and values, unless null) of each row's k largest values. */
+Status TopK(Handle x, int rows, int columns, int k, int* indices, float* values);
+/** Copies the K and V rows of slot `source[i]` to `target[i]` in every layer. */
+Status CopySlots(Handle storage, const int* source, const int* target, int count);
+/** Seeded uniform values in [low, high) over the first `count` elements of a buffer. */
+Status FillUniform(Handle buffer, KvType type, size_t count, unsigned long long seed, float low, float high);
+/** Seeded uniform values in [low, high) over every K and V element of a storage (benchmarks). */
+Status FillStorageUniform(Handle storage, unsigned long long seed, float low, float high);
 
 }  // namespace deft

@@ -1,0 +1,295 @@
+import {
+  type DeviceTensor,
+  InvalidArgumentError,
+  type KVStorage,
+  type ModelOps,
+  type RopeOptions,
+  shapeSize,
+  type TopKResult,
+} from '@deft/core';
+import {
+  checkRopeOperands,
+  checkSlotCopy,
+  checkTopK,
+  matrixOf,
+  requireDistinct,
+  requireEqual,
+  requireF32,
+  requireIndices,
+  rmsNormGroups,
+  topKHost,
+} from '@deft/core/backend-kit';
+import { assertFinite, assertInteger } from '@deft/core/validate';
+import type { CudaAddon, NativeDtype } from '../native/load-addon.js';
+import { callNative } from '../native/native-error.js';
+import type { CudaKVStorage } from './cuda-kv-storage.js';
+import type { CudaTensor } from './cuda-tensor.js';
+
+/** The model ops of the CUDA backend, plus a seeded device fill (benchmark weights made where they live). */
+export interface CudaModelOps extends ModelOps {
+  /**
+   * Fills a tensor with seeded uniform values in `[low, high)`, generated on the device (f32 or f16). The
+   * same seed gives the same values for a tensor of the same size.
+   */
+  fillUniform(tensor: DeviceTensor, seed: number, low: number, high: number): void;
+}
+
+/** How the CUDA model ops reach the backend's objects; the resolvers throw for foreign or disposed ones. */
+export interface CudaModelOpsAccess {
+  readonly addon: CudaAddon;
+  readonly tensor: (argument: string, tensor: unknown) => CudaTensor;
+  readonly storage: (storage: KVStorage) => CudaKVStorage;
+}
+
+/** Rows of `topK` picked on the device at once; larger `k` sorts on the host (a full sort is not a decode need). */
+const DEVICE_TOP_K_LIMIT = 256;
+
+const ELEMENTWISE_ADD = 0;
+const ELEMENTWISE_SWIGLU = 1;
+
+function dtypeCode(tensor: CudaTensor): NativeDtype {
+  return tensor.dtype === 'f16' ? 1 : 0;
+}
+
+/** Throws unless a weight-like operand is an f32 or f16 tensor (the CUDA backend holds no quantized weights). */
+function requireDense(tensor: CudaTensor, argument: string): void {
+  if (tensor.dtype !== 'f32' && tensor.dtype !== 'f16') {
+    throw new InvalidArgumentError(`${argument} must be an f32 or f16 tensor on the CUDA backend`, {
+      argument,
+      expected: 'f32 | f16',
+      actual: tensor.dtype,
+    });
+  }
+}
+
+/**
+ * The model ops of the CUDA backend ({@link ModelOps}) on its tensors: each op validates every operand
+ * (the same checks as the other backends), then enqueues its kernel on the backend's stream without
+ * waiting. `matmul` runs fp16 weights on tensor cores (activations rounded to fp16, f32 accumulation)
+ * and f32 weights on CUDA cores in f32; `argmax` and `topK` pick on the device and copy back only the
+ * picks. Host index arrays (token ids, positions, rows) are uploaded once per distinct content.
+ *
+ * @example
+ * ```ts
+ * const backend = createCudaBackend();
+ * backend.ops.matmul(x, weight, out);
+ * const tokens = await backend.ops.argmax(logits);
+ * ```
+ */
+export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
+  const { addon } = access;
+  const own = access.tensor;
+
+  const elementwise = (
+    op: number,
+    a: DeviceTensor,
+    b: DeviceTensor,
+    out: DeviceTensor,
+    names: readonly [string, string],
+  ): void => {
+    const first = own(names[0], a);
+    const second = own(names[1], b);
+    const target = own('out', out);
+    requireF32(first, names[0]);
+    requireF32(second, names[1]);
+    requireF32(target, 'out');
+    requireEqual(names[1], 'size', first.size, second.size, second);
+    requireEqual('out', 'size', first.size, target.size, target);
+    callNative('elementwise', () =>
+      addon.elementwise(op, first.handle, second.handle, target.handle, first.size),
+    );
+  };
+
+  const pick = async (x: DeviceTensor, k: number, withValues: boolean): Promise<TopKResult> => {
+    const source = own('x', x);
+    requireF32(source, 'x');
+    const view = matrixOf(source, 'x');
+    checkTopK(k, view.columns);
+    if (k > DEVICE_TOP_K_LIMIT) {
+      const values = new Float32Array(source.size);
+      callNative('topK', () => addon.download(source.handle, 0, values));
+      return topKHost(values, view.rows, view.columns, k);
+    }
+    const indices = new Int32Array(view.rows * k);
+    const values = withValues ? new Float32Array(view.rows * k) : null;
+    callNative('topK', () => addon.topK(source.handle, view.rows, view.columns, k, indices, values));
+    return { indices, values: values ?? new Float32Array(0) };
+  };
+
+  return {
+    embedding(table, tokens, out) {
+      const source = own('table', table);
+      const target = own('out', out);
+      requireDense(source, 'table');
+      requireF32(target, 'out');
+      const tableView = matrixOf(source, 'table');
+      const outView = matrixOf(target, 'out');
+      requireEqual('out', 'rows', tokens.length, outView.rows, target);
+      requireEqual('out', 'row width', tableView.columns, outView.columns, target);
+      requireIndices('tokens', tokens, tableView.rows);
+      callNative('embedding', () =>
+        addon.gatherRows(
+          source.handle,
+          dtypeCode(source),
+          tableView.rows,
+          tokens,
+          target.handle,
+          tableView.columns,
+        ),
+      );
+    },
+
+    matmul(x, weight, out) {
+      const input = own('x', x);
+      const matrix = own('weight', weight);
+      const target = own('out', out);
+      requireF32(input, 'x');
+      requireDense(matrix, 'weight');
+      requireF32(target, 'out');
+      const xView = matrixOf(input, 'x');
+      const weightView = matrixOf(matrix, 'weight');
+      const outView = matrixOf(target, 'out');
+      requireEqual('weight', 'inner dimension', xView.columns, weightView.columns, matrix);
+      requireEqual('out', 'rows', xView.rows, outView.rows, target);
+      requireEqual('out', 'columns', weightView.rows, outView.columns, target);
+      requireDistinct(input, target, 'x', 'out');
+      callNative('matmul', () =>
+        addon.matmul(
+          input.handle,
+          matrix.handle,
+          dtypeCode(matrix),
+          target.handle,
+          xView.rows,
+          xView.columns,
+          weightView.rows,
+        ),
+      );
+    },
+
+    rmsNorm(x, weight, out, epsilon) {
+      const input = own('x', x);
+      const scale = own('weight', weight);
+      const target = own('out', out);
+      requireF32(input, 'x');
+      requireDense(scale, 'weight');
+      requireF32(target, 'out');
+      const groups = rmsNormGroups(matrixOf(input, 'x'), scale);
+      requireEqual('out', 'size', input.size, target.size, target);
+      assertFinite('epsilon', epsilon);
+      callNative('rmsNorm', () =>
+        addon.rmsNorm(
+          input.handle,
+          scale.handle,
+          dtypeCode(scale),
+          target.handle,
+          groups.rows,
+          groups.columns,
+          epsilon,
+        ),
+      );
+    },
+
+    rope(x, positions, options: RopeOptions) {
+      const target = own('x', x);
+      const { numHeads, headDim, style } = checkRopeOperands(target, positions, options);
+      callNative('rope', () =>
+        addon.rope(
+          target.handle,
+          positions,
+          numHeads,
+          headDim,
+          options.theta,
+          style === 'half' ? 1 : 0,
+          options.frequencyFactors ?? null,
+        ),
+      );
+    },
+
+    swiglu(gate, up, out) {
+      elementwise(ELEMENTWISE_SWIGLU, gate, up, out, ['gate', 'up']);
+    },
+
+    add(a, b, out) {
+      elementwise(ELEMENTWISE_ADD, a, b, out, ['a', 'b']);
+    },
+
+    softmax(x, out, temperature = 1) {
+      const input = own('x', x);
+      const target = own('out', out);
+      requireF32(input, 'x');
+      requireF32(target, 'out');
+      const view = matrixOf(input, 'x');
+      requireEqual('out', 'size', input.size, target.size, target);
+      if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
+        throw new InvalidArgumentError('temperature must be a finite number > 0', {
+          argument: 'temperature',
+          expected: '> 0',
+          actual: temperature,
+        });
+      }
+      callNative('softmax', () =>
+        addon.softmax(input.handle, target.handle, view.rows, view.columns, temperature, 0),
+      );
+    },
+
+    logSoftmax(x, out) {
+      const input = own('x', x);
+      const target = own('out', out);
+      requireF32(input, 'x');
+      requireF32(target, 'out');
+      const view = matrixOf(input, 'x');
+      requireEqual('out', 'size', input.size, target.size, target);
+      callNative('logSoftmax', () =>
+        addon.softmax(input.handle, target.handle, view.rows, view.columns, 1, 1),
+      );
+    },
+
+    gatherRows(x, rows, out) {
+      const input = own('x', x);
+      const target = own('out', out);
+      requireF32(input, 'x');
+      requireF32(target, 'out');
+      const view = matrixOf(input, 'x');
+      const outView = matrixOf(target, 'out');
+      requireEqual('out', 'rows', rows.length, outView.rows, target);
+      requireEqual('out', 'row width', view.columns, outView.columns, target);
+      requireDistinct(input, target, 'x', 'out');
+      requireIndices('rows', rows, view.rows);
+      callNative('gatherRows', () =>
+        addon.gatherRows(input.handle, 0, view.rows, rows, target.handle, view.columns),
+      );
+    },
+
+    async argmax(x) {
+      return (await pick(x, 1, false)).indices;
+    },
+
+    async topK(x, k) {
+      return pick(x, k, true);
+    },
+
+    copyKVSlots(storage, source, target) {
+      const kv = access.storage(storage);
+      checkSlotCopy(source, target, kv.numSlots);
+      callNative('copyKVSlots', () => addon.copySlots(kv.handle, source, target));
+    },
+
+    fillUniform(tensor, seed, low, high) {
+      const target = own('tensor', tensor);
+      requireDense(target, 'tensor');
+      assertInteger('seed', seed, 0);
+      assertFinite('low', low);
+      assertFinite('high', high);
+      if (!(high > low)) {
+        throw new InvalidArgumentError('high must be greater than low', {
+          argument: 'high',
+          expected: `> ${low}`,
+          actual: high,
+        });
+      }
+      callNative('fillUniform', () =>
+        addon.fillUniform(target.handle, dtypeCode(target), shapeSize(target.shape), seed, low, high),
+      );
+    },
+  };
+}
