@@ -4,7 +4,12 @@ export type { LlamaConfig } from './config/llama-config.js';
 export { validateLlamaConfig } from './config/llama-config.js';
 export { ModelFormatError } from './errors/model-format-error.js';
 export type { ForwardBatch, ForwardResult } from './forward/forward-batch.js';
-export type { LlamaModelOptions, ModelKVStorageOptions } from './forward/llama-model.js';
+export type {
+  DeviceForward,
+  LlamaModelOptions,
+  ModelKVStorageOptions,
+  RandomLlamaOptions,
+} from './forward/llama-model.js';
 export { LlamaModel } from './forward/llama-model.js';
 export type { ByteSource, FileRole } from './loaders/byte-source.js';
 export { bytesSource, openFileSource } from './loaders/byte-source.js';

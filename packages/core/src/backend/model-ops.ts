@@ -161,6 +161,15 @@ export interface ModelOps {
    *   a slot that is both a source and a target.
    */
   copyKVSlots(storage: KVStorage, source: Int32Array, target: Int32Array): void;
+
+  /**
+   * Optional: fills an f32 or f16 tensor with seeded uniform values in `[low, high)`, generated on the
+   * device (benchmark weights made where they live, without host memory or an upload). The same seed
+   * gives the same values for a tensor of the same size on the same backend.
+   * @throws InvalidArgumentError for a quantized tensor, a seed that is not a non-negative integer or
+   *   `high <= low`.
+   */
+  fillUniform?(tensor: DeviceTensor, seed: number, low: number, high: number): void;
 }
 
 /**

@@ -25,6 +25,24 @@ export interface LlamaModelOptions {
   readonly weightDtype?: DType;
 }
 
+/** Options of {@link LlamaModel.createRandom}. */
+export interface RandomLlamaOptions {
+  /** Seed of every weight (default 0); tensor `i` of the model uses stream `seed · 4096 + i`. */
+  readonly seed?: number;
+  /** Element type of the weight matrices and the embedding (default `f16`). */
+  readonly weightDtype?: DType;
+}
+
+/** A forward pass whose logits stay on the device ({@link LlamaModel.enqueueForward}). */
+export interface DeviceForward {
+  /** `[R, vocabSize]` f32 logits (or log-probabilities) of the requested rows. */
+  readonly logits: DeviceTensor;
+  /** `R`. */
+  readonly rows: number;
+  /** Frees the logits and the pass's other temporaries (idempotent). */
+  dispose(): void;
+}
+
 /** Options of {@link LlamaModel.createKVStorage}. */
 export interface ModelKVStorageOptions {
   readonly numPages: number;
@@ -51,6 +69,65 @@ interface LayerTensors {
   /** `[headDim]` per-head RMSNorm weights of Q and K. */
   readonly queryNorm?: DeviceTensor | undefined;
   readonly keyNorm?: DeviceTensor | undefined;
+}
+
+type MatrixName = 'query' | 'key' | 'value' | 'attentionOutput' | 'ffnGate' | 'ffnDown' | 'ffnUp';
+type NormName = 'attentionNorm' | 'ffnNorm';
+type OptionalName = 'queryBias' | 'keyBias' | 'valueBias' | 'queryNorm' | 'keyNorm';
+
+/** Makes each tensor of a model (layer -1: the final norm). */
+interface TensorMaker {
+  matrix(name: 'tokenEmbedding' | 'output', shape: number[]): DeviceTensor;
+  layerMatrix(layer: number, name: MatrixName, shape: number[]): DeviceTensor;
+  norm(layer: number, name: NormName, shape: number[]): DeviceTensor;
+  optional(layer: number, name: OptionalName, shape: number[]): DeviceTensor | undefined;
+}
+
+function requireModelBackend(backend: ModelBackend): void {
+  if (isModelBackend(backend)) return;
+  const name = (backend as { name?: unknown } | null)?.name;
+  throw new InvalidArgumentError(
+    `backend ${String(name)} has no model ops; use a backend that implements ModelBackend`,
+    { argument: 'backend', expected: 'ModelBackend (with ops)', actual: name },
+  );
+}
+
+function checkWeightDtype(weightDtype: DType): void {
+  if (weightDtype !== 'f32' && weightDtype !== 'f16') {
+    throw new InvalidArgumentError("weightDtype must be 'f32' or 'f16'", {
+      argument: 'options.weightDtype',
+      expected: "'f32' | 'f16'",
+      actual: weightDtype,
+    });
+  }
+}
+
+/**
+ * Seeded uniform values in `[low, high)`: on the device where the backend has `fillUniform`, else a
+ * host generator (SplitMix32 over the stream) uploaded once.
+ */
+function fillUniform(
+  backend: ModelBackend,
+  tensor: DeviceTensor,
+  stream: number,
+  low: number,
+  high: number,
+): void {
+  if (backend.ops.fillUniform !== undefined) {
+    backend.ops.fillUniform(tensor, stream, low, high);
+    return;
+  }
+  const values = new Float32Array(tensor.shape.reduce((product, size) => product * size, 1));
+  let state = (Math.imul(stream >>> 0, 0x9e3779b9) ^ Math.floor(stream / 2 ** 32)) >>> 0;
+  for (let index = 0; index < values.length; index++) {
+    state = (state + 0x9e3779b9) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+    z = (z ^ (z >>> 16)) >>> 0;
+    values[index] = low + ((high - low) * z) / 2 ** 32;
+  }
+  backend.uploadTensor(tensor, values);
 }
 
 function requireInt32Array(argument: string, value: unknown, length?: number): Int32Array {
@@ -126,28 +203,12 @@ export class LlamaModel {
     checkpoint: LlamaCheckpoint,
     options: LlamaModelOptions = {},
   ): LlamaModel {
-    if (!isModelBackend(backend)) {
-      const name = (backend as { name?: unknown } | null)?.name;
-      throw new InvalidArgumentError(
-        `backend ${String(name)} has no model ops; use a backend that implements ModelBackend`,
-        {
-          argument: 'backend',
-          expected: 'ModelBackend (with ops)',
-          actual: name,
-        },
-      );
-    }
+    requireModelBackend(backend);
     const { config, weights } = checkpoint;
     validateLlamaConfig(config);
     validateLlamaWeights(config, weights);
     const weightDtype = options.weightDtype;
-    if (weightDtype !== undefined && weightDtype !== 'f32' && weightDtype !== 'f16') {
-      throw new InvalidArgumentError("weightDtype must be 'f32' or 'f16'", {
-        argument: 'options.weightDtype',
-        expected: "'f32' | 'f16'",
-        actual: weightDtype,
-      });
-    }
+    if (weightDtype !== undefined) checkWeightDtype(weightDtype);
     const owned: DeviceTensor[] = [];
     // Host type of a matrix when no weightDtype is asked for: f16 stays f16, f32 and bf16 become f32,
     // quantized weights f16 (one tensor is decoded at a time, never the whole model).
@@ -176,27 +237,101 @@ export class LlamaModel {
     };
     const uploadOptional = (data: Float32Array | undefined, shape: number[]): DeviceTensor | undefined =>
       data === undefined ? undefined : upload(data, shape, 'f32');
+    return LlamaModel.build(backend, config, owned, {
+      matrix: (name, shape) =>
+        upload(name === 'tokenEmbedding' ? weights.tokenEmbedding : (weights.output as HostWeight), shape),
+      layerMatrix: (layer, name, shape) => upload(weights.layers[layer]![name], shape),
+      norm: (layer, name, shape) =>
+        upload(layer < 0 ? weights.finalNorm : weights.layers[layer]![name]!, shape, 'f32'),
+      optional: (layer, name, shape) => uploadOptional(weights.layers[layer]![name], shape),
+    });
+  }
+
+  /**
+   * A model of `config`'s shape with seeded random weights made on the backend: matrices uniform in
+   * `±1 / sqrt(in)`, norms 1, biases uniform in `±0.02`, an untied output head unless the config ties
+   * it. With `ops.fillUniform` the values are generated on the device (no host copy of the weights:
+   * an 8B-shaped model fits where its weights do); otherwise they are generated on the host one tensor
+   * at a time and uploaded. For benchmarks and tests of shapes no file is at hand for.
+   *
+   * @throws InvalidArgumentError for an inconsistent config or a backend without model ops.
+   * @example
+   * ```ts
+   * const model = LlamaModel.createRandom(backend, llama3Config, { seed: 1, weightDtype: 'f16' });
+   * ```
+   */
+  static createRandom(
+    backend: ModelBackend,
+    config: LlamaConfig,
+    options: RandomLlamaOptions = {},
+  ): LlamaModel {
+    requireModelBackend(backend);
+    validateLlamaConfig(config);
+    const seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || seed < 0 || seed >= 2 ** 36) {
+      throw new InvalidArgumentError('options.seed must be an integer in [0, 2^36)', {
+        argument: 'options.seed',
+        expected: 'integer in [0, 2^36)',
+        actual: seed,
+      });
+    }
+    const weightDtype = options.weightDtype ?? 'f16';
+    checkWeightDtype(weightDtype);
+    const owned: DeviceTensor[] = [];
+    let stream = 0;
+    const random = (shape: number[], dtype: DType, bound: number): DeviceTensor => {
+      const tensor = backend.createTensor({ shape, dtype });
+      owned.push(tensor);
+      fillUniform(backend, tensor, seed * 4096 + stream++, -bound, bound);
+      return tensor;
+    };
+    const ones = (shape: number[]): DeviceTensor => {
+      const tensor = backend.createTensor({ shape, dtype: 'f32' });
+      owned.push(tensor);
+      backend.uploadTensor(tensor, new Float32Array(shape[0]!).fill(1));
+      return tensor;
+    };
+    const matrix = (shape: number[]) => random(shape, weightDtype, 1 / Math.sqrt(shape[1]!));
+    return LlamaModel.build(backend, config, owned, {
+      matrix: (_name, shape) => matrix(shape),
+      layerMatrix: (_layer, _name, shape) => matrix(shape),
+      norm: (_layer, _name, shape) => ones(shape),
+      optional: (_layer, name, shape) => {
+        if (name === 'queryNorm' || name === 'keyNorm')
+          return config.queryKeyNorm === true ? ones(shape) : undefined;
+        return config.attentionBias === true ? random(shape, 'f32', 0.02) : undefined;
+      },
+    });
+  }
+
+  /** Creates every tensor through `make` (freeing what was made if one fails) and wraps them. */
+  private static build(
+    backend: ModelBackend,
+    config: LlamaConfig,
+    owned: DeviceTensor[],
+    make: TensorMaker,
+  ): LlamaModel {
     try {
       const { dim, hiddenDim, numHeads, numKvHeads, headDim, vocabSize } = config;
-      const tokenEmbedding = upload(weights.tokenEmbedding, [vocabSize, dim]);
-      const layers = weights.layers.map((layer) => ({
-        attentionNorm: upload(layer.attentionNorm, [dim], 'f32'),
-        query: upload(layer.query, [numHeads * headDim, dim]),
-        key: upload(layer.key, [numKvHeads * headDim, dim]),
-        value: upload(layer.value, [numKvHeads * headDim, dim]),
-        attentionOutput: upload(layer.attentionOutput, [dim, numHeads * headDim]),
-        ffnNorm: upload(layer.ffnNorm, [dim], 'f32'),
-        ffnGate: upload(layer.ffnGate, [hiddenDim, dim]),
-        ffnDown: upload(layer.ffnDown, [dim, hiddenDim]),
-        ffnUp: upload(layer.ffnUp, [hiddenDim, dim]),
-        queryBias: uploadOptional(layer.queryBias, [1, numHeads * headDim]),
-        keyBias: uploadOptional(layer.keyBias, [1, numKvHeads * headDim]),
-        valueBias: uploadOptional(layer.valueBias, [1, numKvHeads * headDim]),
-        queryNorm: uploadOptional(layer.queryNorm, [headDim]),
-        keyNorm: uploadOptional(layer.keyNorm, [headDim]),
+      const tokenEmbedding = make.matrix('tokenEmbedding', [vocabSize, dim]);
+      const layers = Array.from({ length: config.numLayers }, (_, index) => ({
+        attentionNorm: make.norm(index, 'attentionNorm', [dim]),
+        query: make.layerMatrix(index, 'query', [numHeads * headDim, dim]),
+        key: make.layerMatrix(index, 'key', [numKvHeads * headDim, dim]),
+        value: make.layerMatrix(index, 'value', [numKvHeads * headDim, dim]),
+        attentionOutput: make.layerMatrix(index, 'attentionOutput', [dim, numHeads * headDim]),
+        ffnNorm: make.norm(index, 'ffnNorm', [dim]),
+        ffnGate: make.layerMatrix(index, 'ffnGate', [hiddenDim, dim]),
+        ffnDown: make.layerMatrix(index, 'ffnDown', [dim, hiddenDim]),
+        ffnUp: make.layerMatrix(index, 'ffnUp', [hiddenDim, dim]),
+        queryBias: make.optional(index, 'queryBias', [1, numHeads * headDim]),
+        keyBias: make.optional(index, 'keyBias', [1, numKvHeads * headDim]),
+        valueBias: make.optional(index, 'valueBias', [1, numKvHeads * headDim]),
+        queryNorm: make.optional(index, 'queryNorm', [headDim]),
+        keyNorm: make.optional(index, 'keyNorm', [headDim]),
       }));
-      const finalNorm = upload(weights.finalNorm, [dim], 'f32');
-      const output = weights.output === undefined ? tokenEmbedding : upload(weights.output, [vocabSize, dim]);
+      const finalNorm = make.norm(-1, 'attentionNorm', [dim]);
+      const output = config.tiedEmbeddings ? tokenEmbedding : make.matrix('output', [vocabSize, dim]);
       return new LlamaModel(backend, config, { tokenEmbedding, finalNorm, output, layers, owned });
     } catch (error) {
       for (const tensor of owned) tensor.dispose();
@@ -255,6 +390,28 @@ export class LlamaModel {
    * ```
    */
   async forward(batch: ForwardBatch): Promise<ForwardResult> {
+    const pass = this.enqueueForward(batch);
+    try {
+      return { logits: await this.backend.downloadTensor(pass.logits), rows: pass.rows };
+    } finally {
+      pass.dispose();
+    }
+  }
+
+  /**
+   * {@link LlamaModel.forward} without the download: enqueues the pass and returns its logits as a
+   * device tensor, for a caller that chooses tokens on the device (`ops.argmax`, `ops.topK`) so only
+   * the picks cross to the host. Call `dispose()` on the result once done with the logits.
+   *
+   * @throws the same errors as {@link LlamaModel.forward}, before anything is enqueued.
+   * @example
+   * ```ts
+   * const pass = model.enqueueForward(batch);
+   * const next = await backend.ops.argmax(pass.logits);
+   * pass.dispose();
+   * ```
+   */
+  enqueueForward(batch: ForwardBatch): DeviceForward {
     this.requireLive();
     const rows = this.validateBatch(batch);
     const { backend, config } = this;
@@ -338,9 +495,19 @@ export class LlamaModel {
       const logits = tensor([rows, vocabSize]);
       ops.matmul(finalHidden, this.output, logits);
       if (batch.output === 'log-probabilities') ops.logSoftmax(logits, logits);
-      return { logits: await backend.downloadTensor(logits), rows };
-    } finally {
+      let released = false;
+      return {
+        logits,
+        rows,
+        dispose: () => {
+          if (released) return;
+          released = true;
+          for (const temporary of temporaries) temporary.dispose();
+        },
+      };
+    } catch (error) {
       for (const temporary of temporaries) temporary.dispose();
+      throw error;
     }
   }
 
