@@ -360,6 +360,13 @@ Napi::Value EmptyKernel(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Spin(const Napi::CallbackInfo& info) {
+  ThrowIfFailed(info.Env(), deft::Spin(HandleArgument(info, 0, "context"),
+                                       static_cast<unsigned long long>(IntegerArgument(info, 1, "nanoseconds", 0,
+                                                                                       int64_t{60} * 1000000000))));
+  return info.Env().Undefined();
+}
+
 Napi::Value MmaRate(const Napi::CallbackInfo& info) {
   ThrowIfFailed(info.Env(), deft::MmaRate(HandleArgument(info, 0, "context"), IntArgument(info, 1, "blocks"),
                                           IntArgument(info, 2, "iterations")));
@@ -516,6 +523,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New<Guarded<ProfileTreeAttention>>(env, "profileTreeAttention"));
   exports.Set("readOnce", Napi::Function::New<Guarded<ReadOnce>>(env, "readOnce"));
   exports.Set("emptyKernel", Napi::Function::New<Guarded<EmptyKernel>>(env, "emptyKernel"));
+  exports.Set("spin", Napi::Function::New<Guarded<Spin>>(env, "spin"));
   exports.Set("mmaRate", Napi::Function::New<Guarded<MmaRate>>(env, "mmaRate"));
   exports.Set("gatherRows", Napi::Function::New<Guarded<GatherRows>>(env, "gatherRows"));
   exports.Set("matmul", Napi::Function::New<Guarded<Matmul>>(env, "matmul"));

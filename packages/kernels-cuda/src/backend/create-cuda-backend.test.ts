@@ -77,6 +77,7 @@ function fakeAddon(): { addon: CudaAddon; calls: string[] } {
     profileTreeAttention: record('profileTreeAttention'),
     emptyKernel: record('emptyKernel'),
     mmaRate: record('mmaRate'),
+    spin: record('spin'),
     gatherRows: record('gatherRows'),
     matmul: record('matmul'),
     rmsNorm: record('rmsNorm'),

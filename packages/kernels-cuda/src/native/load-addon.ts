@@ -119,6 +119,8 @@ export interface CudaAddon {
   emptyKernel(context: number): void;
   /** Enqueues the tensor-core rate kernel: `blocks` x 8 warps x `iterations` x 8 mma.sync m16n8k16. */
   mmaRate(context: number, blocks: number, iterations: number): void;
+  /** Enqueues a kernel that holds the stream for `nanoseconds` (at most 60 s). */
+  spin(context: number, nanoseconds: number): void;
 
   // Model ops: operands are buffer handles of one context; sizes are checked against the buffers.
   /** `out[r, :] = table[rows[r], :]` as f32 (embedding and gatherRows). */

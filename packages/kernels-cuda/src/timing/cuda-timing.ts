@@ -86,6 +86,11 @@ export interface CudaTiming {
    * multiprocessor (no memory traffic), the compute roof a matmul of this backend can approach.
    */
   measureTensorRate(options?: { runs?: number }): TensorRate;
+  /**
+   * Enqueues a kernel that holds the stream for `microseconds`: work enqueued behind it waits, so events
+   * around that work time the GPU alone, and the host's enqueue cost can be timed apart from it.
+   */
+  holdStream(microseconds: number): void;
   /** Fills every K and V element of a storage of this backend with seeded uniform values in `[-1, 1)`. */
   fillKVStorage(storage: KVStorage, seed: number): void;
   /**
@@ -251,6 +256,17 @@ export function createCudaTiming(
         start.dispose();
         end.dispose();
       }
+    },
+    holdStream(microseconds) {
+      alive();
+      if (!(Number.isFinite(microseconds) && microseconds >= 0 && microseconds <= 60e6)) {
+        throw new InvalidArgumentError('microseconds must be in [0, 60e6]', {
+          argument: 'microseconds',
+          expected: '[0, 60e6]',
+          actual: microseconds,
+        });
+      }
+      callNative('spin', () => addon.spin(context, Math.round(microseconds * 1000)));
     },
     fillKVStorage(storage, seed) {
       alive();

@@ -108,6 +108,18 @@ __global__ void __launch_bounds__(kThreads) CopyKernel(uint4* target, const uint
 
 __global__ void EmptyKernel() {}
 
+/** Holds the stream for `nanoseconds` on the global timer (one thread). */
+__global__ void SpinKernel(unsigned long long nanoseconds) {
+  unsigned long long start = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  for (;;) {
+    unsigned long long now = 0;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    if (now - start >= nanoseconds) break;
+    __nanosleep(1000);
+  }
+}
+
 /**
  * fp16 tensor-core rate: every warp runs `iterations` x 8 independent m16n8k16 mma.sync on registers
  * (f32 accumulation), no memory traffic; one value per warp goes to `sink` so nothing is elided.
@@ -179,6 +191,12 @@ Status LaunchReadOnce(const KvLayer& layer, const int* slots, int count, int num
 
 Status LaunchEmpty(cudaStream_t stream) {
   EmptyKernel<<<1, 32, 0, stream>>>();
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+Status LaunchSpin(unsigned long long nanoseconds, cudaStream_t stream) {
+  SpinKernel<<<1, 1, 0, stream>>>(nanoseconds);
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }

@@ -216,6 +216,8 @@ constexpr int kMmaRateThreads = 256;
  * (4096 FLOPs each) on registers. `sink` holds at least `blocks` floats.
  */
 Status LaunchMmaRate(int blocks, int iterations, float* sink, cudaStream_t stream);
+/** Holds the stream for `nanoseconds`: work enqueued behind it queues up (host enqueue timed apart from the GPU). */
+Status LaunchSpin(unsigned long long nanoseconds, cudaStream_t stream);
 /** An empty kernel: measures launch latency. */
 Status LaunchEmpty(cudaStream_t stream);
 /** Copies `bytes` (a multiple of 16) with a 16-byte-per-thread copy kernel. */

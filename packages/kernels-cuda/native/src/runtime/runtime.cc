@@ -947,6 +947,12 @@ Status EmptyKernel(Handle contextHandle) {
   return LaunchEmpty(context->stream);
 }
 
+Status Spin(Handle contextHandle, unsigned long long nanoseconds) {
+  Context* context = nullptr;
+  DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));
+  return LaunchSpin(nanoseconds, context->stream);
+}
+
 Status MmaRate(Handle contextHandle, int blocks, int iterations) {
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(contextHandle, &context));

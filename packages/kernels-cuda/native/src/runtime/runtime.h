@@ -154,6 +154,8 @@ Status ReadOnce(Handle storage, int layer, Handle list, bool perHead);
 Status EmptyKernel(Handle context);
 /** Enqueues the fp16 tensor-core rate kernel (see LaunchMmaRate) on the context's stream. */
 Status MmaRate(Handle context, int blocks, int iterations);
+/** Enqueues a kernel that holds the context's stream for `nanoseconds`. */
+Status Spin(Handle context, unsigned long long nanoseconds);
 
 // --- Model ops: operands are buffers of one context, sizes checked against the buffers. ------------
 
