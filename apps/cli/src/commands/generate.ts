@@ -1,11 +1,4 @@
-import {
-  CapacityError,
-  DeftError,
-  isModelBackend,
-  type ModelBackend,
-  PLAN_STRATEGIES,
-  type PlanStrategy,
-} from '@deft/core';
+import { CapacityError, DeftError, type ModelBackend, PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
 import {
   type AcceptanceStats,
   beamSearch,
@@ -29,7 +22,8 @@ import {
   type Tokenizer,
 } from '@deft/model';
 import type { TokenTree } from '@deft/tree';
-import { type BackendName, openBackend } from '../backends/open-backend.js';
+import type { BackendName, OpenedBackend } from '../backends/open-backend.js';
+import { openModelBackend } from '../backends/open-model-backend.js';
 import { type CliIo, processIo } from '../cli/cli-io.js';
 import {
   choiceOption,
@@ -48,7 +42,7 @@ import { describeAcceptance } from './speculative-summary.js';
 
 const STRATEGIES = ['greedy', 'sample', 'beam', 'best-of', 'speculative', 'tot', 'few-shot'] as const;
 type Strategy = (typeof STRATEGIES)[number];
-const BACKENDS = ['cpu', 'webgpu', 'cuda'] as const satisfies readonly BackendName[];
+const BACKENDS = ['cpu', 'webgpu', 'cuda', 'auto'] as const satisfies readonly (BackendName | 'auto')[];
 
 const HELP = `Usage: deft generate --model FILE [--tokenizer FILE] --prompt TEXT [--strategy S] [options]
        deft generate --model FILE.gguf --chat [--system TEXT] [--messages FILE] [--prompt TEXT] [options]
@@ -92,7 +86,8 @@ Options:
   --depth N               tot: thoughts per answer (default 3)
   --branch TEXT           few-shot: a suffix branching off the prompt (repeat for more branches)
   --no-stop               do not stop at the end-of-sequence or end-of-turn tokens
-  --backend B             ${BACKENDS.join(', ')} (default cpu); cpu and webgpu implement the model ops
+  --backend B             ${BACKENDS.join(', ')} (default cpu); cpu, webgpu and cuda all implement the
+                          model ops; auto picks CUDA, then a hardware WebGPU adapter, then the CPU
   --plan-strategy S       ${PLAN_STRATEGIES.join(', ')} (default deft-flatten)
   --page-size N           tokens per KV page (default 16)
   --pages N               KV pages in the pool (default 1024)
@@ -201,24 +196,6 @@ function pagesUpperBound(
     case 'few-shot':
       return inputs.branchLengths.reduce((sum, length) => sum + pages(length + inputs.maxTokens), 0);
   }
-}
-
-/** Opens a backend through the CLI's one resolver and checks that it runs models (has model ops). */
-async function openModelBackend(name: BackendName): Promise<{ backend: ModelBackend; dispose(): void }> {
-  const opened = await openBackend(name);
-  const { backend } = opened;
-  if (!isModelBackend(backend)) {
-    opened.dispose();
-    throw new UsageError(
-      `the ${name} backend runs tree attention but does not implement the model ops yet; use --backend cpu or --backend webgpu`,
-      {
-        argument: '--backend',
-        expected: 'a backend with model ops',
-        actual: name,
-      },
-    );
-  }
-  return { backend, dispose: () => opened.dispose() };
 }
 
 /** A load progress bar on a terminal (`loading model.gguf [#####     ] 52% 1.2 GB of 2.3 GB, 150/291 tensors`). */
@@ -473,7 +450,7 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
       { argument: '--branch' },
     );
   }
-  const backendName: BackendName = choiceOption(values, 'backend', BACKENDS) ?? 'cpu';
+  const backendName: BackendName | 'auto' = choiceOption(values, 'backend', BACKENDS) ?? 'cpu';
   const planStrategy: PlanStrategy = choiceOption(values, 'plan-strategy', PLAN_STRATEGIES) ?? 'deft-flatten';
   const pageSize = integerOption(values, 'page-size', 1) ?? 16;
   const numPages = integerOption(values, 'pages', 1) ?? 1024;
@@ -481,12 +458,15 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   const json = values.json === true;
   const quiet = values.quiet === true || json;
 
-  const opened = await openModelBackend(backendName);
-  const { backend } = opened;
+  let opened: OpenedBackend | undefined;
   let model: LlamaModel | undefined;
   let engine: DecodingEngine | undefined;
   let pagesNeeded: (() => number) | undefined;
   try {
+    // A backend that cannot run here (no addon, no device) fails like any other run: one line, exit 1.
+    const resolved = await openModelBackend(backendName);
+    opened = resolved.opened;
+    const backend: ModelBackend = resolved.backend;
     const loaded = await loadModelFiles(modelPath, tokenizerPath, backend, { chat, io, progress: !quiet });
     model = loaded.model;
     const tokenizer: Tokenizer = loaded.tokenizer;
@@ -639,7 +619,7 @@ export async function runGenerate(argv: string[], io: CliIo = processIo()): Prom
   } finally {
     engine?.dispose();
     model?.dispose();
-    opened.dispose();
+    opened?.dispose();
   }
 }
 

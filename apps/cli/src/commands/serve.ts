@@ -2,11 +2,12 @@ import { PLAN_STRATEGIES, type PlanStrategy } from '@deft/core';
 import { DecodingEngine, SharedTreeEngine } from '@deft/decoder';
 import type { LlamaModel } from '@deft/model';
 import type { BackendName, OpenedBackend } from '../backends/open-backend.js';
+import { openModelBackend } from '../backends/open-model-backend.js';
 import { type CliIo, processIo } from '../cli/cli-io.js';
 import { choiceOption, integerOption, parseCommandLine, stringOption } from '../cli/parse-command-line.js';
 import { UsageError } from '../errors/usage-error.js';
 import { modelFileOptions } from '../model-files/model-paths.js';
-import { loadServedModel, openServeBackend } from '../serve/load-served-model.js';
+import { loadServedModel } from '../serve/load-served-model.js';
 import { type RunningServer, startOpenAiServer } from '../serve/openai-server.js';
 
 const BACKENDS = ['auto', 'cpu', 'webgpu', 'cuda'] as const satisfies readonly (BackendName | 'auto')[];
@@ -130,7 +131,7 @@ export async function runServe(
   let shared: SharedTreeEngine | undefined;
   let server: RunningServer | undefined;
   try {
-    const backend = await openServeBackend(backendName);
+    const backend = await openModelBackend(backendName);
     opened = backend.opened;
     const served = await loadServedModel(modelPath, tokenizerPath, backend.backend);
     model = served.model;

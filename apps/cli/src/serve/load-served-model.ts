@@ -1,12 +1,6 @@
 import { basename } from 'node:path';
-import { isModelBackend, type ModelBackend, UnsupportedError } from '@deft/core';
+import type { ModelBackend } from '@deft/core';
 import { ChatTemplate, LlamaModel, loadGgufModel, loadLlama2cCheckpoint, type Tokenizer } from '@deft/model';
-import {
-  type BackendName,
-  type OpenedBackend,
-  openBackend,
-  probeWebGpuAdapter,
-} from '../backends/open-backend.js';
 import { UsageError } from '../errors/usage-error.js';
 import { loadTokenizerFile } from '../model-files/load-tokenizer-file.js';
 import { modelMemoryBudget } from '../model-files/model-memory.js';
@@ -19,42 +13,6 @@ export interface ServedModel {
   /** The file name without its extension (`stories260K`). */
   readonly id: string;
   readonly chatFormat: ChatFormat;
-}
-
-/**
- * Opens the backend a server runs on. `auto`: CUDA, then a hardware WebGPU adapter, each only if it
- * implements the model ops, else the CPU.
- * @throws UsageError when a named backend has no model ops; UnsupportedError when it cannot run here.
- */
-export async function openServeBackend(
-  name: BackendName | 'auto',
-): Promise<{ opened: OpenedBackend; backend: ModelBackend }> {
-  if (name !== 'auto') {
-    const opened = await openBackend(name);
-    if (!isModelBackend(opened.backend)) {
-      opened.dispose();
-      throw new UsageError(
-        `the ${name} backend runs tree attention but does not implement the model ops yet; use --backend cpu or --backend webgpu`,
-        { argument: '--backend', expected: 'a backend with model ops', actual: name },
-      );
-    }
-    return { opened, backend: opened.backend };
-  }
-  for (const candidate of ['cuda', 'webgpu'] as const) {
-    if (candidate === 'webgpu') {
-      const adapter = await probeWebGpuAdapter();
-      if (adapter === undefined || adapter.software) continue;
-    }
-    try {
-      const opened = await openBackend(candidate);
-      if (isModelBackend(opened.backend)) return { opened, backend: opened.backend };
-      opened.dispose();
-    } catch (error) {
-      if (!UnsupportedError.isInstance(error)) throw error;
-    }
-  }
-  const opened = await openBackend('cpu');
-  return { opened, backend: opened.backend as ModelBackend };
 }
 
 /**

@@ -3,8 +3,9 @@ import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DecodingEngine, SharedTreeEngine } from '@deft/decoder';
+import { openModelBackend } from '../backends/open-model-backend.js';
 import { formatBytes } from '../format/format-number.js';
-import { loadServedModel, openServeBackend } from './load-served-model.js';
+import { loadServedModel } from './load-served-model.js';
 import { type RunningServer, startOpenAiServer } from './openai-server.js';
 
 /** What one load level measured. */
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
     throw new Error(
       'usage: serve-load.ts --model FILE [--tokenizer FILE] [--backend cpu] [--clients 1,8,32] [--requests N] [--max-tokens N]',
     );
-  const { opened, backend } = await openServeBackend(values.backend as 'cpu');
+  const { opened, backend } = await openModelBackend(values.backend as 'cpu');
   const served = await loadServedModel(values.model, values.tokenizer, backend);
   const engine = DecodingEngine.create(served.model, { numPages: 2048, pageSize: 16 });
   const shared = SharedTreeEngine.create(engine);
