@@ -21,6 +21,11 @@ const COMMANDS: readonly Command[] = [
     run: async (argv, io) => (await import('./commands/bench.js')).runBenchCommand(argv, io),
   },
   {
+    name: 'bench-e2e',
+    summary: 'whole decoding steps of a Llama-shaped model (random weights) on each workload vs sequence',
+    run: async (argv, io) => (await import('./commands/bench-e2e.js')).runBenchE2e(argv, io),
+  },
+  {
     name: 'plan',
     summary: 'plan statistics and the IO model of a workload (chunks, partials, KV bytes read)',
     run: async (argv, io) => (await import('./commands/plan.js')).runPlanCommand(argv, io),

@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core';
@@ -8,6 +8,7 @@ import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/
 import { BENCH_TABLE_LEGEND, formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
 import { type GpuBackendName, type GpuBenchOptions, loadGpuBench } from '../bench/gpu-bench-modules.js';
 import { CPU_HEAD_SCALING_NOTE, CPU_TIMING_NOTE, runCpuBench } from '../bench/run-cpu-bench.js';
+import { checkOutputPath } from '../cli/check-output-path.js';
 import type { CliIo } from '../cli/cli-io.js';
 import {
   choiceOption,
@@ -167,42 +168,6 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
     io.stdout(`\nwrote ${jsonFile}\n`);
   }
   return checks;
-}
-
-/**
- * Checks, before any work starts, that `file` can be written: its directory exists and is writable, and
- * it is not itself a directory.
- * @throws UsageError naming the option and what to fix.
- */
-function checkOutputPath(file: string, option: string): void {
-  const directory = path.dirname(file);
-  let problem: string | undefined;
-  try {
-    if (!statSync(directory).isDirectory()) problem = `${directory} is not a directory`;
-    else accessSync(directory, constants.W_OK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    problem =
-      code === 'ENOENT'
-        ? `the directory ${directory} does not exist`
-        : code === 'EACCES' || code === 'EPERM'
-          ? `the directory ${directory} is not writable`
-          : (error as Error).message;
-  }
-  if (problem === undefined) {
-    try {
-      if (statSync(file).isDirectory()) problem = `${file} is a directory`;
-    } catch {
-      // absent: it will be created
-    }
-  }
-  if (problem !== undefined) {
-    throw new UsageError(`${option} ${file}: ${problem}; create the directory or choose another path`, {
-      argument: option,
-      expected: 'a writable file path',
-      actual: file,
-    });
-  }
 }
 
 /**
