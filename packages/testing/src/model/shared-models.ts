@@ -5,8 +5,14 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (four levels above this file). */
 export const repoRoot = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
 
-/** `../shared/models/stories260K` relative to the repository root. */
-export const stories260KDirectory = path.resolve(repoRoot, '../shared/models/stories260K');
+/**
+ * The shared data folder: `DEFT_SHARED_DIRECTORY` when set (a bundled test run elsewhere), else
+ * `../shared` relative to the repository root.
+ */
+export const sharedDirectory = process.env.DEFT_SHARED_DIRECTORY || path.resolve(repoRoot, '../shared');
+
+/** `models/stories260K` in the shared data folder. */
+export const stories260KDirectory = path.resolve(sharedDirectory, 'models/stories260K');
 
 /** The stories260K files, or a reason why tests that need them are skipped. */
 export const stories260K = {
