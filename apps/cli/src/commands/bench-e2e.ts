@@ -148,6 +148,12 @@ export async function runBenchE2e(argv: readonly string[], io: CliIo): Promise<n
     }
     io.stdout('\nms; step, attn: GPU time (CPU: wall); host: enqueueing the step; wall: step to token ids\n');
     io.stdout(`${formatE2eTable(result)}\n${formatE2eSummary(result, strategies[0]!)}`);
+    const blocked = result.rows.filter((row) => row.enqueueBlocked);
+    if (blocked.length > 0) {
+      io.stdout(
+        `warning: enqueueing filled the launch queue (${blocked.map((row) => `${row.workload} ${row.strategy}`).join(', ')}): those GPU times include host gaps\n`,
+      );
+    }
     if (jsonFile !== undefined) {
       try {
         writeFileSync(path.resolve(io.cwd, jsonFile), json);

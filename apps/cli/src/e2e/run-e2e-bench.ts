@@ -26,6 +26,11 @@ export interface E2eRow {
   readonly stepMilliseconds: number;
   /** Median host time to enqueue the step (JavaScript, addon and launches), ms. */
   readonly hostEnqueueMilliseconds: number;
+  /**
+   * True when enqueueing waited for the held stream (the launch queue filled): the step's GPU time then
+   * includes host gaps and its host time the hold. False on the CPU.
+   */
+  readonly enqueueBlocked: boolean;
   /** Median wall time of a step run back to back: enqueue, GPU, token ids back on the host, ms. */
   readonly wallMilliseconds: number;
   /** Median time to plan and prepare the step's attention, ms (host; reused across layers). */
@@ -193,6 +198,7 @@ type StepTimes = Pick<
   E2eRow,
   | 'stepMilliseconds'
   | 'hostEnqueueMilliseconds'
+  | 'enqueueBlocked'
   | 'wallMilliseconds'
   | 'planMilliseconds'
   | 'attentionMilliseconds'
@@ -248,6 +254,7 @@ async function timeStep(
       return {
         stepMilliseconds: median(wall),
         hostEnqueueMilliseconds: Number.NaN,
+        enqueueBlocked: false,
         wallMilliseconds: median(wall),
         planMilliseconds: median(planTimes),
         attentionMilliseconds: undefined,
@@ -274,6 +281,7 @@ async function timeStep(
     return {
       stepMilliseconds: median(gpu),
       hostEnqueueMilliseconds: median(host),
+      enqueueBlocked: Math.max(...host) >= (0.9 * HOLD_MICROSECONDS) / 1000,
       wallMilliseconds: median(wall),
       planMilliseconds: median(planTimes),
       attentionMilliseconds: attention,

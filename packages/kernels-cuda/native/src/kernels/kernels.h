@@ -233,9 +233,10 @@ struct MatmulArgs {
   const void* weight;
   KvType weightType;
   float* out;
-  /** Split-K partial sums `[splits, m, n]` and one ticket per row block (zeroed), when splits > 1. */
+  /** Split-K partial sums `[splits, m, n]`, when splits > 1 without `clusterReduce`. */
   float* partial;
-  unsigned* counters;
+  /** sm_90: the splits of a tile add their products through distributed shared memory (splits <= 8). */
+  bool clusterReduce;
   int m;
   int k;
   int n;
@@ -245,14 +246,14 @@ struct MatmulArgs {
 struct MatmulSplit {
   int splits = 1;
   int splitColumns = 0;
-  /** CTAs per split (64 weight rows each): the tickets the split needs. */
+  /** CTAs per split (64 weight rows each). */
   int rowBlocks = 0;
 };
 
 /** True when a matmul runs on tensor cores: fp16 weights and K a multiple of 32. */
 bool MatmulUsesTensorCores(KvType weightType, int k);
-/** The split-K of a tensor-core matmul, with at most `maxPartialFloats` partial sums. */
-MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats);
+/** The split-K of a tensor-core matmul: at most `maxSplits`, and `maxPartialFloats` partial sums. */
+MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits);
 /** Enqueues a matmul (tensor cores when `args.x16` is set, else CUDA cores). */
 Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream);
 /** Converts `count` f32 values to fp16. */

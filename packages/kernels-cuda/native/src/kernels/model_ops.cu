@@ -1,6 +1,7 @@
 // The model ops of a Llama-family forward pass besides tree attention: row gathers (embedding), matmul
 // (fp16 weights on tensor cores, f32 weights on CUDA cores), RMSNorm, RoPE, SwiGLU, add, softmax and
 // log-softmax, argmax and top-k, KV slot copies, and seeded uniform fills. Activations are f32.
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -310,32 +311,40 @@ __device__ __forceinline__ void Mma(float* c, unsigned a0, unsigned a1, unsigned
 /**
  * Tensor cores (mma.sync m16n8k16), fp16 weights and fp16 activations (`x16`, converted beforehand),
  * f32 accumulation; K a multiple of 32. The weight is the A operand (16 rows per warp) and the tokens
- * the B operand (8 per tile, `Tiles` tiles per pass), so decode-sized M wastes no tensor-core rows.
+ * the B operand (8 per tile, `Tiles` tiles per CTA), so decode-sized M wastes no tensor-core rows.
+ * Grid: (token blocks of `Tiles * 8` rows, row blocks of 64 weight rows, K splits); the token blocks of
+ * one row block are launched side by side, so their weight reads after the first hit L2.
  *
  * No shared memory: within each 32-column block, lane (g, t) loads columns 8t..8t+7 of weight rows g and
  * g + 8 and of token g with one 16-byte load each; the two k16 steps take columns 8t+0..3 and 8t+4..7
  * for their (2t, 2t+1, 2t+8, 2t+9) slots. The dot product sums over K in any order, so this
- * permutation (the same for both operands) is exact. Weights stream past L1; activations stay in it.
+ * permutation (the same for both operands) is exact. Weights stream past L1 through two register sets
+ * of `kMmaUnroll` blocks each: one set's loads are in flight while the other's products run.
+ * Activations stay in L1.
  *
- * Split-K over `gridDim.y`: each split writes `partial[split][M][N]`; the last CTA of a row block
- * (a ticket in `counters`) adds the splits in order, so results do not depend on CTA timing.
+ * Split-K over `gridDim.z`, results independent of CTA timing (splits added in order): with
+ * `clusterReduce` (sm_90) the splits of a tile form one thread-block cluster, each CTA leaves its
+ * products in shared memory and every CTA adds one slice of the tile across the cluster (distributed
+ * shared memory), with no second launch; otherwise split `s` writes `partial[s][M][N]` and
+ * SplitSumKernel adds them. One split writes `out` directly.
  */
 template <int Tiles>
 __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x16, const half* weight, float* out,
-                                                                  float* partial, unsigned* counters, int m, int k,
-                                                                  int n, int splitColumns) {
+                                                                  float* partial, int m, int k, int n,
+                                                                  int splitColumns, int clusterReduce) {
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2;
   const int t = lane & 3;
-  const int rowBase = (blockIdx.x * kMmaWarps + warp) * 16;
-  const int splits = gridDim.y;
-  const int columnBegin = blockIdx.y * splitColumns;
+  const int rowBase = (blockIdx.y * kMmaWarps + warp) * 16;
+  const int columnBegin = blockIdx.z * splitColumns;
   const int columnEnd = min(k, columnBegin + splitColumns);
   const half* row0 = weight + static_cast<size_t>(min(rowBase + g, n - 1)) * k + 8 * t;
   const half* row1 = weight + static_cast<size_t>(min(rowBase + g + 8, n - 1)) * k + 8 * t;
-  float* target = splits > 1 ? partial + static_cast<size_t>(blockIdx.y) * m * n : out;
-  for (int tokenBase = 0; tokenBase < m; tokenBase += Tiles * 8) {
+  float* target = gridDim.z > 1 ? partial + static_cast<size_t>(blockIdx.z) * m * n : out;
+  constexpr int kSetColumns = 32 * kMmaUnroll;
+  {
+    const int tokenBase = blockIdx.x * Tiles * 8;
     float acc[Tiles][4];
 #pragma unroll
     for (int tile = 0; tile < Tiles; ++tile) acc[tile][0] = acc[tile][1] = acc[tile][2] = acc[tile][3] = 0.0f;
@@ -344,28 +353,68 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
     for (int tile = 0; tile < Tiles; ++tile) {
       tokens[tile] = x16 + static_cast<size_t>(min(tokenBase + tile * 8 + g, m - 1)) * k + 8 * t;
     }
-    for (int column = columnBegin; column < columnEnd; column += 32 * kMmaUnroll) {
-      uint4 a0[kMmaUnroll];
-      uint4 a1[kMmaUnroll];
+    uint4 setA0[kMmaUnroll], setA1[kMmaUnroll], setB0[kMmaUnroll], setB1[kMmaUnroll];
+    const auto load = [&](uint4* first, uint4* second, int column) {
 #pragma unroll
       for (int step = 0; step < kMmaUnroll; ++step) {
         if (column + 32 * step < columnEnd) {
-          a0[step] = LoadStreaming(row0 + column + 32 * step);
-          a1[step] = LoadStreaming(row1 + column + 32 * step);
+          first[step] = LoadStreaming(row0 + column + 32 * step);
+          second[step] = LoadStreaming(row1 + column + 32 * step);
         }
       }
+    };
+    const auto compute = [&](const uint4* first, const uint4* second, int column) {
 #pragma unroll
       for (int step = 0; step < kMmaUnroll; ++step) {
         if (column + 32 * step < columnEnd) {
 #pragma unroll
           for (int tile = 0; tile < Tiles; ++tile) {
             const uint4 b = LoadCached(tokens[tile] + column + 32 * step);
-            Mma(acc[tile], a0[step].x, a1[step].x, a0[step].y, a1[step].y, b.x, b.y);
-            Mma(acc[tile], a0[step].z, a1[step].z, a0[step].w, a1[step].w, b.z, b.w);
+            Mma(acc[tile], first[step].x, second[step].x, first[step].y, second[step].y, b.x, b.y);
+            Mma(acc[tile], first[step].z, second[step].z, first[step].w, second[step].w, b.z, b.w);
           }
         }
       }
+    };
+    load(setA0, setA1, columnBegin);
+    for (int column = columnBegin; column < columnEnd; column += 2 * kSetColumns) {
+      load(setB0, setB1, column + kSetColumns);
+      compute(setA0, setA1, column);
+      load(setA0, setA1, column + 2 * kSetColumns);
+      compute(setB0, setB1, column + kSetColumns);
     }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (clusterReduce != 0) {
+      constexpr int kRows = kMmaWarps * 16;
+      __shared__ float products[Tiles * 8 * kRows];  // [token][row] of this CTA's tile
+#pragma unroll
+      for (int tile = 0; tile < Tiles; ++tile) {
+        const int token = tile * 8 + 2 * t;
+        const int row = warp * 16 + g;
+        products[token * kRows + row] = acc[tile][0];
+        products[(token + 1) * kRows + row] = acc[tile][1];
+        products[token * kRows + row + 8] = acc[tile][2];
+        products[(token + 1) * kRows + row + 8] = acc[tile][3];
+      }
+      namespace cg = cooperative_groups;
+      cg::cluster_group cluster = cg::this_cluster();
+      cluster.sync();
+      const int ranks = static_cast<int>(cluster.num_blocks());
+      const int rank = static_cast<int>(cluster.block_rank());
+      constexpr int kElements = Tiles * 8 * kRows;
+      const int slice = (kElements + ranks - 1) / ranks;
+      const int end = min(kElements, (rank + 1) * slice);
+      for (int element = rank * slice + threadIdx.x; element < end; element += blockDim.x) {
+        const int token = tokenBase + element / kRows;
+        const int row = blockIdx.y * kRows + element % kRows;
+        float sum = 0.0f;
+        for (int source = 0; source < ranks; ++source) sum += cluster.map_shared_rank(products, source)[element];
+        if (token < m && row < n) out[static_cast<size_t>(token) * n + row] = sum;
+      }
+      cluster.sync();  // no CTA leaves while another still reads its shared memory
+      return;
+    }
+#endif
 #pragma unroll
     for (int tile = 0; tile < Tiles; ++tile) {
       const int token = tokenBase + tile * 8 + 2 * t;
@@ -381,31 +430,16 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
       }
     }
   }
-  if (splits == 1) return;
-  __shared__ int last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    const unsigned ticket = atomicAdd(&counters[blockIdx.x], 1u);
-    last = ticket == static_cast<unsigned>(splits - 1) ? 1 : 0;
-  }
-  __syncthreads();
-  if (last == 0) return;
-  __threadfence();
-  const int blockRows = kMmaWarps * 16;
-  const int firstRow = blockIdx.x * blockRows;
-  const int rows = min(blockRows, n - firstRow);
-  const size_t splitStride = static_cast<size_t>(m) * n;
-  for (int index = threadIdx.x; index < m * blockRows; index += blockDim.x) {
-    const int token = index / blockRows;
-    const int row = index - token * blockRows;
-    if (row >= rows) continue;
-    const size_t offset = static_cast<size_t>(token) * n + firstRow + row;
+}
+
+/** `out[i] = Σ_s partial[s][i]` over `count` values, splits added in order. */
+__global__ void SplitSumKernel(const float* partial, float* out, size_t count, int splits) {
+  for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
+       index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     float sum = 0.0f;
-    for (int split = 0; split < splits; ++split) sum += __ldcg(partial + split * splitStride + offset);
-    out[offset] = sum;
+    for (int split = 0; split < splits; ++split) sum += partial[split * count + index];
+    out[index] = sum;
   }
-  if (threadIdx.x == 0) counters[blockIdx.x] = 0;
 }
 
 int GridFor(size_t count) {
@@ -420,11 +454,33 @@ int RowThreads(int width, int maximum) {
 
 template <int Tiles>
 Status LaunchMma(const MatmulArgs& args, int splits, int splitColumns, cudaStream_t stream) {
-  const dim3 grid((args.n + kMmaWarps * 16 - 1) / (kMmaWarps * 16), splits);
-  MatmulMmaKernel<Tiles><<<grid, kMmaWarps * 32, 0, stream>>>(static_cast<const half*>(args.x16),
-                                                               static_cast<const half*>(args.weight),
-                                                               args.out, args.partial, args.counters, args.m, args.k,
-                                                               args.n, splitColumns);
+  const dim3 grid((args.m + Tiles * 8 - 1) / (Tiles * 8), (args.n + kMmaWarps * 16 - 1) / (kMmaWarps * 16), splits);
+  if (grid.y > kMaxGridBlocks || grid.z > kMaxGridBlocks) return Status::Invalid("matmul is too large for one launch");
+  const half* x16 = static_cast<const half*>(args.x16);
+  const half* weight = static_cast<const half*>(args.weight);
+  if (splits > 1 && args.clusterReduce) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = dim3(kMmaWarps * 32);
+    config.stream = stream;
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeClusterDimension;
+    attribute[0].val.clusterDim.x = 1;
+    attribute[0].val.clusterDim.y = 1;
+    attribute[0].val.clusterDim.z = splits;
+    config.attrs = attribute;
+    config.numAttrs = 1;
+    DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, MatmulMmaKernel<Tiles>, x16, weight, args.out, args.partial, args.m,
+                                       args.k, args.n, splitColumns, 1));
+    return Status::Ok();
+  }
+  MatmulMmaKernel<Tiles><<<grid, kMmaWarps * 32, 0, stream>>>(x16, weight, args.out, args.partial, args.m, args.k,
+                                                               args.n, splitColumns, 0);
+  DEFT_CUDA_CHECK(cudaGetLastError());
+  if (splits > 1) {
+    const size_t count = static_cast<size_t>(args.m) * args.n;
+    SplitSumKernel<<<GridFor(count), kThreads, 0, stream>>>(args.partial, args.out, count, splits);
+  }
   return Status::Ok();
 }
 
@@ -526,14 +582,18 @@ Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream
 
 bool MatmulUsesTensorCores(KvType weightType, int k) { return weightType == KvType::kF16 && k % 32 == 0; }
 
-MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats) {
+MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits) {
   MatmulSplit split;
   const int rowBlocks = (n + kMmaWarps * 16 - 1) / (kMmaWarps * 16);
-  // Enough warps in flight to cover memory latency: about 16 per multiprocessor.
-  const int wantedWarps = 16 * multiprocessors;
-  int splits = std::max(1, (wantedWarps + rowBlocks * kMmaWarps - 1) / (rowBlocks * kMmaWarps));
+  // Each warp keeps one register set (4 KB) of weights in flight while it multiplies the other: about
+  // 12 warps per multiprocessor cover the memory latency. Splits never go below 512 columns and the
+  // partial sums stay within `maxPartialFloats`.
+  const int tokenBlocks = (m + 63) / 64;
+  const int wantedWarps = 12 * multiprocessors;
+  const int warpsPerSplit = tokenBlocks * rowBlocks * kMmaWarps;
+  int splits = std::max(1, (wantedWarps + warpsPerSplit - 1) / warpsPerSplit);
   const int columnStep = 32 * kMmaUnroll;
-  splits = std::min({splits, 32, std::max(1, k / (2 * columnStep))});
+  splits = std::min({splits, maxSplits, std::max(1, k / (4 * columnStep))});
   while (splits > 1 && static_cast<size_t>(splits) * m * n > maxPartialFloats) --splits;
   const int columnBlocks = (k + columnStep - 1) / columnStep;
   const int blocksPerSplit = (columnBlocks + splits - 1) / splits;
@@ -554,10 +614,8 @@ Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream
       status = LaunchMma<2>(args, split.splits, split.splitColumns, stream);
     } else if (tiles <= 4) {
       status = LaunchMma<4>(args, split.splits, split.splitColumns, stream);
-    } else if (tiles <= 8) {
-      status = LaunchMma<8>(args, split.splits, split.splitColumns, stream);
     } else {
-      status = LaunchMma<16>(args, split.splits, split.splitColumns, stream);
+      status = LaunchMma<8>(args, split.splits, split.splitColumns, stream);
     }
     DEFT_RETURN_IF_ERROR(status);
     DEFT_CUDA_CHECK(cudaGetLastError());

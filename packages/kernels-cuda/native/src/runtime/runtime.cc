@@ -58,13 +58,18 @@ struct Context {
   };
   StagedArray staged[4];
   unsigned long long stagedClock = 0;
-  // Matmul workspace: fp16 activations, split-K partial sums and their tickets.
+  // Matmul workspace: fp16 activations and split-K partial sums.
   uint16_t* matmulHalf = nullptr;
   size_t matmulHalfValues = 0;
+  // What matmulHalf holds: the fp16 copy of `halfSource` as of its write `halfSourceWrite` (q, k and v
+  // projections of one input convert it once).
+  const void* halfSource = nullptr;
+  unsigned long long halfSourceWrite = 0;
+  size_t halfSourceValues = 0;
+  /** Advanced by every enqueued write to a buffer (Buffer::lastWrite). */
+  unsigned long long writeClock = 0;
   float* matmulPartial = nullptr;
   size_t matmulPartialFloats = 0;
-  unsigned* matmulCounters = nullptr;
-  size_t matmulCounterCount = 0;
   // Measurement helpers.
   void* flush = nullptr;
   size_t flushBytes = 0;
@@ -76,6 +81,8 @@ struct Context {
 struct Buffer {
   Handle context = 0;
   void* pointer = nullptr;
+  /** The context's write clock when work that writes this buffer was last enqueued. */
+  unsigned long long lastWrite = 0;
   size_t bytes = 0;
 };
 
@@ -145,6 +152,12 @@ Status MissingHandle(const char* kind, Handle handle) {
   return Status::NotFound(std::string("no live ") + kind + " with handle " + std::to_string(handle) +
                           " (disposed, or created by another backend)");
 }
+
+/** The device copy of a host array, uploaded once per distinct content (defined with the model ops). */
+Status StageHost(Context* context, const void* data, size_t bytes, const void** device);
+
+/** Records that work writing `buffer` was enqueued (invalidates what was derived from its contents). */
+void MarkWritten(Context* context, Buffer* buffer) { buffer->lastWrite = ++context->writeClock; }
 
 /** Looks up a context and makes its device current. */
 Status Enter(Handle handle, Context** context) {
@@ -228,7 +241,6 @@ void Release(Context* context) {
   for (auto& staged : context->staged) cudaFree(staged.device);
   cudaFree(context->matmulHalf);
   cudaFree(context->matmulPartial);
-  cudaFree(context->matmulCounters);
   if (context->stream != nullptr) cudaStreamDestroy(context->stream);
 }
 
@@ -342,6 +354,7 @@ Status Allocate(Handle contextHandle, size_t bytes, Handle* handle) {
   buffer->bytes = bytes;
   // Stream-ordered: a forward pass's temporaries come from the pool without synchronising.
   DEFT_CUDA_CHECK(cudaMallocAsync(&buffer->pointer, std::max<size_t>(bytes, 16), context->stream));
+  MarkWritten(context, buffer.get());  // a new epoch: the pool may hand out a freed buffer's address
   const Handle id = nextHandle++;
   buffers.emplace(id, std::move(buffer));
   *handle = id;
@@ -374,6 +387,7 @@ Status Upload(Handle handle, size_t byteOffset, const void* data, size_t bytes) 
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(buffer->context, &context));
   if (bytes == 0) return Status::Ok();
+  MarkWritten(context, buffer);
   // Pageable source: the call returns once the data is staged, so the caller may reuse it at once.
   DEFT_CUDA_CHECK(cudaMemcpyAsync(static_cast<unsigned char*>(buffer->pointer) + byteOffset, data, bytes,
                                   cudaMemcpyHostToDevice, context->stream));
@@ -413,6 +427,7 @@ Status FillF32(Handle handle, size_t elementOffset, size_t count, float value) {
   DEFT_RETURN_IF_ERROR(CheckRange(buffer, elementOffset * 4, count * 4, "fill"));
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(buffer->context, &context));
+  MarkWritten(context, buffer);
   return LaunchFillF32(static_cast<float*>(buffer->pointer) + elementOffset, count, value, context->stream);
 }
 
@@ -426,6 +441,7 @@ Status CopyBuffer(Handle targetHandle, Handle sourceHandle, size_t bytes, bool u
   DEFT_RETURN_IF_ERROR(CheckRange(source, 0, bytes, "copy"));
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(target->context, &context));
+  MarkWritten(context, target);
   if (useKernel) {
     return LaunchCopy(target->pointer, source->pointer, bytes, context->info.multiprocessors, context->stream);
   }
@@ -490,11 +506,11 @@ Status WriteKv(Handle storageHandle, int layer, const int* slots, int count, con
   if (host && (k.hostCount != count * rowElements || v.hostCount != count * rowElements)) {
     return Status::Invalid("k and v must hold slots.length * numKvHeads * headDim values");
   }
-  const size_t valueBytes = host ? (count * rowElements * sizeof(float) + 255) / 256 * 256 : 0;
-  DEFT_RETURN_IF_ERROR(EnsureStaging(context, slotBytes + 2 * valueBytes));
-  unsigned char* staging = static_cast<unsigned char*>(context->staging);
-  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, slots, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
   if (host) {
+    const size_t valueBytes = (count * rowElements * sizeof(float) + 255) / 256 * 256;
+    DEFT_RETURN_IF_ERROR(EnsureStaging(context, slotBytes + 2 * valueBytes));
+    unsigned char* staging = static_cast<unsigned char*>(context->staging);
+    DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, slots, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
     DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + slotBytes, k.host, count * rowElements * sizeof(float),
                                     cudaMemcpyHostToDevice, context->stream));
     DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + slotBytes + valueBytes, v.host, count * rowElements * sizeof(float),
@@ -510,7 +526,10 @@ Status WriteKv(Handle storageHandle, int layer, const int* slots, int count, con
   const size_t sourceBytes = count * rowElements * (k.bufferType == KvType::kF16 ? 2 : 4);
   DEFT_RETURN_IF_ERROR(CheckRange(keys, 0, sourceBytes, "k"));
   DEFT_RETURN_IF_ERROR(CheckRange(values, 0, sourceBytes, "v"));
-  return LaunchWriteKv(view, reinterpret_cast<const int*>(staging), count, keys->pointer, values->pointer, k.bufferType,
+  // A forward pass writes the same slots in every layer: one upload serves them all.
+  const void* stagedSlots = nullptr;
+  DEFT_RETURN_IF_ERROR(StageHost(context, slots, static_cast<size_t>(count) * sizeof(int), &stagedSlots));
+  return LaunchWriteKv(view, static_cast<const int*>(stagedSlots), count, keys->pointer, values->pointer, k.bufferType,
                        context->stream);
 }
 
@@ -773,6 +792,7 @@ Status EnqueueTreeAttention(Handle planHandle, Handle storageHandle, int layer, 
   if (!std::isfinite(scale)) return Status::Invalid("scale must be finite");
   Context* context = Find(contexts, plan->context);
   DEFT_CUDA_CHECK(cudaSetDevice(context->device));
+  MarkWritten(context, out);
   const KvLayer view = LayerOf(storage, layer);
   if (plan->executor == 1) {
     TaskParams params = plan->taskParams;
@@ -976,6 +996,13 @@ Status FindOperand(Handle handle, Handle context, size_t bytes, const char* what
   return Status::Ok();
 }
 
+/** FindOperand for a buffer the op writes: also records the write. */
+Status FindOutput(Context* context, Handle handle, Handle contextHandle, size_t bytes, const char* what, void** pointer) {
+  DEFT_RETURN_IF_ERROR(FindOperand(handle, contextHandle, bytes, what, pointer));
+  MarkWritten(context, Find(buffers, handle));
+  return Status::Ok();
+}
+
 /** Enters the context of buffer `handle`. */
 Status EnterBuffer(Handle handle, Context** context, Handle* contextHandle) {
   Buffer* buffer = Find(buffers, handle);
@@ -1036,7 +1063,7 @@ Status GatherRows(Handle tableHandle, KvType tableType, int tableRows, const int
   void* out = nullptr;
   DEFT_RETURN_IF_ERROR(FindOperand(tableHandle, contextHandle,
                                    static_cast<size_t>(tableRows) * width * ElementBytes(tableType), "table", &table));
-  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, static_cast<size_t>(count) * width * 4, "out", &out));
+  DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, static_cast<size_t>(count) * width * 4, "out", &out));
   if (count == 0) return Status::Ok();
   const void* staged = nullptr;
   DEFT_RETURN_IF_ERROR(StageHost(context, rows, static_cast<size_t>(count) * sizeof(int), &staged));
@@ -1056,7 +1083,7 @@ Status Matmul(Handle xHandle, Handle weightHandle, KvType weightType, Handle out
   DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, static_cast<size_t>(m) * k * 4, "x", &x));
   DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, static_cast<size_t>(n) * k * ElementBytes(weightType),
                                    "weight", &weight));
-  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, static_cast<size_t>(m) * n * 4, "out", &out));
+  DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, static_cast<size_t>(m) * n * 4, "out", &out));
   if (m == 0) return Status::Ok();
   MatmulArgs args{};
   args.x = static_cast<const float*>(x);
@@ -1069,17 +1096,25 @@ Status Matmul(Handle xHandle, Handle weightHandle, KvType weightType, Handle out
   MatmulSplit split;
   if (MatmulUsesTensorCores(weightType, k)) {
     const size_t values = static_cast<size_t>(m) * k;
-    DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulHalf, &context->matmulHalfValues, values, false));
-    DEFT_RETURN_IF_ERROR(LaunchToHalf(args.x, context->matmulHalf, values, context->stream));
+    const Buffer* source = Find(buffers, xHandle);
+    if (context->halfSource != x || context->halfSourceWrite != source->lastWrite ||
+        context->halfSourceValues != values) {
+      if (context->matmulHalfValues < values) context->halfSource = nullptr;
+      DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulHalf, &context->matmulHalfValues, values, false));
+      DEFT_RETURN_IF_ERROR(LaunchToHalf(args.x, context->matmulHalf, values, context->stream));
+      context->halfSource = x;
+      context->halfSourceWrite = source->lastWrite;
+      context->halfSourceValues = values;
+    }
     args.x16 = context->matmulHalf;
-    split = ChooseMatmulSplit(m, k, n, context->info.multiprocessors, kMaxMatmulPartialFloats);
-    if (split.splits > 1) {
+    // Compute capability 9.0+: split-K sums in a thread-block cluster (at most 8 CTAs, the portable size).
+    args.clusterReduce = context->info.computeMajor >= 9;
+    split = ChooseMatmulSplit(m, k, n, context->info.multiprocessors, kMaxMatmulPartialFloats,
+                              args.clusterReduce ? 8 : 16);
+    if (split.splits > 1 && !args.clusterReduce) {
       DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulPartial, &context->matmulPartialFloats,
                                       static_cast<size_t>(split.splits) * m * n, false));
-      DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulCounters, &context->matmulCounterCount,
-                                      static_cast<size_t>(split.rowBlocks), true));
       args.partial = context->matmulPartial;
-      args.counters = context->matmulCounters;
     }
   }
   return LaunchMatmul(args, split, context->stream);
@@ -1097,7 +1132,7 @@ Status RmsNorm(Handle xHandle, Handle weightHandle, KvType weightType, Handle ou
   const size_t bytes = static_cast<size_t>(rows) * width * 4;
   DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
   DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, width * ElementBytes(weightType), "weight", &weight));
-  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, bytes, "out", &out));
+  DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, bytes, "out", &out));
   return LaunchRmsNorm(static_cast<const float*>(x), weight, weightType, static_cast<float*>(out), rows, width, epsilon,
                        context->stream);
 }
@@ -1110,7 +1145,7 @@ Status Rope(Handle xHandle, const int* positions, int rows, int numHeads, int he
   if (rows < 0 || numHeads < 1 || headDim < 2 || headDim % 2 != 0) return Status::Invalid("rope shape is invalid");
   void* x = nullptr;
   DEFT_RETURN_IF_ERROR(
-      FindOperand(xHandle, contextHandle, static_cast<size_t>(rows) * numHeads * headDim * 4, "x", &x));
+      FindOutput(context, xHandle, contextHandle, static_cast<size_t>(rows) * numHeads * headDim * 4, "x", &x));
   if (rows == 0) return Status::Ok();
   const void* stagedPositions = nullptr;
   DEFT_RETURN_IF_ERROR(StageHost(context, positions, static_cast<size_t>(rows) * sizeof(int), &stagedPositions));
@@ -1131,7 +1166,7 @@ Status Elementwise(ElementwiseOp op, Handle aHandle, Handle bHandle, Handle outH
   void* out = nullptr;
   DEFT_RETURN_IF_ERROR(FindOperand(aHandle, contextHandle, count * 4, "a", &a));
   DEFT_RETURN_IF_ERROR(FindOperand(bHandle, contextHandle, count * 4, "b", &b));
-  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, count * 4, "out", &out));
+  DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, count * 4, "out", &out));
   const float* first = static_cast<const float*>(a);
   const float* second = static_cast<const float*>(b);
   float* target = static_cast<float*>(out);
@@ -1148,7 +1183,7 @@ Status Softmax(Handle xHandle, Handle outHandle, int rows, int columns, float te
   void* out = nullptr;
   const size_t bytes = static_cast<size_t>(rows) * columns * 4;
   DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
-  DEFT_RETURN_IF_ERROR(FindOperand(outHandle, contextHandle, bytes, "out", &out));
+  DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, bytes, "out", &out));
   return LaunchSoftmax(static_cast<const float*>(x), static_cast<float*>(out), rows, columns, temperature, logarithm,
                        context->stream);
 }
@@ -1206,7 +1241,7 @@ Status FillUniform(Handle handle, KvType type, size_t count, unsigned long long 
   Handle contextHandle = 0;
   DEFT_RETURN_IF_ERROR(EnterBuffer(handle, &context, &contextHandle));
   void* pointer = nullptr;
-  DEFT_RETURN_IF_ERROR(FindOperand(handle, contextHandle, count * ElementBytes(type), "buffer", &pointer));
+  DEFT_RETURN_IF_ERROR(FindOutput(context, handle, contextHandle, count * ElementBytes(type), "buffer", &pointer));
   return LaunchFillUniform(pointer, type, count, seed, low, high, context->stream);
 }
 
