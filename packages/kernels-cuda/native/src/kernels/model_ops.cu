@@ -8,10 +8,17 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/device_primitives.cuh"
 #include "kernels/kernels.h"
 
 namespace deft {
 namespace {
+
+using device::AllowDependentLaunch;
+using device::CopyAsync16;
+using device::CopyAsyncCommit;
+using device::CopyAsyncWait;
+using device::WaitForPrerequisiteGrid;
 
 constexpr int kThreads = 256;
 constexpr int kMaxGridBlocks = 65535;
@@ -92,12 +99,16 @@ __device__ void BlockBest(float* value, int* column, float* values, int* columns
 
 template <typename T>
 __global__ void GatherRowsKernel(const T* table, const int* rows, float* out, int width) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   const size_t source = static_cast<size_t>(rows[blockIdx.x]) * width;
   float* target = out + static_cast<size_t>(blockIdx.x) * width;
   for (int column = threadIdx.x; column < width; column += blockDim.x) target[column] = ToFloat(table[source + column]);
 }
 
 __global__ void AddKernel(const float* a, const float* b, float* out, size_t count) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
        index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     out[index] = a[index] + b[index];
@@ -105,6 +116,8 @@ __global__ void AddKernel(const float* a, const float* b, float* out, size_t cou
 }
 
 __global__ void SwigluKernel(const float* gate, const float* up, float* out, size_t count) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
        index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float g = gate[index];
@@ -113,6 +126,8 @@ __global__ void SwigluKernel(const float* gate, const float* up, float* out, siz
 }
 
 __global__ void ToHalfKernel(const float* x, half* out, size_t count) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
        index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     out[index] = __float2half_rn(x[index]);
@@ -130,6 +145,8 @@ __device__ __forceinline__ float UniformAt(unsigned long long seed, size_t index
 
 template <typename T>
 __global__ void FillUniformKernel(T* out, size_t count, unsigned long long seed, float low, float high) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
        index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float value = low + (high - low) * UniformAt(seed, index);
@@ -146,6 +163,8 @@ __global__ void FillUniformKernel(T* out, size_t count, unsigned long long seed,
 
 template <typename T>
 __global__ void RmsNormKernel(const float* x, const T* weight, float* out, int width, float epsilon) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   __shared__ float scratch[32];
   const float* row = x + static_cast<size_t>(blockIdx.x) * width;
   float* target = out + static_cast<size_t>(blockIdx.x) * width;
@@ -160,6 +179,8 @@ __global__ void RmsNormKernel(const float* x, const T* weight, float* out, int w
 
 /** Softmax of `x / temperature` (or, with `logarithm`, log-softmax of `x`) of each row. */
 __global__ void SoftmaxKernel(const float* x, float* out, int columns, float temperature, int logarithm) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   __shared__ float scratch[32];
   const float* row = x + static_cast<size_t>(blockIdx.x) * columns;
   float* target = out + static_cast<size_t>(blockIdx.x) * columns;
@@ -189,6 +210,8 @@ __global__ void SoftmaxKernel(const float* x, float* out, int columns, float tem
  * as such, as the host reference does.
  */
 __global__ void TopKKernel(const float* x, int columns, int k, int* indices, float* values) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   __shared__ float bestValues[32];
   __shared__ int bestColumns[32];
   const float* row = x + static_cast<size_t>(blockIdx.x) * columns;
@@ -218,6 +241,8 @@ __global__ void TopKKernel(const float* x, int columns, int k, int* indices, flo
 /** RoPE in place; one block per row, a thread per pair, the angle in double precision. */
 __global__ void RopeKernel(float* x, const int* positions, int numHeads, int headDim, double theta, int half,
                            const float* factors) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   const int pairs = headDim / 2;
   const double position = static_cast<double>(positions[blockIdx.x]);
   float* row = x + static_cast<size_t>(blockIdx.x) * numHeads * headDim;
@@ -243,6 +268,8 @@ __global__ void RopeKernel(float* x, const int* positions, int numHeads, int hea
 /** Copies slot rows `source[i] -> target[i]` in every region (layer x {K, V}) of a KV store. */
 __global__ void CopySlotsKernel(unsigned char* base, size_t regionBytes, int rowHalfWords, const int* source,
                                 const int* target, int count) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   uint16_t* region = reinterpret_cast<uint16_t*>(base + blockIdx.y * regionBytes);
   const size_t total = static_cast<size_t>(count) * rowHalfWords;
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < total;
@@ -260,6 +287,8 @@ __global__ void CopySlotsKernel(unsigned char* base, size_t regionBytes, int row
 /** CUDA cores, any K: a warp per weight row and 8 tokens, lanes strided over K, f32 accumulation. */
 template <typename W>
 __global__ void MatmulSimtKernel(const float* x, const W* weight, float* out, int m, int k, int n) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * (kThreads / 32) + warp;
@@ -348,6 +377,12 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
     float acc[Tiles][4];
 #pragma unroll
     for (int tile = 0; tile < Tiles; ++tile) acc[tile][0] = acc[tile][1] = acc[tile][2] = acc[tile][3] = 0.0f;
+    // Up to 16 tokens the warps read activations through L1; from 32 on, the CTA stages each set's
+    // activations in shared memory once (cp.async, two buffers) and every warp reads them there, so
+    // activations never cost more L2 traffic than the weights they multiply.
+    constexpr bool kStaged = Tiles >= 4;
+    constexpr int kStageChunks = Tiles * 8 * 16;  // [token][16-byte chunk] of one set: Tiles * 8 x 128 columns
+    __shared__ __align__(16) uint4 staged[kStaged ? 2 * kStageChunks : 1];
     const half* tokens[Tiles];
 #pragma unroll
     for (int tile = 0; tile < Tiles; ++tile) {
@@ -363,13 +398,31 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
         }
       }
     };
-    const auto compute = [&](const uint4* first, const uint4* second, int column) {
+    // Chunk c of token r sits at c ^ 4(r & 1): the two tokens a quarter-warp reads fall in different banks.
+    const auto stage = [&](int buffer, int column) {
+      for (int index = threadIdx.x; index < kStageChunks; index += blockDim.x) {
+        const int token = index >> 4;
+        const int chunk = index & 15;
+        const int source = column + chunk * 8;
+        const bool valid = source < columnEnd;
+        const half* from =
+            x16 + static_cast<size_t>(min(tokenBase + token, m - 1)) * k + (valid ? source : columnBegin);
+        CopyAsync16(&staged[buffer * kStageChunks + token * 16 + (chunk ^ ((token & 1) << 2))], from, valid);
+      }
+      CopyAsyncCommit();
+    };
+    const auto compute = [&](const uint4* first, const uint4* second, int column, int buffer) {
 #pragma unroll
       for (int step = 0; step < kMmaUnroll; ++step) {
         if (column + 32 * step < columnEnd) {
 #pragma unroll
           for (int tile = 0; tile < Tiles; ++tile) {
-            const uint4 b = LoadCached(tokens[tile] + column + 32 * step);
+            uint4 b;
+            if constexpr (kStaged) {
+              b = staged[buffer * kStageChunks + (tile * 8 + g) * 16 + ((step * 4 + t) ^ ((g & 1) << 2))];
+            } else {
+              b = LoadCached(tokens[tile] + column + 32 * step);
+            }
             Mma(acc[tile], first[step].x, second[step].x, first[step].y, second[step].y, b.x, b.y);
             Mma(acc[tile], first[step].z, second[step].z, first[step].w, second[step].w, b.z, b.w);
           }
@@ -377,11 +430,29 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
       }
     };
     load(setA0, setA1, columnBegin);
+    // The weights never depend on the previous kernel: their first loads overlap its end.
+    WaitForPrerequisiteGrid();
+    AllowDependentLaunch();
+    if constexpr (kStaged) stage(0, columnBegin);
     for (int column = columnBegin; column < columnEnd; column += 2 * kSetColumns) {
+      if constexpr (kStaged) stage(1, column + kSetColumns);
       load(setB0, setB1, column + kSetColumns);
-      compute(setA0, setA1, column);
+      if constexpr (kStaged) {
+        CopyAsyncWait<1>();
+        __syncthreads();
+      }
+      compute(setA0, setA1, column, 0);
+      if constexpr (kStaged) {
+        __syncthreads();  // every warp is done with buffer 0 before it is refilled
+        stage(0, column + 2 * kSetColumns);
+      }
       load(setA0, setA1, column + 2 * kSetColumns);
-      compute(setB0, setB1, column + kSetColumns);
+      if constexpr (kStaged) {
+        CopyAsyncWait<1>();
+        __syncthreads();
+      }
+      compute(setB0, setB1, column + kSetColumns, 1);
+      if constexpr (kStaged) __syncthreads();
     }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (clusterReduce != 0) {
@@ -434,6 +505,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
 
 /** `out[i] = Σ_s partial[s][i]` over `count` values, splits added in order. */
 __global__ void SplitSumKernel(const float* partial, float* out, size_t count, int splits) {
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
        index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     float sum = 0.0f;
@@ -452,6 +525,38 @@ int RowThreads(int width, int maximum) {
   return std::max(32, std::min(maximum, rounded));
 }
 
+/** True when the current device takes programmatic dependent launches (compute capability 9.0+). */
+bool DependentLaunchSupported() {
+  static int known[64] = {};  // per device ordinal: 0 unknown, 1 no, 2 yes
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  if (device >= 0 && device < 64 && known[device] != 0) return known[device] == 2;
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+  if (device >= 0 && device < 64) known[device] = major >= 9 ? 2 : 1;
+  return major >= 9;
+}
+
+/**
+ * Launches a model-op kernel as a programmatic dependent launch where the device has them: its blocks
+ * are scheduled while the previous kernel ends and wait in WaitForPrerequisiteGrid for its writes, so
+ * the many small kernels of a decoding step do not each pay a full launch gap.
+ */
+template <typename... Params, typename... Args>
+Status LaunchOp(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = DependentLaunchSupported() ? 1 : 0;
+  DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...));
+  return Status::Ok();
+}
+
 template <int Tiles>
 Status LaunchMma(const MatmulArgs& args, int splits, int splitColumns, cudaStream_t stream) {
   const dim3 grid((args.m + Tiles * 8 - 1) / (Tiles * 8), (args.n + kMmaWarps * 16 - 1) / (kMmaWarps * 16), splits);
@@ -463,23 +568,25 @@ Status LaunchMma(const MatmulArgs& args, int splits, int splitColumns, cudaStrea
     config.gridDim = grid;
     config.blockDim = dim3(kMmaWarps * 32);
     config.stream = stream;
-    cudaLaunchAttribute attribute[1];
+    cudaLaunchAttribute attribute[2];
     attribute[0].id = cudaLaunchAttributeClusterDimension;
     attribute[0].val.clusterDim.x = 1;
     attribute[0].val.clusterDim.y = 1;
     attribute[0].val.clusterDim.z = splits;
+    attribute[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[1].val.programmaticStreamSerializationAllowed = 1;
     config.attrs = attribute;
-    config.numAttrs = 1;
+    config.numAttrs = 2;
     DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, MatmulMmaKernel<Tiles>, x16, weight, args.out, args.partial, args.m,
                                        args.k, args.n, splitColumns, 1));
     return Status::Ok();
   }
-  MatmulMmaKernel<Tiles><<<grid, kMmaWarps * 32, 0, stream>>>(x16, weight, args.out, args.partial, args.m, args.k,
-                                                               args.n, splitColumns, 0);
+  DEFT_RETURN_IF_ERROR(LaunchOp(MatmulMmaKernel<Tiles>, dim3(grid), dim3(kMmaWarps * 32), stream, x16, weight, args.out, args.partial, args.m, args.k,
+                                                               args.n, splitColumns, 0));
   DEFT_CUDA_CHECK(cudaGetLastError());
   if (splits > 1) {
     const size_t count = static_cast<size_t>(args.m) * args.n;
-    SplitSumKernel<<<GridFor(count), kThreads, 0, stream>>>(args.partial, args.out, count, splits);
+    DEFT_RETURN_IF_ERROR(LaunchOp(SplitSumKernel, dim3(GridFor(count)), dim3(kThreads), stream, args.partial, args.out, count, splits));
   }
   return Status::Ok();
 }
@@ -491,9 +598,9 @@ Status LaunchGatherRows(const void* table, KvType tableType, const int* rows, in
   if (count == 0) return Status::Ok();
   const int threads = RowThreads(width, kThreads);
   if (tableType == KvType::kF16) {
-    GatherRowsKernel<<<count, threads, 0, stream>>>(static_cast<const half*>(table), rows, out, width);
+    DEFT_RETURN_IF_ERROR(LaunchOp(GatherRowsKernel<half>, dim3(count), dim3(threads), stream, static_cast<const half*>(table), rows, out, width));
   } else {
-    GatherRowsKernel<<<count, threads, 0, stream>>>(static_cast<const float*>(table), rows, out, width);
+    DEFT_RETURN_IF_ERROR(LaunchOp(GatherRowsKernel<float>, dim3(count), dim3(threads), stream, static_cast<const float*>(table), rows, out, width));
   }
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
@@ -501,14 +608,14 @@ Status LaunchGatherRows(const void* table, KvType tableType, const int* rows, in
 
 Status LaunchAdd(const float* a, const float* b, float* out, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::Ok();
-  AddKernel<<<GridFor(count), kThreads, 0, stream>>>(a, b, out, count);
+  DEFT_RETURN_IF_ERROR(LaunchOp(AddKernel, dim3(GridFor(count)), dim3(kThreads), stream, a, b, out, count));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
 Status LaunchSwiglu(const float* gate, const float* up, float* out, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::Ok();
-  SwigluKernel<<<GridFor(count), kThreads, 0, stream>>>(gate, up, out, count);
+  DEFT_RETURN_IF_ERROR(LaunchOp(SwigluKernel, dim3(GridFor(count)), dim3(kThreads), stream, gate, up, out, count));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
@@ -517,9 +624,9 @@ Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long lon
                          cudaStream_t stream) {
   if (count == 0) return Status::Ok();
   if (type == KvType::kF16) {
-    FillUniformKernel<<<GridFor(count), kThreads, 0, stream>>>(static_cast<half*>(out), count, seed, low, high);
+    DEFT_RETURN_IF_ERROR(LaunchOp(FillUniformKernel<half>, dim3(GridFor(count)), dim3(kThreads), stream, static_cast<half*>(out), count, seed, low, high));
   } else {
-    FillUniformKernel<<<GridFor(count), kThreads, 0, stream>>>(static_cast<float*>(out), count, seed, low, high);
+    DEFT_RETURN_IF_ERROR(LaunchOp(FillUniformKernel<float>, dim3(GridFor(count)), dim3(kThreads), stream, static_cast<float*>(out), count, seed, low, high));
   }
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
@@ -530,9 +637,9 @@ Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, floa
   if (rows == 0) return Status::Ok();
   const int threads = RowThreads(width, 512);
   if (weightType == KvType::kF16) {
-    RmsNormKernel<<<rows, threads, 0, stream>>>(x, static_cast<const half*>(weight), out, width, epsilon);
+    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<half>, dim3(rows), dim3(threads), stream, x, static_cast<const half*>(weight), out, width, epsilon));
   } else {
-    RmsNormKernel<<<rows, threads, 0, stream>>>(x, static_cast<const float*>(weight), out, width, epsilon);
+    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<float>, dim3(rows), dim3(threads), stream, x, static_cast<const float*>(weight), out, width, epsilon));
   }
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
@@ -541,14 +648,14 @@ Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, floa
 Status LaunchSoftmax(const float* x, float* out, int rows, int columns, float temperature, bool logarithm,
                      cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
-  SoftmaxKernel<<<rows, RowThreads(columns, 1024), 0, stream>>>(x, out, columns, temperature, logarithm ? 1 : 0);
+  DEFT_RETURN_IF_ERROR(LaunchOp(SoftmaxKernel, dim3(rows), dim3(RowThreads(columns, 1024)), stream, x, out, columns, temperature, logarithm ? 1 : 0));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
 Status LaunchTopK(const float* x, int rows, int columns, int k, int* indices, float* values, cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
-  TopKKernel<<<rows, RowThreads(columns, 1024), 0, stream>>>(x, columns, k, indices, values);
+  DEFT_RETURN_IF_ERROR(LaunchOp(TopKKernel, dim3(rows), dim3(RowThreads(columns, 1024)), stream, x, columns, k, indices, values));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
@@ -556,8 +663,8 @@ Status LaunchTopK(const float* x, int rows, int columns, int k, int* indices, fl
 Status LaunchRope(float* x, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
                   const float* factors, cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
-  RopeKernel<<<rows, RowThreads(headDim / 2, 128), 0, stream>>>(x, positions, numHeads, headDim, theta, half ? 1 : 0,
-                                                              factors);
+  DEFT_RETURN_IF_ERROR(LaunchOp(RopeKernel, dim3(rows), dim3(RowThreads(headDim / 2, 128)), stream, x, positions, numHeads, headDim, theta, half ? 1 : 0,
+                                                              factors));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
@@ -567,15 +674,15 @@ Status LaunchCopySlots(void* base, size_t regionBytes, int regions, size_t rowBy
   if (count == 0) return Status::Ok();
   const int rowHalfWords = static_cast<int>(rowBytes / 2);
   const dim3 grid(GridFor(static_cast<size_t>(count) * rowHalfWords), regions);
-  CopySlotsKernel<<<grid, kThreads, 0, stream>>>(static_cast<unsigned char*>(base), regionBytes, rowHalfWords, source,
-                                                 target, count);
+  DEFT_RETURN_IF_ERROR(LaunchOp(CopySlotsKernel, dim3(grid), dim3(kThreads), stream, static_cast<unsigned char*>(base), regionBytes, rowHalfWords, source,
+                                                 target, count));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
 Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::Ok();
-  ToHalfKernel<<<GridFor(count), kThreads, 0, stream>>>(x, static_cast<half*>(out), count);
+  DEFT_RETURN_IF_ERROR(LaunchOp(ToHalfKernel, dim3(GridFor(count)), dim3(kThreads), stream, x, static_cast<half*>(out), count));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
@@ -624,11 +731,11 @@ Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream
   const dim3 grid((args.n + kThreads / 32 - 1) / (kThreads / 32), (args.m + 7) / 8);
   if (grid.y > kMaxGridBlocks) return Status::Invalid("matmul has too many rows for one launch");
   if (args.weightType == KvType::kF16) {
-    MatmulSimtKernel<<<grid, kThreads, 0, stream>>>(args.x, static_cast<const half*>(args.weight), args.out, args.m,
-                                                    args.k, args.n);
+    DEFT_RETURN_IF_ERROR(LaunchOp(MatmulSimtKernel<half>, dim3(grid), dim3(kThreads), stream, args.x, static_cast<const half*>(args.weight), args.out, args.m,
+                                                    args.k, args.n));
   } else {
-    MatmulSimtKernel<<<grid, kThreads, 0, stream>>>(args.x, static_cast<const float*>(args.weight), args.out, args.m,
-                                                    args.k, args.n);
+    DEFT_RETURN_IF_ERROR(LaunchOp(MatmulSimtKernel<float>, dim3(grid), dim3(kThreads), stream, args.x, static_cast<const float*>(args.weight), args.out, args.m,
+                                                    args.k, args.n));
   }
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
