@@ -2,8 +2,9 @@
 // (bundle-gpu-tests.sh aliases `vitest` to this file) runs on a GPU machine that has Node but no
 // node_modules. Tests run in declaration order once the module has loaded; the process exits 1 when
 // any test failed. Results go to stdout, one line per test, and as JSON to $GPU_TEST_JSON when set.
-import { isDeepStrictEqual, inspect } from 'node:util';
+
 import { writeFileSync } from 'node:fs';
+import { inspect, isDeepStrictEqual } from 'node:util';
 
 const root = { name: '', skip: false, children: [], afterAll: [], beforeAll: [] };
 let current = root;
@@ -29,7 +30,8 @@ describe.skip = (name, body) => suite(name, body, true);
 export function it(name, body) {
   current.children.push({ name, body, skip: current.skip });
 }
-it.skipIf = (condition) => (name, body) => current.children.push({ name, body, skip: current.skip || Boolean(condition) });
+it.skipIf = (condition) => (name, body) =>
+  current.children.push({ name, body, skip: current.skip || Boolean(condition) });
 it.skip = (name, body) => current.children.push({ name, body, skip: true });
 export const test = it;
 
@@ -55,19 +57,25 @@ function matchers(actual, negate) {
       ? isDeepStrictEqual(object, pattern)
       : Object.entries(pattern).every(([key, value]) => object != null && partial(object[key], value));
   return {
-    toBe: (expected) => check(Object.is(actual, expected), `expected ${show(actual)} to be ${show(expected)}`),
+    toBe: (expected) =>
+      check(Object.is(actual, expected), `expected ${show(actual)} to be ${show(expected)}`),
     toEqual: (expected) =>
       check(isDeepStrictEqual(actual, expected), `expected ${show(actual)} to equal ${show(expected)}`),
     toStrictEqual: (expected) =>
       check(isDeepStrictEqual(actual, expected), `expected ${show(actual)} to equal ${show(expected)}`),
-    toMatchObject: (expected) => check(partial(actual, expected), `expected ${show(actual)} to match ${show(expected)}`),
+    toMatchObject: (expected) =>
+      check(partial(actual, expected), `expected ${show(actual)} to match ${show(expected)}`),
     toBeLessThan: (bound) => check(actual < bound, `expected ${show(actual)} < ${show(bound)}`),
     toBeLessThanOrEqual: (bound) => check(actual <= bound, `expected ${show(actual)} <= ${show(bound)}`),
     toBeGreaterThan: (bound) => check(actual > bound, `expected ${show(actual)} > ${show(bound)}`),
     toBeGreaterThanOrEqual: (bound) => check(actual >= bound, `expected ${show(actual)} >= ${show(bound)}`),
     toBeCloseTo: (expected, digits = 2) =>
-      check(Math.abs(actual - expected) < 10 ** -digits / 2, `expected ${show(actual)} close to ${show(expected)}`),
-    toHaveLength: (length) => check(actual?.length === length, `expected length ${actual?.length} to be ${length}`),
+      check(
+        Math.abs(actual - expected) < 10 ** -digits / 2,
+        `expected ${show(actual)} close to ${show(expected)}`,
+      ),
+    toHaveLength: (length) =>
+      check(actual?.length === length, `expected length ${actual?.length} to be ${length}`),
     toContain: (item) => check(actual?.includes(item), `expected ${show(actual)} to contain ${show(item)}`),
     toMatch: (pattern) =>
       check(
@@ -87,7 +95,10 @@ function matchers(actual, negate) {
       } catch (error) {
         thrown = error ?? new Error('undefined thrown');
       }
-      check(thrown !== undefined && errorMatches(thrown, expected), `expected a throw matching ${show(expected)}, got ${show(thrown)}`);
+      check(
+        thrown !== undefined && errorMatches(thrown, expected),
+        `expected a throw matching ${show(expected)}, got ${show(thrown)}`,
+      );
     },
   };
 }
@@ -119,7 +130,12 @@ export function expect(actual) {
     },
     resolves: new Proxy(
       {},
-      { get: (_, name) => async (...args) => matchers(await actual, false)[name](...args) },
+      {
+        get:
+          (_, name) =>
+          async (...args) =>
+            matchers(await actual, false)[name](...args),
+      },
     ),
   };
 }
@@ -147,7 +163,12 @@ async function run(node, path) {
       console.log(`✓ ${name} (${(performance.now() - started).toFixed(0)} ms)`);
     } catch (error) {
       results.push({ name, status: 'failed', error: String(error?.stack ?? error) });
-      console.log(`✗ ${name}\n    ${String(error?.stack ?? error).split('\n').slice(0, 6).join('\n    ')}`);
+      console.log(
+        `✗ ${name}\n    ${String(error?.stack ?? error)
+          .split('\n')
+          .slice(0, 6)
+          .join('\n    ')}`,
+      );
     }
   }
   if (!node.skip) for (const hook of node.afterAll) await hook();
@@ -161,6 +182,7 @@ process.on('beforeExit', async () => {
   const failed = results.filter((result) => result.status === 'failed').length;
   const passed = results.filter((result) => result.status === 'passed').length;
   console.log(`${passed} passed, ${failed} failed, ${results.length - passed - failed} skipped`);
-  if (process.env.GPU_TEST_JSON) writeFileSync(process.env.GPU_TEST_JSON, `${JSON.stringify(results, null, 2)}\n`);
+  if (process.env.GPU_TEST_JSON)
+    writeFileSync(process.env.GPU_TEST_JSON, `${JSON.stringify(results, null, 2)}\n`);
   process.exitCode = failed > 0 ? 1 : 0;
 });

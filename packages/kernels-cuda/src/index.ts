@@ -7,6 +7,7 @@ export type {
 } from './backend/create-cuda-backend.js';
 export { createCudaBackend, DEFAULT_CUDA_EXECUTOR } from './backend/create-cuda-backend.js';
 export type { CudaKVStorage } from './backend/cuda-kv-storage.js';
+export type { CudaModelOps } from './backend/cuda-model-ops.js';
 export type { CudaPreparedPlan, CudaScheduleSummary } from './backend/cuda-prepared-plan.js';
 export type { CudaTensor } from './backend/cuda-tensor.js';
 export type { CudaDeviceInfo } from './native/load-addon.js';
@@ -19,4 +20,5 @@ export type {
   CudaEvent,
   CudaReadOnce,
   CudaTiming,
+  TensorRate,
 } from './timing/cuda-timing.js';
