@@ -262,12 +262,14 @@ Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream
 Status LaunchGatherRows(const void* table, KvType tableType, const int* rows, int count, float* out, int width,
                         cudaStream_t stream);
 Status LaunchAdd(const float* a, const float* b, float* out, size_t count, cudaStream_t stream);
-Status LaunchSwiglu(const float* gate, const float* up, float* out, size_t count, cudaStream_t stream);
+/** SwiGLU; `out16` (nullable) also receives the result as fp16 (the next matmul's input). */
+Status LaunchSwiglu(const float* gate, const float* up, float* out, void* out16, size_t count, cudaStream_t stream);
 /** Seeded uniform values in [low, high), f32 or fp16 (a counter-based generator: the same for any launch shape). */
 Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long long seed, float low, float high,
                          cudaStream_t stream);
 /** RMSNorm of `rows` rows of `width` with an f32 or fp16 weight `[width]`. */
-Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, int rows, int width,
+/** `out16` (nullable) also receives the result as fp16 (the next matmul's input). */
+Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, void* out16, int rows, int width,
                      float epsilon, cudaStream_t stream);
 /** Softmax of `x / temperature` per row, or (`logarithm`) log-softmax. */
 Status LaunchSoftmax(const float* x, float* out, int rows, int columns, float temperature, bool logarithm,

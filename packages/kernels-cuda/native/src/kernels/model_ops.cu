@@ -115,13 +115,15 @@ __global__ void AddKernel(const float* a, const float* b, float* out, size_t cou
   }
 }
 
-__global__ void SwigluKernel(const float* gate, const float* up, float* out, size_t count) {
+__global__ void SwigluKernel(const float* gate, const float* up, float* out, half* out16, size_t count) {
   WaitForPrerequisiteGrid();
   AllowDependentLaunch();
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
        index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float g = gate[index];
-    out[index] = g / (1.0f + expf(-g)) * up[index];
+    const float value = g / (1.0f + expf(-g)) * up[index];
+    out[index] = value;
+    if (out16 != nullptr) out16[index] = __float2half_rn(value);
   }
 }
 
@@ -162,7 +164,7 @@ __global__ void FillUniformKernel(T* out, size_t count, unsigned long long seed,
 // Row reductions: one block per row.
 
 template <typename T>
-__global__ void RmsNormKernel(const float* x, const T* weight, float* out, int width, float epsilon) {
+__global__ void RmsNormKernel(const float* x, const T* weight, float* out, half* out16, int width, float epsilon) {
   WaitForPrerequisiteGrid();
   AllowDependentLaunch();
   __shared__ float scratch[32];
@@ -173,7 +175,9 @@ __global__ void RmsNormKernel(const float* x, const T* weight, float* out, int w
   sum = BlockSum(sum, scratch);
   const float inverse = 1.0f / sqrtf(sum / static_cast<float>(width) + epsilon);
   for (int column = threadIdx.x; column < width; column += blockDim.x) {
-    target[column] = row[column] * inverse * ToFloat(weight[column]);
+    const float value = row[column] * inverse * ToFloat(weight[column]);
+    target[column] = value;
+    if (out16 != nullptr) out16[static_cast<size_t>(blockIdx.x) * width + column] = __float2half_rn(value);
   }
 }
 
@@ -614,9 +618,9 @@ Status LaunchAdd(const float* a, const float* b, float* out, size_t count, cudaS
   return Status::Ok();
 }
 
-Status LaunchSwiglu(const float* gate, const float* up, float* out, size_t count, cudaStream_t stream) {
+Status LaunchSwiglu(const float* gate, const float* up, float* out, void* out16, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::Ok();
-  DEFT_RETURN_IF_ERROR(LaunchOp(SwigluKernel, dim3(GridFor(count)), dim3(kThreads), stream, gate, up, out, count));
+  DEFT_RETURN_IF_ERROR(LaunchOp(SwigluKernel, dim3(GridFor(count)), dim3(kThreads), stream, gate, up, out, static_cast<half*>(out16), count));
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
@@ -633,14 +637,14 @@ Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long lon
   return Status::Ok();
 }
 
-Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, int rows, int width,
+Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, void* out16, int rows, int width,
                      float epsilon, cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
   const int threads = RowThreads(width, 512);
   if (weightType == KvType::kF16) {
-    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<half>, dim3(rows), dim3(threads), stream, x, static_cast<const half*>(weight), out, width, epsilon));
+    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<half>, dim3(rows), dim3(threads), stream, x, static_cast<const half*>(weight), out, static_cast<half*>(out16), width, epsilon));
   } else {
-    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<float>, dim3(rows), dim3(threads), stream, x, static_cast<const float*>(weight), out, width, epsilon));
+    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<float>, dim3(rows), dim3(threads), stream, x, static_cast<const float*>(weight), out, static_cast<half*>(out16), width, epsilon));
   }
   DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();

@@ -1003,6 +1003,21 @@ Status FindOutput(Context* context, Handle handle, Handle contextHandle, size_t 
   return Status::Ok();
 }
 
+/**
+ * Where an op that writes `out` (`values` f32) also writes its fp16 copy for the matmul that reads it next:
+ * the matmul workspace, recorded as holding `out` as of this write. Call after FindOutput. Null (no copy) when
+ * the workspace would have to grow (growing waits for the stream); the matmul then converts on its own.
+ */
+Status HalfCopyFor(Context* context, Handle outHandle, const void* out, size_t values, void** out16) {
+  *out16 = nullptr;
+  if (context->matmulHalfValues < values) return Status::Ok();
+  *out16 = context->matmulHalf;
+  context->halfSource = out;
+  context->halfSourceWrite = Find(buffers, outHandle)->lastWrite;
+  context->halfSourceValues = values;
+  return Status::Ok();
+}
+
 /** Enters the context of buffer `handle`. */
 Status EnterBuffer(Handle handle, Context** context, Handle* contextHandle) {
   Buffer* buffer = Find(buffers, handle);
@@ -1133,8 +1148,10 @@ Status RmsNorm(Handle xHandle, Handle weightHandle, KvType weightType, Handle ou
   DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
   DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, width * ElementBytes(weightType), "weight", &weight));
   DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, bytes, "out", &out));
-  return LaunchRmsNorm(static_cast<const float*>(x), weight, weightType, static_cast<float*>(out), rows, width, epsilon,
-                       context->stream);
+  void* out16 = nullptr;
+  DEFT_RETURN_IF_ERROR(HalfCopyFor(context, outHandle, out, static_cast<size_t>(rows) * width, &out16));
+  return LaunchRmsNorm(static_cast<const float*>(x), weight, weightType, static_cast<float*>(out), out16, rows, width,
+                       epsilon, context->stream);
 }
 
 Status Rope(Handle xHandle, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
@@ -1170,7 +1187,11 @@ Status Elementwise(ElementwiseOp op, Handle aHandle, Handle bHandle, Handle outH
   const float* first = static_cast<const float*>(a);
   const float* second = static_cast<const float*>(b);
   float* target = static_cast<float*>(out);
-  if (op == ElementwiseOp::kSwiglu) return LaunchSwiglu(first, second, target, count, context->stream);
+  if (op == ElementwiseOp::kSwiglu) {
+    void* out16 = nullptr;
+    DEFT_RETURN_IF_ERROR(HalfCopyFor(context, outHandle, out, count, &out16));
+    return LaunchSwiglu(first, second, target, out16, count, context->stream);
+  }
   return LaunchAdd(first, second, target, count, context->stream);
 }
 
