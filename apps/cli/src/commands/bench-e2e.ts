@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type DType, isModelBackend, PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core';
+import { type DType, isModelBackend, type PlanStrategy, UnsupportedError } from '@deft/core';
 import type { CudaBackend } from '@deft/kernels-cuda';
 import { type BackendName, type OpenedBackend, openBackend } from '../backends/open-backend.js';
 import { checkOutputPath } from '../cli/check-output-path.js';
@@ -13,6 +13,7 @@ import {
   parseCommandLine,
   stringOption,
 } from '../cli/parse-command-line.js';
+import { parseStrategies } from '../cli/parse-strategies.js';
 import { E2E_MODELS } from '../e2e/e2e-models.js';
 import { type E2eResult, type E2eRow, runE2eBench } from '../e2e/run-e2e-bench.js';
 import { UsageError } from '../errors/usage-error.js';
@@ -26,26 +27,28 @@ const DTYPES = ['f16', 'f32'] as const;
 const HELP = `Usage: deft bench-e2e [--backend auto|cpu|cuda] [--model ${MODELS.join('|')}]
                       [--workloads a,b,…] [--strategies s,…] [--runs N] [--json FILE]
 
-Times whole decoding steps: a Llama-shaped model with seeded random weights made on the device (no
-download) decodes each workload's tree as its KV cache, one new token per query, and chooses every
-row's next token on the device. Per workload and strategy: the GPU time of the step, the host time to
-enqueue it, the wall time back to back, tokens/s, the plan time, the attention time alone, the bytes
-read (weights and unique KV), and the floor: the larger of (weights + unique KV) / copy bandwidth and
-FLOPs / fp16 tensor-core rate, both measured in the same run. The sequence baseline runs in the same
-run; the summary gives DeFT's speedup over it and the attention-free bound (the sequence step with its
-attention time removed).
+Times whole decoding steps: a Llama-shaped model with seeded random weights made on the device
+(no download) decodes each workload's tree as its KV cache, one new token per query, and chooses
+every row's next token on the device. Per workload and strategy: the GPU time of the step, the
+host time to enqueue it, the wall time back to back, tokens/s, the plan time, the attention time
+alone, the bytes read (weights and unique KV), and the floor: the larger of (weights + unique KV)
+/ copy bandwidth and FLOPs / fp16 tensor-core rate, both measured in the same run. The sequence
+baseline runs in the same run; the summary gives DeFT's speedup over it and the attention-free
+bound (the sequence step with its attention time removed).
 
 Options:
   -b, --backend B      auto (default): cuda when its addon loads and a device exists, else cpu (the
                        tiny model only: CPU times compare nothing, the run checks the command)
   -m, --model M        ${MODELS.join(', ')} (default llama3-8b on cuda, tiny on cpu)
-  -w, --workloads L    built-in workloads (default: ${BUILTIN_WORKLOADS.map((workload) => workload.name).join(', ')})
-  -s, --strategies L   attention strategies, the first compared with sequence (default deft-flatten,sequence;
-                       sequence is always run)
+  -w, --workloads L    built-in workloads (default: all:
+                       ${BUILTIN_WORKLOADS.map((workload) => workload.name).join(', ')})
+  -s, --strategies L   attention strategies (default deft-flatten); sequence is always run, and the
+                       first other strategy is compared with it
   -r, --runs N         timed steps per row, median reported (default 10 on cuda, 2 on cpu)
   --weight-dtype D     f16 (default) or f32 weights
   --seed N             weight and token seed (default 1)
-  --json FILE          also write every number as JSON to FILE ('-': the JSON to stdout instead of the table)
+  --json FILE          also write every number as JSON to FILE ('-': the JSON to stdout instead
+                       of the table)
   -h, --help           show this help
 
 Examples:
@@ -88,7 +91,9 @@ export async function runBenchE2e(argv: readonly string[], io: CliIo): Promise<n
     }
     return workload;
   });
-  const strategies = parseStrategies(listOption(values, 'strategies'));
+  const strategies = parseStrategies(listOption(values, 'strategies'), ['deft-flatten']);
+  // The DeFT strategy the summary compares with sequence: the first other one listed.
+  const compared = strategies.find((strategy) => strategy !== 'sequence');
 
   const opened = await openE2eBackend(requested, io);
   try {
@@ -147,7 +152,9 @@ export async function runBenchE2e(argv: readonly string[], io: CliIo): Promise<n
       );
     }
     io.stdout('\nms; step, attn: GPU time (CPU: wall); host: enqueueing the step; wall: step to token ids\n');
-    io.stdout(`${formatE2eTable(result)}\n${formatE2eSummary(result, strategies[0]!)}`);
+    io.stdout(
+      `${formatE2eTable(result)}\n${compared === undefined ? '' : formatE2eSummary(result, compared)}`,
+    );
     const blocked = result.rows.filter((row) => row.enqueueBlocked);
     if (blocked.length > 0) {
       io.stdout(
@@ -169,21 +176,6 @@ export async function runBenchE2e(argv: readonly string[], io: CliIo): Promise<n
   } finally {
     opened.dispose();
   }
-}
-
-function parseStrategies(names: string[] | undefined): PlanStrategy[] {
-  const list = names ?? ['deft-flatten'];
-  for (const name of list) {
-    if (!(PLAN_STRATEGIES as readonly string[]).includes(name)) {
-      throw new UsageError(`--strategies: unknown strategy '${name}'; one of ${PLAN_STRATEGIES.join(', ')}`, {
-        argument: '--strategies',
-        expected: PLAN_STRATEGIES.join(', '),
-        actual: name,
-      });
-    }
-  }
-  const unique = [...new Set(list as PlanStrategy[])].filter((name) => name !== 'sequence');
-  return [...unique, 'sequence'];
 }
 
 async function openE2eBackend(requested: (typeof BACKENDS)[number], io: CliIo): Promise<OpenedBackend> {

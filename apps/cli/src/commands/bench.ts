@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PLAN_STRATEGIES, type PlanStrategy, UnsupportedError } from '@deft/core';
+import { PLAN_STRATEGIES, UnsupportedError } from '@deft/core';
 import { ATTENTION_TOLERANCE } from '@deft/testing';
 import { probeWebGpuAdapter } from '../backends/open-backend.js';
 import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/bench-result.js';
@@ -17,8 +17,8 @@ import {
   parseCommandLine,
   stringOption,
 } from '../cli/parse-command-line.js';
+import { parseStrategies } from '../cli/parse-strategies.js';
 import { createProgress } from '../cli/progress.js';
-import { UsageError } from '../errors/usage-error.js';
 import { OUTPUT_COLUMNS, wrapText } from '../format/wrap-text.js';
 import { BUILTIN_WORKLOADS, PAPER_WORKLOAD_NAMES } from '../workloads/builtin.js';
 import { datasetAvailable, datasetDirectory } from '../workloads/replay/deft-dataset.js';
@@ -250,26 +250,6 @@ async function runOnGpu(
     }
   }
   return undefined;
-}
-
-function parseStrategies(names: string[] | undefined): PlanStrategy[] {
-  if (names === undefined) return [...PLAN_STRATEGIES];
-  const strategies: PlanStrategy[] = [];
-  for (const name of names) {
-    if (!(PLAN_STRATEGIES as readonly string[]).includes(name)) {
-      throw new UsageError(
-        `--strategies: unknown strategy '${name}' (strategies: ${PLAN_STRATEGIES.join(', ')})`,
-        {
-          argument: '--strategies',
-          actual: name,
-        },
-      );
-    }
-    if (!strategies.includes(name as PlanStrategy)) strategies.push(name as PlanStrategy);
-  }
-  // The baseline is always measured, last, so every ratio has its denominator.
-  if (!strategies.includes('sequence')) strategies.push('sequence');
-  return strategies;
 }
 
 function selectWorkloads(names: string[] | undefined, quick: boolean, io: CliIo): Workload[] {

@@ -1,22 +1,12 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { AttentionShape } from '@deft/core';
 import { directTreeAttention } from '@deft/kernels-cpu/reference';
 import { planTreeAttention } from '@deft/planner';
 import { randomTreeCase, relativeError, seededRandom } from '@deft/testing';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCudaAddon } from '../native/load-addon.js';
+import { cudaTestSkipReason } from '../../test/cuda-test-device.js';
 import { type CudaAttentionKernel, type CudaBackend, createCudaBackend } from './create-cuda-backend.js';
 
-const localBuild = fileURLToPath(new URL('../../native/build/Release/deft_cuda.node', import.meta.url));
-const addonPath = process.env.DEFT_CUDA_ADDON || localBuild;
-const probe = existsSync(addonPath) ? loadCudaAddon().probe() : undefined;
-const reason =
-  probe === undefined
-    ? `no CUDA addon at ${addonPath} (build it with pnpm --filter @deft/kernels-cuda build)`
-    : probe.deviceCount === 0
-      ? `no CUDA device: ${probe.errorName} (${probe.error})`
-      : '';
+const reason = cudaTestSkipReason;
 if (reason !== '') console.info(`[kernels-cuda] GPU tests skipped: ${reason}`);
 
 const VARIANTS: { kernel: CudaAttentionKernel; shape: AttentionShape; tolerance: number }[] = [

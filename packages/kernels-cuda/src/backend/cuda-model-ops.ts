@@ -100,6 +100,31 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
     );
   };
 
+  /** `out[r, :] = source[indices[r], :]`: embedding (an f32 or f16 table) and gatherRows (f32, not aliasing out). */
+  const gather = (
+    sourceName: 'table' | 'x',
+    source: DeviceTensor,
+    indexName: string,
+    indices: Int32Array,
+    out: DeviceTensor,
+    operation: 'embedding' | 'gatherRows',
+  ): void => {
+    const input = own(sourceName, source);
+    const target = own('out', out);
+    if (operation === 'embedding') requireDense(input, sourceName);
+    else requireF32(input, sourceName);
+    requireF32(target, 'out');
+    const view = matrixOf(input, sourceName);
+    const outView = matrixOf(target, 'out');
+    requireEqual('out', 'rows', indices.length, outView.rows, target);
+    requireEqual('out', 'row width', view.columns, outView.columns, target);
+    if (operation === 'gatherRows') requireDistinct(input, target, sourceName, 'out');
+    requireIndices(indexName, indices, view.rows);
+    callNative(operation, () =>
+      addon.gatherRows(input.handle, dtypeCode(input), view.rows, indices, target.handle, view.columns),
+    );
+  };
+
   const pick = async (x: DeviceTensor, k: number, withValues: boolean): Promise<TopKResult> => {
     const source = own('x', x);
     requireF32(source, 'x');
@@ -118,25 +143,7 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
 
   return {
     embedding(table, tokens, out) {
-      const source = own('table', table);
-      const target = own('out', out);
-      requireDense(source, 'table');
-      requireF32(target, 'out');
-      const tableView = matrixOf(source, 'table');
-      const outView = matrixOf(target, 'out');
-      requireEqual('out', 'rows', tokens.length, outView.rows, target);
-      requireEqual('out', 'row width', tableView.columns, outView.columns, target);
-      requireIndices('tokens', tokens, tableView.rows);
-      callNative('embedding', () =>
-        addon.gatherRows(
-          source.handle,
-          dtypeCode(source),
-          tableView.rows,
-          tokens,
-          target.handle,
-          tableView.columns,
-        ),
-      );
+      gather('table', table, 'tokens', tokens, out, 'embedding');
     },
 
     matmul(x, weight, out) {
@@ -245,19 +252,7 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
     },
 
     gatherRows(x, rows, out) {
-      const input = own('x', x);
-      const target = own('out', out);
-      requireF32(input, 'x');
-      requireF32(target, 'out');
-      const view = matrixOf(input, 'x');
-      const outView = matrixOf(target, 'out');
-      requireEqual('out', 'rows', rows.length, outView.rows, target);
-      requireEqual('out', 'row width', view.columns, outView.columns, target);
-      requireDistinct(input, target, 'x', 'out');
-      requireIndices('rows', rows, view.rows);
-      callNative('gatherRows', () =>
-        addon.gatherRows(input.handle, 0, view.rows, rows, target.handle, view.columns),
-      );
+      gather('x', x, 'rows', rows, out, 'gatherRows');
     },
 
     async argmax(x) {

@@ -228,6 +228,20 @@ Status CheckSlots(const Storage* storage, const int* slots, int count) {
   return Status::Ok();
 }
 
+/** Uploads two index lists of `count` entries (sources and targets of a copy) to the context's staging. */
+Status StagePairs(Context* context, const int* source, const int* target, int count, const int** stagedSource,
+                  const int** stagedTarget) {
+  const size_t listBytes = (static_cast<size_t>(count) * sizeof(int) + 255) / 256 * 256;
+  DEFT_RETURN_IF_ERROR(EnsureStaging(context, 2 * listBytes));
+  unsigned char* staging = static_cast<unsigned char*>(context->staging);
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, source, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
+  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + listBytes, target, count * sizeof(int), cudaMemcpyHostToDevice,
+                                  context->stream));
+  *stagedSource = reinterpret_cast<const int*>(staging);
+  *stagedTarget = reinterpret_cast<const int*>(staging + listBytes);
+  return Status::Ok();
+}
+
 void Release(Context* context) {
   cudaSetDevice(context->device);
   if (context->stream != nullptr) cudaStreamSynchronize(context->stream);
@@ -575,18 +589,14 @@ Status CopyPages(Handle storageHandle, const int* source, const int* target, int
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
   if (count == 0) return Status::Ok();
-  const size_t listBytes = (static_cast<size_t>(count) * sizeof(int) + 255) / 256 * 256;
-  DEFT_RETURN_IF_ERROR(EnsureStaging(context, 2 * listBytes));
-  unsigned char* staging = static_cast<unsigned char*>(context->staging);
-  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, source, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
-  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + listBytes, target, count * sizeof(int), cudaMemcpyHostToDevice,
-                                  context->stream));
+  const int* stagedSource = nullptr;
+  const int* stagedTarget = nullptr;
+  DEFT_RETURN_IF_ERROR(StagePairs(context, source, target, count, &stagedSource, &stagedTarget));
   const StorageDescriptor& descriptor = storage->descriptor;
   const size_t pageBytes =
       static_cast<size_t>(descriptor.pageSize) * descriptor.numKvHeads * descriptor.headDim * storage->elementBytes;
-  return LaunchCopyPages(storage->pointer, storage->regionBytes, 2 * descriptor.numLayers, pageBytes,
-                         reinterpret_cast<const int*>(staging), reinterpret_cast<const int*>(staging + listBytes), count,
-                         context->stream);
+  return LaunchCopyPages(storage->pointer, storage->regionBytes, 2 * descriptor.numLayers, pageBytes, stagedSource,
+                         stagedTarget, count, context->stream);
 }
 
 Status PreparePlan(Handle contextHandle, const int32_t* header, const void* bytes, size_t size, Handle* handle,
@@ -1244,17 +1254,13 @@ Status CopySlots(Handle storageHandle, const int* source, const int* target, int
   Context* context = nullptr;
   DEFT_RETURN_IF_ERROR(Enter(storage->context, &context));
   if (count == 0) return Status::Ok();
-  const size_t listBytes = (static_cast<size_t>(count) * sizeof(int) + 255) / 256 * 256;
-  DEFT_RETURN_IF_ERROR(EnsureStaging(context, 2 * listBytes));
-  unsigned char* staging = static_cast<unsigned char*>(context->staging);
-  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging, source, count * sizeof(int), cudaMemcpyHostToDevice, context->stream));
-  DEFT_CUDA_CHECK(cudaMemcpyAsync(staging + listBytes, target, count * sizeof(int), cudaMemcpyHostToDevice,
-                                  context->stream));
+  const int* stagedSource = nullptr;
+  const int* stagedTarget = nullptr;
+  DEFT_RETURN_IF_ERROR(StagePairs(context, source, target, count, &stagedSource, &stagedTarget));
   const StorageDescriptor& descriptor = storage->descriptor;
   const size_t rowBytes = static_cast<size_t>(descriptor.numKvHeads) * descriptor.headDim * storage->elementBytes;
-  return LaunchCopySlots(storage->pointer, storage->regionBytes, 2 * descriptor.numLayers, rowBytes,
-                         reinterpret_cast<const int*>(staging), reinterpret_cast<const int*>(staging + listBytes),
-                         count, context->stream);
+  return LaunchCopySlots(storage->pointer, storage->regionBytes, 2 * descriptor.numLayers, rowBytes, stagedSource,
+                         stagedTarget, count, context->stream);
 }
 
 Status FillUniform(Handle handle, KvType type, size_t count, unsigned long long seed, float low, float high) {
