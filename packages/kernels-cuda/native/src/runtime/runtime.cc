@@ -159,6 +159,22 @@ Status StageHost(Context* context, const void* data, size_t bytes, const void** 
 /** Records that work writing `buffer` was enqueued (invalidates what was derived from its contents). */
 void MarkWritten(Context* context, Buffer* buffer) { buffer->lastWrite = ++context->writeClock; }
 
+/**
+ * cudaMalloc that, when the device is out of memory, returns what the stream-ordered pool keeps of freed
+ * tensors to the driver and tries once more (the pool holds freed memory for the next forward pass).
+ */
+cudaError_t MallocReleasingPool(Context* context, void** pointer, size_t bytes) {
+  cudaError_t error = cudaMalloc(pointer, bytes);
+  if (error != cudaErrorMemoryAllocation) return error;
+  cudaGetLastError();
+  cudaMemPool_t pool = nullptr;
+  if (cudaStreamSynchronize(context->stream) != cudaSuccess ||
+      cudaDeviceGetDefaultMemPool(&pool, context->device) != cudaSuccess || cudaMemPoolTrimTo(pool, 0) != cudaSuccess) {
+    return error;
+  }
+  return cudaMalloc(pointer, bytes);
+}
+
 /** Looks up a context and makes its device current. */
 Status Enter(Handle handle, Context** context) {
   Context* found = Find(contexts, handle);
@@ -192,7 +208,7 @@ Status GrowDevice(Context* context, T** pointer, size_t* capacity, size_t count,
     *capacity = 0;
   }
   void* allocated = nullptr;
-  DEFT_CUDA_CHECK(cudaMalloc(&allocated, count * sizeof(T)));
+  DEFT_CUDA_CHECK(MallocReleasingPool(context, &allocated, count * sizeof(T)));
   *pointer = static_cast<T*>(allocated);
   *capacity = count;
   if (zero) DEFT_CUDA_CHECK(cudaMemsetAsync(allocated, 0, count * sizeof(T), context->stream));
@@ -479,7 +495,7 @@ Status CreateStorage(Handle contextHandle, const StorageDescriptor& descriptor, 
   // Round each region to 16 bytes so every layer's K and V start 16-byte aligned.
   storage->regionBytes = (storage->regionBytes + 15) / 16 * 16;
   const size_t total = storage->regionBytes * 2 * static_cast<size_t>(descriptor.numLayers);
-  DEFT_CUDA_CHECK(cudaMalloc(&storage->pointer, total));
+  DEFT_CUDA_CHECK(MallocReleasingPool(context, &storage->pointer, total));
   const cudaError_t clear = cudaMemsetAsync(storage->pointer, 0, total, context->stream);
   if (clear != cudaSuccess) {
     cudaFree(storage->pointer);
