@@ -144,7 +144,14 @@ const results = [];
 
 async function run(node, path) {
   const here = node.name === '' ? path : [...path, node.name];
-  if (!node.skip) for (const hook of node.beforeAll) await hook();
+  let setupError;
+  if (!node.skip) {
+    try {
+      for (const hook of node.beforeAll) await hook();
+    } catch (error) {
+      setupError = error;
+    }
+  }
   for (const child of node.children) {
     if (child.children !== undefined) {
       await run(child, here);
@@ -154,6 +161,15 @@ async function run(node, path) {
     if (child.skip) {
       results.push({ name, status: 'skipped' });
       console.log(`- ${name} (skipped)`);
+      continue;
+    }
+    if (setupError !== undefined) {
+      results.push({
+        name,
+        status: 'failed',
+        error: `beforeAll failed: ${String(setupError?.stack ?? setupError)}`,
+      });
+      console.log(`✗ ${name} (beforeAll failed: ${String(setupError?.message ?? setupError)})`);
       continue;
     }
     const started = performance.now();
@@ -171,7 +187,19 @@ async function run(node, path) {
       );
     }
   }
-  if (!node.skip) for (const hook of node.afterAll) await hook();
+  if (!node.skip) {
+    for (const hook of node.afterAll) {
+      try {
+        await hook();
+      } catch (error) {
+        results.push({
+          name: `${here.join(' > ')} (afterAll)`,
+          status: 'failed',
+          error: String(error?.stack ?? error),
+        });
+      }
+    }
+  }
 }
 
 let started = false;
@@ -184,5 +212,5 @@ process.on('beforeExit', async () => {
   console.log(`${passed} passed, ${failed} failed, ${results.length - passed - failed} skipped`);
   if (process.env.GPU_TEST_JSON)
     writeFileSync(process.env.GPU_TEST_JSON, `${JSON.stringify(results, null, 2)}\n`);
-  process.exitCode = failed > 0 ? 1 : 0;
+  if (failed > 0) process.exitCode = 1;
 });

@@ -42,7 +42,10 @@ export interface E2eRow {
   readonly weightBytes: number;
   /** K and V bytes of every layer the queries see, each token once. */
   readonly uniqueKvBytes: number;
-  /** K and V bytes the strategy's attention reads (every layer). */
+  /**
+   * K and V bytes the strategy's attention reads (every layer), from the tree: the unique visible tokens for a
+   * DeFT strategy (each read once), every query's path for `sequence`.
+   */
   readonly kvReadBytes: number;
   /** Matmul and attention FLOPs of the step. */
   readonly stepFlops: number;
@@ -74,7 +77,7 @@ export interface E2eResult {
   readonly rows: readonly E2eRow[];
 }
 
-/** Milliseconds the stream is held while a step is enqueued behind it. */
+/** How long (µs) the stream is held while a step is enqueued behind it. */
 const HOLD_MICROSECONDS = 60_000;
 
 function median(values: number[]): number {
@@ -114,10 +117,13 @@ function stepInputs(built: BuiltWorkload, seed: number, vocabSize: number) {
 /**
  * Times a whole decoding step of a Llama-shaped model with seeded random weights on each workload:
  * the workload's tree is its KV cache (random K/V), every query is a new token written into its slot,
- * and the step is the model's forward pass over all of them plus the choice of each row's next token on
- * the device (only ids come back). Per row: the GPU time of the step (enqueued behind a held stream, so
- * the host's enqueue cost is timed apart), the host enqueue time, the wall time back to back, the plan
- * time, the attention time alone, bytes, FLOPs and the floor measured in the same run.
+ * and a step is the model's forward pass over all of them then the choice of each row's next token on
+ * the device (only ids come back). Per row: the GPU time of the forward pass (enqueued behind a held
+ * stream, so the host's enqueue cost is timed apart; the token choice counts in the wall time), the host
+ * enqueue time, the wall time of whole steps back to back, the plan time, the attention time alone,
+ * bytes, FLOPs and the floor measured in the same run. Every timed step repeats one batch, so the host's
+ * uploads of token ids, positions and slots are cached after the first: a decoding step whose inputs
+ * change pays them too.
  *
  * @example
  * ```ts

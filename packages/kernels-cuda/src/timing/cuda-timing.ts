@@ -237,8 +237,9 @@ export function createCudaTiming(
       const blocks = multiprocessors * 8;
       const iterations = 4096;
       const start = createEvent();
-      const end = createEvent();
+      let end: CudaEvent | undefined;
       try {
+        end = createEvent();
         const times: number[] = [];
         for (let run = -1; run < runs; run++) {
           start.record();
@@ -254,7 +255,7 @@ export function createCudaTiming(
         return { medianMilliseconds: median, teraflops: flops / (median * 1e9) };
       } finally {
         start.dispose();
-        end.dispose();
+        end?.dispose();
       }
     },
     holdStream(microseconds) {

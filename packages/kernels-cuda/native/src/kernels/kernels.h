@@ -246,8 +246,6 @@ struct MatmulArgs {
 struct MatmulSplit {
   int splits = 1;
   int splitColumns = 0;
-  /** CTAs per split (64 weight rows each). */
-  int rowBlocks = 0;
 };
 
 /** True when a matmul runs on tensor cores: fp16 weights and K a multiple of 32. */
@@ -267,8 +265,10 @@ Status LaunchSwiglu(const float* gate, const float* up, float* out, void* out16,
 /** Seeded uniform values in [low, high), f32 or fp16 (a counter-based generator: the same for any launch shape). */
 Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long long seed, float low, float high,
                          cudaStream_t stream);
-/** RMSNorm of `rows` rows of `width` with an f32 or fp16 weight `[width]`. */
-/** `out16` (nullable) also receives the result as fp16 (the next matmul's input). */
+/**
+ * RMSNorm of `rows` rows of `width` with an f32 or fp16 weight `[width]`; `out16` (nullable) also receives the
+ * result as fp16 (the next matmul's input).
+ */
 Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, void* out16, int rows, int width,
                      float epsilon, cudaStream_t stream);
 /** Softmax of `x / temperature` per row, or (`logarithm`) log-softmax. */

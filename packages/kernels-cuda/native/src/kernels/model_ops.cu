@@ -147,8 +147,8 @@ __device__ __forceinline__ float UniformAt(unsigned long long seed, size_t index
 
 template <typename T>
 __global__ void FillUniformKernel(T* out, size_t count, unsigned long long seed, float low, float high) {
+  // No early AllowDependentLaunch: fills write weights, which the matmul starts loading before it waits.
   WaitForPrerequisiteGrid();
-  AllowDependentLaunch();
   for (size_t index = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; index < count;
        index += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float value = low + (high - low) * UniformAt(seed, index);
@@ -435,7 +435,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
       }
     };
     load(setA0, setA1, columnBegin);
-    // The weights never depend on the previous kernel: their first loads overlap its end.
+    // The weights never come from the previous kernel (only fills write weights on the device, and they let
+    // the next kernel start only once they are done): their first loads overlap its end.
     WaitForPrerequisiteGrid();
     AllowDependentLaunch();
     if constexpr (kStaged) stage(0, columnBegin);
@@ -711,7 +712,6 @@ MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t m
   const int blocksPerSplit = (columnBlocks + splits - 1) / splits;
   split.splitColumns = blocksPerSplit * columnStep;
   split.splits = (k + split.splitColumns - 1) / split.splitColumns;
-  split.rowBlocks = rowBlocks;
   return split;
 }
 

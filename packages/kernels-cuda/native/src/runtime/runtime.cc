@@ -272,6 +272,9 @@ void Release(Context* context) {
   cudaFree(context->matmulHalf);
   cudaFree(context->matmulPartial);
   if (context->stream != nullptr) cudaStreamDestroy(context->stream);
+  // What the freed tensors left in the device's pool goes back to the driver.
+  cudaMemPool_t pool = nullptr;
+  if (cudaDeviceGetDefaultMemPool(&pool, context->device) == cudaSuccess) cudaMemPoolTrimTo(pool, 0);
 }
 
 }  // namespace
@@ -320,11 +323,16 @@ Status CreateContext(int ordinal, Handle* handle) {
   DEFT_RETURN_IF_ERROR(ConfigureTaskKernels());
   const cudaError_t streamError = cudaStreamCreateWithFlags(&context->stream, cudaStreamNonBlocking);
   if (streamError != cudaSuccess) return CudaFailure(streamError, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
-  // Freed tensors stay in the device's pool for the next forward pass instead of going back to the driver.
+  // Freed tensors stay in the device's pool for the next forward pass instead of going back to the driver
+  // (DestroyContext returns them).
   cudaMemPool_t pool = nullptr;
-  DEFT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, ordinal));
   uint64_t keep = UINT64_MAX;
-  DEFT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  cudaError_t poolError = cudaDeviceGetDefaultMemPool(&pool, ordinal);
+  if (poolError == cudaSuccess) poolError = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+  if (poolError != cudaSuccess) {
+    Release(context.get());
+    return CudaFailure(poolError, "cudaMemPoolSetAttribute(release threshold)", __FILE__, __LINE__);
+  }
   const cudaError_t sinkError = cudaMalloc(reinterpret_cast<void**>(&context->sink), sizeof(unsigned));
   if (sinkError != cudaSuccess) {
     Release(context.get());
@@ -1030,18 +1038,21 @@ Status FindOutput(Context* context, Handle handle, Handle contextHandle, size_t 
 }
 
 /**
- * Where an op that writes `out` (`values` f32) also writes its fp16 copy for the matmul that reads it next:
- * the matmul workspace, recorded as holding `out` as of this write. Call after FindOutput. Null (no copy) when
- * the workspace would have to grow (growing waits for the stream); the matmul then converts on its own.
+ * Where an op writing `values` f32 also writes their fp16 copy for the matmul that reads them next: the
+ * matmul workspace, or null (no copy) when it would have to grow (growing waits for the stream); the matmul
+ * then converts on its own. The workspace's previous content is given up either way.
  */
-Status HalfCopyFor(Context* context, Handle outHandle, const void* out, size_t values, void** out16) {
-  *out16 = nullptr;
-  if (context->matmulHalfValues < values) return Status::Ok();
-  *out16 = context->matmulHalf;
+void* HalfCopyTarget(Context* context, size_t values) {
+  if (context->matmulHalfValues < values) return nullptr;
+  context->halfSource = nullptr;
+  return context->matmulHalf;
+}
+
+/** After the launch that wrote it: the workspace holds `out` (or nothing, when `out` is null) as of its write. */
+void RecordHalfCopy(Context* context, Handle outHandle, const void* out, size_t values) {
   context->halfSource = out;
-  context->halfSourceWrite = Find(buffers, outHandle)->lastWrite;
+  context->halfSourceWrite = out != nullptr ? Find(buffers, outHandle)->lastWrite : 0;
   context->halfSourceValues = values;
-  return Status::Ok();
 }
 
 /** Enters the context of buffer `handle`. */
@@ -1072,11 +1083,12 @@ Status StageHost(Context* context, const void* data, size_t bytes, const void** 
     DEFT_CUDA_CHECK(cudaMalloc(&chosen->device, capacity));
     chosen->capacity = capacity;
   }
-  chosen->bytes.assign(static_cast<const unsigned char*>(data), static_cast<const unsigned char*>(data) + bytes);
-  chosen->lastUse = ++context->stagedClock;
+  chosen->bytes.clear();  // holds nothing until the copy is enqueued
   if (bytes > 0) {
     DEFT_CUDA_CHECK(cudaMemcpyAsync(chosen->device, data, bytes, cudaMemcpyHostToDevice, context->stream));
   }
+  chosen->bytes.assign(static_cast<const unsigned char*>(data), static_cast<const unsigned char*>(data) + bytes);
+  chosen->lastUse = ++context->stagedClock;
   *device = chosen->device;
   return Status::Ok();
 }
@@ -1174,10 +1186,12 @@ Status RmsNorm(Handle xHandle, Handle weightHandle, KvType weightType, Handle ou
   DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
   DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, width * ElementBytes(weightType), "weight", &weight));
   DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, bytes, "out", &out));
-  void* out16 = nullptr;
-  DEFT_RETURN_IF_ERROR(HalfCopyFor(context, outHandle, out, static_cast<size_t>(rows) * width, &out16));
-  return LaunchRmsNorm(static_cast<const float*>(x), weight, weightType, static_cast<float*>(out), out16, rows, width,
-                       epsilon, context->stream);
+  const size_t values = static_cast<size_t>(rows) * width;
+  void* out16 = HalfCopyTarget(context, values);
+  DEFT_RETURN_IF_ERROR(LaunchRmsNorm(static_cast<const float*>(x), weight, weightType, static_cast<float*>(out), out16,
+                                     rows, width, epsilon, context->stream));
+  RecordHalfCopy(context, outHandle, out16 != nullptr ? out : nullptr, values);
+  return Status::Ok();
 }
 
 Status Rope(Handle xHandle, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
@@ -1214,9 +1228,10 @@ Status Elementwise(ElementwiseOp op, Handle aHandle, Handle bHandle, Handle outH
   const float* second = static_cast<const float*>(b);
   float* target = static_cast<float*>(out);
   if (op == ElementwiseOp::kSwiglu) {
-    void* out16 = nullptr;
-    DEFT_RETURN_IF_ERROR(HalfCopyFor(context, outHandle, out, count, &out16));
-    return LaunchSwiglu(first, second, target, out16, count, context->stream);
+    void* out16 = HalfCopyTarget(context, count);
+    DEFT_RETURN_IF_ERROR(LaunchSwiglu(first, second, target, out16, count, context->stream));
+    RecordHalfCopy(context, outHandle, out16 != nullptr ? out : nullptr, count);
+    return Status::Ok();
   }
   return LaunchAdd(first, second, target, count, context->stream);
 }
