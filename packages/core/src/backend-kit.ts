@@ -19,6 +19,7 @@ export {
   checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
+  checkTemperature,
   checkTopK,
   matrixOf,
   requireDistinct,

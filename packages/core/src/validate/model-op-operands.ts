@@ -205,6 +205,21 @@ export function checkRopeOperands(
 }
 
 /**
+ * Checks `temperature` of `ModelOps.softmax`: a finite number `> 0`.
+ *
+ * @throws InvalidArgumentError when it is not.
+ */
+export function checkTemperature(temperature: unknown): void {
+  if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
+    throw new InvalidArgumentError('temperature must be a finite number > 0', {
+      argument: 'temperature',
+      expected: '> 0',
+      actual: temperature,
+    });
+  }
+}
+
+/**
  * Checks `k` of `ModelOps.topK`: an integer with `1 <= k <= columns`.
  *
  * @throws InvalidArgumentError when it is not.

@@ -2,7 +2,6 @@ import {
   BLOCK_QUANTIZATIONS,
   type BlockQuantization,
   type DeviceTensor,
-  InvalidArgumentError,
   type KVStorage,
   type KVStorageDescriptor,
   type ModelOps,
@@ -15,6 +14,7 @@ import {
   checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
+  checkTemperature,
   checkTopK,
   matrixOf,
   requireDistinct,
@@ -185,13 +185,7 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       requireF32(x, 'x');
       requireF32(out, 'out');
       requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
-      if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
-        throw new InvalidArgumentError('temperature must be a finite number > 0', {
-          argument: 'temperature',
-          expected: '> 0',
-          actual: temperature,
-        });
-      }
+      checkTemperature(temperature);
       softmaxHost(f32Data(data, x, 'x'), f32Data(data, out, 'out'), view.rows, view.columns, temperature);
     },
 

@@ -10,6 +10,7 @@ import {
 import {
   checkRopeOperands,
   checkSlotCopy,
+  checkTemperature,
   checkTopK,
   matrixOf,
   requireDistinct,
@@ -125,6 +126,16 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
     );
   };
 
+  /** The operands of a row-wise op (softmax, log-softmax): f32 `x` and an `out` of its size (may be `x`). */
+  const rowOperands = (x: DeviceTensor, out: DeviceTensor) => {
+    const input = own('x', x);
+    const target = own('out', out);
+    requireF32(input, 'x');
+    requireF32(target, 'out');
+    requireEqual('out', 'size', input.size, target.size, target);
+    return { input, target, view: matrixOf(input, 'x') };
+  };
+
   const pick = async (x: DeviceTensor, k: number, withValues: boolean): Promise<TopKResult> => {
     const source = own('x', x);
     requireF32(source, 'x');
@@ -221,31 +232,15 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
     },
 
     softmax(x, out, temperature = 1) {
-      const input = own('x', x);
-      const target = own('out', out);
-      requireF32(input, 'x');
-      requireF32(target, 'out');
-      const view = matrixOf(input, 'x');
-      requireEqual('out', 'size', input.size, target.size, target);
-      if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
-        throw new InvalidArgumentError('temperature must be a finite number > 0', {
-          argument: 'temperature',
-          expected: '> 0',
-          actual: temperature,
-        });
-      }
+      const { input, target, view } = rowOperands(x, out);
+      checkTemperature(temperature);
       callNative('softmax', () =>
         addon.softmax(input.handle, target.handle, view.rows, view.columns, temperature, 0),
       );
     },
 
     logSoftmax(x, out) {
-      const input = own('x', x);
-      const target = own('out', out);
-      requireF32(input, 'x');
-      requireF32(target, 'out');
-      const view = matrixOf(input, 'x');
-      requireEqual('out', 'size', input.size, target.size, target);
+      const { input, target, view } = rowOperands(x, out);
       callNative('logSoftmax', () =>
         addon.softmax(input.handle, target.handle, view.rows, view.columns, 1, 1),
       );

@@ -3,7 +3,6 @@ import {
   BLOCK_QUANTIZATIONS,
   type BlockQuantization,
   type DeviceTensor,
-  InvalidArgumentError,
   type ModelOps,
   type RopeOptions,
   shapeSize,
@@ -14,6 +13,7 @@ import {
   checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
+  checkTemperature,
   checkTopK,
   matrixOf,
   requireDistinct,
@@ -181,13 +181,7 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
     requireF32(x, 'x');
     requireF32(out, 'out');
     requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
-    if (!(typeof temperature === 'number' && temperature > 0 && Number.isFinite(temperature))) {
-      throw new InvalidArgumentError('temperature must be a finite number > 0', {
-        argument: 'temperature',
-        expected: '> 0',
-        actual: temperature,
-      });
-    }
+    checkTemperature(temperature);
     if (view.rows === 0 || view.columns === 0) return;
     const inPlace = x === out;
     const pipeline = context.pipeline(`op-${kind}:${inPlace}`, () => softmaxShader(kind, inPlace));
