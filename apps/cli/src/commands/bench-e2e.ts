@@ -1,10 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type DType, isModelBackend, type PlanStrategy, UnsupportedError } from '@deft/core';
 import type { CudaBackend } from '@deft/kernels-cuda';
 import { type BackendName, type OpenedBackend, openBackend } from '../backends/open-backend.js';
-import { checkOutputPath } from '../cli/check-output-path.js';
+import { checkOutputPath, writeReportAfterTable } from '../cli/report-file.js';
 import type { CliIo } from '../cli/cli-io.js';
 import {
   choiceOption,
@@ -161,17 +160,7 @@ export async function runBenchE2e(argv: readonly string[], io: CliIo): Promise<n
         `warning: enqueueing filled the launch queue (${blocked.map((row) => `${row.workload} ${row.strategy}`).join(', ')}): those GPU times include host gaps\n`,
       );
     }
-    if (jsonFile !== undefined) {
-      try {
-        writeFileSync(path.resolve(io.cwd, jsonFile), json);
-      } catch (error) {
-        io.stderr(
-          `deft bench-e2e: could not write ${jsonFile} (${(error as Error).message}); the table above holds the results\n`,
-        );
-        return 1;
-      }
-      io.stdout(`\nwrote ${jsonFile}\n`);
-    }
+    if (jsonFile !== undefined && !writeReportAfterTable(io, 'bench-e2e', jsonFile, json)) return 1;
     return 0;
   } finally {
     opened.dispose();

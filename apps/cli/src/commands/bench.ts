@@ -1,4 +1,3 @@
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PLAN_STRATEGIES, UnsupportedError } from '@deft/core';
@@ -8,7 +7,7 @@ import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/
 import { BENCH_TABLE_LEGEND, formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
 import { type GpuBackendName, type GpuBenchOptions, loadGpuBench } from '../bench/gpu-bench-modules.js';
 import { CPU_HEAD_SCALING_NOTE, CPU_TIMING_NOTE, runCpuBench } from '../bench/run-cpu-bench.js';
-import { checkOutputPath } from '../cli/check-output-path.js';
+import { checkOutputPath, writeReportAfterTable } from '../cli/report-file.js';
 import type { CliIo } from '../cli/cli-io.js';
 import {
   choiceOption,
@@ -155,18 +154,7 @@ export async function runBenchCommand(argv: readonly string[], io: CliIo): Promi
   const summary = formatBenchSummary(outcome.rows, strategies);
   if (summary !== '') io.stdout(`\n${summary}`);
   const checks = reportFailedChecks(outcome.rows, workloads, io);
-  if (jsonFile !== undefined) {
-    // Written after the table, so a failure here (the disk filled, the directory went away) loses nothing shown.
-    try {
-      writeFileSync(path.resolve(io.cwd, jsonFile), json);
-    } catch (error) {
-      io.stderr(
-        `deft bench: could not write ${jsonFile} (${(error as Error).message}); the table above holds the results\n`,
-      );
-      return 1;
-    }
-    io.stdout(`\nwrote ${jsonFile}\n`);
-  }
+  if (jsonFile !== undefined && !writeReportAfterTable(io, 'bench', jsonFile, json)) return 1;
   return checks;
 }
 

@@ -1,6 +1,7 @@
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors/usage-error.js';
+import type { CliIo } from './cli-io.js';
 
 /**
  * Checks, before any work starts, that `file` can be written: its directory exists and is writable, and
@@ -36,4 +37,21 @@ export function checkOutputPath(file: string, option: string): void {
       actual: file,
     });
   }
+}
+
+/**
+ * Writes a bench's JSON report after its table was printed, so a failure here (the disk filled, the
+ * directory went away) loses nothing shown: it says so on stderr and returns false.
+ */
+export function writeReportAfterTable(io: CliIo, command: string, file: string, json: string): boolean {
+  try {
+    writeFileSync(path.resolve(io.cwd, file), json);
+  } catch (error) {
+    io.stderr(
+      `deft ${command}: could not write ${file} (${(error as Error).message}); the table above holds the results\n`,
+    );
+    return false;
+  }
+  io.stdout(`\nwrote ${file}\n`);
+  return true;
 }
