@@ -589,7 +589,6 @@ Status LaunchMma(const MatmulArgs& args, int splits, int splitColumns, cudaStrea
   }
   DEFT_RETURN_IF_ERROR(LaunchOp(MatmulMmaKernel<Tiles>, dim3(grid), dim3(kMmaWarps * 32), stream, x16, weight, args.out, args.partial, args.m, args.k,
                                                                args.n, splitColumns, 0));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   if (splits > 1) {
     const size_t count = static_cast<size_t>(args.m) * args.n;
     DEFT_RETURN_IF_ERROR(LaunchOp(SplitSumKernel, dim3(GridFor(count)), dim3(kThreads), stream, args.partial, args.out, count, splits));
@@ -608,21 +607,18 @@ Status LaunchGatherRows(const void* table, KvType tableType, const int* rows, in
   } else {
     DEFT_RETURN_IF_ERROR(LaunchOp(GatherRowsKernel<float>, dim3(count), dim3(threads), stream, static_cast<const float*>(table), rows, out, width));
   }
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
 Status LaunchAdd(const float* a, const float* b, float* out, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::Ok();
   DEFT_RETURN_IF_ERROR(LaunchOp(AddKernel, dim3(GridFor(count)), dim3(kThreads), stream, a, b, out, count));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
 Status LaunchSwiglu(const float* gate, const float* up, float* out, void* out16, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::Ok();
   DEFT_RETURN_IF_ERROR(LaunchOp(SwigluKernel, dim3(GridFor(count)), dim3(kThreads), stream, gate, up, out, static_cast<half*>(out16), count));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
@@ -634,7 +630,6 @@ Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long lon
   } else {
     DEFT_RETURN_IF_ERROR(LaunchOp(FillUniformKernel<float>, dim3(GridFor(count)), dim3(kThreads), stream, static_cast<float*>(out), count, seed, low, high));
   }
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
@@ -647,7 +642,6 @@ Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, floa
   } else {
     DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<float>, dim3(rows), dim3(threads), stream, x, static_cast<const float*>(weight), out, static_cast<half*>(out16), width, epsilon));
   }
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
@@ -655,14 +649,12 @@ Status LaunchSoftmax(const float* x, float* out, int rows, int columns, float te
                      cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
   DEFT_RETURN_IF_ERROR(LaunchOp(SoftmaxKernel, dim3(rows), dim3(RowThreads(columns, 1024)), stream, x, out, columns, temperature, logarithm ? 1 : 0));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
 Status LaunchTopK(const float* x, int rows, int columns, int k, int* indices, float* values, cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
   DEFT_RETURN_IF_ERROR(LaunchOp(TopKKernel, dim3(rows), dim3(RowThreads(columns, 1024)), stream, x, columns, k, indices, values));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
@@ -671,7 +663,6 @@ Status LaunchRope(float* x, const int* positions, int rows, int numHeads, int he
   if (rows == 0) return Status::Ok();
   DEFT_RETURN_IF_ERROR(LaunchOp(RopeKernel, dim3(rows), dim3(RowThreads(headDim / 2, 128)), stream, x, positions, numHeads, headDim, theta, half ? 1 : 0,
                                                               factors));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
@@ -682,14 +673,12 @@ Status LaunchCopySlots(void* base, size_t regionBytes, int regions, size_t rowBy
   const dim3 grid(GridFor(static_cast<size_t>(count) * rowHalfWords), regions);
   DEFT_RETURN_IF_ERROR(LaunchOp(CopySlotsKernel, dim3(grid), dim3(kThreads), stream, static_cast<unsigned char*>(base), regionBytes, rowHalfWords, source,
                                                  target, count));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
 Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream) {
   if (count == 0) return Status::Ok();
   DEFT_RETURN_IF_ERROR(LaunchOp(ToHalfKernel, dim3(GridFor(count)), dim3(kThreads), stream, x, static_cast<half*>(out), count));
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
@@ -730,7 +719,6 @@ Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream
       status = LaunchMma<8>(args, split.splits, split.splitColumns, stream);
     }
     DEFT_RETURN_IF_ERROR(status);
-    DEFT_CUDA_CHECK(cudaGetLastError());
     return Status::Ok();
   }
   const dim3 grid((args.n + kThreads / 32 - 1) / (kThreads / 32), (args.m + 7) / 8);
@@ -742,7 +730,6 @@ Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream
     DEFT_RETURN_IF_ERROR(LaunchOp(MatmulSimtKernel<float>, dim3(grid), dim3(kThreads), stream, args.x, static_cast<const float*>(args.weight), args.out, args.m,
                                                     args.k, args.n));
   }
-  DEFT_CUDA_CHECK(cudaGetLastError());
   return Status::Ok();
 }
 
