@@ -3,7 +3,6 @@ import path from 'node:path';
 import { type DType, isModelBackend, type PlanStrategy, UnsupportedError } from '@deft/core';
 import type { CudaBackend } from '@deft/kernels-cuda';
 import { type BackendName, type OpenedBackend, openBackend } from '../backends/open-backend.js';
-import { checkOutputPath, writeReportAfterTable } from '../cli/report-file.js';
 import type { CliIo } from '../cli/cli-io.js';
 import {
   choiceOption,
@@ -13,6 +12,7 @@ import {
   stringOption,
 } from '../cli/parse-command-line.js';
 import { parseStrategies } from '../cli/parse-strategies.js';
+import { checkOutputPath, writeReportAfterTable } from '../cli/report-file.js';
 import { E2E_MODELS } from '../e2e/e2e-models.js';
 import { type E2eResult, type E2eRow, runE2eBench } from '../e2e/run-e2e-bench.js';
 import { UsageError } from '../errors/usage-error.js';

@@ -7,7 +7,6 @@ import { BENCH_FORMAT_VERSION, type BenchReport, type BenchRow } from '../bench/
 import { BENCH_TABLE_LEGEND, formatBenchSummary, formatBenchTable } from '../bench/format-bench.js';
 import { type GpuBackendName, type GpuBenchOptions, loadGpuBench } from '../bench/gpu-bench-modules.js';
 import { CPU_HEAD_SCALING_NOTE, CPU_TIMING_NOTE, runCpuBench } from '../bench/run-cpu-bench.js';
-import { checkOutputPath, writeReportAfterTable } from '../cli/report-file.js';
 import type { CliIo } from '../cli/cli-io.js';
 import {
   choiceOption,
@@ -18,6 +17,7 @@ import {
 } from '../cli/parse-command-line.js';
 import { parseStrategies } from '../cli/parse-strategies.js';
 import { createProgress } from '../cli/progress.js';
+import { checkOutputPath, writeReportAfterTable } from '../cli/report-file.js';
 import { OUTPUT_COLUMNS, wrapText } from '../format/wrap-text.js';
 import { BUILTIN_WORKLOADS, PAPER_WORKLOAD_NAMES } from '../workloads/builtin.js';
 import { datasetAvailable, datasetDirectory } from '../workloads/replay/deft-dataset.js';
