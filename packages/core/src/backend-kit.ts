@@ -14,8 +14,11 @@ export {
   checkTensorDescriptor,
   checkUploadData,
 } from './validate/backend-arguments.js';
-export type { MatrixView, RopeOperands } from './validate/model-op-operands.js';
+export type { MatmulShape, MatrixView, RopeOperands } from './validate/model-op-operands.js';
 export {
+  checkAddRmsNorm,
+  checkMatmulGroup,
+  checkMatmulOperands,
   checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,

@@ -1,7 +1,7 @@
 // Times the CUDA backend's matmul alone on decode shapes (Llama-3-8B and 3.2-1B projections at several
 // row counts): µs per call, weight bandwidth against the copy bandwidth, TFLOP/s. For a GPU machine:
 //   ESBUILD_FLAGS=--conditions=source ../shared/gpu/prepare.sh apps/cli/src/gpu/cuda-matmul-bench.ts
-//   node .gpu/app/cuda-matmul-bench.mjs [--rows 1,8,20,64,256] [--shapes 4096x4096,...] [--json FILE]
+//   node .gpu/app/cuda-matmul-bench.mjs [--rows 1,8,20,32,48,64,128,256] [--shapes 4096x4096,...] [--json FILE]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createCudaBackend } from '@deft/kernels-cuda';
@@ -14,7 +14,7 @@ const { values } = parseArgs({
     json: { type: 'string' },
   },
 });
-const rows = (values.rows ?? '1,8,20,64,256').split(',').map(Number);
+const rows = (values.rows ?? '1,8,20,32,48,64,128,256').split(',').map(Number);
 // n x k: 8B q/o, k/v, gate/up, down, head; 1B q/o, gate/up, down
 const shapes = (
   values.shapes ?? '4096x4096,1024x4096,14336x4096,4096x14336,128256x4096,2048x2048,8192x2048,2048x8192'

@@ -87,6 +87,16 @@ export interface ModelOps {
   matmul(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor): void;
 
   /**
+   * Optional: several matmuls of one input, `outs[i] = x · weights[i]ᵀ`, each as {@link ModelOps.matmul}
+   * takes it; the same results as calling `matmul` for each. A backend that has it reads `x` once and
+   * runs the group as one launch where it can (a layer's q / k / v and gate / up projections).
+   * @param weights `[N_i, K]` each
+   * @param outs `[M, N_i]` f32 each, as many as `weights`, none given twice and none aliasing `x`
+   * @throws InvalidArgumentError as `matmul` does for any member, before any of them runs.
+   */
+  matmulGroup?(x: DeviceTensor, weights: readonly DeviceTensor[], outs: readonly DeviceTensor[]): void;
+
+  /**
    * RMSNorm of each row: `out[i, :] = x[i, :] / sqrt(mean(x[i, :]²) + epsilon) · weight`. A weight
    * narrower than the row, `[G]` with `G` dividing `D`, normalises each `G`-wide group of a row on its
    * own (per-head Q/K norms: `x` `[M, numHeads, headDim]`, weight `[headDim]`).
@@ -95,6 +105,23 @@ export interface ModelOps {
    * @param out `[M, D]` f32; may be `x`
    */
   rmsNorm(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor, epsilon: number): void;
+
+  /**
+   * Optional: a residual add and the RMSNorm after it in one pass: `x = x + residual` (written to `x`),
+   * then `out = rmsNorm(x)` as {@link ModelOps.rmsNorm} computes it; the same results as `add(x,
+   * residual, x)` followed by `rmsNorm(x, weight, out, epsilon)`.
+   * @param x `[M, D]` f32, updated in place
+   * @param residual f32 of `x`'s size, not `x`
+   * @param weight `[D]`, or `[G]` with `D % G === 0`
+   * @param out f32 of `x`'s size, neither `x` nor `residual`
+   */
+  addRmsNorm?(
+    x: DeviceTensor,
+    residual: DeviceTensor,
+    weight: DeviceTensor,
+    out: DeviceTensor,
+    epsilon: number,
+  ): void;
 
   /**
    * Rotary position embedding, in place: every head of row `i` is rotated for position `positions[i]`.

@@ -8,7 +8,7 @@ import {
   quantizedByteLength,
 } from '../tensor/block-quantization.js';
 import { type DeviceTensor, formatShape, shapeSize } from '../tensor/tensor.js';
-import { assertInteger } from './assert.js';
+import { assertFinite, assertInteger } from './assert.js';
 
 // Operand checks shared by every backend's model ops (see ModelOps in ../backend/model-ops.ts).
 
@@ -123,6 +123,95 @@ export function rmsNormGroups(view: MatrixView, weight: DeviceTensor): MatrixVie
     );
   }
   return { rows: (view.rows * view.columns) / size, columns: size };
+}
+
+/** The checked shape of one matmul: `x` `[m, k]`, `weight` `[n, k]`, `out` `[m, n]`. */
+export interface MatmulShape {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+}
+
+/**
+ * Checks the operands of `ModelOps.matmul` the same way on every backend: f32 `x` and `out`, the
+ * weight's inner dimension, `out` `[M, N]`, `out` not `x` (which weight dtypes run is the backend's
+ * check).
+ *
+ * @throws InvalidArgumentError naming the first bad operand.
+ */
+export function checkMatmulOperands(x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor): MatmulShape {
+  const xView = matrixOf(x, 'x');
+  const weightView = matrixOf(weight, 'weight');
+  const outView = matrixOf(out, 'out');
+  requireF32(x, 'x');
+  requireF32(out, 'out');
+  requireEqual('weight', 'inner dimension', xView.columns, weightView.columns, weight);
+  requireEqual('out', 'rows', xView.rows, outView.rows, out);
+  requireEqual('out', 'columns', weightView.rows, outView.columns, out);
+  requireDistinct(x, out, 'x', 'out');
+  return { m: xView.rows, k: xView.columns, n: weightView.rows };
+}
+
+/**
+ * Checks the operands of `ModelOps.matmulGroup`: as many `outs` as `weights` (at least one), no tensor
+ * twice among the outs, and each matmul as {@link checkMatmulOperands} does.
+ *
+ * @throws InvalidArgumentError naming the first bad operand.
+ */
+export function checkMatmulGroup(
+  x: DeviceTensor,
+  weights: readonly DeviceTensor[],
+  outs: readonly DeviceTensor[],
+): MatmulShape[] {
+  if (
+    !Array.isArray(weights) ||
+    !Array.isArray(outs) ||
+    weights.length === 0 ||
+    weights.length !== outs.length
+  ) {
+    throw new InvalidArgumentError('matmulGroup needs as many outs as weights, at least one', {
+      argument: 'outs',
+      expected: Array.isArray(weights) && weights.length > 0 ? weights.length : '>= 1',
+      actual: Array.isArray(outs) ? outs.length : typeof outs,
+    });
+  }
+  return weights.map((weight, index) => {
+    const out = outs[index]!;
+    for (let earlier = 0; earlier < index; earlier++) {
+      requireDistinct(outs[earlier]!, out, `outs[${earlier}]`, `outs[${index}]`);
+    }
+    return checkMatmulOperands(x, weight, out);
+  });
+}
+
+/**
+ * Checks the operands of `ModelOps.addRmsNorm`: f32 `x`, `residual` and `out` of one size, `residual`
+ * not `x`, `out` neither of them, the weight as {@link rmsNormGroups} takes it and a finite epsilon.
+ * Returns the rows and width the norm runs over.
+ *
+ * @throws InvalidArgumentError naming the first bad operand.
+ */
+export function checkAddRmsNorm(
+  x: DeviceTensor,
+  residual: DeviceTensor,
+  weight: DeviceTensor,
+  out: DeviceTensor,
+  epsilon: number,
+): MatrixView {
+  for (const [tensor, name] of [
+    [x, 'x'],
+    [residual, 'residual'],
+    [out, 'out'],
+  ] as const)
+    requireF32(tensor, name);
+  requireEqual('residual', 'size', shapeSize(x.shape), shapeSize(residual.shape), residual);
+  requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
+  requireDistinct(x, residual, 'x', 'residual');
+  requireDistinct(x, out, 'x', 'out');
+  requireDistinct(residual, out, 'residual', 'out');
+  const groups = rmsNormGroups(matrixOf(x, 'x'), weight);
+  assertFinite('epsilon', epsilon);
+  return groups;
 }
 
 /** The checked operands of a RoPE call. */

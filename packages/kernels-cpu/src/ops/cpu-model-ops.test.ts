@@ -93,6 +93,63 @@ describe('cpu model ops', () => {
     expect(Array.from(out.data)).toEqual([9, 9, 9, 9, 9, 9]);
   });
 
+  it('matmulGroup equals one matmul per weight, and checks every member before running any', () => {
+    const x = tensor([3, 8], random(4, 24));
+    const weights = [
+      tensor([5, 8], random(5, 40)),
+      tensor([2, 8], random(6, 16), 'f16'),
+      tensor([4, 8], random(7, 32)),
+    ];
+    const outs = weights.map((weight) => tensor([3, weight.shape[0]!]));
+    ops.matmulGroup!(x, weights, outs);
+    weights.forEach((weight, index) => {
+      const alone = tensor([3, weight.shape[0]!]);
+      ops.matmul(x, weight, alone);
+      expect(Array.from(outs[index]!.data)).toEqual(Array.from(alone.data));
+    });
+    const untouched = tensor([3, 5], new Float32Array(15).fill(7));
+    for (const attempt of [
+      () => ops.matmulGroup!(x, [weights[0]!, tensor([2, 9])], [untouched, tensor([3, 2])]),
+      () => ops.matmulGroup!(x, [weights[0]!, weights[0]!], [untouched, untouched]),
+      () => ops.matmulGroup!(x, [weights[0]!], [untouched, tensor([3, 2])]),
+      () => ops.matmulGroup!(x, [], []),
+      () => ops.matmulGroup!(x, [weights[0]!, tensor([8, 8])], [untouched, x]),
+    ])
+      expect(attempt).toThrow(InvalidArgumentError);
+    expect(Array.from(untouched.data)).toEqual(new Array(15).fill(7));
+  });
+
+  it('addRmsNorm equals add then rmsNorm, rows and per-head groups, and rejects aliasing unchanged', () => {
+    for (const width of [8, 4]) {
+      const weight = tensor([width], random(8, width));
+      const fused = tensor([2, 8], random(9, 16));
+      const separate = tensor([2, 8], random(9, 16));
+      const residual = tensor([2, 8], random(10, 16));
+      const [fusedOut, separateOut] = [tensor([2, 8]), tensor([2, 8])];
+      ops.addRmsNorm!(fused, residual, weight, fusedOut, 1e-5);
+      ops.add(separate, residual, separate);
+      ops.rmsNorm(separate, weight, separateOut, 1e-5);
+      expect(Array.from(fused.data)).toEqual(Array.from(separate.data));
+      expect(Array.from(fusedOut.data)).toEqual(Array.from(separateOut.data));
+    }
+    const x = tensor([1, 4], [1, 2, 3, 4]);
+    const residual = tensor([1, 4], [1, 1, 1, 1]);
+    const weight = tensor([4], [1, 1, 1, 1]);
+    expect(() => ops.addRmsNorm!(x, residual, weight, x, 1e-5)).toThrow(/must not be the same tensor/);
+    expect(() => ops.addRmsNorm!(x, x, weight, tensor([1, 4]), 1e-5)).toThrow(/must not be the same tensor/);
+    expect(() => ops.addRmsNorm!(x, residual, weight, residual, 1e-5)).toThrow(/must not be the same tensor/);
+    expect(() => ops.addRmsNorm!(x, tensor([1, 5]), weight, tensor([1, 4]), 1e-5)).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => ops.addRmsNorm!(x, residual, tensor([3]), tensor([1, 4]), 1e-5)).toThrow(
+      InvalidArgumentError,
+    );
+    expect(() => ops.addRmsNorm!(x, residual, weight, tensor([1, 4]), Number.NaN)).toThrow(
+      InvalidArgumentError,
+    );
+    expect(Array.from(x.data)).toEqual([1, 2, 3, 4]);
+  });
+
   it('embedding and gatherRows copy rows', () => {
     const table = tensor([3, 2], [0, 1, 10, 11, 20, 21], 'f16');
     const out = tensor([2, 2]);

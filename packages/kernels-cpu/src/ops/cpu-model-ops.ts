@@ -11,11 +11,16 @@ import {
 } from '@deft/core';
 import {
   argmaxHost,
+  checkAddRmsNorm,
+  checkMatmulGroup,
+  checkMatmulOperands,
   checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
   checkTemperature,
   checkTopK,
+  type MatmulShape,
+  type MatrixView,
   matrixOf,
   requireDistinct,
   requireEqual,
@@ -96,6 +101,34 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
             return wrap(shape, quantization, blocks);
           },
         };
+  /** Runs a checked matmul. */
+  const runMatmul = (x: DeviceTensor, weight: DeviceTensor, out: DeviceTensor, shape: MatmulShape): void => {
+    matmulHost(
+      f32Data(data, x, 'x'),
+      weightData(weight, 'weight'),
+      f32Data(data, out, 'out'),
+      shape.m,
+      shape.k,
+      shape.n,
+    );
+  };
+  /** Runs a checked RMSNorm over `groups` (rows of the weight's width). */
+  const runRmsNorm = (
+    x: DeviceTensor,
+    weight: DeviceTensor,
+    out: DeviceTensor,
+    groups: MatrixView,
+    epsilon: number,
+  ): void => {
+    rmsNormHost(
+      f32Data(data, x, 'x'),
+      data(weight, 'weight'),
+      f32Data(data, out, 'out'),
+      groups.rows,
+      groups.columns,
+      epsilon,
+    );
+  };
   return {
     ...quantized,
     embedding(table, tokens, out) {
@@ -109,18 +142,14 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
     },
 
     matmul(x, weight, out) {
-      const xView = matrixOf(x, 'x');
-      const weightView = matrixOf(weight, 'weight');
-      const outView = matrixOf(out, 'out');
-      requireF32(x, 'x');
-      requireF32(out, 'out');
-      requireEqual('weight', 'inner dimension', xView.columns, weightView.columns, weight);
-      requireEqual('out', 'rows', xView.rows, outView.rows, out);
-      requireEqual('out', 'columns', weightView.rows, outView.columns, out);
-      requireDistinct(x, out, 'x', 'out');
-      const xData = f32Data(data, x, 'x');
-      const weightValues = weightData(weight, 'weight');
-      matmulHost(xData, weightValues, f32Data(data, out, 'out'), xView.rows, xView.columns, weightView.rows);
+      runMatmul(x, weight, out, checkMatmulOperands(x, weight, out));
+    },
+
+    matmulGroup(x, weights, outs) {
+      const shapes = checkMatmulGroup(x, weights, outs);
+      weights.forEach((weight, index) => {
+        runMatmul(x, weight, outs[index]!, shapes[index]!);
+      });
     },
 
     rmsNorm(x, weight, out, epsilon) {
@@ -131,15 +160,14 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
       const groups = rmsNormGroups(xView, weight);
       requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
       assertFinite('epsilon', epsilon);
+      runRmsNorm(x, weight, out, groups, epsilon);
+    },
+
+    addRmsNorm(x, residual, weight, out, epsilon) {
+      const groups = checkAddRmsNorm(x, residual, weight, out, epsilon);
       const xData = f32Data(data, x, 'x');
-      rmsNormHost(
-        xData,
-        data(weight, 'weight'),
-        f32Data(data, out, 'out'),
-        groups.rows,
-        groups.columns,
-        epsilon,
-      );
+      addHost(xData, f32Data(data, residual, 'residual'), xData);
+      runRmsNorm(x, weight, out, groups, epsilon);
     },
 
     rope(x, positions, options: RopeOptions) {

@@ -63,6 +63,16 @@ Handle HandleArgument(const Napi::CallbackInfo& info, size_t index, const char* 
   return static_cast<Handle>(IntegerArgument(info, index, name, 1, std::numeric_limits<uint32_t>::max()));
 }
 
+/** A handle held in an array argument (a matmul group's weights and outs). */
+Handle HandleValue(Napi::Env env, double value, const char* name) {
+  if (!std::isfinite(value) || std::floor(value) != value || value < 1.0 ||
+      value > static_cast<double>(std::numeric_limits<uint32_t>::max())) {
+    ThrowInvalid(env, std::string(name) + " must hold handles (integers in [1, " +
+                          std::to_string(std::numeric_limits<uint32_t>::max()) + "])");
+  }
+  return static_cast<Handle>(value);
+}
+
 int IntArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
   return static_cast<int>(IntegerArgument(info, index, name, 0, std::numeric_limits<int32_t>::max()));
 }
@@ -385,14 +395,31 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
-  ThrowIfFailed(info.Env(), deft::Matmul(HandleArgument(info, 0, "x"), HandleArgument(info, 1, "weight"),
-                                         DtypeArgument(info, 2, "weightDtype"), HandleArgument(info, 3, "out"),
-                                         IntArgument(info, 4, "m"), IntArgument(info, 5, "k"), IntArgument(info, 6, "n")));
+  const Napi::Float64Array weights = Float64Argument(info, 1, "weights");
+  const Napi::Float64Array outs = Float64Argument(info, 3, "outs");
+  const Napi::Int32Array n = Int32Argument(info, 6, "n");
+  const size_t count = weights.ElementLength();
+  if (count < 1 || count > deft::kMaxMatmulGroup || outs.ElementLength() != count || n.ElementLength() != count) {
+    ThrowInvalid(info.Env(), "weights, outs and n must hold the same 1 to " + std::to_string(deft::kMaxMatmulGroup) +
+                                 " entries");
+  }
+  deft::Handle weightHandles[deft::kMaxMatmulGroup];
+  deft::Handle outHandles[deft::kMaxMatmulGroup];
+  for (size_t index = 0; index < count; ++index) {
+    weightHandles[index] = HandleValue(info.Env(), weights[index], "weights");
+    outHandles[index] = HandleValue(info.Env(), outs[index], "outs");
+  }
+  ThrowIfFailed(info.Env(), deft::Matmul(HandleArgument(info, 0, "x"), weightHandles, DtypeArgument(info, 2, "weightDtype"),
+                                         outHandles, n.Data(), static_cast<int>(count), IntArgument(info, 4, "m"),
+                                         IntArgument(info, 5, "k")));
   return info.Env().Undefined();
 }
 
 Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
-  ThrowIfFailed(info.Env(), deft::RmsNorm(HandleArgument(info, 0, "x"), HandleArgument(info, 1, "weight"),
+  const deft::Handle residual = info.Length() > 7 && !info[7].IsNull() && !info[7].IsUndefined()
+                                    ? HandleArgument(info, 7, "residual")
+                                    : 0;
+  ThrowIfFailed(info.Env(), deft::RmsNorm(HandleArgument(info, 0, "x"), residual, HandleArgument(info, 1, "weight"),
                                           DtypeArgument(info, 2, "weightDtype"), HandleArgument(info, 3, "out"),
                                           IntArgument(info, 4, "rows"), IntArgument(info, 5, "width"),
                                           static_cast<float>(NumberArgument(info, 6, "epsilon"))));
@@ -490,7 +517,7 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   exports.Set("probe", Napi::Function::New<Guarded<ProbeDevices>>(env, "probe"));
   exports.Set("createContext", Napi::Function::New<Guarded<CreateContext>>(env, "createContext"));
   exports.Set("destroyContext", Napi::Function::New<Guarded<DestroyContext>>(env, "destroyContext"));

@@ -25,7 +25,7 @@ function fakeAddon(): { addon: CudaAddon; calls: string[] } {
     calls.push(name);
   };
   const addon = {
-    abiVersion: 2,
+    abiVersion: 3,
     probe: () => ({
       deviceCount: 1,
       error: 0,

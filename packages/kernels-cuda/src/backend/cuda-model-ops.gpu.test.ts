@@ -45,11 +45,16 @@ describe.skipIf(reason !== '')('CUDA model ops against the CPU backend', () => {
   };
 
   // fp16 weights run on tensor cores with activations rounded to fp16 (K a multiple of 32), f32 weights
-  // and other K on CUDA cores in f32; M crosses every tile count and the split-K path.
+  // and other K on CUDA cores in f32; M crosses every tile count of the row kernel (1-32 rows) and of the
+  // tiled kernel (32 / 64 / 128 tokens per CTA from 32 rows), partial token and weight-row tiles, K that
+  // ends inside a 64-column stage, and the split-K path of both.
   const MATMULS: { m: number; k: number; n: number; dtype: DType; tolerance: number }[] = [
     { m: 1, k: 4096, n: 1024, dtype: 'f16', tolerance: 2e-3 },
     { m: 5, k: 256, n: 100, dtype: 'f16', tolerance: 2e-3 },
     { m: 20, k: 2048, n: 512, dtype: 'f16', tolerance: 2e-3 },
+    { m: 32, k: 4096, n: 256, dtype: 'f16', tolerance: 2e-3 },
+    { m: 40, k: 160, n: 130, dtype: 'f16', tolerance: 2e-3 },
+    { m: 200, k: 2048, n: 1100, dtype: 'f16', tolerance: 2e-3 },
     { m: 64, k: 1024, n: 1000, dtype: 'f16', tolerance: 2e-3 },
     { m: 130, k: 512, n: 96, dtype: 'f16', tolerance: 2e-3 },
     { m: 300, k: 96, n: 70, dtype: 'f16', tolerance: 2e-3 },
@@ -103,6 +108,63 @@ describe.skipIf(reason !== '')('CUDA model ops against the CPU backend', () => {
     await compare(hidden, hiddenHost, 1e-7);
   });
 
+  it('matmulGroup (row and tiled kernels, mixed dtypes, more than one launch) and addRmsNorm', async () => {
+    const gpu = open();
+    // q / k / v-like and gate / up-like groups at decode and tree sizes; a mixed-dtype group and one of
+    // five weights run as several native calls.
+    const groups: { m: number; k: number; n: number[]; dtypes?: DType[] }[] = [
+      { m: 20, k: 2048, n: [512, 128, 128] },
+      { m: 64, k: 1024, n: [700, 700] },
+      { m: 200, k: 512, n: [256, 64, 64] },
+      { m: 3, k: 256, n: [40, 72, 40, 8, 16] },
+      { m: 9, k: 288, n: [96, 32], dtypes: ['f16', 'f32'] },
+    ];
+    for (const [index, { m, k, n, dtypes }] of groups.entries()) {
+      const [x, xHost] = pair(gpu, cpu, [m, k], randomValues(m * k, 40 + index));
+      const weights = n.map((rows, member) =>
+        pair(
+          gpu,
+          cpu,
+          [rows, k],
+          randomValues(rows * k, 50 + member, 1 / Math.sqrt(k)),
+          dtypes?.[member] ?? 'f16',
+        ),
+      );
+      const outs = n.map((rows) => pair(gpu, cpu, [m, rows], new Float32Array(m * rows)));
+      gpu.ops.matmulGroup!(
+        x,
+        weights.map(([w]) => w),
+        outs.map(([out]) => out),
+      );
+      for (const [member, [weightHost]] of weights.entries())
+        cpu.ops.matmul(xHost, weightHost!, outs[member]![1]!);
+      for (const [out, outHost] of outs) await compare(out, outHost, 2e-3);
+    }
+
+    // Rows held in registers (width 4096), rows too wide for them (9000) and widths not a multiple of 4.
+    for (const [rows, width, groupWidth] of [
+      [5, 4096, 4096],
+      [3, 9000, 9000],
+      [4, 4098, 4098],
+      [6, 256, 128],
+    ] as const) {
+      const [x, xHost] = pair(gpu, cpu, [rows, width], randomValues(rows * width, 60 + width, 2));
+      const [residual, residualHost] = pair(gpu, cpu, [rows, width], randomValues(rows * width, 61 + width));
+      const [weight, weightHost] = pair(gpu, cpu, [groupWidth], randomValues(groupWidth, 62 + width), 'f16');
+      const [out, outHost] = pair(gpu, cpu, [rows, width], new Float32Array(rows * width));
+      gpu.ops.addRmsNorm!(x, residual, weight, out, 1e-5);
+      cpu.ops.addRmsNorm!(xHost, residualHost, weightHost, outHost, 1e-5);
+      await compare(x, xHost, 1e-7);
+      await compare(out, outHost, 1e-6);
+      gpu.ops.rmsNorm(x, weight, out, 1e-5);
+      cpu.ops.rmsNorm(xHost, weightHost, outHost, 1e-5);
+      await compare(out, outHost, 1e-6);
+    }
+    const [x] = pair(gpu, cpu, [2, 8], randomValues(16, 70));
+    const [weight] = pair(gpu, cpu, [8], randomValues(8, 71));
+    expect(() => gpu.ops.addRmsNorm!(x, x, weight, weight, 1e-5)).toThrow(/must not be the same tensor/);
+  });
+
   it('rope in both pairings, with frequency factors and large positions', async () => {
     const gpu = open();
     const positions = Int32Array.of(0, 1, 4095, 131071);
@@ -111,11 +173,14 @@ describe.skipIf(reason !== '')('CUDA model ops against the CPU backend', () => {
         undefined,
         Float32Array.from({ length: 32 }, (_, pair) => 1 + pair / 4),
       ]) {
-        const [x, xHost] = pair(gpu, cpu, [4, 3, 64], randomValues(4 * 3 * 64, 9));
-        const options = { theta: 500000, style, ...(frequencyFactors ? { frequencyFactors } : {}) };
-        gpu.ops.rope(x, positions, options);
-        cpu.ops.rope(xHost, positions, options);
-        await compare(x, xHost, 1e-6);
+        // 3 heads (one partial block of heads) and 9 (two full blocks and a partial one).
+        for (const heads of [3, 9]) {
+          const [x, xHost] = pair(gpu, cpu, [4, heads, 64], randomValues(4 * heads * 64, 9));
+          const options = { theta: 500000, style, ...(frequencyFactors ? { frequencyFactors } : {}) };
+          gpu.ops.rope(x, positions, options);
+          cpu.ops.rope(xHost, positions, options);
+          await compare(x, xHost, 1e-6);
+        }
       }
     }
   });

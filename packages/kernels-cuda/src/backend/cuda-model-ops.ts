@@ -8,10 +8,14 @@ import {
   type TopKResult,
 } from '@deft/core';
 import {
+  checkAddRmsNorm,
+  checkMatmulGroup,
+  checkMatmulOperands,
   checkRopeOperands,
   checkSlotCopy,
   checkTemperature,
   checkTopK,
+  type MatmulShape,
   matrixOf,
   requireDistinct,
   requireEqual,
@@ -41,6 +45,9 @@ export interface CudaModelOpsAccess {
   readonly tensor: (argument: string, tensor: unknown) => CudaTensor;
   readonly storage: (storage: KVStorage) => CudaKVStorage;
 }
+
+/** Most matmuls one native call launches together (the addon's group size). */
+const MATMUL_GROUP_LIMIT = 4;
 
 /** Rows of `topK` picked on the device at once; larger `k` sorts on the host (a full sort is not a decode need). */
 const DEVICE_TOP_K_LIMIT = 256;
@@ -152,6 +159,27 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
     return { indices, values: values ?? new Float32Array(0) };
   };
 
+  /** Enqueues checked matmuls of `x` whose weights share a dtype (at most MATMUL_GROUP_LIMIT): one native call. */
+  const runMatmuls = (
+    x: CudaTensor,
+    weights: readonly CudaTensor[],
+    outs: readonly CudaTensor[],
+    shape: MatmulShape,
+    shapes: readonly MatmulShape[] = [shape],
+  ): void => {
+    callNative(weights.length > 1 ? 'matmulGroup' : 'matmul', () =>
+      addon.matmul(
+        x.handle,
+        Float64Array.from(weights, (weight) => weight.handle),
+        dtypeCode(weights[0]!),
+        Float64Array.from(outs, (out) => out.handle),
+        shape.m,
+        shape.k,
+        Int32Array.from(shapes, (each) => each.n),
+      ),
+    );
+  };
+
   return {
     embedding(table, tokens, out) {
       gather('table', table, 'tokens', tokens, out, 'embedding');
@@ -161,27 +189,36 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
       const input = own('x', x);
       const matrix = own('weight', weight);
       const target = own('out', out);
-      requireF32(input, 'x');
       requireDense(matrix, 'weight');
-      requireF32(target, 'out');
-      const xView = matrixOf(input, 'x');
-      const weightView = matrixOf(matrix, 'weight');
-      const outView = matrixOf(target, 'out');
-      requireEqual('weight', 'inner dimension', xView.columns, weightView.columns, matrix);
-      requireEqual('out', 'rows', xView.rows, outView.rows, target);
-      requireEqual('out', 'columns', weightView.rows, outView.columns, target);
-      requireDistinct(input, target, 'x', 'out');
-      callNative('matmul', () =>
-        addon.matmul(
-          input.handle,
-          matrix.handle,
-          dtypeCode(matrix),
-          target.handle,
-          xView.rows,
-          xView.columns,
-          weightView.rows,
-        ),
-      );
+      const shape = checkMatmulOperands(input, matrix, target);
+      runMatmuls(input, [matrix], [target], shape);
+    },
+
+    matmulGroup(x, weights, outs) {
+      const input = own('x', x);
+      const shapes = checkMatmulGroup(input, weights, outs);
+      const matrices = weights.map((weight, index) => own(`weights[${index}]`, weight));
+      const targets = outs.map((out, index) => own(`outs[${index}]`, out));
+      for (const [index, matrix] of matrices.entries()) requireDense(matrix, `weights[${index}]`);
+      // One native call per run of at most MATMUL_GROUP_LIMIT weights of one dtype.
+      let start = 0;
+      while (start < matrices.length) {
+        let end = start + 1;
+        while (
+          end < matrices.length &&
+          end - start < MATMUL_GROUP_LIMIT &&
+          matrices[end]!.dtype === matrices[start]!.dtype
+        )
+          end++;
+        runMatmuls(
+          input,
+          matrices.slice(start, end),
+          targets.slice(start, end),
+          shapes[0]!,
+          shapes.slice(start, end),
+        );
+        start = end;
+      }
     },
 
     rmsNorm(x, weight, out, epsilon) {
@@ -203,6 +240,28 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
           groups.rows,
           groups.columns,
           epsilon,
+          null,
+        ),
+      );
+    },
+
+    addRmsNorm(x, residual, weight, out, epsilon) {
+      const input = own('x', x);
+      const added = own('residual', residual);
+      const scale = own('weight', weight);
+      const target = own('out', out);
+      requireDense(scale, 'weight');
+      const groups = checkAddRmsNorm(input, added, scale, target, epsilon);
+      callNative('addRmsNorm', () =>
+        addon.rmsNorm(
+          input.handle,
+          scale.handle,
+          dtypeCode(scale),
+          target.handle,
+          groups.rows,
+          groups.columns,
+          epsilon,
+          added.handle,
         ),
       );
     },

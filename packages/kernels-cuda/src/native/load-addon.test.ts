@@ -21,7 +21,7 @@ if (!built)
 describe.skipIf(!built)('the built addon', () => {
   it('loads and reports the driver without throwing', () => {
     const addon = loadCudaAddon();
-    expect(addon.abiVersion).toBe(2);
+    expect(addon.abiVersion).toBe(3);
     const probe = addon.probe();
     expect(probe.runtimeVersion).toBeGreaterThanOrEqual(12000);
     if (probe.deviceCount === 0) expect(probe.error).not.toBe(0);
@@ -35,7 +35,28 @@ describe.skipIf(!built)('the built addon', () => {
       () => (addon.treeAttention as (...args: unknown[]) => unknown)(1, 2),
       () => (addon.writeKv as (...args: unknown[]) => unknown)(1, 0, [1, 2], 0, 0, 0),
       () => addon.createContext(-1),
-      () => addon.matmul(123456, 123457, 1, 123458, 4, 32, 8),
+      () =>
+        addon.matmul(123456, Float64Array.of(123457), 1, Float64Array.of(123458), 4, 32, Int32Array.of(8)),
+      () =>
+        (addon.matmul as (...args: unknown[]) => unknown)(
+          1,
+          Float64Array.of(2, 3),
+          1,
+          Float64Array.of(4),
+          4,
+          32,
+          Int32Array.of(8),
+        ),
+      () =>
+        (addon.matmul as (...args: unknown[]) => unknown)(
+          1,
+          Float64Array.of(0.5),
+          1,
+          Float64Array.of(4),
+          4,
+          32,
+          Int32Array.of(8),
+        ),
       () => (addon.rope as (...args: unknown[]) => unknown)(1, [0, 1], 1, 4, 10000, 0, null),
       () => (addon.topK as (...args: unknown[]) => unknown)(1, 1, 4, 2, new Int32Array(1), null),
       () => (addon.elementwise as (...args: unknown[]) => unknown)(7, 1, 2, 3, 4),
@@ -56,7 +77,7 @@ describe.skipIf(!built)('the built addon', () => {
 
   it('tries an explicit path first and falls back to the local build', () => {
     const addon = loadCudaAddon('/nonexistent/deft_cuda.node');
-    expect(addon.abiVersion).toBe(2);
+    expect(addon.abiVersion).toBe(3);
   });
 });
 

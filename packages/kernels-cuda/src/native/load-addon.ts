@@ -132,16 +132,20 @@ export interface CudaAddon {
     out: number,
     width: number,
   ): void;
-  /** `out[m, n] = x[m, k] · weight[n, k]ᵀ`. */
+  /**
+   * `outs[i][m, n[i]] = x[m, k] · weights[i][n[i], k]ᵀ` for 1-4 matmuls of one input whose weights share
+   * `weightDtype` (handles in Float64Arrays), launched together where they can be.
+   */
   matmul(
     x: number,
-    weight: number,
+    weights: Float64Array,
     weightDtype: NativeDtype,
-    out: number,
+    outs: Float64Array,
     m: number,
     k: number,
-    n: number,
+    n: Int32Array,
   ): void;
+  /** RMSNorm of `rows` rows of `width`; with a `residual` handle, `x += residual` first (written back). */
   rmsNorm(
     x: number,
     weight: number,
@@ -150,6 +154,7 @@ export interface CudaAddon {
     rows: number,
     width: number,
     epsilon: number,
+    residual: number | null,
   ): void;
   /** RoPE in place on `[positions.length, numHeads, headDim]`; `half` 1 pairs (i, i + headDim / 2). */
   rope(
@@ -191,7 +196,7 @@ export interface CudaAddon {
 /** Environment variable naming the addon file explicitly (bundles cannot find it from their own URL). */
 export const CUDA_ADDON_ENV = 'DEFT_CUDA_ADDON';
 
-const EXPECTED_ABI = 2;
+const EXPECTED_ABI = 3;
 
 let cached: CudaAddon | undefined;
 

@@ -453,12 +453,27 @@ export class LlamaModel {
         ops.embedding(bias, firstRow, rows);
         ops.add(x, rows, x);
       };
+      // Where the backend has them: one launch for a layer's q / k / v (and gate / up) projections, and
+      // each residual add fused with the RMSNorm that reads the sum.
+      const project = (x: DeviceTensor, weights: DeviceTensor[], outs: DeviceTensor[]) => {
+        if (ops.matmulGroup !== undefined) ops.matmulGroup(x, weights, outs);
+        else for (const [index, weight] of weights.entries()) ops.matmul(x, weight, outs[index]!);
+      };
+      const addThenNorm = (residual: DeviceTensor, weight: DeviceTensor, out: DeviceTensor) => {
+        if (ops.addRmsNorm !== undefined) {
+          ops.addRmsNorm(hidden, residual, weight, out, config.normEpsilon);
+        } else {
+          ops.add(hidden, residual, hidden);
+          ops.rmsNorm(hidden, weight, out, config.normEpsilon);
+        }
+      };
       ops.embedding(this.tokenEmbedding, batch.tokens, hidden);
+      // The FFN output of the previous layer, added to `hidden` by the next norm.
+      let pending: DeviceTensor | undefined;
       this.layers.forEach((layer, index) => {
-        ops.rmsNorm(hidden, layer.attentionNorm, normed, config.normEpsilon);
-        ops.matmul(normed, layer.query, query);
-        ops.matmul(normed, layer.key, key);
-        ops.matmul(normed, layer.value, value);
+        if (pending === undefined) ops.rmsNorm(hidden, layer.attentionNorm, normed, config.normEpsilon);
+        else addThenNorm(pending, layer.attentionNorm, normed);
+        project(normed, [layer.query, layer.key, layer.value], [query, key, value]);
         addBias(layer.queryBias, biasRows?.query, query);
         addBias(layer.keyBias, biasRows?.kv, key);
         addBias(layer.valueBias, biasRows?.kv, value);
@@ -477,21 +492,23 @@ export class LlamaModel {
           scale,
         });
         ops.matmul(attention, layer.attentionOutput, projected);
-        ops.add(hidden, projected, hidden);
-        ops.rmsNorm(hidden, layer.ffnNorm, normed, config.normEpsilon);
-        ops.matmul(normed, layer.ffnGate, gate);
-        ops.matmul(normed, layer.ffnUp, up);
+        addThenNorm(projected, layer.ffnNorm, normed);
+        project(normed, [layer.ffnGate, layer.ffnUp], [gate, up]);
         ops.swiglu(gate, up, gate);
         ops.matmul(gate, layer.ffnDown, projected);
-        ops.add(hidden, projected, hidden);
+        pending = projected;
       });
-      let last = hidden;
-      if (batch.outputRows !== undefined) {
-        last = tensor([rows, dim]);
-        ops.gatherRows(hidden, batch.outputRows, last);
-      }
       const finalHidden = tensor([rows, dim]);
-      ops.rmsNorm(last, this.finalNorm, finalHidden, config.normEpsilon);
+      if (batch.outputRows !== undefined) {
+        if (pending !== undefined) ops.add(hidden, pending, hidden);
+        const last = tensor([rows, dim]);
+        ops.gatherRows(hidden, batch.outputRows, last);
+        ops.rmsNorm(last, this.finalNorm, finalHidden, config.normEpsilon);
+      } else if (pending !== undefined) {
+        addThenNorm(pending, this.finalNorm, finalHidden);
+      } else {
+        ops.rmsNorm(hidden, this.finalNorm, finalHidden, config.normEpsilon);
+      }
       const logits = tensor([rows, vocabSize]);
       ops.matmul(finalHidden, this.output, logits);
       if (batch.output === 'log-probabilities') ops.logSoftmax(logits, logits);

@@ -225,34 +225,54 @@ Status LaunchCopy(void* target, const void* source, size_t bytes, int multiproce
 
 // --- Model ops (model_ops.cu) -----------------------------------------------------------------
 
-/** Operands of one matmul `out[m, n] = x[m, k] · weight[n, k]ᵀ` (row-major). */
+/** Most matmuls of one input launched together (q / k / v, gate / up). */
+constexpr int kMaxMatmulGroup = 4;
+
+/**
+ * Operands of a group of matmuls of one input, `out[i][m, n[i]] = x[m, k] · weight[i][n[i], k]ᵀ`
+ * (row-major), `count` of them (1 for a plain matmul), their weights of one type.
+ */
 struct MatmulArgs {
   const float* x;
   /** `x` as fp16 (`[m, k]`), set for the tensor-core kernel (see MatmulUsesTensorCores), else null. */
   const void* x16;
-  const void* weight;
   KvType weightType;
-  float* out;
-  /** Split-K partial sums `[splits, m, n]`, when splits > 1 without `clusterReduce`. */
+  int count;
+  const void* weight[kMaxMatmulGroup];
+  float* out[kMaxMatmulGroup];
+  int n[kMaxMatmulGroup];
+  /** Split-K partial sums `[splits, m, n]` of one matmul, when splits > 1 without `clusterReduce`. */
   float* partial;
   /** sm_90: the splits of a tile add their products through distributed shared memory (splits <= 8). */
   bool clusterReduce;
   int m;
   int k;
-  int n;
 };
 
 /** How the tensor-core matmul divides K among CTAs. */
 struct MatmulSplit {
   int splits = 1;
   int splitColumns = 0;
+  /** Tokens per CTA of the tiled kernel (32, 64 or 128; both operands staged), or 0 for the row kernel. */
+  int tokenTile = 0;
 };
+
+/** Rows from which a tensor-core matmul uses the tiled kernel (the context's default). */
+constexpr int kDefaultTiledMatmulRows = 32;
 
 /** True when a matmul runs on tensor cores: fp16 weights and K a multiple of 32. */
 bool MatmulUsesTensorCores(KvType weightType, int k);
-/** The split-K of a tensor-core matmul: at most `maxSplits`, and `maxPartialFloats` partial sums. */
-MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits);
-/** Enqueues a matmul (tensor cores when `args.x16` is set, else CUDA cores). */
+/**
+ * The kernel and split-K of a tensor-core matmul: the tiled kernel from `tiledFromRows` rows, at most
+ * `maxSplits` splits and `maxPartialFloats` partial sums.
+ */
+MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits,
+                              int tiledFromRows);
+/**
+ * Enqueues a matmul group (tensor cores when `args.x16` is set, else CUDA cores): one launch for the whole
+ * group where the split-K sum needs no second launch, else one per matmul. `split` is chosen for the
+ * group's total rows.
+ */
 Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream);
 /** Converts `count` f32 values to fp16. */
 Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream);
@@ -267,10 +287,11 @@ Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long lon
                          cudaStream_t stream);
 /**
  * RMSNorm of `rows` rows of `width` with an f32 or fp16 weight `[width]`; `out16` (nullable) also receives the
- * result as fp16 (the next matmul's input).
+ * result as fp16 (the next matmul's input). With `residual` (nullable), `x += residual` first (written back)
+ * and the norm is the sum's.
  */
-Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, void* out16, int rows, int width,
-                     float epsilon, cudaStream_t stream);
+Status LaunchRmsNorm(float* x, const float* residual, const void* weight, KvType weightType, float* out, void* out16,
+                     int rows, int width, float epsilon, cudaStream_t stream);
 /** Softmax of `x / temperature` per row, or (`logarithm`) log-softmax. */
 Status LaunchSoftmax(const float* x, float* out, int rows, int columns, float temperature, bool logarithm,
                      cudaStream_t stream);

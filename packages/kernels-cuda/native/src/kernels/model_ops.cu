@@ -18,6 +18,9 @@ using device::AllowDependentLaunch;
 using device::CopyAsync16;
 using device::CopyAsyncCommit;
 using device::CopyAsyncWait;
+using device::LoadMatrixX4;
+using device::Mma16816;
+using device::SwizzledOffset;
 using device::WaitForPrerequisiteGrid;
 
 constexpr int kThreads = 256;
@@ -163,21 +166,74 @@ __global__ void FillUniformKernel(T* out, size_t count, unsigned long long seed,
 // ---------------------------------------------------------------------------------------------
 // Row reductions: one block per row.
 
+constexpr int kNormHeld = 4;  // float4 groups of a row each thread of RmsNormKernel holds in registers
+
+/**
+ * RMSNorm of one row per block; with `residual`, first `x += residual` (the sum written back to `x`) and
+ * the norm of the sum. Rows up to `kNormHeld * 4 * blockDim.x` wide (width a multiple of 4) stay in
+ * registers between the sum of squares and the scaling (one read of `x`); wider ones read it twice.
+ */
 template <typename T>
-__global__ void RmsNormKernel(const float* x, const T* weight, float* out, half* out16, int width, float epsilon) {
+__global__ void RmsNormKernel(float* x, const float* residual, const T* weight, float* out, half* out16, int width,
+                              float epsilon) {
   WaitForPrerequisiteGrid();
   AllowDependentLaunch();
   __shared__ float scratch[32];
-  const float* row = x + static_cast<size_t>(blockIdx.x) * width;
-  float* target = out + static_cast<size_t>(blockIdx.x) * width;
+  const size_t offset = static_cast<size_t>(blockIdx.x) * width;
+  float* row = x + offset;
+  const float* added = residual != nullptr ? residual + offset : nullptr;
   float sum = 0.0f;
-  for (int column = threadIdx.x; column < width; column += blockDim.x) sum += row[column] * row[column];
+  if (width % 4 == 0 && width <= kNormHeld * 4 * static_cast<int>(blockDim.x)) {
+    float4 held[kNormHeld];
+#pragma unroll
+    for (int slot = 0; slot < kNormHeld; ++slot) {
+      const int column = (threadIdx.x + slot * blockDim.x) * 4;
+      if (column < width) {
+        float4 value = *reinterpret_cast<const float4*>(row + column);
+        if (added != nullptr) {
+          const float4 other = *reinterpret_cast<const float4*>(added + column);
+          value = make_float4(value.x + other.x, value.y + other.y, value.z + other.z, value.w + other.w);
+          *reinterpret_cast<float4*>(row + column) = value;
+        }
+        held[slot] = value;
+        sum += value.x * value.x + value.y * value.y + value.z * value.z + value.w * value.w;
+      }
+    }
+    sum = BlockSum(sum, scratch);
+    const float inverse = 1.0f / sqrtf(sum / static_cast<float>(width) + epsilon);
+#pragma unroll
+    for (int slot = 0; slot < kNormHeld; ++slot) {
+      const int column = (threadIdx.x + slot * blockDim.x) * 4;
+      if (column < width) {
+        const float4 value = held[slot];
+        const float4 scaled =
+            make_float4(value.x * inverse * ToFloat(weight[column]), value.y * inverse * ToFloat(weight[column + 1]),
+                        value.z * inverse * ToFloat(weight[column + 2]), value.w * inverse * ToFloat(weight[column + 3]));
+        *reinterpret_cast<float4*>(out + offset + column) = scaled;
+        if (out16 != nullptr) {
+          uint2 packed;
+          packed.x = device::PackHalf2(scaled.x, scaled.y);
+          packed.y = device::PackHalf2(scaled.z, scaled.w);
+          *reinterpret_cast<uint2*>(out16 + offset + column) = packed;
+        }
+      }
+    }
+    return;
+  }
+  for (int column = threadIdx.x; column < width; column += blockDim.x) {
+    float value = row[column];
+    if (added != nullptr) {
+      value += added[column];
+      row[column] = value;
+    }
+    sum += value * value;
+  }
   sum = BlockSum(sum, scratch);
   const float inverse = 1.0f / sqrtf(sum / static_cast<float>(width) + epsilon);
   for (int column = threadIdx.x; column < width; column += blockDim.x) {
     const float value = row[column] * inverse * ToFloat(weight[column]);
-    target[column] = value;
-    if (out16 != nullptr) out16[static_cast<size_t>(blockIdx.x) * width + column] = __float2half_rn(value);
+    out[offset + column] = value;
+    if (out16 != nullptr) out16[offset + column] = __float2half_rn(value);
   }
 }
 
@@ -242,29 +298,48 @@ __global__ void TopKKernel(const float* x, int columns, int k, int* indices, flo
   }
 }
 
-/** RoPE in place; one block per row, a thread per pair, the angle in double precision. */
+constexpr int kRopeHeads = 4;  // heads per block of RopeKernel
+
+/**
+ * RoPE in place: a block per (row, `kRopeHeads` heads), a thread per pair, the angle in double precision
+ * (computed per block: the pow and sincos are cheap next to a serial walk over all heads). Each thread
+ * loads its pairs of every head first, then rotates and stores them.
+ */
 __global__ void RopeKernel(float* x, const int* positions, int numHeads, int headDim, double theta, int half,
                            const float* factors) {
   WaitForPrerequisiteGrid();
   AllowDependentLaunch();
   const int pairs = headDim / 2;
   const double position = static_cast<double>(positions[blockIdx.x]);
+  const int firstHead = blockIdx.y * kRopeHeads;
   float* row = x + static_cast<size_t>(blockIdx.x) * numHeads * headDim;
   const int stride = half != 0 ? 1 : 2;
   const int secondOffset = half != 0 ? pairs : 1;
   for (int pair = threadIdx.x; pair < pairs; pair += blockDim.x) {
+    float a[kRopeHeads];
+    float b[kRopeHeads];
+#pragma unroll
+    for (int head = 0; head < kRopeHeads; ++head) {
+      if (firstHead + head < numHeads) {
+        const float* first = row + (firstHead + head) * headDim + pair * stride;
+        a[head] = first[0];
+        b[head] = first[secondOffset];
+      }
+    }
     double frequency = pow(theta, -2.0 * pair / headDim);
     if (factors != nullptr) frequency /= static_cast<double>(factors[pair]);
     double sine = 0.0;
     double cosine = 0.0;
     sincos(position * frequency, &sine, &cosine);
-    for (int head = 0; head < numHeads; ++head) {
-      float* first = row + head * headDim + pair * stride;
-      float* second = first + secondOffset;
-      const double a = *first;
-      const double b = *second;
-      *first = static_cast<float>(a * cosine - b * sine);
-      *second = static_cast<float>(a * sine + b * cosine);
+#pragma unroll
+    for (int head = 0; head < kRopeHeads; ++head) {
+      if (firstHead + head < numHeads) {
+        float* first = row + (firstHead + head) * headDim + pair * stride;
+        const double left = a[head];
+        const double right = b[head];
+        first[0] = static_cast<float>(left * cosine - right * sine);
+        first[secondOffset] = static_cast<float>(left * sine + right * cosine);
+      }
     }
   }
 }
@@ -341,6 +416,64 @@ __device__ __forceinline__ void Mma(float* c, unsigned a0, unsigned a1, unsigned
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+/** The matmuls of a group as one launch sees them: row blocks of matmul `i` end at `blockEnd[i]` (grid.y). */
+struct MatmulSegments {
+  const half* weight[kMaxMatmulGroup];
+  float* out[kMaxMatmulGroup];
+  int n[kMaxMatmulGroup];
+  int blockEnd[kMaxMatmulGroup];
+  int count;
+};
+
+/** One matmul of a group, and the CTA's row block within it. */
+struct MatmulSegment {
+  const half* weight;
+  float* out;
+  int n;
+  int block;
+};
+
+/** The matmul of row block `block` of a launch (selects, no indexing: the parameters stay in constant memory). */
+__device__ __forceinline__ MatmulSegment SelectSegment(const MatmulSegments& segments, int block) {
+  MatmulSegment segment{segments.weight[0], segments.out[0], segments.n[0], block};
+#pragma unroll
+  for (int index = 1; index < kMaxMatmulGroup; ++index) {
+    if (index < segments.count && block >= segments.blockEnd[index - 1]) {
+      segment = MatmulSegment{segments.weight[index], segments.out[index], segments.n[index],
+                              block - segments.blockEnd[index - 1]};
+    }
+  }
+  return segment;
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+/**
+ * Split-K sum of one output tile across a thread-block cluster (the splits of the tile, sm_90): every
+ * CTA has left its products (`[Tokens][Rows]` floats, this CTA's shared memory) and adds one slice of
+ * the tile over all ranks in split order (distributed shared memory), writing `out` rows `rowBase..`
+ * of tokens `tokenBase..`.
+ */
+template <int Tokens, int Rows>
+__device__ void ClusterSumTile(float* products, int tokenBase, int rowBase, int m, int n, float* out) {
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  const int ranks = static_cast<int>(cluster.num_blocks());
+  const int rank = static_cast<int>(cluster.block_rank());
+  constexpr int kElements = Tokens * Rows;
+  const int slice = (kElements + ranks - 1) / ranks;
+  const int end = min(kElements, (rank + 1) * slice);
+  for (int element = rank * slice + threadIdx.x; element < end; element += blockDim.x) {
+    const int token = tokenBase + element / Rows;
+    const int row = rowBase + element % Rows;
+    float sum = 0.0f;
+    for (int source = 0; source < ranks; ++source) sum += cluster.map_shared_rank(products, source)[element];
+    if (token < m && row < n) out[static_cast<size_t>(token) * n + row] = sum;
+  }
+  cluster.sync();  // no CTA leaves while another still reads its shared memory
+}
+#endif
+
 /**
  * Tensor cores (mma.sync m16n8k16), fp16 weights and fp16 activations (`x16`, converted beforehand),
  * f32 accumulation; K a multiple of 32. The weight is the A operand (16 rows per warp) and the tokens
@@ -362,14 +495,18 @@ __device__ __forceinline__ void Mma(float* c, unsigned a0, unsigned a1, unsigned
  * SplitSumKernel adds them. One split writes `out` directly.
  */
 template <int Tiles>
-__global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x16, const half* weight, float* out,
-                                                                  float* partial, int m, int k, int n,
-                                                                  int splitColumns, int clusterReduce) {
+__global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x16, MatmulSegments segments,
+                                                                  float* partial, int m, int k, int splitColumns,
+                                                                  int clusterReduce) {
+  const MatmulSegment segment = SelectSegment(segments, blockIdx.y);
+  const half* weight = segment.weight;
+  float* out = segment.out;
+  const int n = segment.n;
   const int warp = threadIdx.x >> 5;
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2;
   const int t = lane & 3;
-  const int rowBase = (blockIdx.y * kMmaWarps + warp) * 16;
+  const int rowBase = (segment.block * kMmaWarps + warp) * 16;
   const int columnBegin = blockIdx.z * splitColumns;
   const int columnEnd = min(k, columnBegin + splitColumns);
   const half* row0 = weight + static_cast<size_t>(min(rowBase + g, n - 1)) * k + 8 * t;
@@ -473,22 +610,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
         products[token * kRows + row + 8] = acc[tile][2];
         products[(token + 1) * kRows + row + 8] = acc[tile][3];
       }
-      namespace cg = cooperative_groups;
-      cg::cluster_group cluster = cg::this_cluster();
-      cluster.sync();
-      const int ranks = static_cast<int>(cluster.num_blocks());
-      const int rank = static_cast<int>(cluster.block_rank());
-      constexpr int kElements = Tiles * 8 * kRows;
-      const int slice = (kElements + ranks - 1) / ranks;
-      const int end = min(kElements, (rank + 1) * slice);
-      for (int element = rank * slice + threadIdx.x; element < end; element += blockDim.x) {
-        const int token = tokenBase + element / kRows;
-        const int row = blockIdx.y * kRows + element % kRows;
-        float sum = 0.0f;
-        for (int source = 0; source < ranks; ++source) sum += cluster.map_shared_rank(products, source)[element];
-        if (token < m && row < n) out[static_cast<size_t>(token) * n + row] = sum;
-      }
-      cluster.sync();  // no CTA leaves while another still reads its shared memory
+      ClusterSumTile<Tiles * 8, kRows>(products, tokenBase, segment.block * kRows, m, n, out);
       return;
     }
 #endif
@@ -504,6 +626,181 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
       if (token + 1 < m) {
         if (rowA < n) target[static_cast<size_t>(token + 1) * n + rowA] = acc[tile][1];
         if (rowB < n) target[static_cast<size_t>(token + 1) * n + rowB] = acc[tile][3];
+      }
+    }
+  }
+}
+
+constexpr int kTiledRows = 128;   // weight rows per CTA of the tiled kernel
+constexpr int kTiledDepth = 64;   // K columns per pipeline stage (128 bytes per row: eight 16-byte chunks)
+constexpr int kTiledWarps = 8;    // 4 along the weight rows (32 each) x 2 along the tokens
+
+/** Pipeline stages of the tiled kernel: two CTAs per multiprocessor at either token tile. */
+template <int Tokens>
+constexpr int TiledStages() {
+  return Tokens >= 128 ? 3 : 4;
+}
+
+/** Dynamic shared memory of the tiled kernel: the stages' weight and activation tiles (fp16). */
+template <int Tokens>
+constexpr size_t TiledSharedBytes() {
+  return static_cast<size_t>(TiledStages<Tokens>()) * (kTiledRows + Tokens) * kTiledDepth * sizeof(half);
+}
+
+/**
+ * Tensor cores for 32+ tokens: both operands staged in shared memory. A CTA computes a tile of 128 weight
+ * rows x `Tokens` tokens over its K range through a `TiledStages` ring of 64-column stages (cp.async,
+ * chunks swizzled by row so ldmatrix reads eight rows without bank conflicts); each warp owns 32 weight
+ * rows (two m16 A fragments) x Tokens / 2 tokens (n8 B fragments), so every fragment loaded from shared
+ * memory feeds two to eight mma.sync. The weight is again the A operand: row-major W and row-major x are
+ * both K-contiguous, as m16n8k16.row.col wants.
+ *
+ * Grid: (token blocks, row blocks, K splits), token blocks side by side so the second reads the weight
+ * from L2. Split-K as MatmulMmaKernel: a cluster sum on sm_90, else partial sums for SplitSumKernel.
+ */
+template <int Tokens>
+__global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half* x16, MatmulSegments segments,
+                                                                       float* partial, int m, int k, int splitColumns,
+                                                                       int clusterReduce) {
+  const MatmulSegment segment = SelectSegment(segments, blockIdx.y);
+  const half* weight = segment.weight;
+  float* out = segment.out;
+  const int n = segment.n;
+  constexpr int kStages = TiledStages<Tokens>();
+  constexpr int kWarpTokens = Tokens / 2;
+  constexpr int kTokenTiles = kWarpTokens / 8;  // n8 tiles per warp (an even number: ldmatrix.x4 loads two)
+  constexpr int kChunks = kTiledDepth / 8;
+  constexpr int kWeightStage = kTiledRows * kTiledDepth;  // halves
+  constexpr int kTokenStage = Tokens * kTiledDepth;
+  extern __shared__ __align__(128) unsigned char tiledShared[];
+  half* weightTiles = reinterpret_cast<half*>(tiledShared);
+  half* tokenTiles = weightTiles + kStages * kWeightStage;
+
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int warpRow = (warp & 3) * 32;
+  const int warpToken = (warp >> 2) * kWarpTokens;
+  const int rowBase = segment.block * kTiledRows;
+  const int tokenBase = blockIdx.x * Tokens;
+  const int columnBegin = blockIdx.z * splitColumns;
+  const int columnEnd = min(k, columnBegin + splitColumns);
+  const int depthTiles = (columnEnd - columnBegin + kTiledDepth - 1) / kTiledDepth;
+
+  const auto loadWeights = [&](int stage, int tile) {
+    const int column = columnBegin + tile * kTiledDepth;
+    for (int index = threadIdx.x; index < kTiledRows * kChunks; index += blockDim.x) {
+      const int row = index / kChunks;
+      const int chunk = index % kChunks;
+      const int source = column + chunk * 8;
+      const bool valid = source < columnEnd && rowBase + row < n;
+      const half* from = weight + static_cast<size_t>(min(rowBase + row, n - 1)) * k + (valid ? source : 0);
+      CopyAsync16(weightTiles + stage * kWeightStage + SwizzledOffset<kTiledDepth>(row, chunk), from, valid);
+    }
+  };
+  const auto loadTokens = [&](int stage, int tile) {
+    const int column = columnBegin + tile * kTiledDepth;
+    for (int index = threadIdx.x; index < Tokens * kChunks; index += blockDim.x) {
+      const int token = index / kChunks;
+      const int chunk = index % kChunks;
+      const int source = column + chunk * 8;
+      const bool valid = source < columnEnd && tokenBase + token < m;
+      const half* from = x16 + static_cast<size_t>(min(tokenBase + token, m - 1)) * k + (valid ? source : 0);
+      CopyAsync16(tokenTiles + stage * kTokenStage + SwizzledOffset<kTiledDepth>(token, chunk), from, valid);
+    }
+  };
+
+  float acc[2][kTokenTiles][4];
+#pragma unroll
+  for (int part = 0; part < 2; ++part) {
+#pragma unroll
+    for (int tile = 0; tile < kTokenTiles; ++tile) acc[part][tile][0] = acc[part][tile][1] = acc[part][tile][2] = acc[part][tile][3] = 0.0f;
+  }
+
+  // The weights never come from the previous kernel: the first stages' weight copies are issued before
+  // the wait, and join the first stage's copy group with its activations.
+  for (int stage = 0; stage < kStages - 1; ++stage) {
+    if (stage < depthTiles) loadWeights(stage, stage);
+  }
+  WaitForPrerequisiteGrid();
+  AllowDependentLaunch();
+  for (int stage = 0; stage < kStages - 1; ++stage) {
+    if (stage < depthTiles) loadTokens(stage, stage);
+    CopyAsyncCommit();
+  }
+
+  for (int tile = 0; tile < depthTiles; ++tile) {
+    CopyAsyncWait<kStages - 2>();
+    __syncthreads();  // this tile's stage is visible to every warp; the stage refilled below is free
+    const int next = tile + kStages - 1;
+    if (next < depthTiles) {
+      loadWeights(next % kStages, next);
+      loadTokens(next % kStages, next);
+    }
+    CopyAsyncCommit();
+    const half* weightStage = weightTiles + (tile % kStages) * kWeightStage;
+    const half* tokenStage = tokenTiles + (tile % kStages) * kTokenStage;
+#pragma unroll
+    for (int step = 0; step < kTiledDepth / 16; ++step) {
+      uint32_t a[2][4];
+#pragma unroll
+      for (int part = 0; part < 2; ++part) {
+        // Lanes 0-15 address rows 0-15 at the step's first 8 columns, lanes 16-31 the next 8: a0..a3 as mma wants.
+        const int row = warpRow + part * 16 + (lane & 15);
+        LoadMatrixX4(a[part], weightStage + SwizzledOffset<kTiledDepth>(row, step * 2 + (lane >> 4)));
+      }
+#pragma unroll
+      for (int pair = 0; pair < kTokenTiles / 2; ++pair) {
+        // Matrices (tokens 0-7, k 0-7), (0-7, k 8-15), (8-15, k 0-7), (8-15, k 8-15): b0, b1 of two n8 tiles.
+        const int token = warpToken + pair * 16 + (lane & 7) + ((lane >> 4) << 3);
+        uint32_t b[4];
+        LoadMatrixX4(b, tokenStage + SwizzledOffset<kTiledDepth>(token, step * 2 + ((lane >> 3) & 1)));
+#pragma unroll
+        for (int part = 0; part < 2; ++part) {
+          Mma16816(acc[part][2 * pair], a[part], b[0], b[1]);
+          Mma16816(acc[part][2 * pair + 1], a[part], b[2], b[3]);
+        }
+      }
+    }
+  }
+  CopyAsyncWait<0>();
+
+  const int g = lane >> 2;
+  const int t = lane & 3;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (clusterReduce != 0) {
+    __syncthreads();  // every warp is done with the stages: they hold the products now
+    float* products = reinterpret_cast<float*>(tiledShared);  // [Tokens][kTiledRows]
+#pragma unroll
+    for (int part = 0; part < 2; ++part) {
+#pragma unroll
+      for (int tile = 0; tile < kTokenTiles; ++tile) {
+        const int token = warpToken + tile * 8 + 2 * t;
+        const int row = warpRow + part * 16 + g;
+        products[token * kTiledRows + row] = acc[part][tile][0];
+        products[(token + 1) * kTiledRows + row] = acc[part][tile][1];
+        products[token * kTiledRows + row + 8] = acc[part][tile][2];
+        products[(token + 1) * kTiledRows + row + 8] = acc[part][tile][3];
+      }
+    }
+    ClusterSumTile<Tokens, kTiledRows>(products, tokenBase, rowBase, m, n, out);
+    return;
+  }
+#endif
+  float* target = gridDim.z > 1 ? partial + static_cast<size_t>(blockIdx.z) * m * n : out;
+#pragma unroll
+  for (int part = 0; part < 2; ++part) {
+#pragma unroll
+    for (int tile = 0; tile < kTokenTiles; ++tile) {
+      const int token = tokenBase + warpToken + tile * 8 + 2 * t;
+      const int rowA = rowBase + warpRow + part * 16 + g;
+      const int rowB = rowA + 8;
+      if (token < m) {
+        if (rowA < n) target[static_cast<size_t>(token) * n + rowA] = acc[part][tile][0];
+        if (rowB < n) target[static_cast<size_t>(token) * n + rowB] = acc[part][tile][2];
+      }
+      if (token + 1 < m) {
+        if (rowA < n) target[static_cast<size_t>(token + 1) * n + rowA] = acc[part][tile][1];
+        if (rowB < n) target[static_cast<size_t>(token + 1) * n + rowB] = acc[part][tile][3];
       }
     }
   }
@@ -563,37 +860,92 @@ Status LaunchOp(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t s
   return Status::Ok();
 }
 
-template <int Tiles>
-Status LaunchMma(const MatmulArgs& args, int splits, int splitColumns, cudaStream_t stream) {
-  const dim3 grid((args.m + Tiles * 8 - 1) / (Tiles * 8), (args.n + kMmaWarps * 16 - 1) / (kMmaWarps * 16), splits);
-  if (grid.y > kMaxGridBlocks || grid.z > kMaxGridBlocks) return Status::Invalid("matmul is too large for one launch");
-  const half* x16 = static_cast<const half*>(args.x16);
-  const half* weight = static_cast<const half*>(args.weight);
-  if (splits > 1 && args.clusterReduce) {
-    cudaLaunchConfig_t config = {};
-    config.gridDim = grid;
-    config.blockDim = dim3(kMmaWarps * 32);
-    config.stream = stream;
-    cudaLaunchAttribute attribute[2];
-    attribute[0].id = cudaLaunchAttributeClusterDimension;
-    attribute[0].val.clusterDim.x = 1;
-    attribute[0].val.clusterDim.y = 1;
-    attribute[0].val.clusterDim.z = splits;
-    attribute[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute[1].val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = attribute;
-    config.numAttrs = 2;
-    DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, MatmulMmaKernel<Tiles>, x16, weight, args.out, args.partial, args.m,
-                                       args.k, args.n, splitColumns, 1));
-    return Status::Ok();
+/** The group's matmuls for a kernel of `rowsPerBlock` weight rows per CTA; `blocks` gets their row blocks. */
+MatmulSegments SegmentsOf(const MatmulArgs& args, int rowsPerBlock, int* blocks) {
+  MatmulSegments segments{};
+  segments.count = args.count;
+  int end = 0;
+  for (int index = 0; index < args.count; ++index) {
+    segments.weight[index] = static_cast<const half*>(args.weight[index]);
+    segments.out[index] = args.out[index];
+    segments.n[index] = args.n[index];
+    end += (args.n[index] + rowsPerBlock - 1) / rowsPerBlock;
+    segments.blockEnd[index] = end;
   }
-  DEFT_RETURN_IF_ERROR(LaunchOp(MatmulMmaKernel<Tiles>, dim3(grid), dim3(kMmaWarps * 32), stream, x16, weight, args.out, args.partial, args.m, args.k,
-                                                               args.n, splitColumns, 0));
-  if (splits > 1) {
-    const size_t count = static_cast<size_t>(args.m) * args.n;
-    DEFT_RETURN_IF_ERROR(LaunchOp(SplitSumKernel, dim3(GridFor(count)), dim3(kThreads), stream, args.partial, args.out, count, splits));
+  *blocks = end;
+  return segments;
+}
+
+/**
+ * Launches a tensor-core matmul kernel over (token blocks, the group's row blocks, splits): a programmatic
+ * dependent launch where the device has them, the splits of a tile as one cluster with `clusterReduce`,
+ * else followed by SplitSumKernel (one matmul only: LaunchMatmul splits a group up for that).
+ */
+Status LaunchTensorCoreKernel(void (*kernel)(const half*, MatmulSegments, float*, int, int, int, int),
+                              const MatmulArgs& args, const MatmulSplit& split, int tokensPerBlock, int rowsPerBlock,
+                              int threads, size_t sharedBytes, cudaStream_t stream) {
+  int rowBlocks = 0;
+  const MatmulSegments segments = SegmentsOf(args, rowsPerBlock, &rowBlocks);
+  const dim3 grid((args.m + tokensPerBlock - 1) / tokensPerBlock, rowBlocks, split.splits);
+  if (grid.y > kMaxGridBlocks || grid.z > kMaxGridBlocks) return Status::Invalid("matmul is too large for one launch");
+  const bool cluster = split.splits > 1 && args.clusterReduce;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = sharedBytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[2];
+  int attributes = 0;
+  if (DependentLaunchSupported()) {
+    attribute[attributes].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[attributes++].val.programmaticStreamSerializationAllowed = 1;
+  }
+  if (cluster) {
+    attribute[attributes].id = cudaLaunchAttributeClusterDimension;
+    attribute[attributes].val.clusterDim.x = 1;
+    attribute[attributes].val.clusterDim.y = 1;
+    attribute[attributes++].val.clusterDim.z = split.splits;
+  }
+  config.attrs = attribute;
+  config.numAttrs = attributes;
+  DEFT_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<const half*>(args.x16), segments, args.partial, args.m,
+                                     args.k, split.splitColumns, cluster ? 1 : 0));
+  if (split.splits > 1 && !cluster) {
+    const size_t count = static_cast<size_t>(args.m) * args.n[0];
+    DEFT_RETURN_IF_ERROR(LaunchOp(SplitSumKernel, dim3(GridFor(count)), dim3(kThreads), stream, args.partial, args.out[0], count, split.splits));
   }
   return Status::Ok();
+}
+
+template <int Tokens>
+Status LaunchTiled(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream) {
+  constexpr size_t kShared = TiledSharedBytes<Tokens>();
+  static int raisedFor = -1;  // the device whose shared-memory limit for this kernel was raised
+  int device = 0;
+  DEFT_CUDA_CHECK(cudaGetDevice(&device));
+  if (raisedFor != device) {
+    DEFT_CUDA_CHECK(cudaFuncSetAttribute(MatmulTiledKernel<Tokens>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(kShared)));
+    raisedFor = device;
+  }
+  return LaunchTensorCoreKernel(MatmulTiledKernel<Tokens>, args, split, Tokens, kTiledRows, kTiledWarps * 32, kShared,
+                                stream);
+}
+
+template <int Tiles>
+Status LaunchMma(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream) {
+  return LaunchTensorCoreKernel(MatmulMmaKernel<Tiles>, args, split, Tiles * 8, kMmaWarps * 16, kMmaWarps * 32, 0,
+                                stream);
+}
+
+/** Matmul `index` of a group as a group of one. */
+MatmulArgs SingleOf(const MatmulArgs& args, int index) {
+  MatmulArgs single = args;
+  single.count = 1;
+  single.weight[0] = args.weight[index];
+  single.out[0] = args.out[index];
+  single.n[0] = args.n[index];
+  return single;
 }
 
 }  // namespace
@@ -633,14 +985,17 @@ Status LaunchFillUniform(void* out, KvType type, size_t count, unsigned long lon
   return Status::Ok();
 }
 
-Status LaunchRmsNorm(const float* x, const void* weight, KvType weightType, float* out, void* out16, int rows, int width,
-                     float epsilon, cudaStream_t stream) {
+Status LaunchRmsNorm(float* x, const float* residual, const void* weight, KvType weightType, float* out, void* out16,
+                     int rows, int width, float epsilon, cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
-  const int threads = RowThreads(width, 512);
+  // Row-in-registers path: a thread per float4 up to 512 threads (kNormHeld groups each beyond that).
+  const int threads = width % 4 == 0 ? RowThreads(width / 4, 512) : RowThreads(width, 512);
   if (weightType == KvType::kF16) {
-    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<half>, dim3(rows), dim3(threads), stream, x, static_cast<const half*>(weight), out, static_cast<half*>(out16), width, epsilon));
+    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<half>, dim3(rows), dim3(threads), stream, x, residual,
+                                  static_cast<const half*>(weight), out, static_cast<half*>(out16), width, epsilon));
   } else {
-    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<float>, dim3(rows), dim3(threads), stream, x, static_cast<const float*>(weight), out, static_cast<half*>(out16), width, epsilon));
+    DEFT_RETURN_IF_ERROR(LaunchOp(RmsNormKernel<float>, dim3(rows), dim3(threads), stream, x, residual,
+                                  static_cast<const float*>(weight), out, static_cast<half*>(out16), width, epsilon));
   }
   return Status::Ok();
 }
@@ -661,8 +1016,9 @@ Status LaunchTopK(const float* x, int rows, int columns, int k, int* indices, fl
 Status LaunchRope(float* x, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
                   const float* factors, cudaStream_t stream) {
   if (rows == 0) return Status::Ok();
-  DEFT_RETURN_IF_ERROR(LaunchOp(RopeKernel, dim3(rows), dim3(RowThreads(headDim / 2, 128)), stream, x, positions, numHeads, headDim, theta, half ? 1 : 0,
-                                                              factors));
+  const dim3 grid(rows, (numHeads + kRopeHeads - 1) / kRopeHeads);
+  DEFT_RETURN_IF_ERROR(LaunchOp(RopeKernel, grid, dim3(RowThreads(headDim / 2, 128)), stream, x, positions, numHeads,
+                                headDim, theta, half ? 1 : 0, factors));
   return Status::Ok();
 }
 
@@ -684,8 +1040,33 @@ Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream
 
 bool MatmulUsesTensorCores(KvType weightType, int k) { return weightType == KvType::kF16 && k % 32 == 0; }
 
-MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits) {
+MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits,
+                              int tiledFromRows) {
   MatmulSplit split;
+  if (m >= tiledFromRows) {
+    // The tiled kernel: two CTAs per multiprocessor. Splits fill one wave where the tiles alone do not;
+    // the cost model is waves x (stages per split + the pipeline's fill), ties to fewer splits, and a
+    // split keeps at least 8 stages.
+    split.tokenTile = m <= 32 ? 32 : m <= 64 ? 64 : 128;
+    const int tiles = ((m + split.tokenTile - 1) / split.tokenTile) * ((n + kTiledRows - 1) / kTiledRows);
+    const int slots = 2 * multiprocessors;
+    const int depthTiles = (k + kTiledDepth - 1) / kTiledDepth;
+    int bestSplits = 1;
+    long long bestCost = -1;
+    for (int splits = 1; splits <= maxSplits; ++splits) {
+      const int perSplit = (depthTiles + splits - 1) / splits;
+      if (splits > 1 && (perSplit < 8 || static_cast<size_t>(splits) * m * n > maxPartialFloats)) break;
+      const long long waves = (static_cast<long long>(tiles) * splits + slots - 1) / slots;
+      const long long cost = waves * (perSplit + 3);
+      if (bestCost < 0 || cost < bestCost) {
+        bestCost = cost;
+        bestSplits = splits;
+      }
+    }
+    split.splitColumns = ((depthTiles + bestSplits - 1) / bestSplits) * kTiledDepth;
+    split.splits = (k + split.splitColumns - 1) / split.splitColumns;
+    return split;
+  }
   const int rowBlocks = (n + kMmaWarps * 16 - 1) / (kMmaWarps * 16);
   // Each warp keeps one register set (4 KB) of weights in flight while it multiplies the other: about
   // 12 warps per multiprocessor cover the memory latency. Splits never go below 512 columns and the
@@ -705,30 +1086,31 @@ MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t m
 }
 
 Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream) {
-  if (args.m == 0 || args.n == 0) return Status::Ok();
-  if (args.x16 != nullptr) {
-    const int tiles = (args.m + 7) / 8;
-    Status status;
-    if (tiles <= 1) {
-      status = LaunchMma<1>(args, split.splits, split.splitColumns, stream);
-    } else if (tiles <= 2) {
-      status = LaunchMma<2>(args, split.splits, split.splitColumns, stream);
-    } else if (tiles <= 4) {
-      status = LaunchMma<4>(args, split.splits, split.splitColumns, stream);
-    } else {
-      status = LaunchMma<8>(args, split.splits, split.splitColumns, stream);
+  if (args.m == 0 || args.count < 1) return Status::Ok();
+  if (args.count > 1 && (args.x16 == nullptr || (split.splits > 1 && !args.clusterReduce))) {
+    for (int index = 0; index < args.count; ++index) {
+      DEFT_RETURN_IF_ERROR(LaunchMatmul(SingleOf(args, index), split, stream));
     }
-    DEFT_RETURN_IF_ERROR(status);
     return Status::Ok();
   }
-  const dim3 grid((args.n + kThreads / 32 - 1) / (kThreads / 32), (args.m + 7) / 8);
+  if (args.x16 != nullptr) {
+    const int tiles = (args.m + 7) / 8;
+    if (split.tokenTile == 32) return LaunchTiled<32>(args, split, stream);
+    if (split.tokenTile == 64) return LaunchTiled<64>(args, split, stream);
+    if (split.tokenTile == 128) return LaunchTiled<128>(args, split, stream);
+    if (tiles <= 1) return LaunchMma<1>(args, split, stream);
+    if (tiles <= 2) return LaunchMma<2>(args, split, stream);
+    if (tiles <= 4) return LaunchMma<4>(args, split, stream);
+    return LaunchMma<8>(args, split, stream);
+  }
+  const dim3 grid((args.n[0] + kThreads / 32 - 1) / (kThreads / 32), (args.m + 7) / 8);
   if (grid.y > kMaxGridBlocks) return Status::Invalid("matmul has too many rows for one launch");
   if (args.weightType == KvType::kF16) {
-    DEFT_RETURN_IF_ERROR(LaunchOp(MatmulSimtKernel<half>, dim3(grid), dim3(kThreads), stream, args.x, static_cast<const half*>(args.weight), args.out, args.m,
-                                                    args.k, args.n));
+    DEFT_RETURN_IF_ERROR(LaunchOp(MatmulSimtKernel<half>, dim3(grid), dim3(kThreads), stream, args.x,
+                                  static_cast<const half*>(args.weight[0]), args.out[0], args.m, args.k, args.n[0]));
   } else {
-    DEFT_RETURN_IF_ERROR(LaunchOp(MatmulSimtKernel<float>, dim3(grid), dim3(kThreads), stream, args.x, static_cast<const float*>(args.weight), args.out, args.m,
-                                                    args.k, args.n));
+    DEFT_RETURN_IF_ERROR(LaunchOp(MatmulSimtKernel<float>, dim3(grid), dim3(kThreads), stream, args.x,
+                                  static_cast<const float*>(args.weight[0]), args.out[0], args.m, args.k, args.n[0]));
   }
   return Status::Ok();
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -70,6 +71,8 @@ struct Context {
   unsigned long long writeClock = 0;
   float* matmulPartial = nullptr;
   size_t matmulPartialFloats = 0;
+  /** Rows from which tensor-core matmuls use the tiled kernel (DEFT_CUDA_TILED_MATMUL_ROWS overrides it). */
+  int tiledMatmulFromRows = kDefaultTiledMatmulRows;
   // Measurement helpers.
   void* flush = nullptr;
   size_t flushBytes = 0;
@@ -316,6 +319,14 @@ Status CreateContext(int ordinal, Handle* handle) {
   context->info.sharedPerBlockOptin = properties.sharedMemPerBlockOptin;
   context->info.totalMemory = properties.totalGlobalMem;
   context->info.ringStagesLimit = MmaRingStagesLimit(128, properties.sharedMemPerBlockOptin);
+  if (const char* rows = std::getenv("DEFT_CUDA_TILED_MATMUL_ROWS"); rows != nullptr && *rows != '\0') {
+    char* end = nullptr;
+    const long value = std::strtol(rows, &end, 10);
+    if (*end != '\0' || value < 1) {
+      return Status::Invalid(std::string("DEFT_CUDA_TILED_MATMUL_ROWS must be a positive integer, not '") + rows + "'");
+    }
+    context->tiledMatmulFromRows = static_cast<int>(std::min<long>(value, 1 << 30));
+  }
   if (context->info.ringStagesLimit < 2) {
     return Status::Invalid(std::string("device ") + properties.name + " has too little shared memory per block");
   }
@@ -1124,28 +1135,44 @@ Status GatherRows(Handle tableHandle, KvType tableType, int tableRows, const int
                           context->stream);
 }
 
-Status Matmul(Handle xHandle, Handle weightHandle, KvType weightType, Handle outHandle, int m, int k, int n) {
+Status Matmul(Handle xHandle, const Handle* weightHandles, KvType weightType, const Handle* outHandles, const int* n,
+              int count, int m, int k) {
   Context* context = nullptr;
   Handle contextHandle = 0;
   DEFT_RETURN_IF_ERROR(EnterBuffer(xHandle, &context, &contextHandle));
-  if (m < 0 || k < 1 || n < 1) return Status::Invalid("matmul shape is invalid");
-  if (xHandle == outHandle) return Status::Invalid("matmul out must not alias x");
-  void* x = nullptr;
-  void* weight = nullptr;
-  void* out = nullptr;
-  DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, static_cast<size_t>(m) * k * 4, "x", &x));
-  DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, static_cast<size_t>(n) * k * ElementBytes(weightType),
-                                   "weight", &weight));
-  DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, static_cast<size_t>(m) * n * 4, "out", &out));
-  if (m == 0) return Status::Ok();
+  if (count < 1 || count > kMaxMatmulGroup) {
+    return Status::Invalid("a matmul group holds 1 to " + std::to_string(kMaxMatmulGroup) + " matmuls");
+  }
+  if (m < 0 || k < 1) return Status::Invalid("matmul shape is invalid");
   MatmulArgs args{};
+  void* x = nullptr;
+  DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, static_cast<size_t>(m) * k * 4, "x", &x));
+  int rowsInGroup = 0;
+  for (int index = 0; index < count; ++index) {
+    if (n[index] < 1) return Status::Invalid("matmul shape is invalid");
+    if (outHandles[index] == xHandle) return Status::Invalid("matmul out must not alias x");
+    for (int other = 0; other < index; ++other) {
+      if (outHandles[other] == outHandles[index]) return Status::Invalid("the outs of a matmul group must be distinct");
+    }
+    void* weight = nullptr;
+    DEFT_RETURN_IF_ERROR(FindOperand(weightHandles[index], contextHandle,
+                                     static_cast<size_t>(n[index]) * k * ElementBytes(weightType), "weight", &weight));
+    args.weight[index] = weight;
+    args.n[index] = n[index];
+    rowsInGroup += n[index];
+  }
+  for (int index = 0; index < count; ++index) {
+    void* out = nullptr;
+    DEFT_RETURN_IF_ERROR(FindOutput(context, outHandles[index], contextHandle, static_cast<size_t>(m) * n[index] * 4,
+                                    "out", &out));
+    args.out[index] = static_cast<float*>(out);
+  }
+  if (m == 0) return Status::Ok();
   args.x = static_cast<const float*>(x);
-  args.weight = weight;
   args.weightType = weightType;
-  args.out = static_cast<float*>(out);
+  args.count = count;
   args.m = m;
   args.k = k;
-  args.n = n;
   MatmulSplit split;
   if (MatmulUsesTensorCores(weightType, k)) {
     const size_t values = static_cast<size_t>(m) * k;
@@ -1162,34 +1189,46 @@ Status Matmul(Handle xHandle, Handle weightHandle, KvType weightType, Handle out
     args.x16 = context->matmulHalf;
     // Compute capability 9.0+: split-K sums in a thread-block cluster (at most 8 CTAs, the portable size).
     args.clusterReduce = context->info.computeMajor >= 9;
-    split = ChooseMatmulSplit(m, k, n, context->info.multiprocessors, kMaxMatmulPartialFloats,
-                              args.clusterReduce ? 8 : 16);
+    split = ChooseMatmulSplit(m, k, rowsInGroup, context->info.multiprocessors, kMaxMatmulPartialFloats,
+                              args.clusterReduce ? 8 : 16, context->tiledMatmulFromRows);
     if (split.splits > 1 && !args.clusterReduce) {
+      const int widest = *std::max_element(n, n + count);
       DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulPartial, &context->matmulPartialFloats,
-                                      static_cast<size_t>(split.splits) * m * n, false));
+                                      static_cast<size_t>(split.splits) * m * widest, false));
       args.partial = context->matmulPartial;
     }
   }
   return LaunchMatmul(args, split, context->stream);
 }
 
-Status RmsNorm(Handle xHandle, Handle weightHandle, KvType weightType, Handle outHandle, int rows, int width,
-               float epsilon) {
+Status RmsNorm(Handle xHandle, Handle residualHandle, Handle weightHandle, KvType weightType, Handle outHandle,
+               int rows, int width, float epsilon) {
   Context* context = nullptr;
   Handle contextHandle = 0;
   DEFT_RETURN_IF_ERROR(EnterBuffer(xHandle, &context, &contextHandle));
   if (rows < 0 || width < 1) return Status::Invalid("rmsNorm shape is invalid");
+  if (residualHandle != 0 && (outHandle == xHandle || outHandle == residualHandle)) {
+    return Status::Invalid("rmsNorm out must not alias x or the residual");
+  }
   void* x = nullptr;
+  void* residual = nullptr;
   void* weight = nullptr;
   void* out = nullptr;
   const size_t bytes = static_cast<size_t>(rows) * width * 4;
-  DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
+  if (residualHandle != 0) {
+    DEFT_RETURN_IF_ERROR(FindOperand(residualHandle, contextHandle, bytes, "residual", &residual));
+  }
   DEFT_RETURN_IF_ERROR(FindOperand(weightHandle, contextHandle, width * ElementBytes(weightType), "weight", &weight));
+  if (residualHandle != 0) {
+    DEFT_RETURN_IF_ERROR(FindOutput(context, xHandle, contextHandle, bytes, "x", &x));
+  } else {
+    DEFT_RETURN_IF_ERROR(FindOperand(xHandle, contextHandle, bytes, "x", &x));
+  }
   DEFT_RETURN_IF_ERROR(FindOutput(context, outHandle, contextHandle, bytes, "out", &out));
   const size_t values = static_cast<size_t>(rows) * width;
   void* out16 = HalfCopyTarget(context, values);
-  DEFT_RETURN_IF_ERROR(LaunchRmsNorm(static_cast<const float*>(x), weight, weightType, static_cast<float*>(out), out16,
-                                     rows, width, epsilon, context->stream));
+  DEFT_RETURN_IF_ERROR(LaunchRmsNorm(static_cast<float*>(x), static_cast<const float*>(residual), weight, weightType,
+                                     static_cast<float*>(out), out16, rows, width, epsilon, context->stream));
   RecordHalfCopy(context, outHandle, out16 != nullptr ? out : nullptr, values);
   return Status::Ok();
 }

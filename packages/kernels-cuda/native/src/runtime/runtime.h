@@ -163,9 +163,19 @@ enum class ElementwiseOp : int { kAdd = 0, kSwiglu = 1 };
 
 /** `out[r, :] = table[rows[r], :]` as f32 (embedding, gatherRows); rows checked against `tableRows`. */
 Status GatherRows(Handle table, KvType tableType, int tableRows, const int* rows, int count, Handle out, int width);
-/** `out[m, n] = x[m, k] · weight[n, k]ᵀ`: tensor cores for fp16 weights with K a multiple of 32. */
-Status Matmul(Handle x, Handle weight, KvType weightType, Handle out, int m, int k, int n);
-Status RmsNorm(Handle x, Handle weight, KvType weightType, Handle out, int rows, int width, float epsilon);
+/**
+ * `out[i][m, n[i]] = x[m, k] · weight[i][n[i], k]ᵀ` for `count` (1..kMaxMatmulGroup) matmuls of one input
+ * and one weight type, launched together where they can be: tensor cores for fp16 weights with K a
+ * multiple of 32. No `out[i]` may be `x`.
+ */
+Status Matmul(Handle x, const Handle* weights, KvType weightType, const Handle* outs, const int* n, int count, int m,
+              int k);
+/**
+ * RMSNorm of each row of `x` `[rows, width]` into `out`; with a `residual` (not 0) first `x += residual`
+ * (written back to `x`) and the norm of the sum, in one pass (`out` then aliases neither).
+ */
+Status RmsNorm(Handle x, Handle residual, Handle weight, KvType weightType, Handle out, int rows, int width,
+               float epsilon);
 /** RoPE in place; `factors` (`[headDim / 2]`) may be null. */
 Status Rope(Handle x, const int* positions, int rows, int numHeads, int headDim, double theta, bool half,
             const float* factors);
