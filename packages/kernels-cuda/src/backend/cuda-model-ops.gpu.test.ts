@@ -46,7 +46,7 @@ describe.skipIf(reason !== '')('CUDA model ops against the CPU backend', () => {
 
   // fp16 weights run on tensor cores with activations rounded to fp16 (K a multiple of 32), f32 weights
   // and other K on CUDA cores in f32; M crosses every tile count of the row kernel (1-32 rows) and of the
-  // tiled kernel (32 / 64 / 128 tokens per CTA from 32 rows), partial token and weight-row tiles, K that
+  // tiled kernel (64 / 128 tokens per CTA from 40 rows), partial token and weight-row tiles, K that
   // ends inside a 64-column stage, and the split-K path of both.
   const MATMULS: { m: number; k: number; n: number; dtype: DType; tolerance: number }[] = [
     { m: 1, k: 4096, n: 1024, dtype: 'f16', tolerance: 2e-3 },

@@ -253,12 +253,12 @@ struct MatmulArgs {
 struct MatmulSplit {
   int splits = 1;
   int splitColumns = 0;
-  /** Tokens per CTA of the tiled kernel (32, 64 or 128; both operands staged), or 0 for the row kernel. */
+  /** Tokens per CTA of the tiled kernel (64 or 128; both operands staged), or 0 for the row kernel. */
   int tokenTile = 0;
 };
 
 /** Rows from which a tensor-core matmul uses the tiled kernel (the context's default). */
-constexpr int kDefaultTiledMatmulRows = 32;
+constexpr int kDefaultTiledMatmulRows = 40;
 
 /** True when a matmul runs on tensor cores: fp16 weights and K a multiple of 32. */
 bool MatmulUsesTensorCores(KvType weightType, int k);

@@ -648,7 +648,7 @@ constexpr size_t TiledSharedBytes() {
 }
 
 /**
- * Tensor cores for 32+ tokens: both operands staged in shared memory. A CTA computes a tile of 128 weight
+ * Tensor cores for 40+ tokens: both operands staged in shared memory. A CTA computes a tile of 128 weight
  * rows x `Tokens` tokens over its K range through a `TiledStages` ring of 64-column stages (cp.async,
  * chunks swizzled by row so ldmatrix reads eight rows without bank conflicts); each warp owns 32 weight
  * rows (two m16 A fragments) x Tokens / 2 tokens (n8 B fragments), so every fragment loaded from shared
@@ -1047,7 +1047,7 @@ MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t m
     // The tiled kernel: two CTAs per multiprocessor. Splits fill one wave where the tiles alone do not;
     // the cost model is waves x (stages per split + the pipeline's fill), ties to fewer splits, and a
     // split keeps at least 8 stages.
-    split.tokenTile = m <= 32 ? 32 : m <= 64 ? 64 : 128;
+    split.tokenTile = m <= 64 ? 64 : 128;
     const int tiles = ((m + split.tokenTile - 1) / split.tokenTile) * ((n + kTiledRows - 1) / kTiledRows);
     const int slots = 2 * multiprocessors;
     const int depthTiles = (k + kTiledDepth - 1) / kTiledDepth;
@@ -1095,7 +1095,6 @@ Status LaunchMatmul(const MatmulArgs& args, const MatmulSplit& split, cudaStream
   }
   if (args.x16 != nullptr) {
     const int tiles = (args.m + 7) / 8;
-    if (split.tokenTile == 32) return LaunchTiled<32>(args, split, stream);
     if (split.tokenTile == 64) return LaunchTiled<64>(args, split, stream);
     if (split.tokenTile == 128) return LaunchTiled<128>(args, split, stream);
     if (tiles <= 1) return LaunchMma<1>(args, split, stream);
