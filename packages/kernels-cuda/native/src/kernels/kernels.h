@@ -264,9 +264,10 @@ constexpr int kDefaultTiledMatmulRows = 40;
 bool MatmulUsesTensorCores(KvType weightType, int k);
 /**
  * The kernel and split-K of a tensor-core matmul: the tiled kernel from `tiledFromRows` rows, at most
- * `maxSplits` splits and `maxPartialFloats` partial sums.
+ * `maxPartialFloats` partial sums, and with `clusterReduce` (sm_90) at most 8 splits whose clusters the
+ * device holds at once, else 16.
  */
-MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits,
+MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, bool clusterReduce,
                               int tiledFromRows);
 /**
  * Enqueues a matmul group (tensor cores when `args.x16` is set, else CUDA cores): one launch for the whole

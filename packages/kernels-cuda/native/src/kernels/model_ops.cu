@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/device_primitives.cuh"
 #include "kernels/kernels.h"
@@ -416,6 +417,9 @@ __device__ __forceinline__ void Mma(float* c, unsigned a0, unsigned a1, unsigned
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+/** Floats of padding after each token's row of split-K products: lanes of four tokens hit distinct banks. */
+constexpr int kProductPad = 4;
+
 /** The matmuls of a group as one launch sees them: row blocks of matmul `i` end at `blockEnd[i]` (grid.y). */
 struct MatmulSegments {
   const half* weight[kMaxMatmulGroup];
@@ -449,9 +453,9 @@ __device__ __forceinline__ MatmulSegment SelectSegment(const MatmulSegments& seg
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 /**
  * Split-K sum of one output tile across a thread-block cluster (the splits of the tile, sm_90): every
- * CTA has left its products (`[Tokens][Rows]` floats, this CTA's shared memory) and adds one slice of
- * the tile over all ranks in split order (distributed shared memory), writing `out` rows `rowBase..`
- * of tokens `tokenBase..`.
+ * CTA has left its products (`[Tokens][Rows + kProductPad]` floats, this CTA's shared memory) and adds
+ * one slice of the tile over all ranks in split order (distributed shared memory), writing `out` rows
+ * `rowBase..` of tokens `tokenBase..`.
  */
 template <int Tokens, int Rows>
 __device__ void ClusterSumTile(float* products, int tokenBase, int rowBase, int m, int n, float* out) {
@@ -464,10 +468,11 @@ __device__ void ClusterSumTile(float* products, int tokenBase, int rowBase, int 
   const int slice = (kElements + ranks - 1) / ranks;
   const int end = min(kElements, (rank + 1) * slice);
   for (int element = rank * slice + threadIdx.x; element < end; element += blockDim.x) {
+    const int slot = element / Rows * (Rows + kProductPad) + element % Rows;
     const int token = tokenBase + element / Rows;
     const int row = rowBase + element % Rows;
     float sum = 0.0f;
-    for (int source = 0; source < ranks; ++source) sum += cluster.map_shared_rank(products, source)[element];
+    for (int source = 0; source < ranks; ++source) sum += cluster.map_shared_rank(products, source)[slot];
     if (token < m && row < n) out[static_cast<size_t>(token) * n + row] = sum;
   }
   cluster.sync();  // no CTA leaves while another still reads its shared memory
@@ -600,15 +605,16 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (clusterReduce != 0) {
       constexpr int kRows = kMmaWarps * 16;
-      __shared__ float products[Tiles * 8 * kRows];  // [token][row] of this CTA's tile
+      constexpr int kStride = kRows + kProductPad;
+      __shared__ float products[Tiles * 8 * kStride];  // [token][row] of this CTA's tile
 #pragma unroll
       for (int tile = 0; tile < Tiles; ++tile) {
         const int token = tile * 8 + 2 * t;
         const int row = warp * 16 + g;
-        products[token * kRows + row] = acc[tile][0];
-        products[(token + 1) * kRows + row] = acc[tile][1];
-        products[token * kRows + row + 8] = acc[tile][2];
-        products[(token + 1) * kRows + row + 8] = acc[tile][3];
+        products[token * kStride + row] = acc[tile][0];
+        products[(token + 1) * kStride + row] = acc[tile][1];
+        products[token * kStride + row + 8] = acc[tile][2];
+        products[(token + 1) * kStride + row + 8] = acc[tile][3];
       }
       ClusterSumTile<Tiles * 8, kRows>(products, tokenBase, segment.block * kRows, m, n, out);
       return;
@@ -686,26 +692,47 @@ __global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half
   const int columnEnd = min(k, columnBegin + splitColumns);
   const int depthTiles = (columnEnd - columnBegin + kTiledDepth - 1) / kTiledDepth;
 
+  // Each thread copies one 16-byte chunk column of rows r, r + 32, r + 64, ... of every stage: its
+  // sources, their validity and its destinations (the swizzle depends on r & 7, the same for all of
+  // them) are fixed; a stage only moves the sources 64 columns on.
+  constexpr int kRowsPerPass = kTiledWarps * 32 / kChunks;
+  constexpr int kWeightPasses = kTiledRows / kRowsPerPass;
+  constexpr int kTokenPasses = Tokens / kRowsPerPass;
+  const int chunk = threadIdx.x % kChunks;
+  const int firstRow = threadIdx.x / kChunks;
+  const int destination = SwizzledOffset<kTiledDepth>(firstRow, chunk);
+  const half* weightSource[kWeightPasses];
+  bool weightRowValid[kWeightPasses];
+#pragma unroll
+  for (int pass = 0; pass < kWeightPasses; ++pass) {
+    const int row = rowBase + firstRow + pass * kRowsPerPass;
+    weightRowValid[pass] = row < n;
+    weightSource[pass] = weight + static_cast<size_t>(min(row, n - 1)) * k + columnBegin + chunk * 8;
+  }
+  const half* tokenSource[kTokenPasses];
+  bool tokenRowValid[kTokenPasses];
+#pragma unroll
+  for (int pass = 0; pass < kTokenPasses; ++pass) {
+    const int token = tokenBase + firstRow + pass * kRowsPerPass;
+    tokenRowValid[pass] = token < m;
+    tokenSource[pass] = x16 + static_cast<size_t>(min(token, m - 1)) * k + columnBegin + chunk * 8;
+  }
   const auto loadWeights = [&](int stage, int tile) {
-    const int column = columnBegin + tile * kTiledDepth;
-    for (int index = threadIdx.x; index < kTiledRows * kChunks; index += blockDim.x) {
-      const int row = index / kChunks;
-      const int chunk = index % kChunks;
-      const int source = column + chunk * 8;
-      const bool valid = source < columnEnd && rowBase + row < n;
-      const half* from = weight + static_cast<size_t>(min(rowBase + row, n - 1)) * k + (valid ? source : 0);
-      CopyAsync16(weightTiles + stage * kWeightStage + SwizzledOffset<kTiledDepth>(row, chunk), from, valid);
+    const bool inRange = columnBegin + tile * kTiledDepth + chunk * 8 < columnEnd;
+#pragma unroll
+    for (int pass = 0; pass < kWeightPasses; ++pass) {
+      const bool valid = inRange && weightRowValid[pass];
+      CopyAsync16(weightTiles + stage * kWeightStage + destination + pass * kRowsPerPass * kTiledDepth,
+                  valid ? weightSource[pass] + tile * kTiledDepth : weight, valid);
     }
   };
   const auto loadTokens = [&](int stage, int tile) {
-    const int column = columnBegin + tile * kTiledDepth;
-    for (int index = threadIdx.x; index < Tokens * kChunks; index += blockDim.x) {
-      const int token = index / kChunks;
-      const int chunk = index % kChunks;
-      const int source = column + chunk * 8;
-      const bool valid = source < columnEnd && tokenBase + token < m;
-      const half* from = x16 + static_cast<size_t>(min(tokenBase + token, m - 1)) * k + (valid ? source : 0);
-      CopyAsync16(tokenTiles + stage * kTokenStage + SwizzledOffset<kTiledDepth>(token, chunk), from, valid);
+    const bool inRange = columnBegin + tile * kTiledDepth + chunk * 8 < columnEnd;
+#pragma unroll
+    for (int pass = 0; pass < kTokenPasses; ++pass) {
+      const bool valid = inRange && tokenRowValid[pass];
+      CopyAsync16(tokenTiles + stage * kTokenStage + destination + pass * kRowsPerPass * kTiledDepth,
+                  valid ? tokenSource[pass] + tile * kTiledDepth : x16, valid);
     }
   };
 
@@ -769,17 +796,18 @@ __global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   if (clusterReduce != 0) {
     __syncthreads();  // every warp is done with the stages: they hold the products now
-    float* products = reinterpret_cast<float*>(tiledShared);  // [Tokens][kTiledRows]
+    constexpr int kStride = kTiledRows + kProductPad;
+    float* products = reinterpret_cast<float*>(tiledShared);  // [Tokens][kStride]
 #pragma unroll
     for (int part = 0; part < 2; ++part) {
 #pragma unroll
       for (int tile = 0; tile < kTokenTiles; ++tile) {
         const int token = warpToken + tile * 8 + 2 * t;
         const int row = warpRow + part * 16 + g;
-        products[token * kTiledRows + row] = acc[part][tile][0];
-        products[(token + 1) * kTiledRows + row] = acc[part][tile][1];
-        products[token * kTiledRows + row + 8] = acc[part][tile][2];
-        products[(token + 1) * kTiledRows + row + 8] = acc[part][tile][3];
+        products[token * kStride + row] = acc[part][tile][0];
+        products[(token + 1) * kStride + row] = acc[part][tile][1];
+        products[token * kStride + row + 8] = acc[part][tile][2];
+        products[(token + 1) * kStride + row + 8] = acc[part][tile][3];
       }
     }
     ClusterSumTile<Tokens, kTiledRows>(products, tokenBase, rowBase, m, n, out);
@@ -917,19 +945,30 @@ Status LaunchTensorCoreKernel(void (*kernel)(const half*, MatmulSegments, float*
   return Status::Ok();
 }
 
+/** Raises the tiled kernel's dynamic shared-memory limit on the current device (once per device). */
 template <int Tokens>
-Status LaunchTiled(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream) {
-  constexpr size_t kShared = TiledSharedBytes<Tokens>();
-  static int raisedFor = -1;  // the device whose shared-memory limit for this kernel was raised
+Status RaiseTiledSharedLimit() {
+  static int raisedFor = -1;
   int device = 0;
   DEFT_CUDA_CHECK(cudaGetDevice(&device));
   if (raisedFor != device) {
     DEFT_CUDA_CHECK(cudaFuncSetAttribute(MatmulTiledKernel<Tokens>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(kShared)));
+                                         static_cast<int>(TiledSharedBytes<Tokens>())));
     raisedFor = device;
   }
-  return LaunchTensorCoreKernel(MatmulTiledKernel<Tokens>, args, split, Tokens, kTiledRows, kTiledWarps * 32, kShared,
-                                stream);
+  return Status::Ok();
+}
+
+/** RaiseTiledSharedLimit for a token tile of 64 or 128; false when the device refuses. */
+bool PrepareTiled(int tokens) {
+  return (tokens == 64 ? RaiseTiledSharedLimit<64>() : RaiseTiledSharedLimit<128>()).ok();
+}
+
+template <int Tokens>
+Status LaunchTiled(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream) {
+  DEFT_RETURN_IF_ERROR(RaiseTiledSharedLimit<Tokens>());
+  return LaunchTensorCoreKernel(MatmulTiledKernel<Tokens>, args, split, Tokens, kTiledRows, kTiledWarps * 32,
+                                TiledSharedBytes<Tokens>(), stream);
 }
 
 template <int Tiles>
@@ -1040,14 +1079,69 @@ Status LaunchToHalf(const float* x, void* out, size_t count, cudaStream_t stream
 
 bool MatmulUsesTensorCores(KvType weightType, int k) { return weightType == KvType::kF16 && k % 32 == 0; }
 
-MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, int maxSplits,
+namespace {
+
+/** The row kernel for `m` tokens (as LaunchMatmul picks it). */
+const void* RowKernelFor(int m) {
+  const int tiles = (m + 7) / 8;
+  if (tiles <= 1) return reinterpret_cast<const void*>(MatmulMmaKernel<1>);
+  if (tiles <= 2) return reinterpret_cast<const void*>(MatmulMmaKernel<2>);
+  if (tiles <= 4) return reinterpret_cast<const void*>(MatmulMmaKernel<4>);
+  return reinterpret_cast<const void*>(MatmulMmaKernel<8>);
+}
+
+/**
+ * How many clusters of `clusterSize` CTAs of `kernel` the device holds at once (cached per device, kernel
+ * and size; 0 when the query fails). A split-K launch with more tiles than this runs in several waves.
+ */
+int ClusterCapacity(const void* kernel, int threads, size_t sharedBytes, int clusterSize) {
+  struct Entry {
+    int device;
+    const void* kernel;
+    int clusterSize;
+    int clusters;
+  };
+  static std::vector<Entry> cache;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return 0;
+  for (const Entry& entry : cache) {
+    if (entry.device == device && entry.kernel == kernel && entry.clusterSize == clusterSize) return entry.clusters;
+  }
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(1, 1, clusterSize);
+  config.blockDim = dim3(threads);
+  config.dynamicSmemBytes = sharedBytes;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim.x = 1;
+  attribute.val.clusterDim.y = 1;
+  attribute.val.clusterDim.z = clusterSize;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) != cudaSuccess) {
+    cudaGetLastError();
+    clusters = 0;
+  }
+  cache.push_back(Entry{device, kernel, clusterSize, clusters});
+  return clusters;
+}
+
+}  // namespace
+
+MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, bool clusterReduce,
                               int tiledFromRows) {
   MatmulSplit split;
-  if (m >= tiledFromRows) {
+  const int maxSplits = clusterReduce ? 8 : 16;
+  const int tokenTile = m <= 64 ? 64 : 128;
+  if (m >= tiledFromRows && PrepareTiled(tokenTile)) {
     // The tiled kernel: two CTAs per multiprocessor. Splits fill one wave where the tiles alone do not;
     // the cost model is waves x (stages per split + the pipeline's fill), ties to fewer splits, and a
-    // split keeps at least 8 stages.
-    split.tokenTile = m <= 64 ? 64 : 128;
+    // split keeps at least 8 stages. Cluster sums count waves in the clusters the device holds at once.
+    split.tokenTile = tokenTile;
+    const void* kernel = split.tokenTile == 64 ? reinterpret_cast<const void*>(MatmulTiledKernel<64>)
+                                               : reinterpret_cast<const void*>(MatmulTiledKernel<128>);
+    const size_t shared = split.tokenTile == 64 ? TiledSharedBytes<64>() : TiledSharedBytes<128>();
     const int tiles = ((m + split.tokenTile - 1) / split.tokenTile) * ((n + kTiledRows - 1) / kTiledRows);
     const int slots = 2 * multiprocessors;
     const int depthTiles = (k + kTiledDepth - 1) / kTiledDepth;
@@ -1056,7 +1150,12 @@ MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t m
     for (int splits = 1; splits <= maxSplits; ++splits) {
       const int perSplit = (depthTiles + splits - 1) / splits;
       if (splits > 1 && (perSplit < 8 || static_cast<size_t>(splits) * m * n > maxPartialFloats)) break;
-      const long long waves = (static_cast<long long>(tiles) * splits + slots - 1) / slots;
+      long long waves = (static_cast<long long>(tiles) * splits + slots - 1) / slots;
+      if (splits > 1 && clusterReduce) {
+        const int clusters = ClusterCapacity(kernel, kTiledWarps * 32, shared, splits);
+        if (clusters < 1) continue;
+        waves = (tiles + clusters - 1) / clusters;
+      }
       const long long cost = waves * (perSplit + 3);
       if (bestCost < 0 || cost < bestCost) {
         bestCost = cost;
@@ -1070,7 +1169,8 @@ MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t m
   const int rowBlocks = (n + kMmaWarps * 16 - 1) / (kMmaWarps * 16);
   // Each warp keeps one register set (4 KB) of weights in flight while it multiplies the other: about
   // 12 warps per multiprocessor cover the memory latency. Splits never go below 512 columns and the
-  // partial sums stay within `maxPartialFloats`.
+  // partial sums stay within `maxPartialFloats`; a cluster sum keeps every tile's cluster resident at
+  // once (a second wave of a few clusters costs as much as the first).
   const int tokenBlocks = (m + 63) / 64;
   const int wantedWarps = 12 * multiprocessors;
   const int warpsPerSplit = tokenBlocks * rowBlocks * kMmaWarps;
@@ -1078,6 +1178,10 @@ MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t m
   const int columnStep = 32 * kMmaUnroll;
   splits = std::min({splits, maxSplits, std::max(1, k / (4 * columnStep))});
   while (splits > 1 && static_cast<size_t>(splits) * m * n > maxPartialFloats) --splits;
+  if (clusterReduce) {
+    const void* kernel = RowKernelFor(m);
+    while (splits > 1 && tokenBlocks * rowBlocks > ClusterCapacity(kernel, kMmaWarps * 32, 0, splits)) --splits;
+  }
   const int columnBlocks = (k + columnStep - 1) / columnStep;
   const int blocksPerSplit = (columnBlocks + splits - 1) / splits;
   split.splitColumns = blocksPerSplit * columnStep;

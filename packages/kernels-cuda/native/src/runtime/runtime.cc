@@ -1190,7 +1190,7 @@ Status Matmul(Handle xHandle, const Handle* weightHandles, KvType weightType, co
     // Compute capability 9.0+: split-K sums in a thread-block cluster (at most 8 CTAs, the portable size).
     args.clusterReduce = context->info.computeMajor >= 9;
     split = ChooseMatmulSplit(m, k, rowsInGroup, context->info.multiprocessors, kMaxMatmulPartialFloats,
-                              args.clusterReduce ? 8 : 16, context->tiledMatmulFromRows);
+                              args.clusterReduce, context->tiledMatmulFromRows);
     if (split.splits > 1 && !args.clusterReduce) {
       const int widest = *std::max_element(n, n + count);
       DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulPartial, &context->matmulPartialFloats,
