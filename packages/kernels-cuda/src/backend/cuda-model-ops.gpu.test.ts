@@ -136,7 +136,7 @@ describe.skipIf(reason !== '')('CUDA model ops against the CPU backend', () => {
         weights.map(([w]) => w),
         outs.map(([out]) => out),
       );
-      for (const [member, [weightHost]] of weights.entries())
+      for (const [member, [, weightHost]] of weights.entries())
         cpu.ops.matmul(xHost, weightHost!, outs[member]![1]!);
       for (const [out, outHost] of outs) await compare(out, outHost, 2e-3);
     }
