@@ -162,7 +162,9 @@ describe.skipIf(reason !== '')('CUDA model ops against the CPU backend', () => {
     }
     const [x] = pair(gpu, cpu, [2, 8], randomValues(16, 70));
     const [weight] = pair(gpu, cpu, [8], randomValues(8, 71));
-    expect(() => gpu.ops.addRmsNorm!(x, x, weight, weight, 1e-5)).toThrow(/must not be the same tensor/);
+    const [out] = pair(gpu, cpu, [2, 8], new Float32Array(16));
+    expect(() => gpu.ops.addRmsNorm!(x, x, weight, out, 1e-5)).toThrow(/must not be the same tensor/);
+    expect(() => gpu.ops.addRmsNorm!(x, out, weight, out, 1e-5)).toThrow(/must not be the same tensor/);
   });
 
   it('rope in both pairings, with frequency factors and large positions', async () => {
