@@ -46,13 +46,14 @@ describe.skipIf(reason !== '')('CUDA model ops against the CPU backend', () => {
 
   // fp16 weights run on tensor cores with activations rounded to fp16 (K a multiple of 32), f32 weights
   // and other K on CUDA cores in f32; M crosses every tile count of the row kernel (1-32 rows) and of the
-  // tiled kernel (64 / 128 tokens per CTA from 40 rows), partial token and weight-row tiles, K that
-  // ends inside a 64-column stage, and the split-K path of both.
+  // tiled kernel (64 / 128 tokens per CTA from 40 rows, and at any row count for weights of 48M values),
+  // partial token and weight-row tiles, K that ends inside a 64-column stage, and the split-K path of both.
   const MATMULS: { m: number; k: number; n: number; dtype: DType; tolerance: number }[] = [
     { m: 1, k: 4096, n: 1024, dtype: 'f16', tolerance: 2e-3 },
     { m: 5, k: 256, n: 100, dtype: 'f16', tolerance: 2e-3 },
     { m: 20, k: 2048, n: 512, dtype: 'f16', tolerance: 2e-3 },
     { m: 32, k: 4096, n: 256, dtype: 'f16', tolerance: 2e-3 },
+    { m: 5, k: 4096, n: 12288, dtype: 'f16', tolerance: 2e-3 },
     { m: 40, k: 160, n: 130, dtype: 'f16', tolerance: 2e-3 },
     { m: 200, k: 2048, n: 1100, dtype: 'f16', tolerance: 2e-3 },
     { m: 64, k: 1024, n: 1000, dtype: 'f16', tolerance: 2e-3 },

@@ -263,7 +263,8 @@ constexpr int kDefaultTiledMatmulRows = 40;
 /** True when a matmul runs on tensor cores: fp16 weights and K a multiple of 32. */
 bool MatmulUsesTensorCores(KvType weightType, int k);
 /**
- * The kernel and split-K of a tensor-core matmul: the tiled kernel from `tiledFromRows` rows, at most
+ * The kernel and split-K of a tensor-core matmul: the tiled kernel from `tiledFromRows` rows and for large
+ * weights at any row count, else the row kernel; at most
  * `maxPartialFloats` partial sums, and with `clusterReduce` (sm_90) at most 8 splits whose clusters the
  * device holds at once, else 16.
  */
