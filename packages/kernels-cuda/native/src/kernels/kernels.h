@@ -255,6 +255,8 @@ struct MatmulSplit {
   int splitColumns = 0;
   /** Tokens per CTA of the tiled kernel (64 or 128; both operands staged), or 0 for the row kernel. */
   int tokenTile = 0;
+  /** The tiled kernel on warpgroup MMA (sm_90a) rather than mma.sync. */
+  bool wgmma = false;
 };
 
 /** Rows from which a tensor-core matmul uses the tiled kernel (the context's default). */
@@ -266,10 +268,11 @@ bool MatmulUsesTensorCores(KvType weightType, int k);
  * The kernel and split-K of a tensor-core matmul: the tiled kernel from `tiledFromRows` rows and for large
  * weights at any row count, else the row kernel; at most
  * `maxPartialFloats` partial sums, and with `clusterReduce` (sm_90) at most 8 splits whose clusters the
- * device holds at once, else 16.
+ * device holds at once, else 16. `wgmma`: the tiled kernel runs on warpgroup MMA (the sm_90a build on a
+ * compute capability 9.0 device).
  */
 MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, bool clusterReduce,
-                              int tiledFromRows);
+                              int tiledFromRows, bool wgmma);
 /**
  * Enqueues a matmul group (tensor cores when `args.x16` is set, else CUDA cores): one launch for the whole
  * group where the split-K sum needs no second launch, else one per matmul. `split` is chosen for the

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/device_primitives.cuh"
+#include "kernels/wgmma_primitives.cuh"
 #include "kernels/kernels.h"
 
 namespace deft {
@@ -637,89 +638,85 @@ __global__ void __launch_bounds__(kMmaWarps * 32) MatmulMmaKernel(const half* x1
   }
 }
 
-constexpr int kTiledRows = 128;   // weight rows per CTA of the tiled kernel
+constexpr int kTiledRows = 128;   // weight rows per CTA of the tiled kernels
 constexpr int kTiledDepth = 64;   // K columns per pipeline stage (128 bytes per row: eight 16-byte chunks)
-constexpr int kTiledWarps = 8;    // 4 along the weight rows (32 each) x 2 along the tokens
-/** Weight elements from which every matmul uses the tiled kernel (fp16: 96 MB). */
+constexpr int kTiledWarps = 8;
+/** Weight elements from which every matmul uses a tiled kernel (fp16: 96 MB). */
 constexpr long long kTiledMatmulWeights = 48ll << 20;
 
-/** Pipeline stages of the tiled kernel: two CTAs per multiprocessor at either token tile. */
+/** Pipeline stages of the tiled kernels: two CTAs per multiprocessor at either token tile. */
 template <int Tokens>
 constexpr int TiledStages() {
   return Tokens >= 128 ? 3 : 4;
 }
 
-/** Dynamic shared memory of the tiled kernel: the stages' weight and activation tiles (fp16). */
+/**
+ * Dynamic shared memory of the tiled kernels: the stages' weight and activation tiles (fp16), plus 1024
+ * bytes to round the window up to a 1024-byte boundary (the 128-byte swizzle atom wgmma reads).
+ */
 template <int Tokens>
 constexpr size_t TiledSharedBytes() {
-  return static_cast<size_t>(TiledStages<Tokens>()) * (kTiledRows + Tokens) * kTiledDepth * sizeof(half);
+  return static_cast<size_t>(TiledStages<Tokens>()) * (kTiledRows + Tokens) * kTiledDepth * sizeof(half) + 1024;
 }
 
 /**
- * Tensor cores for 40+ tokens: both operands staged in shared memory. A CTA computes a tile of 128 weight
- * rows x `Tokens` tokens over its K range through a `TiledStages` ring of 64-column stages (cp.async,
- * chunks swizzled by row so ldmatrix reads eight rows without bank conflicts); each warp owns 32 weight
- * rows (two m16 A fragments) x Tokens / 2 tokens (n8 B fragments), so every fragment loaded from shared
- * memory feeds two to eight mma.sync. The weight is again the A operand: row-major W and row-major x are
- * both K-contiguous, as m16n8k16.row.col wants.
- *
- * Grid: (token blocks, row blocks, K splits), token blocks side by side so the second reads the weight
- * from L2. Split-K as MatmulMmaKernel: a cluster sum on sm_90, else partial sums for SplitSumKernel.
+ * The copy ring of a tiled-matmul CTA: `TiledStages` stages of 128 weight rows and `Tokens` tokens x 64
+ * columns (fp16, 128 bytes per row, 16-byte chunk c of row r at chunk c ^ (r & 7): ldmatrix reads eight
+ * rows without bank conflicts and wgmma reads the layout as its 128-byte swizzle). Each thread copies one
+ * chunk column of rows r, r + 32, r + 64, ...: its sources, their validity and its destinations are fixed,
+ * a stage only moves the sources 64 columns on.
  */
 template <int Tokens>
-__global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half* x16, MatmulSegments segments,
-                                                                       float* partial, int m, int k, int splitColumns,
-                                                                       int clusterReduce) {
-  const MatmulSegment segment = SelectSegment(segments, blockIdx.y);
-  const half* weight = segment.weight;
-  float* out = segment.out;
-  const int n = segment.n;
-  constexpr int kStages = TiledStages<Tokens>();
-  constexpr int kWarpTokens = Tokens / 2;
-  constexpr int kTokenTiles = kWarpTokens / 8;  // n8 tiles per warp (an even number: ldmatrix.x4 loads two)
-  constexpr int kChunks = kTiledDepth / 8;
-  constexpr int kWeightStage = kTiledRows * kTiledDepth;  // halves
-  constexpr int kTokenStage = Tokens * kTiledDepth;
-  extern __shared__ __align__(128) unsigned char tiledShared[];
-  half* weightTiles = reinterpret_cast<half*>(tiledShared);
-  half* tokenTiles = weightTiles + kStages * kWeightStage;
+struct TiledRing {
+  static constexpr int kStages = TiledStages<Tokens>();
+  static constexpr int kChunks = kTiledDepth / 8;
+  static constexpr int kRowsPerPass = kTiledWarps * 32 / kChunks;
+  static constexpr int kWeightPasses = kTiledRows / kRowsPerPass;
+  static constexpr int kTokenPasses = Tokens / kRowsPerPass;
+  static constexpr int kWeightStage = kTiledRows * kTiledDepth;  // halves
+  static constexpr int kTokenStage = Tokens * kTiledDepth;
 
-  const int warp = threadIdx.x >> 5;
-  const int lane = threadIdx.x & 31;
-  const int warpRow = (warp & 3) * 32;
-  const int warpToken = (warp >> 2) * kWarpTokens;
-  const int rowBase = segment.block * kTiledRows;
-  const int tokenBase = blockIdx.x * Tokens;
-  const int columnBegin = blockIdx.z * splitColumns;
-  const int columnEnd = min(k, columnBegin + splitColumns);
-  const int depthTiles = (columnEnd - columnBegin + kTiledDepth - 1) / kTiledDepth;
-
-  // Each thread copies one 16-byte chunk column of rows r, r + 32, r + 64, ... of every stage: its
-  // sources, their validity and its destinations (the swizzle depends on r & 7, the same for all of
-  // them) are fixed; a stage only moves the sources 64 columns on.
-  constexpr int kRowsPerPass = kTiledWarps * 32 / kChunks;
-  constexpr int kWeightPasses = kTiledRows / kRowsPerPass;
-  constexpr int kTokenPasses = Tokens / kRowsPerPass;
-  const int chunk = threadIdx.x % kChunks;
-  const int firstRow = threadIdx.x / kChunks;
-  const int destination = SwizzledOffset<kTiledDepth>(firstRow, chunk);
+  half* weightTiles;
+  half* tokenTiles;
+  const half* weight;
+  const half* x16;
+  int columnBegin;
+  int columnEnd;
+  int depthTiles;
+  int chunk;
+  int destination;
   const half* weightSource[kWeightPasses];
   bool weightRowValid[kWeightPasses];
-#pragma unroll
-  for (int pass = 0; pass < kWeightPasses; ++pass) {
-    const int row = rowBase + firstRow + pass * kRowsPerPass;
-    weightRowValid[pass] = row < n;
-    weightSource[pass] = weight + static_cast<size_t>(min(row, n - 1)) * k + columnBegin + chunk * 8;
-  }
   const half* tokenSource[kTokenPasses];
   bool tokenRowValid[kTokenPasses];
+
+  __device__ __forceinline__ TiledRing(unsigned char* shared, const half* x16Values, const half* weightValues, int m,
+                                       int n, int k, int rowBase, int tokenBase, int splitColumns)
+      : weightTiles(reinterpret_cast<half*>(shared)),
+        tokenTiles(reinterpret_cast<half*>(shared) + kStages * kWeightStage),
+        weight(weightValues),
+        x16(x16Values) {
+    columnBegin = blockIdx.z * splitColumns;
+    columnEnd = min(k, columnBegin + splitColumns);
+    depthTiles = (columnEnd - columnBegin + kTiledDepth - 1) / kTiledDepth;
+    chunk = threadIdx.x % kChunks;
+    const int firstRow = threadIdx.x / kChunks;
+    destination = SwizzledOffset<kTiledDepth>(firstRow, chunk);  // r & 7 is the same for every pass
 #pragma unroll
-  for (int pass = 0; pass < kTokenPasses; ++pass) {
-    const int token = tokenBase + firstRow + pass * kRowsPerPass;
-    tokenRowValid[pass] = token < m;
-    tokenSource[pass] = x16 + static_cast<size_t>(min(token, m - 1)) * k + columnBegin + chunk * 8;
+    for (int pass = 0; pass < kWeightPasses; ++pass) {
+      const int row = rowBase + firstRow + pass * kRowsPerPass;
+      weightRowValid[pass] = row < n;
+      weightSource[pass] = weight + static_cast<size_t>(min(row, n - 1)) * k + columnBegin + chunk * 8;
+    }
+#pragma unroll
+    for (int pass = 0; pass < kTokenPasses; ++pass) {
+      const int token = tokenBase + firstRow + pass * kRowsPerPass;
+      tokenRowValid[pass] = token < m;
+      tokenSource[pass] = x16 + static_cast<size_t>(min(token, m - 1)) * k + columnBegin + chunk * 8;
+    }
   }
-  const auto loadWeights = [&](int stage, int tile) {
+
+  __device__ __forceinline__ void LoadWeights(int stage, int tile) {
     const bool inRange = columnBegin + tile * kTiledDepth + chunk * 8 < columnEnd;
 #pragma unroll
     for (int pass = 0; pass < kWeightPasses; ++pass) {
@@ -727,8 +724,9 @@ __global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half
       CopyAsync16(weightTiles + stage * kWeightStage + destination + pass * kRowsPerPass * kTiledDepth,
                   valid ? weightSource[pass] + tile * kTiledDepth : weight, valid);
     }
-  };
-  const auto loadTokens = [&](int stage, int tile) {
+  }
+
+  __device__ __forceinline__ void LoadTokens(int stage, int tile) {
     const bool inRange = columnBegin + tile * kTiledDepth + chunk * 8 < columnEnd;
 #pragma unroll
     for (int pass = 0; pass < kTokenPasses; ++pass) {
@@ -736,7 +734,146 @@ __global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half
       CopyAsync16(tokenTiles + stage * kTokenStage + destination + pass * kRowsPerPass * kTiledDepth,
                   valid ? tokenSource[pass] + tile * kTiledDepth : x16, valid);
     }
-  };
+  }
+
+  /**
+   * Fills the first stages. The weights never come from the previous kernel: their copies are issued
+   * before the wait for it and join the first stage's copy group with its activations.
+   */
+  __device__ __forceinline__ void Start() {
+    for (int stage = 0; stage < kStages - 1; ++stage) {
+      if (stage < depthTiles) LoadWeights(stage, stage);
+    }
+    WaitForPrerequisiteGrid();
+    AllowDependentLaunch();
+    for (int stage = 0; stage < kStages - 1; ++stage) {
+      if (stage < depthTiles) LoadTokens(stage, stage);
+      CopyAsyncCommit();
+    }
+  }
+
+  /**
+   * Waits for stage `tile` and issues the copies of the stage `kStages - 1` ahead into the stage every
+   * warp finished with (the barrier). `ForAsyncProxy`: the copies are also made visible to wgmma.
+   */
+  template <bool ForAsyncProxy>
+  __device__ __forceinline__ void Advance(int tile) {
+    CopyAsyncWait<kStages - 2>();
+    if constexpr (ForAsyncProxy) device::FenceProxyAsyncShared();
+    __syncthreads();
+    const int next = tile + kStages - 1;
+    if (next < depthTiles) {
+      LoadWeights(next % kStages, next);
+      LoadTokens(next % kStages, next);
+    }
+    CopyAsyncCommit();
+  }
+
+  __device__ __forceinline__ const half* WeightStage(int tile) const {
+    return weightTiles + (tile % kStages) * kWeightStage;
+  }
+  __device__ __forceinline__ const half* TokenStage(int tile) const { return tokenTiles + (tile % kStages) * kTokenStage; }
+};
+
+/**
+ * Where a tiled CTA's results go: with a cluster sum (sm_90, splits > 1), its products in shared memory
+ * (`[Tokens][kTiledRows + kProductPad]`, over the finished ring) for ClusterSumTile; otherwise `out`, or
+ * split `blockIdx.z`'s partial sums.
+ */
+template <int Tokens>
+struct TiledOutput {
+  float* products;
+  float* target;
+  int m;
+  int n;
+  int rowBase;
+  int tokenBase;
+  bool cluster;
+
+  /** Results of rows `row`, `row + 8` x tokens `token`, `token + 1` (CTA-relative; an mma accumulator quad). */
+  __device__ __forceinline__ void PutQuad(int row, int token, const float (&values)[4]) const {
+    constexpr int kStride = kTiledRows + kProductPad;
+    if (cluster) {
+      products[token * kStride + row] = values[0];
+      products[(token + 1) * kStride + row] = values[1];
+      products[token * kStride + row + 8] = values[2];
+      products[(token + 1) * kStride + row + 8] = values[3];
+      return;
+    }
+    const int rowA = rowBase + row;
+    const int rowB = rowA + 8;
+    const int first = tokenBase + token;
+    if (first < m) {
+      if (rowA < n) target[static_cast<size_t>(first) * n + rowA] = values[0];
+      if (rowB < n) target[static_cast<size_t>(first) * n + rowB] = values[2];
+    }
+    if (first + 1 < m) {
+      if (rowA < n) target[static_cast<size_t>(first + 1) * n + rowA] = values[1];
+      if (rowB < n) target[static_cast<size_t>(first + 1) * n + rowB] = values[3];
+    }
+  }
+
+  /** After every PutQuad of the CTA: the cluster sum (no-op otherwise). */
+  __device__ __forceinline__ void Finish(float* out) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (cluster) ClusterSumTile<Tokens, kTiledRows>(products, tokenBase, rowBase, m, n, out);
+#endif
+  }
+};
+
+/** The CTA's TiledOutput; `shared` is the ring's window (every warp is done with it before products land). */
+template <int Tokens>
+__device__ __forceinline__ TiledOutput<Tokens> MakeTiledOutput(unsigned char* shared, const MatmulSegment& segment,
+                                                              float* partial, int m, int rowBase, int tokenBase,
+                                                              int clusterReduce) {
+  TiledOutput<Tokens> output;
+  output.products = reinterpret_cast<float*>(shared);
+  output.target = gridDim.z > 1 ? partial + static_cast<size_t>(blockIdx.z) * m * segment.n : segment.out;
+  output.m = m;
+  output.n = segment.n;
+  output.rowBase = rowBase;
+  output.tokenBase = tokenBase;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  output.cluster = clusterReduce != 0;
+#else
+  output.cluster = false;
+#endif
+  return output;
+}
+
+/** The dynamic shared-memory window rounded up to a 1024-byte boundary (TiledSharedBytes reserves it). */
+__device__ __forceinline__ unsigned char* AlignedWindow(unsigned char* window) {
+  const uint32_t address = device::SharedAddress(window);
+  return window + ((1024 - (address & 1023)) & 1023);
+}
+
+/**
+ * Tensor cores for 40+ tokens and large weights (mma.sync): a CTA computes a tile of 128 weight rows x
+ * `Tokens` tokens over its K range through a TiledRing; each warp owns 32 weight rows (two m16 A
+ * fragments) x Tokens / 2 tokens (n8 B fragments), so every fragment loaded from shared memory feeds two
+ * to eight mma.sync. The weight is again the A operand: row-major W and row-major x are both
+ * K-contiguous, as m16n8k16.row.col wants. MatmulWgmmaKernel is the same tile on Hopper's warpgroup MMA.
+ *
+ * Grid: (token blocks, row blocks of the group's matmuls, K splits), token blocks side by side so the
+ * second reads the weight from L2. Split-K as MatmulMmaKernel: a cluster sum on sm_90, else partial sums
+ * for SplitSumKernel.
+ */
+template <int Tokens>
+__global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half* x16, MatmulSegments segments,
+                                                                       float* partial, int m, int k, int splitColumns,
+                                                                       int clusterReduce) {
+  constexpr int kWarpTokens = Tokens / 2;
+  constexpr int kTokenTiles = kWarpTokens / 8;  // n8 tiles per warp (an even number: ldmatrix.x4 loads two)
+  extern __shared__ __align__(16) unsigned char tiledShared[];
+  unsigned char* shared = AlignedWindow(tiledShared);
+  const MatmulSegment segment = SelectSegment(segments, blockIdx.y);
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int warpRow = (warp & 3) * 32;  // 4 warps along the weight rows x 2 along the tokens
+  const int warpToken = (warp >> 2) * kWarpTokens;
+  const int rowBase = segment.block * kTiledRows;
+  const int tokenBase = blockIdx.x * Tokens;
+  TiledRing<Tokens> ring(shared, x16, segment.weight, m, segment.n, k, rowBase, tokenBase, splitColumns);
 
   float acc[2][kTokenTiles][4];
 #pragma unroll
@@ -744,30 +881,11 @@ __global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half
 #pragma unroll
     for (int tile = 0; tile < kTokenTiles; ++tile) acc[part][tile][0] = acc[part][tile][1] = acc[part][tile][2] = acc[part][tile][3] = 0.0f;
   }
-
-  // The weights never come from the previous kernel: the first stages' weight copies are issued before
-  // the wait, and join the first stage's copy group with its activations.
-  for (int stage = 0; stage < kStages - 1; ++stage) {
-    if (stage < depthTiles) loadWeights(stage, stage);
-  }
-  WaitForPrerequisiteGrid();
-  AllowDependentLaunch();
-  for (int stage = 0; stage < kStages - 1; ++stage) {
-    if (stage < depthTiles) loadTokens(stage, stage);
-    CopyAsyncCommit();
-  }
-
-  for (int tile = 0; tile < depthTiles; ++tile) {
-    CopyAsyncWait<kStages - 2>();
-    __syncthreads();  // this tile's stage is visible to every warp; the stage refilled below is free
-    const int next = tile + kStages - 1;
-    if (next < depthTiles) {
-      loadWeights(next % kStages, next);
-      loadTokens(next % kStages, next);
-    }
-    CopyAsyncCommit();
-    const half* weightStage = weightTiles + (tile % kStages) * kWeightStage;
-    const half* tokenStage = tokenTiles + (tile % kStages) * kTokenStage;
+  ring.Start();
+  for (int tile = 0; tile < ring.depthTiles; ++tile) {
+    ring.template Advance<false>(tile);
+    const half* weightStage = ring.WeightStage(tile);
+    const half* tokenStage = ring.TokenStage(tile);
 #pragma unroll
     for (int step = 0; step < kTiledDepth / 16; ++step) {
       uint32_t a[2][4];
@@ -792,48 +910,79 @@ __global__ void __launch_bounds__(kTiledWarps * 32) MatmulTiledKernel(const half
     }
   }
   CopyAsyncWait<0>();
-
+  const TiledOutput<Tokens> output = MakeTiledOutput<Tokens>(shared, segment, partial, m, rowBase, tokenBase, clusterReduce);
+  if (output.cluster) __syncthreads();  // every warp is done with the ring: it holds the products now
   const int g = lane >> 2;
   const int t = lane & 3;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (clusterReduce != 0) {
-    __syncthreads();  // every warp is done with the stages: they hold the products now
-    constexpr int kStride = kTiledRows + kProductPad;
-    float* products = reinterpret_cast<float*>(tiledShared);  // [Tokens][kStride]
-#pragma unroll
-    for (int part = 0; part < 2; ++part) {
-#pragma unroll
-      for (int tile = 0; tile < kTokenTiles; ++tile) {
-        const int token = warpToken + tile * 8 + 2 * t;
-        const int row = warpRow + part * 16 + g;
-        products[token * kStride + row] = acc[part][tile][0];
-        products[(token + 1) * kStride + row] = acc[part][tile][1];
-        products[token * kStride + row + 8] = acc[part][tile][2];
-        products[(token + 1) * kStride + row + 8] = acc[part][tile][3];
-      }
-    }
-    ClusterSumTile<Tokens, kTiledRows>(products, tokenBase, rowBase, m, n, out);
-    return;
-  }
-#endif
-  float* target = gridDim.z > 1 ? partial + static_cast<size_t>(blockIdx.z) * m * n : out;
 #pragma unroll
   for (int part = 0; part < 2; ++part) {
 #pragma unroll
-    for (int tile = 0; tile < kTokenTiles; ++tile) {
-      const int token = tokenBase + warpToken + tile * 8 + 2 * t;
-      const int rowA = rowBase + warpRow + part * 16 + g;
-      const int rowB = rowA + 8;
-      if (token < m) {
-        if (rowA < n) target[static_cast<size_t>(token) * n + rowA] = acc[part][tile][0];
-        if (rowB < n) target[static_cast<size_t>(token) * n + rowB] = acc[part][tile][2];
-      }
-      if (token + 1 < m) {
-        if (rowA < n) target[static_cast<size_t>(token + 1) * n + rowA] = acc[part][tile][1];
-        if (rowB < n) target[static_cast<size_t>(token + 1) * n + rowB] = acc[part][tile][3];
+    for (int tile = 0; tile < kTokenTiles; ++tile) output.PutQuad(warpRow + part * 16 + g, warpToken + tile * 8 + 2 * t, acc[part][tile]);
+  }
+  output.Finish(segment.out);
+}
+
+/**
+ * MatmulTiledKernel's tile on Hopper's warpgroup MMA (sm_90a): warpgroup w multiplies weight rows
+ * 64w .. 64w + 63 (A from registers: each warp ldmatrix-loads its 16 rows, the mma.sync fragment layout)
+ * by all `Tokens` tokens of the stage, read by wgmma from shared memory as a K-major B operand (8-row
+ * groups 1024 bytes apart, k-step s 32 bytes into the 128-byte rows). One fragment load per warp and
+ * k-step instead of six, and no B fragments in registers.
+ */
+template <int Tokens>
+__global__ void __launch_bounds__(kTiledWarps * 32) MatmulWgmmaKernel(const half* x16, MatmulSegments segments,
+                                                                       float* partial, int m, int k, int splitColumns,
+                                                                       int clusterReduce) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ __align__(16) unsigned char tiledShared[];
+  unsigned char* shared = AlignedWindow(tiledShared);
+  const MatmulSegment segment = SelectSegment(segments, blockIdx.y);
+  const int warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
+  const int warpRow = (warp >> 2) * 64 + (warp & 3) * 16;  // this warp's 16 rows of its warpgroup's 64
+  const int rowBase = segment.block * kTiledRows;
+  const int tokenBase = blockIdx.x * Tokens;
+  TiledRing<Tokens> ring(shared, x16, segment.weight, m, segment.n, k, rowBase, tokenBase, splitColumns);
+
+  float acc[Tokens / 2];  // the m64n{Tokens} accumulators: quad j holds tokens 8j .. 8j + 7
+#pragma unroll
+  for (int index = 0; index < Tokens / 2; ++index) acc[index] = 0.0f;
+  device::FenceRegisters(acc);
+  ring.Start();
+  for (int tile = 0; tile < ring.depthTiles; ++tile) {
+    ring.template Advance<true>(tile);
+    const half* weightStage = ring.WeightStage(tile);
+    uint32_t a[kTiledDepth / 16][4];
+#pragma unroll
+    for (int step = 0; step < kTiledDepth / 16; ++step) {
+      LoadMatrixX4(a[step], weightStage + SwizzledOffset<kTiledDepth>(warpRow + (lane & 15), step * 2 + (lane >> 4)));
+    }
+    const uint64_t descriptor = device::SwizzledDescriptor(device::SharedAddress(ring.TokenStage(tile)), 16, 1024);
+    device::WgmmaFence();
+#pragma unroll
+    for (int step = 0; step < kTiledDepth / 16; ++step) {
+      if constexpr (Tokens == 128) {
+        device::WgmmaM64N128K16(acc, a[step], descriptor + ((step * 32) >> 4));
+      } else {
+        device::WgmmaM64N64K16(acc, a[step], descriptor + ((step * 32) >> 4), 1);
       }
     }
+    device::WgmmaCommit();
+    device::WgmmaWait<0>();
+    device::FenceRegisters(acc);
   }
+  CopyAsyncWait<0>();
+  const TiledOutput<Tokens> output = MakeTiledOutput<Tokens>(shared, segment, partial, m, rowBase, tokenBase, clusterReduce);
+  if (output.cluster) __syncthreads();  // every warpgroup is done with the ring: it holds the products now
+  const int g = lane >> 2;
+  const int t = lane & 3;
+#pragma unroll
+  for (int quad = 0; quad < Tokens / 8; ++quad) {
+    const float values[4] = {acc[4 * quad], acc[4 * quad + 1], acc[4 * quad + 2], acc[4 * quad + 3]};
+    output.PutQuad(warpRow + g, quad * 8 + 2 * t, values);
+  }
+  output.Finish(segment.out);
+#endif
 }
 
 /** `out[i] = Σ_s partial[s][i]` over `count` values, splits added in order. */
@@ -947,29 +1096,35 @@ Status LaunchTensorCoreKernel(void (*kernel)(const half*, MatmulSegments, float*
   return Status::Ok();
 }
 
-/** Raises the tiled kernel's dynamic shared-memory limit on the current device (once per device). */
+/** The tiled kernel for a token tile: on warpgroup MMA (sm_90a) or mma.sync. */
 template <int Tokens>
-Status RaiseTiledSharedLimit() {
-  static int raisedFor = -1;
+auto TiledKernel(bool wgmma) {
+  return wgmma ? MatmulWgmmaKernel<Tokens> : MatmulTiledKernel<Tokens>;
+}
+
+/** Raises a tiled kernel's dynamic shared-memory limit on the current device (once per device and kernel). */
+template <int Tokens>
+Status RaiseTiledSharedLimit(bool wgmma) {
+  static int raisedFor[2] = {-1, -1};
   int device = 0;
   DEFT_CUDA_CHECK(cudaGetDevice(&device));
-  if (raisedFor != device) {
-    DEFT_CUDA_CHECK(cudaFuncSetAttribute(MatmulTiledKernel<Tokens>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  if (raisedFor[wgmma ? 1 : 0] != device) {
+    DEFT_CUDA_CHECK(cudaFuncSetAttribute(TiledKernel<Tokens>(wgmma), cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(TiledSharedBytes<Tokens>())));
-    raisedFor = device;
+    raisedFor[wgmma ? 1 : 0] = device;
   }
   return Status::Ok();
 }
 
 /** RaiseTiledSharedLimit for a token tile of 64 or 128; false when the device refuses. */
-bool PrepareTiled(int tokens) {
-  return (tokens == 64 ? RaiseTiledSharedLimit<64>() : RaiseTiledSharedLimit<128>()).ok();
+bool PrepareTiled(int tokens, bool wgmma) {
+  return (tokens == 64 ? RaiseTiledSharedLimit<64>(wgmma) : RaiseTiledSharedLimit<128>(wgmma)).ok();
 }
 
 template <int Tokens>
 Status LaunchTiled(const MatmulArgs& args, const MatmulSplit& split, cudaStream_t stream) {
-  DEFT_RETURN_IF_ERROR(RaiseTiledSharedLimit<Tokens>());
-  return LaunchTensorCoreKernel(MatmulTiledKernel<Tokens>, args, split, Tokens, kTiledRows, kTiledWarps * 32,
+  DEFT_RETURN_IF_ERROR(RaiseTiledSharedLimit<Tokens>(split.wgmma));
+  return LaunchTensorCoreKernel(TiledKernel<Tokens>(split.wgmma), args, split, Tokens, kTiledRows, kTiledWarps * 32,
                                 TiledSharedBytes<Tokens>(), stream);
 }
 
@@ -1133,7 +1288,7 @@ int ClusterCapacity(const void* kernel, int threads, size_t sharedBytes, int clu
 }  // namespace
 
 MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t maxPartialFloats, bool clusterReduce,
-                              int tiledFromRows) {
+                              int tiledFromRows, bool wgmma) {
   MatmulSplit split;
   const int maxSplits = clusterReduce ? 8 : 16;
   const int tokenTile = m <= 64 ? 64 : 128;
@@ -1141,13 +1296,14 @@ MatmulSplit ChooseMatmulSplit(int m, int k, int n, int multiprocessors, size_t m
   // (H200: 88 % against 72 % of copy bandwidth for 28672 x 4096 at 1-20 rows); below 96 MB of weights
   // the row kernel wins up to 32 rows.
   const bool large = static_cast<long long>(n) * k >= kTiledMatmulWeights;
-  if ((m >= tiledFromRows || large) && PrepareTiled(tokenTile)) {
+  if ((m >= tiledFromRows || large) && PrepareTiled(tokenTile, wgmma)) {
     // The tiled kernel: two CTAs per multiprocessor. Splits fill one wave where the tiles alone do not;
     // the cost model is waves x (stages per split + the pipeline's fill), ties to fewer splits, and a
     // split keeps at least 8 stages. Cluster sums count waves in the clusters the device holds at once.
     split.tokenTile = tokenTile;
-    const void* kernel = split.tokenTile == 64 ? reinterpret_cast<const void*>(MatmulTiledKernel<64>)
-                                               : reinterpret_cast<const void*>(MatmulTiledKernel<128>);
+    split.wgmma = wgmma;
+    const void* kernel = split.tokenTile == 64 ? reinterpret_cast<const void*>(TiledKernel<64>(wgmma))
+                                               : reinterpret_cast<const void*>(TiledKernel<128>(wgmma));
     const size_t shared = split.tokenTile == 64 ? TiledSharedBytes<64>() : TiledSharedBytes<128>();
     const int tiles = ((m + split.tokenTile - 1) / split.tokenTile) * ((n + kTiledRows - 1) / kTiledRows);
     const int slots = 2 * multiprocessors;

@@ -73,6 +73,11 @@ struct Context {
   size_t matmulPartialFloats = 0;
   /** Rows from which tensor-core matmuls use the tiled kernel (DEFT_CUDA_TILED_MATMUL_ROWS overrides it). */
   int tiledMatmulFromRows = kDefaultTiledMatmulRows;
+  /**
+   * The tiled matmul on warpgroup MMA: compute capability 9.0, whose sm_90a code has it (the variable
+   * DEFT_CUDA_MATMUL_WGMMA=0 keeps mma.sync, for comparisons).
+   */
+  bool wgmmaMatmul = false;
   // Measurement helpers.
   void* flush = nullptr;
   size_t flushBytes = 0;
@@ -327,6 +332,9 @@ Status CreateContext(int ordinal, Handle* handle) {
     }
     context->tiledMatmulFromRows = static_cast<int>(std::min<long>(value, 1 << 30));
   }
+  const char* wgmma = std::getenv("DEFT_CUDA_MATMUL_WGMMA");
+  context->wgmmaMatmul = properties.major == 9 && properties.minor == 0 &&
+                         !(wgmma != nullptr && std::string(wgmma) == "0");
   if (context->info.ringStagesLimit < 2) {
     return Status::Invalid(std::string("device ") + properties.name + " has too little shared memory per block");
   }
@@ -1190,7 +1198,7 @@ Status Matmul(Handle xHandle, const Handle* weightHandles, KvType weightType, co
     // Compute capability 9.0+: split-K sums in a thread-block cluster (at most 8 CTAs, the portable size).
     args.clusterReduce = context->info.computeMajor >= 9;
     split = ChooseMatmulSplit(m, k, rowsInGroup, context->info.multiprocessors, kMaxMatmulPartialFloats,
-                              args.clusterReduce, context->tiledMatmulFromRows);
+                              args.clusterReduce, context->tiledMatmulFromRows, context->wgmmaMatmul);
     if (split.splits > 1 && !args.clusterReduce) {
       const int widest = *std::max_element(n, n + count);
       DEFT_RETURN_IF_ERROR(GrowDevice(context, &context->matmulPartial, &context->matmulPartialFloats,
