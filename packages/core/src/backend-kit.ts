@@ -20,6 +20,7 @@ export {
   checkMatmulGroup,
   checkMatmulOperands,
   checkQuantizedWeight,
+  checkRmsNormOperands,
   checkRopeOperands,
   checkSlotCopy,
   checkTemperature,

@@ -185,6 +185,28 @@ export function checkMatmulGroup(
 }
 
 /**
+ * Checks the operands of `ModelOps.rmsNorm` (and the norm of `addRmsNorm`): f32 `x` and `out` of one size,
+ * the weight as {@link rmsNormGroups} takes it and a finite epsilon. Returns the rows and width the norm
+ * runs over.
+ *
+ * @throws InvalidArgumentError naming the first bad operand.
+ */
+export function checkRmsNormOperands(
+  x: DeviceTensor,
+  weight: DeviceTensor,
+  out: DeviceTensor,
+  epsilon: number,
+): MatrixView {
+  requireF32(x, 'x');
+  requireF32(out, 'out');
+  // A weight narrower than the row normalises each group of the row on its own (per-head norms).
+  const groups = rmsNormGroups(matrixOf(x, 'x'), weight);
+  requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
+  assertFinite('epsilon', epsilon);
+  return groups;
+}
+
+/**
  * Checks the operands of `ModelOps.addRmsNorm`: f32 `x`, `residual` and `out` of one size, `residual`
  * not `x`, `out` neither of them, the weight as {@link rmsNormGroups} takes it and a finite epsilon.
  * Returns the rows and width the norm runs over.
@@ -198,19 +220,12 @@ export function checkAddRmsNorm(
   out: DeviceTensor,
   epsilon: number,
 ): MatrixView {
-  for (const [tensor, name] of [
-    [x, 'x'],
-    [residual, 'residual'],
-    [out, 'out'],
-  ] as const)
-    requireF32(tensor, name);
+  requireF32(residual, 'residual');
   requireEqual('residual', 'size', shapeSize(x.shape), shapeSize(residual.shape), residual);
-  requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
   requireDistinct(x, residual, 'x', 'residual');
   requireDistinct(x, out, 'x', 'out');
   requireDistinct(residual, out, 'residual', 'out');
-  const groups = rmsNormGroups(matrixOf(x, 'x'), weight);
-  assertFinite('epsilon', epsilon);
+  const groups = checkRmsNormOperands(x, weight, out, epsilon);
   return groups;
 }
 

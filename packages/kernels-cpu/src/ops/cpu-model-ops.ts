@@ -15,6 +15,7 @@ import {
   checkMatmulGroup,
   checkMatmulOperands,
   checkQuantizedWeight,
+  checkRmsNormOperands,
   checkRopeOperands,
   checkSlotCopy,
   checkTemperature,
@@ -26,10 +27,8 @@ import {
   requireEqual,
   requireF32,
   requireIndices,
-  rmsNormGroups,
   topKHost,
 } from '@deft/core/backend-kit';
-import { assertFinite } from '@deft/core/validate';
 import { addHost, swigluHost } from './elementwise.js';
 import { embeddingHost, gatherRowsHost } from './gather.js';
 import { matmulHost } from './matmul.js';
@@ -153,14 +152,7 @@ export function createCpuModelOps(access: CpuOperandAccess): ModelOps {
     },
 
     rmsNorm(x, weight, out, epsilon) {
-      const xView = matrixOf(x, 'x');
-      requireF32(x, 'x');
-      requireF32(out, 'out');
-      // A weight narrower than the row normalises each group of the row on its own (per-head norms).
-      const groups = rmsNormGroups(xView, weight);
-      requireEqual('out', 'size', shapeSize(x.shape), shapeSize(out.shape), out);
-      assertFinite('epsilon', epsilon);
-      runRmsNorm(x, weight, out, groups, epsilon);
+      runRmsNorm(x, weight, out, checkRmsNormOperands(x, weight, out, epsilon), epsilon);
     },
 
     addRmsNorm(x, residual, weight, out, epsilon) {

@@ -11,17 +11,18 @@ import {
   checkAddRmsNorm,
   checkMatmulGroup,
   checkMatmulOperands,
+  checkRmsNormOperands,
   checkRopeOperands,
   checkSlotCopy,
   checkTemperature,
   checkTopK,
   type MatmulShape,
+  type MatrixView,
   matrixOf,
   requireDistinct,
   requireEqual,
   requireF32,
   requireIndices,
-  rmsNormGroups,
   topKHost,
 } from '@deft/core/backend-kit';
 import { assertFinite, assertInteger } from '@deft/core/validate';
@@ -180,6 +181,30 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
     );
   };
 
+  /** Enqueues a checked RMSNorm over `groups`, first adding `residual` into `x` when given. */
+  const enqueueNorm = (
+    operation: string,
+    x: CudaTensor,
+    residual: CudaTensor | null,
+    weight: CudaTensor,
+    out: CudaTensor,
+    groups: MatrixView,
+    epsilon: number,
+  ): void => {
+    callNative(operation, () =>
+      addon.rmsNorm(
+        x.handle,
+        weight.handle,
+        dtypeCode(weight),
+        out.handle,
+        groups.rows,
+        groups.columns,
+        epsilon,
+        residual?.handle ?? null,
+      ),
+    );
+  };
+
   return {
     embedding(table, tokens, out) {
       gather('table', table, 'tokens', tokens, out, 'embedding');
@@ -225,24 +250,9 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
       const input = own('x', x);
       const scale = own('weight', weight);
       const target = own('out', out);
-      requireF32(input, 'x');
       requireDense(scale, 'weight');
-      requireF32(target, 'out');
-      const groups = rmsNormGroups(matrixOf(input, 'x'), scale);
-      requireEqual('out', 'size', input.size, target.size, target);
-      assertFinite('epsilon', epsilon);
-      callNative('rmsNorm', () =>
-        addon.rmsNorm(
-          input.handle,
-          scale.handle,
-          dtypeCode(scale),
-          target.handle,
-          groups.rows,
-          groups.columns,
-          epsilon,
-          null,
-        ),
-      );
+      const groups = checkRmsNormOperands(input, scale, target, epsilon);
+      enqueueNorm('rmsNorm', input, null, scale, target, groups, epsilon);
     },
 
     addRmsNorm(x, residual, weight, out, epsilon) {
@@ -252,18 +262,7 @@ export function createCudaModelOps(access: CudaModelOpsAccess): CudaModelOps {
       const target = own('out', out);
       requireDense(scale, 'weight');
       const groups = checkAddRmsNorm(input, added, scale, target, epsilon);
-      callNative('addRmsNorm', () =>
-        addon.rmsNorm(
-          input.handle,
-          scale.handle,
-          dtypeCode(scale),
-          target.handle,
-          groups.rows,
-          groups.columns,
-          epsilon,
-          added.handle,
-        ),
-      );
+      enqueueNorm('addRmsNorm', input, added, scale, target, groups, epsilon);
     },
 
     rope(x, positions, options: RopeOptions) {

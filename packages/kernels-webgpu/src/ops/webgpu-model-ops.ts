@@ -10,6 +10,7 @@ import {
 } from '@deft/core';
 import {
   argmaxHost,
+  checkMatmulOperands,
   checkQuantizedWeight,
   checkRopeOperands,
   checkSlotCopy,
@@ -241,21 +242,13 @@ export function createWebGpuModelOps(context: ModelOpsContext): ModelOps {
       const input = tensorOf('x', x);
       const weights = weightOf('weight', weight);
       const output = tensorOf('out', out);
-      const xView = matrixOf(x, 'x');
-      const weightView = matrixOf(weight, 'weight');
-      const outView = matrixOf(out, 'out');
-      requireF32(x, 'x');
-      requireF32(out, 'out');
-      requireEqual('weight', 'inner dimension', xView.columns, weightView.columns, weight);
-      requireEqual('out', 'rows', xView.rows, outView.rows, out);
-      requireEqual('out', 'columns', weightView.rows, outView.columns, out);
-      requireDistinct(x, out, 'x', 'out');
+      const shape = checkMatmulOperands(x, weight, out);
       requireDistinct(weight, out, 'weight', 'out');
-      const rows = xView.rows;
-      const columns = weightView.rows;
+      const rows = shape.m;
+      const columns = shape.n;
       if (rows === 0 || columns === 0) return;
       const pipeline = context.pipeline(`op-matmul:${weights.format}`, () => matmulShader(weights.format));
-      submit('matmul', pipeline, Uint32Array.of(rows, columns, xView.columns), [
+      submit('matmul', pipeline, Uint32Array.of(rows, columns, shape.k), [
         {
           buffers: [
             [1, input.buffer],

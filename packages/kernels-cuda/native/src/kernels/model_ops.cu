@@ -716,24 +716,25 @@ struct TiledRing {
     }
   }
 
-  __device__ __forceinline__ void LoadWeights(int stage, int tile) {
+  /** Copies `Passes` rows (per thread) of stage `tile` into `tiles`; invalid rows and columns are zero-filled. */
+  template <int Passes>
+  __device__ __forceinline__ void Load(half* tiles, const half* const (&sources)[Passes], const bool (&rowValid)[Passes],
+                                       const half* fallback, int tile) {
     const bool inRange = columnBegin + tile * kTiledDepth + chunk * 8 < columnEnd;
 #pragma unroll
-    for (int pass = 0; pass < kWeightPasses; ++pass) {
-      const bool valid = inRange && weightRowValid[pass];
-      CopyAsync16(weightTiles + stage * kWeightStage + destination + pass * kRowsPerPass * kTiledDepth,
-                  valid ? weightSource[pass] + tile * kTiledDepth : weight, valid);
+    for (int pass = 0; pass < Passes; ++pass) {
+      const bool valid = inRange && rowValid[pass];
+      CopyAsync16(tiles + destination + pass * kRowsPerPass * kTiledDepth,
+                  valid ? sources[pass] + tile * kTiledDepth : fallback, valid);
     }
   }
 
+  __device__ __forceinline__ void LoadWeights(int stage, int tile) {
+    Load(weightTiles + stage * kWeightStage, weightSource, weightRowValid, weight, tile);
+  }
+
   __device__ __forceinline__ void LoadTokens(int stage, int tile) {
-    const bool inRange = columnBegin + tile * kTiledDepth + chunk * 8 < columnEnd;
-#pragma unroll
-    for (int pass = 0; pass < kTokenPasses; ++pass) {
-      const bool valid = inRange && tokenRowValid[pass];
-      CopyAsync16(tokenTiles + stage * kTokenStage + destination + pass * kRowsPerPass * kTiledDepth,
-                  valid ? tokenSource[pass] + tile * kTiledDepth : x16, valid);
-    }
+    Load(tokenTiles + stage * kTokenStage, tokenSource, tokenRowValid, x16, tile);
   }
 
   /**
